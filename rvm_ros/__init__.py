@@ -1,0 +1,14 @@
+"""rvm_ros: RVM (Recurrent Video Masked Autoencoders) perception for ROS 2.
+
+The generated ROS interfaces (``rvm_ros.msg``, ``rvm_ros.srv``) live in the colcon
+install tree, the rest of the package in the source tree during development; the
+package path is extended so both halves import as one package.
+"""
+
+from __future__ import annotations
+
+from pkgutil import extend_path
+
+__path__ = extend_path(__path__, __name__)
+
+__version__ = "0.1.0"

@@ -1,0 +1,74 @@
+"""The `rvm-ros` command: one entry point for everything off-robot.
+
+Each subcommand lives in its own module of this package exposing
+``register(subparsers) -> None``; the parser it adds sets ``func`` to a callable
+``(args) -> int`` (the exit code). The CLI validates arguments and calls library
+functions; it holds no model or I/O logic of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from rvm_ros import __version__
+
+# Subcommand modules, in the order `rvm-ros --help` lists them.
+SUBCOMMANDS: tuple[str, ...] = (
+    "convert",
+    "fetch",
+    "encode",
+    "export",
+    "bench",
+    "make_bag",
+    "replay",
+    "play",
+    "demo",
+)
+
+
+class CliError(Exception):
+    """A user-facing error: printed as ``rvm-ros: error: <message>``, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="rvm-ros",
+        description="RVM perception tools: checkpoints, export, benchmarks, bag replay.",
+    )
+    parser.add_argument("--version", action="version", version=f"rvm-ros {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"rvm_ros.cli.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"rvm-ros: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rvm-ros: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

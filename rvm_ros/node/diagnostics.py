@@ -1,0 +1,257 @@
+"""Thread-safe counters of the node and their ``/diagnostics`` form.
+
+The counting (:class:`NodeStats`) and the status summary (:func:`summarize`) are pure
+Python; :func:`to_diagnostic_array` turns the summary into a
+``diagnostic_msgs/DiagnosticArray``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ERROR",
+    "OK",
+    "WARN",
+    "CameraCounters",
+    "NodeStats",
+    "StatusSummary",
+    "summarize",
+    "to_diagnostic_array",
+]
+
+OK = 0
+WARN = 1
+ERROR = 2
+
+HARDWARE_ID = "rvm_ros"
+
+
+@dataclass
+class CameraCounters:
+    """Totals of one camera since the node started."""
+
+    received: int = 0
+    processed: int = 0
+    dropped: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    resets: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def copy(self) -> CameraCounters:
+        """A deep copy."""
+        return CameraCounters(
+            self.received,
+            self.processed,
+            self.dropped,
+            Counter(self.rejected),
+            Counter(self.resets),
+            Counter(self.skipped),
+        )
+
+
+@dataclass(frozen=True)
+class StatusSummary:
+    """One ``DiagnosticStatus``: name, level, message and key/value pairs."""
+
+    name: str
+    level: int
+    message: str
+    values: tuple[tuple[str, str], ...]
+
+
+class NodeStats:
+    """Counters updated from the executor and the inference thread.
+
+    Args:
+        cameras: Camera names.
+        latency_window: Number of most recent step latencies kept for p50 / p99.
+    """
+
+    def __init__(self, cameras: tuple[str, ...] | list[str], latency_window: int = 300) -> None:
+        self._lock = threading.Lock()
+        self._cams = {c: CameraCounters() for c in cameras}
+        self._latency: deque[float] = deque(maxlen=latency_window)
+        self._batch_sizes: deque[int] = deque(maxlen=latency_window)
+        self._steps = 0
+        self._qos: Counter[str] = Counter()
+        self._logged: set[tuple[str, str]] = set()
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """Camera names."""
+        return tuple(self._cams)
+
+    def received(self, camera: str) -> None:
+        """One message arrived on ``camera``'s topic."""
+        with self._lock:
+            self._cams[camera].received += 1
+
+    def dropped(self, camera: str, count: int = 1) -> None:
+        """``count`` frames of ``camera`` were replaced by newer ones before processing."""
+        with self._lock:
+            self._cams[camera].dropped += count
+
+    def rejected(self, camera: str, cause: str) -> bool:
+        """A frame of ``camera`` was refused; returns True the first time for this cause."""
+        with self._lock:
+            self._cams[camera].rejected[cause] += 1
+            key = (camera, cause)
+            first = key not in self._logged
+            self._logged.add(key)
+            return first
+
+    def skipped(self, camera: str, reason: str) -> bool:
+        """The processor skipped a frame; returns True the first time for this reason."""
+        with self._lock:
+            self._cams[camera].skipped[reason] += 1
+            key = (camera, "skip:" + reason)
+            first = key not in self._logged
+            self._logged.add(key)
+            return first
+
+    def processed(self, camera: str, reset_reason: str | None = None) -> None:
+        """A frame of ``camera`` was processed (after a reset when ``reset_reason`` is set)."""
+        with self._lock:
+            cam = self._cams[camera]
+            cam.processed += 1
+            if reset_reason:
+                cam.resets[reset_reason] += 1
+
+    def step(self, seconds: float, batch_size: int) -> None:
+        """One batched processing step took ``seconds``."""
+        with self._lock:
+            self._latency.append(seconds)
+            self._batch_sizes.append(batch_size)
+            self._steps += 1
+
+    def qos_incompatible(self, topic: str) -> bool:
+        """An incompatible QoS peer on ``topic``; returns True the first time for it."""
+        with self._lock:
+            first = topic not in self._qos
+            self._qos[topic] += 1
+            return first
+
+    def snapshot(self) -> dict[str, Any]:
+        """A consistent copy of every counter."""
+        with self._lock:
+            return {
+                "cameras": {c: v.copy() for c, v in self._cams.items()},
+                "latency": list(self._latency),
+                "batch_sizes": list(self._batch_sizes),
+                "steps": self._steps,
+                "qos": dict(self._qos),
+            }
+
+
+def _counter_text(counter: Counter[str] | dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(counter.items())) or "none"
+
+
+def summarize(
+    snap: dict[str, Any],
+    previous: dict[str, Any] | None,
+    period_s: float,
+    node_name: str,
+    runtime: str,
+    active: bool,
+) -> list[StatusSummary]:
+    """Turn a snapshot (and the one before it, for rates) into statuses.
+
+    Args:
+        snap: :meth:`NodeStats.snapshot` now.
+        previous: The snapshot of the previous period (None for the first).
+        period_s: Seconds between the two snapshots.
+        node_name: Fully qualified node name (status name prefix).
+        runtime: Backend description (``EncoderInfo`` text) or why there is none.
+        active: Whether the node is active.
+
+    Returns:
+        The node's status first, then one per camera.
+    """
+    prev_cams = previous["cameras"] if previous else {}
+    dt = max(period_s, 1e-9)
+    lat = np.asarray(snap["latency"], dtype=np.float64) * 1e3
+    p50 = float(np.percentile(lat, 50)) if lat.size else float("nan")
+    p99 = float(np.percentile(lat, 99)) if lat.size else float("nan")
+    batches = snap["batch_sizes"]
+    qos: dict[str, int] = snap["qos"]
+    prev_qos: dict[str, int] = previous["qos"] if previous else {}
+    new_qos = sum(qos.values()) - sum(prev_qos.values())
+    level = OK
+    message = "active"
+    if not active:
+        level, message = WARN, "inactive (no runtime loaded)"
+    elif qos:
+        level = WARN
+        message = f"incompatible QoS on {len(qos)} topic(s)"
+    statuses = [
+        StatusSummary(
+            name=f"{node_name}: node",
+            level=level,
+            message=message,
+            values=(
+                ("runtime", runtime),
+                ("steps", str(snap["steps"])),
+                ("step_latency_p50_ms", f"{p50:.2f}"),
+                ("step_latency_p99_ms", f"{p99:.2f}"),
+                ("latency_window", str(lat.size)),
+                ("mean_batch_size", f"{np.mean(batches):.2f}" if batches else "nan"),
+                ("qos_incompatible", _counter_text(qos)),
+                ("qos_incompatible_new", str(new_qos)),
+            ),
+        )
+    ]
+    for cam, c in snap["cameras"].items():
+        p = prev_cams.get(cam, CameraCounters())
+        rate_in = (c.received - p.received) / dt
+        rate_out = (c.processed - p.processed) / dt
+        new_rejects = sum(c.rejected.values()) - sum(p.rejected.values())
+        cam_level = OK
+        cam_msg = "ok"
+        if new_rejects:
+            cam_level, cam_msg = WARN, f"{new_rejects} input(s) rejected in the last period"
+        elif c.received == 0:
+            cam_msg = "no input yet"
+        statuses.append(
+            StatusSummary(
+                name=f"{node_name}: camera {cam}",
+                level=cam_level,
+                message=cam_msg,
+                values=(
+                    ("rate_in_hz", f"{rate_in:.2f}"),
+                    ("rate_out_hz", f"{rate_out:.2f}"),
+                    ("received", str(c.received)),
+                    ("processed", str(c.processed)),
+                    ("dropped", str(c.dropped)),
+                    ("resets", str(sum(c.resets.values()))),
+                    ("resets_by_reason", _counter_text(c.resets)),
+                    ("rejected", str(sum(c.rejected.values()))),
+                    ("rejected_by_cause", _counter_text(c.rejected)),
+                    ("skipped_by_reason", _counter_text(c.skipped)),
+                ),
+            )
+        )
+    return statuses
+
+
+def to_diagnostic_array(statuses: list[StatusSummary], stamp: Any) -> Any:
+    """Build a ``diagnostic_msgs/DiagnosticArray`` (``stamp``: a ``builtin_interfaces/Time``)."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    arr = DiagnosticArray()
+    arr.header.stamp = stamp
+    for s in statuses:
+        st = DiagnosticStatus()
+        st.level = bytes([s.level])
+        st.name = s.name
+        st.message = s.message
+        st.hardware_id = HARDWARE_ID
+        st.values = [KeyValue(key=k, value=v) for k, v in s.values]
+        arr.status.append(st)
+    return arr

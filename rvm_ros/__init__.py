@@ -12,3 +12,12 @@ from pkgutil import extend_path
 __path__ = extend_path(__path__, __name__)
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """Lazy access to heavy API (``load_model``) so ``import rvm_ros`` stays light."""
+    if name == "load_model":
+        from rvm_ros.checkpoint import load_model
+
+        return load_model
+    raise AttributeError(f"module 'rvm_ros' has no attribute {name!r}")

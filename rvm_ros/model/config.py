@@ -1,0 +1,180 @@
+"""Architecture configuration of an RVM model (frozen, JSON-serialisable)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Encoder sizes of the official ViT variants: (dim, layers, mlp, heads).
+_ENCODER_SIZES: dict[str, tuple[int, int, int, int]] = {
+    "mu": (32, 1, 128, 2),
+    "Ti": (192, 12, 768, 3),
+    "S": (384, 12, 1536, 6),
+    "M": (512, 12, 2048, 8),
+    "B": (768, 12, 3072, 12),
+    "L": (1024, 24, 4096, 16),
+    "H": (1280, 32, 5120, 16),
+}
+
+VARIANTS: tuple[str, ...] = (*_ENCODER_SIZES, "tiny")
+
+
+@dataclass(frozen=True)
+class RVMConfig:
+    """Sizes of every part of an RVM model.
+
+    Attributes:
+        dim: Token width D of the encoder and the recurrent core.
+        enc_layers: Number of ViT encoder blocks.
+        enc_heads: Attention heads of the encoder.
+        enc_mlp: Hidden width of the encoder MLPs.
+        core_layers: Number of cross-attention blocks of the recurrent core.
+        core_heads: Attention heads of the recurrent core.
+        core_mlp: Hidden width of the core MLPs.
+        dec_dim: Width Dd of the masked-reconstruction decoder.
+        dec_layers: Number of decoder blocks.
+        dec_heads: Attention heads of the decoder.
+        dec_mlp: Hidden width of the decoder MLPs.
+        patch_size: Side of the square patches in pixels.
+        pos_grid: Side of the grid the sinusoid position table is built for.
+        variant: Name of the size (``S``, ``L``, ``tiny``, ... or ``custom``).
+    """
+
+    dim: int
+    enc_layers: int
+    enc_heads: int
+    enc_mlp: int
+    core_layers: int
+    core_heads: int
+    core_mlp: int
+    dec_dim: int
+    dec_layers: int
+    dec_heads: int
+    dec_mlp: int
+    patch_size: int = 16
+    pos_grid: int = 16
+    variant: str = "custom"
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            if field.name == "variant":
+                if not isinstance(self.variant, str) or not self.variant:
+                    raise ValueError(
+                        f"RVMConfig.variant must be a non-empty string, got {self.variant!r}"
+                    )
+                continue
+            value = getattr(self, field.name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(
+                    f"RVMConfig.{field.name} must be a positive integer, got {value!r}"
+                )
+        for part, width, heads in (
+            ("enc", self.dim, self.enc_heads),
+            ("core", self.dim, self.core_heads),
+            ("dec", self.dec_dim, self.dec_heads),
+        ):
+            if width % heads:
+                raise ValueError(
+                    f"RVMConfig: {part} width {width} is not divisible by {part}_heads {heads}"
+                )
+
+    @classmethod
+    def from_variant(cls, name: str) -> RVMConfig:
+        """Configuration of a named size.
+
+        Args:
+            name: One of ``mu, Ti, S, M, B, L, H`` (official ViT sizes; core and decoder
+                follow the published RVM-L construction: 4 core blocks with MLP 4D,
+                decoder width 512, 8 blocks, 16 heads, MLP 2048) or ``tiny`` (the test
+                fixture configuration: D 64, 2 encoder + 2 core blocks).
+
+        Returns:
+            The configuration.
+
+        Raises:
+            ValueError: For an unknown name.
+        """
+        if name == "tiny":
+            return cls(
+                dim=64,
+                enc_layers=2,
+                enc_heads=4,
+                enc_mlp=256,
+                core_layers=2,
+                core_heads=4,
+                core_mlp=256,
+                dec_dim=32,
+                dec_layers=2,
+                dec_heads=4,
+                dec_mlp=128,
+                variant="tiny",
+            )
+        if name not in _ENCODER_SIZES:
+            raise ValueError(f"unknown RVM variant {name!r}; known: {', '.join(VARIANTS)}")
+        dim, layers, mlp, heads = _ENCODER_SIZES[name]
+        return cls(
+            dim=dim,
+            enc_layers=layers,
+            enc_heads=heads,
+            enc_mlp=mlp,
+            core_layers=4,
+            core_heads=heads,
+            core_mlp=4 * dim,
+            dec_dim=512,
+            dec_layers=8,
+            dec_heads=16,
+            dec_mlp=2048,
+            variant=name,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """The configuration as compact JSON (the ``rvm_config`` checkpoint metadata)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RVMConfig:
+        """Build from a dict; unknown or missing fields raise ``ValueError`` naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"RVMConfig: unknown field(s) {', '.join(unknown)}")
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        missing = sorted(required - set(data))
+        if missing:
+            raise ValueError(f"RVMConfig: missing field(s) {', '.join(missing)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> RVMConfig:
+        """Parse :meth:`to_json` output."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"RVMConfig: invalid JSON ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ValueError("RVMConfig: JSON must be an object")
+        return cls.from_dict(data)
+
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """Token grid (h, w) of an input size; raises ``ValueError`` if not divisible."""
+        p = self.patch_size
+        if height <= 0 or width <= 0 or height % p or width % p:
+            raise ValueError(
+                f"input size {height}x{width} must be positive and divisible by the patch size {p}"
+            )
+        return height // p, width // p
+
+    def num_tokens(self, height: int, width: int) -> int:
+        """Tokens per frame: 1 (CLS) + h*w."""
+        h, w = self.grid(height, width)
+        return 1 + h * w

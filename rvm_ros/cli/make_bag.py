@@ -1,11 +1,53 @@
-"""`rvm-ros make-bag` (placeholder until its issue lands)."""
+"""`rvm-ros make-bag`: build a rosbag2 of camera images from video files."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from rvm_ros.cli import CliError
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rvm_ros.replay.make_bag import MakeBagError, make_bag
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise CliError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.width is not None and args.width < 16:
+        raise CliError(f"--width must be >= 16, got {args.width}")
+    try:
+        result = make_bag(
+            [Path(v) for v in args.videos],
+            Path(args.out),
+            storage=args.storage,
+            compressed=args.compressed,
+            topic_prefix=args.topic_prefix,
+            max_frames=args.max_frames,
+            width=args.width,
+            force=args.force,
+        )
+    except MakeBagError as exc:
+        raise CliError(str(exc)) from exc
+    for cam in result.cameras:
+        print(f"{cam.topic}: {cam.frames} frames {cam.width}x{cam.height} from {cam.video}")
+    print(f"wrote {result.bag} ({result.storage})")
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the subcommand (not implemented yet)."""
-    p = sub.add_parser("make-bag", help="(not implemented yet)")
-    p.set_defaults(func=lambda args: print("rvm-ros make-bag: not implemented yet") or 1)
+    """Add ``make-bag``."""
+    p = sub.add_parser(
+        "make-bag",
+        help="build a rosbag2 of camera images from videos (one camera per video)",
+        description="Build a rosbag2 (mcap or sqlite3) with one camera per video: "
+        "sensor_msgs/Image rgb8 (or CompressedImage JPEG) at the video's frame times.",
+    )
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    p.add_argument("--out", required=True, metavar="BAG", help="bag folder to create")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    p.add_argument("--compressed", action="store_true", help="write JPEG CompressedImage")
+    p.add_argument("--topic-prefix", default="/cameras", help="topics: PREFIX/<camera>/image_raw")
+    p.add_argument("--max-frames", type=int, default=None, help="frames per video at most")
+    p.add_argument("--width", type=int, default=None, help="downscale frames to this width")
+    p.add_argument("--force", action="store_true", help="replace BAG if it exists")
+    p.set_defaults(func=_run)

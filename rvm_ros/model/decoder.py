@@ -63,8 +63,8 @@ class Decoder(nn.Module):
         queries = self.mask_token.to(emb.dtype).expand(b, h * w, self.dec_dim)  # [B, hw, Dd]
         index = visible_indices.unsqueeze(-1).expand(-1, -1, self.dec_dim)  # [B, V, Dd]
         queries = queries.scatter(1, index, visible)  # [B, hw, Dd]
-        table = torch.tensor(sinusoid_table(h * w, self.dec_dim), dtype=emb.dtype)
-        queries = queries + table.to(emb.device)
+        table = torch.from_numpy(sinusoid_table(h * w, self.dec_dim))  # [hw, Dd]
+        queries = queries + table.to(device=emb.device, dtype=emb.dtype)
         if delta is not None:
             onehot = F.one_hot(delta.long(), NUM_DELTAS).to(emb.dtype)  # [B, 64]
             queries = queries + self.delta_embedder(onehot).unsqueeze(1)  # [B, hw, Dd]

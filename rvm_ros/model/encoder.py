@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -34,13 +36,20 @@ class PositionTable(nn.Module):
 
     def forward(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """Table ``[h*w, D]`` for an ``h x w`` grid on ``device`` in ``dtype``."""
+        tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        with warnings.catch_warnings():
+            # The table is a constant of the grid size by design (fixed input size).
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+            h, w = int(h), int(w)  # plain ints even when shapes are traced
         key = (h, w, device, dtype)
-        table = self._cache.get(key)
-        if table is None or torch.jit.is_tracing():
-            table = torch.tensor(
-                grid_position_table(self.dim, self.pos_grid, h, w), dtype=dtype, device=device
-            )
-            if not torch.jit.is_tracing():
+        table = None if tracing else self._cache.get(key)
+        if table is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+                table = torch.tensor(
+                    grid_position_table(self.dim, self.pos_grid, h, w), dtype=dtype, device=device
+                )
+            if not tracing:
                 self._cache[key] = table
         return table
 

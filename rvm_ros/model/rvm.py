@@ -90,14 +90,16 @@ class RVM(nn.Module):
             ``(features, new_state)``, both ``[B, 1+h*w, D]`` (token 0 = CLS, the rest the
             row-major patch grid); the features are the new state.
         """
-        b, height, width = self._check_frames(frames, "RVM.step")
-        n = self.config.num_tokens(height, width)
-        expected = (b, n, self.config.dim)
-        if tuple(state.shape) != expected:
-            raise ValueError(
-                f"RVM.step: state shape {tuple(state.shape)} does not match frames "
-                f"{b}x{height}x{width} (expected {expected})"
-            )
+        if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            # Validation on concrete shapes only; a traced / exported graph has fixed shapes.
+            b, height, width = self._check_frames(frames, "RVM.step")
+            n = self.config.num_tokens(height, width)
+            expected = (b, n, self.config.dim)
+            if tuple(state.shape) != expected:
+                raise ValueError(
+                    f"RVM.step: state shape {tuple(state.shape)} does not match frames "
+                    f"{b}x{height}x{width} (expected {expected})"
+                )
         dtype = self._param_ref().dtype
         x = _frames_to_float(frames, dtype, "RVM.step")  # [B, H, W, 3]
         encoded = self.encoder(x)  # [B, N, D]

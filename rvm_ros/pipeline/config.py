@@ -1,0 +1,172 @@
+"""`ProcessingConfig`: the settings of the processing core, validated once.
+
+The node maps its ROS parameters onto this frozen dataclass and the bag replay builds
+it from the same parameter file, so both run the same processing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rvm_ros.tracking import TrackerConfig
+
+RESIZE_MODES: tuple[str, ...] = ("stretch", "letterbox", "center_crop")
+FEATURE_DTYPES: tuple[str, ...] = ("float16", "float32")
+FEATURE_POOLS: tuple[int, ...] = (1, 2, 4)
+
+# Camera names become topic name tokens (``~/<camera>/features``).
+_CAMERA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """An invalid setting.
+
+    Attributes:
+        param: The name of the offending parameter (e.g. ``"feature_pool"``).
+        message: What is wrong with it (e.g. ``"must be 1, 2 or 4, got 3"``).
+    """
+
+    def __init__(self, param: str, message: str) -> None:
+        self.param = param
+        self.message = message
+        text = message if message.startswith(param) else f"{param}: {message}"
+        super().__init__(text)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.param, self.message))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class ProcessingConfig:
+    """Settings of `rvm_ros.pipeline.Processor` (validated on construction).
+
+    Attributes:
+        cameras: Camera names (unique; letters, digits and ``_``, starting with a letter).
+        model_height: Network input height in pixels (multiple of the patch size, 16).
+        model_width: Network input width in pixels (multiple of the patch size, 16).
+        resize_mode: How images are fitted to the network input: ``stretch``,
+            ``letterbox`` or ``center_crop`` (see `rvm_ros.preprocess`).
+        reset_on_gap_s: Reset a camera's recurrent state when its frames are more than
+            this many seconds apart; ``0`` disables the gap rule.
+        feature_dtype: Element type of the output features: ``float16`` or ``float32``.
+        feature_pool: Average pooling of the feature grid: 1 (none), 2 or 4. The grid
+            (model size / 16) must be divisible by it.
+        max_batch_wait_ms: Frames of different cameras whose stamps (offline) or
+            arrival times (live) lie within this window run as one batched step.
+        max_image_pixels: Input images with more pixels than this are rejected.
+        tracking: Track points and report them with every result.
+        track_grid: N > 0 tracks an N x N grid of points (spread evenly over the
+            network input) seeded on the first frame after each state reset; 0: none.
+        tracker: Settings of `rvm_ros.tracking.PointTracker`; None uses its defaults.
+
+    Raises:
+        ConfigError: On construction, for the first invalid field (``param`` names it).
+    """
+
+    cameras: tuple[str, ...]
+    model_height: int = 256
+    model_width: int = 256
+    resize_mode: str = "stretch"
+    reset_on_gap_s: float = 1.0
+    feature_dtype: str = "float16"
+    feature_pool: int = 1
+    max_batch_wait_ms: float = 5.0
+    max_image_pixels: int = 4096 * 4096
+    tracking: bool = True
+    track_grid: int = 0
+    tracker: TrackerConfig | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, patch_size: int = 16) -> None:
+        """Check every field.
+
+        Args:
+            patch_size: Pixels per feature cell side of the model (16 for RVM).
+
+        Raises:
+            ConfigError: For the first invalid field.
+        """
+        cams = self.cameras
+        if isinstance(cams, str) or not isinstance(cams, (tuple, list)):
+            raise ConfigError("cameras", f"must be a tuple of camera names, got {cams!r}")
+        if isinstance(cams, list):
+            object.__setattr__(self, "cameras", tuple(cams))
+        if not cams:
+            raise ConfigError("cameras", "at least one camera is needed")
+        seen: set[str] = set()
+        for name in cams:
+            if not isinstance(name, str) or not _CAMERA_NAME.match(name):
+                raise ConfigError(
+                    "cameras",
+                    f"camera name {name!r} is not valid (letters, digits and '_', "
+                    "starting with a letter)",
+                )
+            if name in seen:
+                raise ConfigError("cameras", f"camera {name!r} is listed twice")
+            seen.add(name)
+        for key in ("model_height", "model_width"):
+            value = getattr(self, key)
+            if not _is_int(value) or value <= 0 or value % patch_size:
+                raise ConfigError(
+                    key,
+                    f"must be a positive multiple of {patch_size} (the patch size), got {value!r}",
+                )
+        if self.resize_mode not in RESIZE_MODES:
+            raise ConfigError(
+                "resize_mode", f"must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}"
+            )
+        gap = self.reset_on_gap_s
+        if not _is_number(gap) or not math.isfinite(gap) or gap < 0:
+            raise ConfigError(
+                "reset_on_gap_s", f"must be a finite number >= 0 (0 disables), got {gap!r}"
+            )
+        if self.feature_dtype not in FEATURE_DTYPES:
+            raise ConfigError(
+                "feature_dtype", f"must be float16 or float32, got {self.feature_dtype!r}"
+            )
+        pool = self.feature_pool
+        if not _is_int(pool) or pool not in FEATURE_POOLS:
+            raise ConfigError("feature_pool", f"feature_pool must be 1, 2 or 4, got {pool!r}")
+        grid_h, grid_w = self.model_height // patch_size, self.model_width // patch_size
+        if grid_h % pool or grid_w % pool:
+            raise ConfigError(
+                "feature_pool",
+                f"feature_pool {pool} does not divide the {grid_h}x{grid_w} feature grid of a "
+                f"{self.model_height}x{self.model_width} model input",
+            )
+        wait = self.max_batch_wait_ms
+        if not _is_number(wait) or not math.isfinite(wait) or wait < 0:
+            raise ConfigError("max_batch_wait_ms", f"must be a finite number >= 0, got {wait!r}")
+        if not _is_int(self.max_image_pixels) or self.max_image_pixels <= 0:
+            raise ConfigError(
+                "max_image_pixels", f"must be a positive integer, got {self.max_image_pixels!r}"
+            )
+        if not isinstance(self.tracking, bool):
+            raise ConfigError("tracking", f"must be true or false, got {self.tracking!r}")
+        if not _is_int(self.track_grid) or self.track_grid < 0:
+            raise ConfigError(
+                "track_grid", f"must be an integer >= 0 (0: none), got {self.track_grid!r}"
+            )
+        if self.tracker is not None:
+            from rvm_ros.tracking import TrackerConfig
+
+            if not isinstance(self.tracker, TrackerConfig):
+                raise ConfigError(
+                    "tracker",
+                    f"must be a rvm_ros.tracking.TrackerConfig or None, got "
+                    f"{type(self.tracker).__name__}",
+                )

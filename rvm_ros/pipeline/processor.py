@@ -1,0 +1,564 @@
+"""`Processor`: the per-frame processing shared by the live node and the bag replay.
+
+For a batch of frames (at most one per camera) it decides each camera's state reset,
+fits and preprocesses the images, runs ONE batched encoder step, checks the outputs,
+splits CLS and grid, pools, casts and tracks points. Pure Python + numpy: no ROS.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rvm_ros.pipeline.config import ConfigError, ProcessingConfig
+from rvm_ros.pipeline.types import (
+    CameraStats,
+    FrameInput,
+    FrameResult,
+    FrameSkip,
+    ImageTracks,
+)
+
+if TYPE_CHECKING:
+    from rvm_ros.preprocess import Geometry
+
+log = logging.getLogger(__name__)
+
+_MAX_GEOMETRIES = 8  # per camera: image sizes remembered (resolution changes are rare)
+_INT32_MAX = 2**31 - 1
+
+
+class _Queries:
+    """Query points requested for one camera, not yet handed to its tracker."""
+
+    __slots__ = ("clear_user", "ids", "xs", "ys")
+
+    def __init__(self) -> None:
+        self.clear_user = False
+        self.xs: list[np.ndarray] = []
+        self.ys: list[np.ndarray] = []
+        self.ids: list[np.ndarray] = []
+
+
+class _Camera:
+    """Everything the processor remembers about one camera."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seq = 0  # frames processed (results produced)
+        self.last_stamp_ns: int | None = None  # of the last frame that ran through the step
+        self.image_size: tuple[int, int] | None = None  # (H, W) of that frame
+        self.geometry: Geometry | None = None  # of that frame
+        self.frames_since_reset = 0
+        self.reset_count = 0
+        self.pending_reset: str | None = None  # guarded by Processor._lock
+        self.queries: _Queries | None = None  # guarded by Processor._lock
+        self.stats = CameraStats()  # guarded by Processor._lock
+        self.geometries: dict[tuple[int, int], Geometry] = {}
+        self.tracker: Any = None
+        self.user_ids: list[int] = []
+        self.grid_ids = np.zeros(0, np.int32)
+
+
+class _Planned:
+    """A frame that goes into the batched step."""
+
+    __slots__ = ("cam", "frame", "geometry", "index", "reset_reason", "size")
+
+    def __init__(
+        self,
+        index: int,
+        frame: FrameInput,
+        cam: _Camera,
+        size: tuple[int, int],
+        geometry: Geometry,
+        reset_reason: str,
+    ) -> None:
+        self.index = index
+        self.frame = frame
+        self.cam = cam
+        self.size = size
+        self.geometry = geometry
+        self.reset_reason = reset_reason
+
+
+class Processor:
+    """Runs the processing of `ProcessingConfig` with an encoder.
+
+    Thread safety: `process` must be called from one thread at a time (the node's
+    worker, or the replay loop); `reset`, `set_query_points` and `stats` may be called
+    from any thread at any time (service callbacks, diagnostics) and take effect on
+    each camera's next frame.
+
+    Reset policy: before a camera's frame goes into the step, its recurrent state
+    (``encoder.reset(camera)``) and tracker context are reset when, in this order of
+    precedence, it is the camera's first frame (``first_frame``); a reset is pending
+    because the last step gave non-finite values (``non_finite``) or `reset` was called
+    (``service``); the input image size changed (``resolution_change``); the stamp is
+    earlier than the last one (``time_backwards``, e.g. a looped bag); or the stamp is
+    more than ``reset_on_gap_s`` after the last one (``gap``). The frame's result then
+    says ``state_reset=True`` with the reason, and every reset is counted.
+
+    Args:
+        config: The processing settings.
+        encoder: A `rvm_ros.runtime.Encoder` (``step``, ``reset``, ``info``) created for
+            ``config.model_height x config.model_width`` input.
+
+    Raises:
+        ConfigError: When the encoder's input size or patch grid does not fit ``config``.
+    """
+
+    def __init__(self, config: ProcessingConfig, encoder: Any) -> None:
+        info = encoder.info
+        if (int(info.height), int(info.width)) != (config.model_height, config.model_width):
+            raise ConfigError(
+                "model_height",
+                f"the encoder takes {info.height}x{info.width} frames but the configuration "
+                f"says model_height x model_width = {config.model_height}x{config.model_width}",
+            )
+        self.patch_size = int(info.patch_size)
+        config.validate(patch_size=self.patch_size)
+        self.config = config
+        self.encoder = encoder
+        self.model_id = str(info.model_id)
+        self.grid_height = config.model_height // self.patch_size
+        self.grid_width = config.model_width // self.patch_size
+        self.pool = config.feature_pool
+        self.cell_size = self.patch_size * self.pool
+        self.dtype = np.dtype(np.float16 if config.feature_dtype == "float16" else np.float32)
+        self._gap_ns = round(config.reset_on_gap_s * 1e9)
+        self._cameras = {name: _Camera(name) for name in config.cameras}
+        self._lock = threading.Lock()
+        self._process_lock = threading.Lock()
+        self._next_id = 0
+        self._unknown_frames = 0
+        # [B, H, W, 3] uint8: the batch handed to the encoder (at most one frame per camera)
+        self._batch = np.zeros(
+            (len(config.cameras), config.model_height, config.model_width, 3), np.uint8
+        )
+        if config.tracking:
+            from rvm_ros.tracking import PointTracker, TrackerConfig
+
+            tracker_config = config.tracker if config.tracker is not None else TrackerConfig()
+            for cam in self._cameras.values():
+                cam.tracker = PointTracker(tracker_config)
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """The configured camera names."""
+        return self.config.cameras
+
+    @property
+    def stats(self) -> dict[str, CameraStats]:
+        """A snapshot of the per-camera counters."""
+        with self._lock:
+            return {name: cam.stats.copy() for name, cam in self._cameras.items()}
+
+    @property
+    def unknown_frames(self) -> int:
+        """Frames skipped because their camera is not configured."""
+        with self._lock:
+            return self._unknown_frames
+
+    def reset(self, camera: str | None = None, reason: str = "service") -> None:
+        """Request a state reset, applied on the camera's next frame.
+
+        Args:
+            camera: One camera, or None / ``""`` for every camera.
+            reason: The reset reason reported with that frame.
+
+        Raises:
+            ValueError: For an unknown camera.
+        """
+        with self._lock:
+            for cam in self._targets(camera):
+                if cam.pending_reset is None:
+                    cam.pending_reset = reason
+
+    def set_query_points(
+        self,
+        camera: str,
+        xs: Sequence[float] | np.ndarray,
+        ys: Sequence[float] | np.ndarray,
+        append: bool,
+    ) -> list[int]:
+        """Start tracking points given in input-image pixels (from the camera's next frame).
+
+        Args:
+            camera: Camera name, or ``""`` for every camera (each tracks the same ids).
+            xs: Columns in input-image pixels (x right, origin at the top-left corner).
+            ys: Rows in input-image pixels (same length as ``xs``).
+            append: False replaces the points set earlier with this call (the automatic
+                ``track_grid`` points stay); True adds to them.
+
+        Returns:
+            The new track ids, in request order (unique, never reused).
+
+        Raises:
+            ValueError: Tracking is off, the camera is unknown, the lists differ in
+                length or hold non-finite values, or a point lies outside the image /
+                the part of it the network sees (checked once the camera's image size
+                is known; before that, points are clamped to the feature grid).
+        """
+        if not self.config.tracking:
+            raise ValueError("tracking is disabled (tracking=false); no points can be tracked")
+        x = np.asarray(xs, dtype=np.float64).reshape(-1)
+        y = np.asarray(ys, dtype=np.float64).reshape(-1)
+        if x.shape != y.shape:
+            raise ValueError(f"x and y differ in length: {x.size} vs {y.size}")
+        bad = np.flatnonzero(~(np.isfinite(x) & np.isfinite(y)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"point {i} is not finite: x={x[i]}, y={y[i]}")
+        with self._lock:
+            targets = self._targets(camera)
+            for cam in targets:
+                if cam.geometry is not None:
+                    self._check_points_visible(cam, cam.geometry, x, y)
+            if self._next_id + x.size > _INT32_MAX:
+                raise ValueError("track ids exhausted (int32)")
+            ids = np.arange(self._next_id, self._next_id + x.size, dtype=np.int32)
+            self._next_id += int(x.size)
+            for cam in targets:
+                q = cam.queries if cam.queries is not None else _Queries()
+                if not append:
+                    q.clear_user = True
+                    q.xs.clear()
+                    q.ys.clear()
+                    q.ids.clear()
+                q.xs.append(x)
+                q.ys.append(y)
+                q.ids.append(ids)
+                cam.queries = q
+        return [int(i) for i in ids]
+
+    def process(self, batch: Sequence[FrameInput]) -> list[FrameResult | FrameSkip]:
+        """Process a batch of frames with one encoder step.
+
+        Args:
+            batch: Frames, at most one per camera.
+
+        Returns:
+            One `FrameResult` or `FrameSkip` per input, in input order.
+
+        Raises:
+            ValueError: When a camera has more than one frame in ``batch``.
+            TypeError: When an element is not a `FrameInput`.
+        """
+        seen: set[str] = set()
+        for i, frame in enumerate(batch):
+            if not isinstance(frame, FrameInput):
+                raise TypeError(f"batch[{i}] is a {type(frame).__name__}, not a FrameInput")
+            if frame.camera in seen:
+                raise ValueError(
+                    f"camera {frame.camera!r} has more than one frame in the batch "
+                    f"(batch[{i}]); give each camera at most one frame per step"
+                )
+            seen.add(frame.camera)
+        with self._process_lock:
+            return self._process(batch)
+
+    # ------------------------------------------------------------------ internals
+
+    def _targets(self, camera: str | None) -> list[_Camera]:
+        if not camera:
+            return list(self._cameras.values())
+        cam = self._cameras.get(camera)
+        if cam is None:
+            raise ValueError(
+                f"unknown camera {camera!r}; configured cameras: {', '.join(self._cameras)}"
+            )
+        return [cam]
+
+    def _check_points_visible(
+        self, cam: _Camera, geometry: Geometry, x: np.ndarray, y: np.ndarray
+    ) -> None:
+        h, w = geometry.image_height, geometry.image_width
+        mx, my = geometry.image_to_model(x, y)
+        mx, my = np.asarray(mx), np.asarray(my)
+        inside = (x >= 0) & (x <= w) & (y >= 0) & (y <= h)
+        seen = (mx >= 0) & (mx <= geometry.model_width) & (my >= 0) & (my <= geometry.model_height)
+        bad = np.flatnonzero(~(inside & seen))
+        if bad.size:
+            i = int(bad[0])
+            where = (
+                f"outside the {w}x{h} image"
+                if not inside[i]
+                else f"in the part of the image that {geometry.mode} cuts away"
+            )
+            raise ValueError(
+                f"point {i} (x={x[i]:g}, y={y[i]:g}) of camera {cam.name!r} is {where}"
+            )
+
+    def _skip(self, frame: FrameInput, cam: _Camera | None, reason: str, detail: str) -> FrameSkip:
+        with self._lock:
+            if cam is None:
+                self._unknown_frames += 1
+            else:
+                cam.stats.skipped[reason] = cam.stats.skipped.get(reason, 0) + 1
+        return FrameSkip(frame.camera, int(frame.stamp_ns), frame.header, reason, detail)
+
+    def _geometry(self, cam: _Camera, size: tuple[int, int]) -> Geometry:
+        geometry = cam.geometries.get(size)
+        if geometry is None:
+            from rvm_ros.preprocess import fit_geometry
+
+            cfg = self.config
+            geometry = fit_geometry(
+                size[0], size[1], cfg.model_height, cfg.model_width, cfg.resize_mode
+            )
+            if len(cam.geometries) >= _MAX_GEOMETRIES:
+                cam.geometries.clear()
+            cam.geometries[size] = geometry
+        return geometry
+
+    def _check_image(self, frame: FrameInput) -> tuple[str, str] | None:
+        """Returns (reason, detail) when the image cannot be used."""
+        img = frame.image
+        where = f"camera {frame.camera!r} stamp {frame.stamp_ns}"
+        if not isinstance(img, np.ndarray):
+            return "invalid_image", f"{where}: image is a {type(img).__name__}, not a numpy array"
+        if img.ndim != 3 or img.shape[2] != 3:
+            return "invalid_image", f"{where}: image has shape {img.shape}, expected [H, W, 3] RGB"
+        if img.dtype != np.uint8 and not np.issubdtype(img.dtype, np.floating):
+            return (
+                "invalid_image",
+                f"{where}: image dtype is {img.dtype}, expected uint8 or float32 in [0, 1]",
+            )
+        h, w = img.shape[:2]
+        if h == 0 or w == 0:
+            return "invalid_image", f"{where}: image is empty ({h}x{w})"
+        if h * w > self.config.max_image_pixels:
+            return (
+                "too_large",
+                f"{where}: image is {w}x{h} = {h * w} pixels, more than max_image_pixels "
+                f"= {self.config.max_image_pixels}",
+            )
+        if img.dtype != np.uint8:
+            finite = np.isfinite(img)
+            if not finite.all():
+                n = int(img.size - np.count_nonzero(finite))
+                return "non_finite", f"{where}: float image has {n} NaN/inf values"
+        return None
+
+    def _reset_reason(self, cam: _Camera, stamp: int, size: tuple[int, int]) -> str:
+        if cam.last_stamp_ns is None:
+            return "first_frame"
+        if cam.pending_reset is not None:
+            return cam.pending_reset
+        if size != cam.image_size:
+            return "resolution_change"
+        if stamp < cam.last_stamp_ns:
+            return "time_backwards"
+        if self._gap_ns > 0 and stamp - cam.last_stamp_ns > self._gap_ns:
+            return "gap"
+        return ""
+
+    def _fill(self, row: int, image: np.ndarray, geometry: Geometry) -> None:
+        """Preprocess ``image`` into batch row ``row`` (uint8)."""
+        from rvm_ros.preprocess import preprocess
+
+        out = self._batch[row]
+        if image.dtype == np.uint8:
+            res = preprocess(image, geometry, out=out)
+            if res is not out:
+                out[...] = res
+        else:
+            # float in [0, 1] -> uint8 round(x * 255), clipped (values outside [0, 1] clip)
+            res = preprocess(np.asarray(image, dtype=np.float32), geometry)
+            out[...] = np.clip(np.rint(res * np.float32(255.0)), 0.0, 255.0)
+
+    def _process(self, batch: Sequence[FrameInput]) -> list[FrameResult | FrameSkip]:
+        results: list[FrameResult | FrameSkip | None] = [None] * len(batch)
+        planned: list[_Planned] = []
+        for i, frame in enumerate(batch):
+            cam = self._cameras.get(frame.camera)
+            if cam is None:
+                results[i] = self._skip(
+                    frame,
+                    None,
+                    "camera_unknown",
+                    f"camera {frame.camera!r} is not configured "
+                    f"(cameras: {', '.join(self._cameras)})",
+                )
+                continue
+            with self._lock:
+                cam.stats.frames_in += 1
+            problem = self._check_image(frame)
+            if problem is not None:
+                reason, detail = problem
+                if reason == "non_finite":
+                    with self._lock:
+                        if cam.pending_reset is None:
+                            cam.pending_reset = "non_finite"
+                results[i] = self._skip(frame, cam, reason, detail)
+                continue
+            size = (int(frame.image.shape[0]), int(frame.image.shape[1]))
+            geometry = self._geometry(cam, size)
+            stamp = int(frame.stamp_ns)
+            with self._lock:
+                reason = self._reset_reason(cam, stamp, size)
+                cam.pending_reset = None
+            self._fill(len(planned), frame.image, geometry)
+            planned.append(_Planned(i, frame, cam, size, geometry, reason))
+
+        if planned:
+            for p in planned:
+                if p.reset_reason:
+                    self.encoder.reset(p.cam.name)
+            frames = self._batch[: len(planned)]  # [B, H, W, 3] uint8
+            names = [p.cam.name for p in planned]
+            t0 = time.perf_counter()
+            try:
+                out = self.encoder.step(frames, names)  # [B, 1 + h*w, D] float32
+            except BaseException:
+                with self._lock:
+                    for p in planned:
+                        if p.reset_reason and p.reset_reason != "first_frame":
+                            p.cam.pending_reset = p.cam.pending_reset or p.reset_reason
+                raise
+            step_ms = (time.perf_counter() - t0) * 1e3
+            out = np.asarray(out)
+            n_tokens = 1 + self.grid_height * self.grid_width
+            if out.ndim != 3 or out.shape[0] != len(planned) or out.shape[1] != n_tokens:
+                raise RuntimeError(
+                    f"encoder returned shape {out.shape}, expected [{len(planned)}, {n_tokens}, D]"
+                )
+            for j, p in enumerate(planned):
+                results[p.index] = self._finish(p, out[j], step_ms)
+        return [r for r in results if r is not None]
+
+    def _apply_reset(self, cam: _Camera, reason: str) -> None:
+        cam.frames_since_reset = 0
+        cam.reset_count += 1
+        with self._lock:
+            cam.stats.resets[reason] = cam.stats.resets.get(reason, 0) + 1
+        if cam.tracker is not None:
+            cam.tracker.reset()
+            n = self.config.track_grid
+            if n > 0:
+                if cam.grid_ids.size:
+                    cam.tracker.remove(cam.grid_ids)
+                with self._lock:
+                    if self._next_id + n * n > _INT32_MAX:
+                        raise RuntimeError("track ids exhausted (int32)")
+                    cam.grid_ids = np.arange(self._next_id, self._next_id + n * n, dtype=np.int32)
+                    self._next_id += n * n
+                gx = (np.arange(n) + 0.5) * (self.grid_width / n)
+                gy = (np.arange(n) + 0.5) * (self.grid_height / n)
+                xx, yy = np.meshgrid(gx, gy)  # [n, n] each, row-major
+                xy = np.stack([xx.ravel(), yy.ravel()], axis=-1).astype(np.float32)  # [n*n, 2]
+                cam.tracker.add_queries(xy, cam.grid_ids)
+
+    def _attach_queries(self, cam: _Camera, geometry: Geometry) -> None:
+        with self._lock:
+            q, cam.queries = cam.queries, None
+        if q is None:
+            return
+        if q.clear_user and cam.user_ids:
+            cam.tracker.remove(np.asarray(cam.user_ids, dtype=np.int32))
+            cam.user_ids = []
+        if not q.ids:
+            return
+        x = np.concatenate(q.xs)
+        y = np.concatenate(q.ys)
+        ids = np.concatenate(q.ids).astype(np.int32)
+        mx, my = geometry.image_to_model(x, y)
+        # network pixels -> feature-cell coordinates, clamped onto the grid
+        cx = np.clip(np.asarray(mx, dtype=np.float64) / self.patch_size, 0.0, self.grid_width)
+        cy = np.clip(np.asarray(my, dtype=np.float64) / self.patch_size, 0.0, self.grid_height)
+        xy = np.stack([cx, cy], axis=-1).astype(np.float32)  # [P, 2]
+        cam.tracker.add_queries(xy, ids)
+        cam.user_ids.extend(int(i) for i in ids)
+
+    def _finish(self, p: _Planned, tokens: np.ndarray, step_ms: float) -> FrameResult | FrameSkip:
+        cam, frame = p.cam, p.frame
+        stamp = int(frame.stamp_ns)
+        with self._lock:
+            cam.stats.last_step_ms = step_ms
+        if p.reset_reason:
+            self._apply_reset(cam, p.reset_reason)
+        cam.last_stamp_ns = stamp
+        cam.image_size = p.size
+        cam.geometry = p.geometry
+        # tokens: [1 + h*w, D] float32
+        finite = np.isfinite(tokens)
+        if not finite.all():
+            return self._non_finite(
+                p, f"model output has {int(tokens.size - np.count_nonzero(finite))} NaN/inf values"
+            )
+        cls32 = tokens[0]  # [D]
+        grid32 = tokens[1:].reshape(self.grid_height, self.grid_width, -1)  # [h, w, D]
+        if self.pool > 1:
+            k = self.pool
+            h, w = self.grid_height // k, self.grid_width // k
+            pooled = grid32.reshape(h, k, w, k, -1).mean(axis=(1, 3), dtype=np.float32)
+            features = pooled.astype(self.dtype, copy=False)  # [h/k, w/k, D]
+        else:
+            features = grid32.astype(self.dtype, copy=True)  # [h, w, D]
+        cls = cls32.astype(self.dtype, copy=True)
+        if self.dtype == np.float16 and not (
+            np.isfinite(features).all() and np.isfinite(cls).all()
+        ):
+            return self._non_finite(p, "features exceed the float16 range (|x| > 65504)")
+        tracks = None
+        if cam.tracker is not None:
+            self._attach_queries(cam, p.geometry)
+            state = cam.tracker.update(np.ascontiguousarray(grid32, dtype=np.float32))
+            tracks = self._to_image(state, p.geometry)
+        result = FrameResult(
+            camera=cam.name,
+            header=frame.header,
+            stamp_ns=stamp,
+            seq=cam.seq,
+            features=features,
+            cls=cls,
+            grid_height=int(features.shape[0]),
+            grid_width=int(features.shape[1]),
+            frames_since_reset=cam.frames_since_reset,
+            state_reset=bool(p.reset_reason),
+            reset_reason=p.reset_reason,
+            reset_count=cam.reset_count,
+            geometry=p.geometry,
+            cell_size=self.cell_size,
+            pool=self.pool,
+            model_id=self.model_id,
+            step_ms=step_ms,
+            tracks=tracks,
+        )
+        cam.seq += 1
+        cam.frames_since_reset += 1
+        with self._lock:
+            cam.stats.processed += 1
+        return result
+
+    def _non_finite(self, p: _Planned, what: str) -> FrameSkip:
+        cam = p.cam
+        self.encoder.reset(cam.name)
+        with self._lock:
+            cam.pending_reset = "non_finite"
+        detail = (
+            f"camera {cam.name!r} stamp {p.frame.stamp_ns}: {what}; output dropped, "
+            "state reset before the next frame"
+        )
+        log.debug(detail)
+        return self._skip(p.frame, cam, "non_finite", detail)
+
+    def _to_image(self, state: Any, geometry: Geometry) -> ImageTracks:
+        ids = np.asarray(state.ids, dtype=np.int32).reshape(-1)
+        xy = np.asarray(state.xy, dtype=np.float64).reshape(-1, 2)  # [P, 2] cell coords
+        ix, iy = geometry.model_to_image(xy[:, 0] * self.patch_size, xy[:, 1] * self.patch_size)
+        return ImageTracks(
+            ids=ids,
+            x=np.asarray(ix, dtype=np.float32).reshape(-1),
+            y=np.asarray(iy, dtype=np.float32).reshape(-1),
+            visible=np.asarray(state.visible, dtype=bool).reshape(-1),
+            confidence=np.asarray(state.confidence, dtype=np.float32).reshape(-1),
+        )

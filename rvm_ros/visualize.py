@@ -1,0 +1,269 @@
+"""Debug visualisation: PCA colouring of feature grids, track drawing, debug images.
+
+All functions are pure (numpy / OpenCV) and return new uint8 RGB images; inputs are never
+modified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from rvm_ros.preprocess import Geometry
+
+__all__ = [
+    "DebugRenderer",
+    "PcaBasis",
+    "debug_image",
+    "draw_tracks",
+    "pca_colors",
+    "track_color",
+]
+
+
+@dataclass(frozen=True)
+class PcaBasis:
+    """A 3-component PCA projection with a fixed colour range.
+
+    Attributes:
+        mean: ``[C]`` feature mean.
+        components: ``[3, C]`` unit principal directions (rows), sign-normalised.
+        low: ``[3]`` projection value mapped to colour 0 (2nd percentile at fit time).
+        high: ``[3]`` projection value mapped to colour 255 (98th percentile).
+    """
+
+    mean: np.ndarray
+    components: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    @property
+    def channels(self) -> int:
+        """Feature channels C the basis was fitted on."""
+        return int(self.mean.shape[0])
+
+
+def _fit_basis(flat: np.ndarray) -> PcaBasis:
+    # flat: [N, C] float64
+    n, c = flat.shape
+    mean = flat.mean(axis=0)
+    centred = flat - mean
+    components = np.zeros((3, c), dtype=np.float64)
+    if n > 1:
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)  # vt: [min(N, C), C]
+        k = min(3, vt.shape[0])
+        components[:k] = vt[:k]
+    # SVD signs are arbitrary: make the largest-magnitude loading of each row positive.
+    for i in range(3):
+        j = int(np.argmax(np.abs(components[i])))
+        if components[i, j] < 0:
+            components[i] = -components[i]
+    proj = centred @ components.T  # [N, 3]
+    low = np.percentile(proj, 2, axis=0)
+    high = np.percentile(proj, 98, axis=0)
+    return PcaBasis(mean=mean, components=components, low=low, high=high)
+
+
+def pca_colors(features: np.ndarray, basis: PcaBasis | None = None) -> tuple[np.ndarray, PcaBasis]:
+    """Colour a feature grid by its first three principal components.
+
+    Args:
+        features: ``[h, w, C]`` (any float dtype; non-finite values count as 0).
+        basis: Reuse this basis (and colour range) instead of fitting one, for colours
+            that stay consistent across frames.
+
+    Returns:
+        ``(colors [h, w, 3] uint8 RGB, basis)``; the same input and basis always give the
+        same colours.
+
+    Raises:
+        ValueError: Wrong shape, or a basis fitted on a different channel count.
+    """
+    feats = np.asarray(features)
+    if feats.ndim != 3 or feats.shape[0] == 0 or feats.shape[1] == 0 or feats.shape[2] == 0:
+        raise ValueError(f"pca_colors: expected non-empty features [h, w, C], got {feats.shape}")
+    h, w, c = feats.shape
+    flat = np.nan_to_num(feats.reshape(-1, c).astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if basis is None:
+        basis = _fit_basis(flat)
+    elif basis.channels != c:
+        raise ValueError(
+            f"pca_colors: basis was fitted on {basis.channels} channels, features have {c}"
+        )
+    proj = (flat - basis.mean) @ basis.components.T  # [h*w, 3]
+    span = basis.high - basis.low
+    span = np.where(span > 1e-12, span, 1.0)
+    unit = np.clip((proj - basis.low) / span, 0.0, 1.0)
+    colors = np.round(unit * 255.0).astype(np.uint8).reshape(h, w, 3)
+    return colors, basis
+
+
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """A fixed, saturated RGB colour for a track id (golden-ratio hue spacing)."""
+    hue = (int(track_id) * 0.618033988749895) % 1.0
+    hsv = np.array([[[hue * 180.0, 220.0, 255.0]]], dtype=np.float32)
+    hsv_u8 = np.round(hsv).astype(np.uint8)
+    rgb = cv2.cvtColor(hsv_u8, cv2.COLOR_HSV2RGB)[0, 0]
+    return int(rgb[0]), int(rgb[1]), int(rgb[2])
+
+
+_SHIFT = 4  # sub-pixel bits for OpenCV drawing
+
+
+def draw_tracks(
+    image_rgb: np.ndarray,
+    xs: Any,
+    ys: Any,
+    visible: Any,
+    ids: Any,
+    radius: int = 4,
+    labels: bool = True,
+) -> np.ndarray:
+    """Draw tracked points over an image.
+
+    Visible points are filled discs, occluded ones hollow circles, in a colour fixed per
+    id (:func:`track_color`). Points with non-finite coordinates are skipped.
+
+    Args:
+        image_rgb: ``[H, W, 3]`` uint8 RGB (not modified).
+        xs: ``[N]`` x in image pixels (pixel centres at integer + 0.5).
+        ys: ``[N]`` y.
+        visible: ``[N]`` bool.
+        ids: ``[N]`` int track ids.
+        radius: Marker radius in pixels.
+        labels: Write the id next to each point.
+
+    Returns:
+        A new ``[H, W, 3]`` uint8 image.
+
+    Raises:
+        ValueError: Bad image or arrays of different lengths.
+    """
+    img = np.asarray(image_rgb)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"draw_tracks: expected uint8 [H, W, 3], got {img.dtype} {img.shape}")
+    x = np.asarray(xs, dtype=np.float64).reshape(-1)
+    y = np.asarray(ys, dtype=np.float64).reshape(-1)
+    vis = np.asarray(visible, dtype=bool).reshape(-1)
+    tid = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if not x.shape == y.shape == vis.shape == tid.shape:
+        raise ValueError(
+            f"draw_tracks: xs, ys, visible, ids must have the same length, got "
+            f"{x.size}, {y.size}, {vis.size}, {tid.size}"
+        )
+    out = img.copy()
+    for xi, yi, vi, ii in zip(x, y, vis, tid, strict=True):
+        if not (np.isfinite(xi) and np.isfinite(yi)) or abs(xi) > 1e6 or abs(yi) > 1e6:
+            continue
+        # Continuous coordinates -> OpenCV pixel indices (centre of pixel i is at i).
+        centre = (round((xi - 0.5) * (1 << _SHIFT)), round((yi - 0.5) * (1 << _SHIFT)))
+        color = track_color(int(ii))
+        thickness = -1 if vi else 1
+        cv2.circle(out, centre, radius << _SHIFT, color, thickness, cv2.LINE_AA, _SHIFT)
+        if labels:
+            org = (round(xi) + radius + 1, round(yi) - radius - 1)
+            cv2.putText(out, str(int(ii)), org, cv2.FONT_HERSHEY_PLAIN, 0.8, color, 1, cv2.LINE_AA)
+    return out
+
+
+def debug_image(
+    image_rgb: np.ndarray,
+    features: np.ndarray,
+    geometry: Geometry,
+    tracks: tuple[Any, Any, Any, Any] | None = None,
+    basis: PcaBasis | None = None,
+    cell_size: int | None = None,
+    alpha: float = 0.5,
+) -> np.ndarray:
+    """The debug image: PCA colours of the features blended over the input image, plus tracks.
+
+    Each image pixel takes the colour of the feature cell it maps to (nearest cell, via
+    ``geometry``); pixels without a cell (cropped away) keep the plain image.
+
+    Args:
+        image_rgb: ``[image_height, image_width, 3]`` uint8 RGB input image.
+        features: ``[h, w, C]`` feature grid of that image.
+        geometry: The image's :class:`Geometry`.
+        tracks: Optional ``(xs, ys, visible, ids)`` in image pixels.
+        basis: PCA basis to reuse (see :func:`pca_colors`); fitted on these features if None.
+        cell_size: Network pixels per cell; default ``model_width // w``.
+        alpha: Weight of the PCA colours (0 = image only, 1 = colours only).
+
+    Returns:
+        ``[image_height, image_width, 3]`` uint8 RGB.
+
+    Raises:
+        ValueError: Shapes that do not agree with the geometry.
+    """
+    img = np.asarray(image_rgb)
+    expected = (geometry.image_height, geometry.image_width, 3)
+    if img.shape != expected or img.dtype != np.uint8:
+        raise ValueError(
+            f"debug_image: image must be uint8 {expected} (from geometry), got "
+            f"{img.dtype} {img.shape}"
+        )
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"debug_image: alpha must be in [0, 1], got {alpha}")
+    colors, _ = pca_colors(features, basis)  # [h, w, 3]
+    gh, gw = colors.shape[:2]
+    cell = cell_size if cell_size is not None else geometry.model_width // gw
+    if cell <= 0:
+        raise ValueError(f"debug_image: cell_size must be > 0, got {cell}")
+    # Inverse map (output pixel index -> grid pixel index), both with centres at integers:
+    # grid = ((i + 0.5) * scale + offset) / cell - 0.5.
+    ax = geometry.scale_x / cell
+    ay = geometry.scale_y / cell
+    bx = (0.5 * geometry.scale_x + geometry.offset_x) / cell - 0.5
+    by = (0.5 * geometry.scale_y + geometry.offset_y) / cell - 0.5
+    matrix = np.array([[ax, 0.0, bx], [0.0, ay, by]], dtype=np.float64)
+    size = (geometry.image_width, geometry.image_height)
+    flags = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    overlay = cv2.warpAffine(colors, matrix, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+    ones = np.full((gh, gw), 255, dtype=np.uint8)
+    mask = cv2.warpAffine(ones, matrix, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+    blended = cv2.addWeighted(img, 1.0 - alpha, overlay, alpha, 0.0)
+    out = np.where(mask[..., None] > 0, blended, img).astype(np.uint8)
+    if tracks is not None:
+        xs, ys, visible, ids = tracks
+        out = draw_tracks(out, xs, ys, visible, ids)
+    return out
+
+
+class DebugRenderer:
+    """Debug images with a PCA basis kept across frames (stable colours).
+
+    Args:
+        refit_every: Refit the basis every this many frames (0: fit once).
+        alpha: Weight of the PCA colours.
+    """
+
+    def __init__(self, refit_every: int = 0, alpha: float = 0.5) -> None:
+        if refit_every < 0:
+            raise ValueError(f"DebugRenderer: refit_every must be >= 0, got {refit_every}")
+        self.refit_every = refit_every
+        self.alpha = alpha
+        self.basis: PcaBasis | None = None
+        self._frames = 0
+
+    def reset(self) -> None:
+        """Forget the basis (e.g. after a model or camera change)."""
+        self.basis = None
+        self._frames = 0
+
+    def render(
+        self,
+        image_rgb: np.ndarray,
+        features: np.ndarray,
+        geometry: Geometry,
+        tracks: tuple[Any, Any, Any, Any] | None = None,
+        cell_size: int | None = None,
+    ) -> np.ndarray:
+        """Render one frame (see :func:`debug_image`)."""
+        refit = self.refit_every > 0 and self._frames % self.refit_every == 0
+        if self.basis is None or refit or self.basis.channels != np.asarray(features).shape[-1]:
+            _, self.basis = pca_colors(features)
+        self._frames += 1
+        return debug_image(image_rgb, features, geometry, tracks, self.basis, cell_size, self.alpha)

@@ -1,0 +1,218 @@
+"""`create_encoder`: build an `Encoder` for a checkpoint on a backend (or pick one)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from rvm_ros.model import RVM
+
+from rvm_ros.runtime.base import BACKENDS, PRECISIONS, BackendUnavailable, Encoder, InputError
+
+log = logging.getLogger(__name__)
+
+# Measured on the 2-core AVX-512 CI-size CPU (docs/BENCHMARKS.md): the fastest CPU backend
+# per precision, used by backend="auto" when no GPU is usable.
+CPU_CHOICE: dict[str, tuple[str, str]] = {
+    "fp32": ("onnxruntime", "ONNX Runtime fp32 measured faster than torch eager fp32 on CPU"),
+    "bf16": ("torch", "bf16 on CPU runs on torch (oneDNN AVX-512 BF16 / AMX kernels)"),
+    "int8": ("onnxruntime", "int8 on CPU runs on ONNX Runtime dynamic quantization"),
+    "fp16": ("torch", "fp16 needs a GPU"),
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A backend choice: ``backend``, ``device`` and the ``reason`` for it."""
+
+    backend: str
+    device: str
+    reason: str
+
+
+def choose_backend(precision: str = "fp32", device: str | None = None) -> Choice:
+    """Pick a backend for ``backend="auto"``.
+
+    TensorRT when it imports and a CUDA device exists; else torch on CUDA (CUDA graphs);
+    else the fastest CPU backend for the precision (`CPU_CHOICE`).
+
+    Args:
+        precision: requested precision.
+        device: ``None`` (any), ``cpu`` or ``cuda[:i]``.
+
+    Returns:
+        The `Choice`, with a reason naming why the better options were not taken.
+    """
+    from rvm_ros.runtime.ort_backend import ort_available
+    from rvm_ros.runtime.tensorrt_backend import TRT_PRECISIONS, tensorrt_available
+
+    wants_cpu = device is not None and torch.device(device).type == "cpu"
+    notes: list[str] = []
+    if not wants_cpu:
+        trt_ok, trt_why = tensorrt_available()
+        if trt_ok and precision in TRT_PRECISIONS:
+            gpu = torch.cuda.get_device_name(torch.device(device or "cuda"))
+            return Choice("tensorrt", device or "cuda", f"{trt_why} on {gpu}")
+        notes.append(trt_why if not trt_ok else f"tensorrt does not run {precision}")
+        if torch.cuda.is_available() and precision in ("fp32", "bf16", "fp16"):
+            gpu = torch.cuda.get_device_name(torch.device(device or "cuda"))
+            return Choice(
+                "torch", device or "cuda", f"{'; '.join(notes)}; torch with CUDA graphs on {gpu}"
+            )
+        if device is not None:
+            raise BackendUnavailable(f"device {device} requested but no CUDA backend can run")
+        notes.append("no CUDA device")
+    backend, why = CPU_CHOICE.get(precision, ("torch", ""))
+    if backend == "onnxruntime" and not ort_available():
+        backend, why = "torch", "onnxruntime not installed"
+    prefix = f"{'; '.join(notes)}; " if notes else ""
+    return Choice(backend, "cpu", f"{prefix}{why}")
+
+
+def load_any(checkpoint: Any) -> RVM:
+    """An `RVM` from a loaded module, a checkpoint path or ``random:<variant>[:<seed>]``."""
+    if isinstance(checkpoint, torch.nn.Module):
+        if not callable(getattr(checkpoint, "step", None)) or not hasattr(checkpoint, "config"):
+            raise InputError(f"{type(checkpoint).__name__} is not an RVM model (no step/config)")
+        return cast("RVM", checkpoint)
+    from rvm_ros.checkpoint import load_model
+
+    return load_model(str(checkpoint))
+
+
+def create_encoder(
+    checkpoint: Any,
+    backend: str = "auto",
+    precision: str = "fp32",
+    device: str | None = None,
+    height: int = 256,
+    width: int = 256,
+    max_batch: int = 8,
+    *,
+    cache_dir: str | Path | None = None,
+    threads: int | None = None,
+    cuda_graphs: bool = True,
+) -> Encoder[Any]:
+    """Create an `Encoder` for one model on one backend.
+
+    Args:
+        checkpoint: a checkpoint path (``.npz`` / ``.safetensors``), ``random:<variant>``,
+            an already loaded `RVM`, or (onnxruntime / tensorrt) an exported ``.onnx``.
+        backend: ``torch``, ``onnxruntime``, ``tensorrt`` or ``auto``.
+        precision: ``fp32``, ``bf16``, ``fp16`` or ``int8`` (not every backend runs each).
+        device: ``cpu``, ``cuda[:i]`` or ``None`` (best available).
+        height: input frame height (fixed; a multiple of the patch size).
+        width: input frame width.
+        max_batch: largest number of frames (cameras) in one `step`.
+        cache_dir: where exported ONNX files and TensorRT plans are cached
+            (default ``$RVM_ROS_CACHE`` or ``~/.cache/rvm_ros``).
+        threads: CPU threads of the onnxruntime backend (default: all cores).
+        cuda_graphs: torch backend on CUDA: capture the step in CUDA graphs.
+
+    Returns:
+        The encoder; its ``info.reason`` says why the backend was chosen.
+
+    Raises:
+        InputError: unknown backend or precision, bad size.
+        BackendUnavailable: the backend or precision cannot run here.
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
+    reason = "requested"
+    if backend == "auto":
+        choice = choose_backend(precision, device)
+        backend, device, reason = choice.backend, choice.device, f"auto: {choice.reason}"
+        log.info("auto backend: %s on %s (%s)", backend, device, choice.reason)
+
+    onnx_file = _onnx_path(checkpoint)
+    if backend == "torch":
+        if onnx_file is not None:
+            raise InputError(f"the torch backend needs a checkpoint, not an ONNX file: {onnx_file}")
+        from rvm_ros.runtime.torch_backend import TorchEncoder
+
+        return TorchEncoder(
+            load_any(checkpoint),
+            precision=precision,
+            device=device,
+            height=height,
+            width=width,
+            max_batch=max_batch,
+            cuda_graphs=cuda_graphs,
+            reason=reason,
+        )
+
+    from rvm_ros.runtime.onnx_export import read_metadata
+    from rvm_ros.runtime.ort_backend import cache_dir as resolve_cache
+    from rvm_ros.runtime.ort_backend import export_cached
+
+    if onnx_file is None:
+        model = load_any(checkpoint)
+        onnx_file = export_cached(model, height, width, cache_dir)
+    meta = read_metadata(onnx_file)
+    if (meta["height"], meta["width"]) != (height, width):
+        raise InputError(
+            f"{onnx_file} was exported for {meta['height']}x{meta['width']} frames, "
+            f"not {height}x{width}"
+        )
+    common = {
+        "model_id": meta["model_id"],
+        "dim": meta["dim"],
+        "patch_size": meta["patch_size"],
+        "height": height,
+        "width": width,
+        "precision": precision,
+        "device": device,
+        "max_batch": max_batch,
+        "reason": reason,
+    }
+    if backend == "onnxruntime":
+        from rvm_ros.runtime.ort_backend import OrtEncoder
+
+        return OrtEncoder(onnx_file, threads=threads, **common)
+    from rvm_ros.runtime.tensorrt_backend import TensorRTEncoder
+
+    return TensorRTEncoder(onnx_file, cache=resolve_cache(cache_dir), **common)
+
+
+def _onnx_path(checkpoint: Any) -> Path | None:
+    if isinstance(checkpoint, (str, Path)) and str(checkpoint).endswith(".onnx"):
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise InputError(f"ONNX file not found: {path}")
+        return path
+    return None
+
+
+def encode_video(
+    encoder: Encoder[Any], video: np.ndarray, cameras: list[str] | None = None
+) -> np.ndarray:
+    """Stream clips through an encoder, one frame per step, from the zero state.
+
+    Args:
+        encoder: the encoder (its states for ``cameras`` are reset first).
+        video: ``np.uint8 [B, T, H, W, 3]`` (or ``[T, H, W, 3]`` for one clip).
+        cameras: names of the ``B`` streams (default ``clip0, clip1, ...``).
+
+    Returns:
+        Features ``np.float32 [B, T, N, D]`` (``[T, N, D]`` for a single clip).
+    """
+    single = video.ndim == 4
+    clips = video[None] if single else video
+    if clips.ndim != 5:
+        raise InputError(f"video must be [B, T, H, W, 3] or [T, H, W, 3], got {video.shape}")
+    names = cameras or [f"clip{i}" for i in range(clips.shape[0])]
+    if len(names) != clips.shape[0]:
+        raise InputError(f"got {clips.shape[0]} clips but {len(names)} camera names")
+    for name in names:
+        encoder.reset(name)
+    steps = [encoder.step(clips[:, t], names) for t in range(clips.shape[1])]
+    out = np.stack(steps, axis=1)  # [B, T, N, D]
+    return out[0] if single else out

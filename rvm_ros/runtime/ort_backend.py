@@ -1,0 +1,265 @@
+"""ONNX Runtime backend: the exported step, state fed back as an input/output.
+
+CPU (float32, or int8 with dynamic quantization of the MatMul weights) and, where the
+installed onnxruntime has it, the CUDA execution provider (float32), whose states stay on
+the GPU in torch tensors bound with I/O binding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from rvm_ros.model import RVM
+
+from rvm_ros.runtime.base import BackendUnavailable, Encoder, EncoderInfo, InputError
+from rvm_ros.runtime.onnx_export import INPUT_NAMES, OUTPUT_NAMES
+
+log = logging.getLogger(__name__)
+
+ORT_PRECISIONS = ("fp32", "int8")
+
+
+def ort_available() -> bool:
+    """Whether onnxruntime imports."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def quantize_int8(src: str | Path, dst: str | Path) -> Path:
+    """Dynamically quantize the MatMul weights of an ONNX step to int8 (per channel).
+
+    Activations are quantized at run time (uint8), so no calibration data is needed.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    dst = Path(dst)
+    tmp = dst.with_name(dst.name + ".part")
+    quantize_dynamic(
+        str(src),
+        str(tmp),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+    )
+    tmp.replace(dst)
+    return dst
+
+
+def session_options(threads: int | None = None) -> Any:
+    """ORT session options: all graph optimisations, ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
+class OrtEncoder(Encoder[Any]):
+    """Runs an exported step with ONNX Runtime.
+
+    Args:
+        onnx_path: the float32 (or already quantized) ONNX step file.
+        info_base: model facts (``model_id, dim, patch_size, height, width``).
+        precision: ``fp32`` or ``int8`` (``int8``: ``onnx_path`` is quantized here,
+            next to it, unless it already ends in ``.int8.onnx``).
+        device: ``cpu`` or ``cuda[:i]`` (CUDA execution provider, float32 only).
+        max_batch: largest batch `step` accepts.
+        threads: intra-op threads (default: all cores).
+        reason: recorded in `EncoderInfo.reason`.
+    """
+
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        *,
+        model_id: str,
+        dim: int,
+        patch_size: int,
+        height: int,
+        width: int,
+        precision: str = "fp32",
+        device: str | None = None,
+        max_batch: int = 8,
+        threads: int | None = None,
+        reason: str = "requested",
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendUnavailable(f"onnxruntime is not installed: {exc}") from exc
+        if precision not in ORT_PRECISIONS:
+            raise BackendUnavailable(
+                f"precision {precision!r} is not supported by the onnxruntime backend "
+                f"(choose one of {list(ORT_PRECISIONS)}; bf16/fp16 run on torch or tensorrt)"
+            )
+        dev = torch.device(device or "cpu")
+        if dev.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BackendUnavailable(
+                    "device cuda requested but this onnxruntime has no CUDAExecutionProvider "
+                    f"(providers: {ort.get_available_providers()})"
+                )
+            if precision != "fp32":
+                raise BackendUnavailable("the onnxruntime CUDA path runs fp32 only")
+            if dev.index is None:
+                dev = torch.device("cuda", 0)
+        elif dev.type != "cpu":
+            raise BackendUnavailable(f"onnxruntime backend runs on cpu or cuda, not {dev}")
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise InputError(f"ONNX file not found: {path}")
+        if precision == "int8" and not path.name.endswith(".int8.onnx"):
+            qpath = path.with_name(path.name.removesuffix(".onnx") + ".int8.onnx")
+            if not qpath.is_file() or qpath.stat().st_mtime < path.stat().st_mtime:
+                log.info("quantizing %s to int8", path)
+                quantize_int8(path, qpath)
+            path = qpath
+        self.onnx_path = path
+        self.device = dev
+        opts = session_options(threads)
+        if dev.type == "cuda":
+            providers: list[Any] = [
+                ("CUDAExecutionProvider", {"device_id": dev.index}),
+                "CPUExecutionProvider",
+            ]
+        else:
+            providers = ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        got_in = tuple(i.name for i in self.session.get_inputs())
+        got_out = tuple(o.name for o in self.session.get_outputs())
+        if got_in != INPUT_NAMES or got_out != OUTPUT_NAMES:
+            raise InputError(
+                f"{path} is not an RVM step export: inputs {got_in}, outputs {got_out} "
+                f"(expected {INPUT_NAMES} -> {OUTPUT_NAMES})"
+            )
+        frame_shape = self.session.get_inputs()[0].shape
+        if list(frame_shape[1:]) != [height, width, 3]:
+            raise InputError(
+                f"{path} was exported for frames {frame_shape[1:]}, not [{height}, {width}, 3]"
+            )
+        self._tokens = 1 + (height // patch_size) * (width // patch_size)
+        self._dim = int(dim)
+        info = EncoderInfo(
+            backend="onnxruntime",
+            precision=precision,
+            device=str(dev),
+            model_id=model_id,
+            dim=int(dim),
+            patch_size=int(patch_size),
+            height=int(height),
+            width=int(width),
+            reason=reason,
+        )
+        super().__init__(info, max_batch)
+
+    def _run(self, frames: np.ndarray, states: list[Any]) -> tuple[np.ndarray, list[Any]]:
+        if self.device.type == "cuda":
+            return self._run_cuda(frames, states)
+        batch = frames.shape[0]
+        state = np.zeros((batch, self._tokens, self._dim), dtype=np.float32)
+        for i, s in enumerate(states):
+            if s is not None:
+                state[i] = s
+        features, _ = self.session.run(list(OUTPUT_NAMES), {"frames": frames, "state": state})
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        # features == new state; copies so the caller may modify what it gets back.
+        return features, [features[i].copy() for i in range(batch)]
+
+    def _run_cuda(
+        self, frames: np.ndarray, states: list[Any]
+    ) -> tuple[np.ndarray, list[Any]]:  # pragma: no cover - needs a CUDA onnxruntime
+        batch = frames.shape[0]
+        dev = self.device
+        zero = torch.zeros(self._tokens, self._dim, device=dev)
+        state = torch.stack([s if s is not None else zero for s in states]).contiguous()
+        x = torch.from_numpy(frames).to(dev)
+        out = torch.empty(batch, self._tokens, self._dim, device=dev)
+        out_state = torch.empty_like(out)
+        binding = self.session.io_binding()
+        for name, t, etype in (("frames", x, np.uint8), ("state", state, np.float32)):
+            binding.bind_input(name, "cuda", dev.index, etype, list(t.shape), t.data_ptr())
+        for name, t in (("features", out), ("new_state", out_state)):
+            binding.bind_output(name, "cuda", dev.index, np.float32, list(t.shape), t.data_ptr())
+        torch.cuda.current_stream(dev).synchronize()
+        self.session.run_with_iobinding(binding)
+        return out.cpu().numpy(), list(out_state.unbind(0))
+
+    def _release(self) -> None:
+        self.session = None  # type: ignore[assignment]
+
+
+def cache_dir(override: str | Path | None = None) -> Path:
+    """Folder of exported ONNX files and TensorRT engines.
+
+    ``override``, else ``$RVM_ROS_CACHE``, else ``~/.cache/rvm_ros``.
+    """
+    if override is not None:
+        return Path(override)
+    env = os.environ.get("RVM_ROS_CACHE")
+    if env:
+        return Path(env)
+    return Path.home() / ".cache" / "rvm_ros"
+
+
+def _model_code_hash() -> str:
+    """Hash of the model's source files, so a changed model never reuses a stale export."""
+    import rvm_ros
+
+    digest = hashlib.sha256()
+    for root in rvm_ros.__path__:
+        base = Path(root)
+        files = sorted([*base.glob("model/*.py"), base / "checkpoint.py"])
+        for f in files:
+            if f.is_file():
+                digest.update(f.name.encode())
+                digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def export_cached(
+    model: RVM,
+    height: int,
+    width: int,
+    cache: str | Path | None = None,
+    opset: int | None = None,
+) -> Path:
+    """Export ``model`` to ONNX once per (model id, size, opset, torch, model code).
+
+    Returns:
+        The cached ``.onnx`` path (exported now when missing).
+    """
+    from rvm_ros.runtime.onnx_export import DEFAULT_OPSET, export_onnx
+
+    opset = opset or DEFAULT_OPSET
+    key = hashlib.sha256(
+        "|".join(
+            [
+                str(model.model_id),
+                str(height),
+                str(width),
+                str(opset),
+                torch.__version__,
+                _model_code_hash(),
+            ]
+        ).encode()
+    ).hexdigest()[:16]
+    path = cache_dir(cache) / "onnx" / f"{model.model_id}_{height}x{width}_{key}.onnx"
+    if not path.is_file():
+        log.info("exporting %s at %dx%d to %s", model.model_id, height, width, path)
+        export_onnx(model, path, height, width, opset=opset)
+    return path

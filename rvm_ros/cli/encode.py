@@ -1,11 +1,81 @@
-"""`rvm-ros encode` (placeholder until its issue lands)."""
+"""`rvm-ros encode`: features of a video or `.npy` frames, frame by frame from the zero state."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
+
+from rvm_ros.cli import CliError
+
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def _run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from rvm_ros.checkpoint import CheckpointError, load_model
+    from rvm_ros.video import FrameError, encode_frames, load_frames
+
+    out = Path(args.output)
+    if out.suffix != ".npy":
+        raise CliError(f"--output must end in .npy, got {out}")
+    if (args.height is None) != (args.width is None):
+        raise CliError("give both --height and --width, or neither")
+    for name in ("height", "width"):
+        value = getattr(args, name)
+        if value is not None and (value <= 0 or value % 16):
+            raise CliError(f"--{name} must be a positive multiple of 16, got {value}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise CliError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.backend != "torch":
+        raise CliError(f"backend {args.backend!r} is not available in encode yet")
+    try:
+        model = load_model(
+            args.checkpoint, device=args.device, dtype=getattr(torch, _DTYPES[args.precision])
+        )
+    except (CheckpointError, ValueError) as exc:
+        raise CliError(f"cannot load checkpoint {args.checkpoint}: {exc}") from exc
+    try:
+        frames = load_frames(
+            args.input,
+            args.height,
+            args.width,
+            args.max_frames,
+            patch_size=model.config.patch_size,
+        )
+    except FrameError as exc:
+        raise CliError(str(exc)) from exc
+    features = encode_frames(model, frames)  # [B, T, N, D]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.npy")
+    try:
+        np.save(tmp, features)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    b, t, n, d = features.shape
+    print(f"wrote {out}: features [B={b}, T={t}, N={n}, D={d}] float32 ({model.model_id})")
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the subcommand (not implemented yet)."""
-    p = sub.add_parser("encode", help="(not implemented yet)")
-    p.set_defaults(func=lambda args: print("rvm-ros encode: not implemented yet") or 1)
+    """Add ``encode``."""
+    p = sub.add_parser(
+        "encode",
+        help="features of a video / .npy frames, frame by frame",
+        description="Run RVM over a video file or a .npy of uint8 frames [T, H, W, 3] or "
+        "[B, T, H, W, 3], one frame per step from the zero state, and save float32 "
+        "features [B, T, 1+h*w, D] (token 0 = CLS).",
+    )
+    p.add_argument("--checkpoint", required=True, help=".npz, .safetensors or random:<variant>")
+    p.add_argument("--input", required=True, help="video file or .npy frames")
+    p.add_argument("--output", required=True, help="features .npy to write")
+    p.add_argument("--height", type=int, default=None, help="resize frames to this height")
+    p.add_argument("--width", type=int, default=None, help="resize frames to this width")
+    p.add_argument("--max-frames", type=int, default=None, help="encode at most this many")
+    p.add_argument("--backend", choices=("torch",), default="torch", help="inference backend")
+    p.add_argument("--precision", choices=sorted(_DTYPES), default="fp32")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.set_defaults(func=_run)

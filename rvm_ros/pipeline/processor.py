@@ -496,14 +496,15 @@ class Processor:
             )
         cls32 = tokens[0]  # [D]
         grid32 = tokens[1:].reshape(self.grid_height, self.grid_width, -1)  # [h, w, D]
-        if self.pool > 1:
-            k = self.pool
-            h, w = self.grid_height // k, self.grid_width // k
-            pooled = grid32.reshape(h, k, w, k, -1).mean(axis=(1, 3), dtype=np.float32)
-            features = pooled.astype(self.dtype, copy=False)  # [h/k, w/k, D]
-        else:
-            features = grid32.astype(self.dtype, copy=True)  # [h, w, D]
-        cls = cls32.astype(self.dtype, copy=True)
+        with np.errstate(over="ignore"):  # float16 overflow -> inf, caught below
+            if self.pool > 1:
+                k = self.pool
+                h, w = self.grid_height // k, self.grid_width // k
+                pooled = grid32.reshape(h, k, w, k, -1).mean(axis=(1, 3), dtype=np.float32)
+                features = pooled.astype(self.dtype, copy=False)  # [h/k, w/k, D]
+            else:
+                features = grid32.astype(self.dtype, copy=True)  # [h, w, D]
+            cls = cls32.astype(self.dtype, copy=True)
         if self.dtype == np.float16 and not (
             np.isfinite(features).all() and np.isfinite(cls).all()
         ):

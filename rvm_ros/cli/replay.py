@@ -1,11 +1,118 @@
-"""`rvm-ros replay` (placeholder until its issue lands)."""
+"""`rvm-ros replay`: run bags through the node's processing offline and report."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rvm_ros.cli import CliError
+
+
+def _param(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        parsed = yaml.safe_load(value) if value else ""
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"{key}: cannot parse value {value!r}: {exc}") from exc
+    return key.strip(), parsed
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rvm_ros.replay.replay import ReplayError, ReplaySettings, replay
+
+    if args.config is not None and not Path(args.config).is_file():
+        raise CliError(f"--config {args.config}: no such file")
+    if args.threads < 1:
+        raise CliError(f"--threads must be >= 1, got {args.threads}")
+    settings = ReplaySettings(
+        config=Path(args.config) if args.config else None,
+        params=dict(args.param or []),
+        checkpoint=args.checkpoint,
+        backend=args.backend,
+        precision=args.precision,
+        device=args.device,
+        threads=args.threads,
+        visuals=not args.no_visuals,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    try:
+        outcome = replay(args.bags, args.out, settings, force=args.force, workers=args.workers)
+    except ReplayError as exc:
+        raise CliError(str(exc)) from exc
+    except KeyboardInterrupt as exc:
+        print(f"rvm-ros replay: {exc}", file=sys.stderr)
+        return 130
+    report = outcome.report
+    print(summary_table(report))
+    for err in report.get("read_errors", []):
+        print(f"read error: {err}", file=sys.stderr)
+    for section in report.get("bags", []):
+        if section.get("error"):
+            print(f"failed: {section['bag']}: {section['error']}", file=sys.stderr)
+    state = "complete" if outcome.complete else "INCOMPLETE (marked PARTIAL)"
+    print(f"report: {outcome.out_dir / 'report.md'} ({state})")
+    if not outcome.complete:
+        return 1
+    return 1 if report.get("read_errors") else 0
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """A short plain-text table of the per-camera results of a replay report."""
+    rows = [("bag", "camera", "in", "done", "skipped", "resets", "p50 ms", "p99 ms", "fps")]
+    for section in report.get("bags", []):
+        for cam, c in section.get("cameras", {}).items():
+            lat = c["step_latency_ms"]
+            rows.append(
+                (
+                    Path(section["bag"]).name,
+                    cam,
+                    str(c["frames_in"]),
+                    str(c["processed"]),
+                    str(c["skipped_total"]),
+                    str(c["reset_total"]),
+                    "-" if lat["p50"] is None else f"{lat['p50']:.1f}",
+                    "-" if lat["p99"] is None else f"{lat['p99']:.1f}",
+                    "-" if c["throughput_fps"] is None else f"{c['throughput_fps']:.1f}",
+                )
+            )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) for r in rows)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the subcommand (not implemented yet)."""
-    p = sub.add_parser("replay", help="(not implemented yet)")
-    p.set_defaults(func=lambda args: print("rvm-ros replay: not implemented yet") or 1)
+    """Add ``replay``."""
+    p = sub.add_parser(
+        "replay",
+        help="run bags through the node's processing offline; features bag + report",
+        description="Replay the image topics of rosbag2 files (mcap or sqlite3, Image or "
+        "CompressedImage) through the node's own processing, deterministically and as fast "
+        "as the model allows. Writes DIR/features/ (FeatureMap + TrackedPoints), "
+        "DIR/report.json, DIR/report.md and plots.",
+    )
+    p.add_argument("bags", nargs="+", metavar="BAG", help="rosbag2 folders or .mcap/.db3 files")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--config", default=None, help="node parameters file (config/rvm.yaml)")
+    p.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        type=_param,
+        metavar="NAME=VALUE",
+        help="override a node parameter (e.g. -p model_height=128); repeatable",
+    )
+    p.add_argument("--checkpoint", default=None, help="default: the config's, else random:tiny")
+    p.add_argument("--backend", default=None, choices=("auto", "torch", "onnxruntime", "tensorrt"))
+    p.add_argument("--precision", default=None, choices=("fp32", "fp16", "bf16"))
+    p.add_argument("--device", default=None, help="torch device (cpu, cuda)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="bags replayed in parallel")
+    p.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    p.add_argument("--no-visuals", action="store_true", help="skip plots and videos")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)

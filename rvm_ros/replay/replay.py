@@ -1,0 +1,785 @@
+"""Replay rosbag2 camera images through the node's own processing core, offline.
+
+``replay()`` reads the image topics of one or more bags with ``rosbags``, converts each
+message with the node's converters (:mod:`rvm_ros.imaging`), batches frames with the
+offline rule (:func:`rvm_ros.pipeline.group_batches`) and runs them through
+:class:`rvm_ros.pipeline.Processor` (same preprocessing, state resets, pooling, tracking
+as ``rvm_node``), as fast as the model allows and deterministically (fixed order, fixed
+torch threads). Outputs, in ``DIR``:
+
+* ``features/`` — a rosbag2 (``features.mcap``, or ``features.db3`` for sqlite3 input)
+  with ``/rvm/<camera>/features`` (``rvm_ros/msg/FeatureMap``) and
+  ``/rvm/<camera>/tracks`` (``rvm_ros/msg/TrackedPoints``) for every processed frame;
+* ``report.json``, ``report.md`` and plots (:mod:`rvm_ros.replay.report`).
+
+Several bags give one sub-folder per bag plus a combined report. Work happens in
+``DIR.partial/``, renamed to ``DIR`` at the end; an interrupted or failed run leaves
+``DIR.partial/`` with a ``PARTIAL`` marker, a valid (closed) features bag and
+``report.json`` with ``"complete": false``.
+
+Ground truth: a topic ``<image topic>/gt_tracks`` of type ``rvm_ros/msg/TrackedPoints``
+holds reference tracks (image pixels, header stamps equal to the image's). Each new
+visible ground-truth point is handed to the tracker as a query on its first frame and
+the TAP-Vid metrics of the predictions are reported.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rvm_ros import bags
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = "random:tiny"
+NODE_NAME = "rvm"
+GT_SUFFIX = "/gt_tracks"
+PARTIAL_MARKER = "PARTIAL"
+# Image topic suffixes dropped when naming a camera after its topic.
+_TOPIC_SUFFIXES = ("/compressed", "/image_raw", "/image_rect", "/image_color", "/image")
+
+
+class ReplayError(Exception):
+    """Replay cannot start or continue (bad arguments, unreadable bag, config mismatch)."""
+
+
+@dataclass
+class ReplaySettings:
+    """How to replay (everything but the bags and the output folder).
+
+    Attributes:
+        config: ROS 2 parameters file of the node (``config/rvm.yaml``), or None.
+        params: parameter overrides (dotted names, as in the file), applied last.
+        checkpoint: checkpoint; default: the config's, else ``random:tiny``.
+        backend: inference backend; default: the config's (``auto``).
+        precision: ``fp32`` | ``fp16`` | ``bf16``; default: the config's.
+        device: torch device; default: the config's.
+        threads: torch CPU threads (fixed for determinism).
+        visuals: write plots and videos (PCA colouring, tracks).
+        progress: show a progress bar (stderr).
+        node_name: node name whose section of the params file applies.
+    """
+
+    config: Path | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+    backend: str | None = None
+    precision: str | None = None
+    device: str | None = None
+    threads: int = 1
+    visuals: bool = True
+    progress: bool = True
+    node_name: str = NODE_NAME
+
+
+@dataclass
+class ReplayOutcome:
+    """What :func:`replay` produced.
+
+    Attributes:
+        out_dir: the output folder (``DIR``, or ``DIR.partial`` when not complete).
+        report: the report (as written to ``report.json``).
+        complete: every readable frame was processed and everything written.
+    """
+
+    out_dir: Path
+    report: dict[str, Any]
+    complete: bool
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def camera_name_from_topic(topic: str) -> str:
+    """Camera name for a topic when no config maps it: ``/cameras/bikes/image_raw`` → bikes."""
+    name = topic.rstrip("/")
+    changed = True
+    while changed:
+        changed = False
+        for suffix in _TOPIC_SUFFIXES:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+                changed = True
+    last = name.rsplit("/", 1)[-1] or "camera"
+    return _sanitize(last)
+
+
+def _sanitize(name: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_") or "camera"
+    return name if name[0].isalpha() else "cam_" + name
+
+
+def topic_cameras(topics: Sequence[str]) -> dict[str, str]:
+    """Topic → camera name for topics with no config, unique (full path on collisions)."""
+    names = {t: camera_name_from_topic(t) for t in topics}
+    counts: dict[str, int] = {}
+    for n in names.values():
+        counts[n] = counts.get(n, 0) + 1
+    return {t: (n if counts[n] == 1 else _sanitize(t.replace("/", "_"))) for t, n in names.items()}
+
+
+def build_config(
+    image_topics: Mapping[str, str], settings: ReplaySettings
+) -> tuple[Any, dict[str, str]]:
+    """The node configuration and topic → camera map for a bag's image topics.
+
+    With ``settings.config`` the node's parameters file decides cameras and topics (bag
+    image topics no camera subscribes to are ignored and reported); without it, each
+    image topic is one camera named after the topic.
+
+    Returns:
+        ``(NodeConfig, {topic: camera})``.
+
+    Raises:
+        ReplayError: invalid configuration, or no configured camera topic in the bag.
+    """
+    from rvm_ros.node.config import ConfigError, config_from_params, load_params_file
+
+    params: dict[str, Any] = {}
+    try:
+        if settings.config is not None:
+            params.update(load_params_file(settings.config, settings.node_name))
+    except ConfigError as exc:
+        raise ReplayError(f"config {settings.config}: {exc}") from exc
+    if settings.config is None:
+        mapping = topic_cameras(sorted(image_topics))
+        params["cameras"] = [mapping[t] for t in sorted(image_topics)]
+        for topic, cam in mapping.items():
+            params[f"cameras.{cam}.topic"] = topic
+            compressed = image_topics[topic] == bags.COMPRESSED_IMAGE_TYPE
+            params[f"cameras.{cam}.transport"] = "compressed" if compressed else "raw"
+    params.update(settings.params)
+    for key, value in (
+        ("checkpoint", settings.checkpoint),
+        ("backend", settings.backend),
+        ("precision", settings.precision),
+        ("device", settings.device),
+    ):
+        if value is not None:
+            params[key] = value
+    params.setdefault("checkpoint", DEFAULT_CHECKPOINT)
+    if not params["checkpoint"]:
+        params["checkpoint"] = DEFAULT_CHECKPOINT
+    where = f"config {settings.config}" if settings.config else "replay settings"
+    try:
+        cfg = config_from_params(params)
+    except ConfigError as exc:
+        raise ReplayError(f"{where}: {exc}") from exc
+    topic_to_camera = {t: c for c, t in cfg.camera_topics.items() if t in image_topics}
+    if not topic_to_camera:
+        raise ReplayError(
+            f"none of the configured camera topics ({', '.join(cfg.camera_topics.values())}) "
+            f"is an image topic of the bag (image topics: "
+            f"{', '.join(image_topics) or 'none'})"
+        )
+    return cfg, topic_to_camera
+
+
+def _stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+# --------------------------------------------------------------------------- per camera
+
+
+@dataclass
+class _CameraLog:
+    """Everything recorded about one camera during a replay."""
+
+    camera: str
+    topic: str
+    msgtype: str
+    frames: list[dict[str, Any]] = field(default_factory=list)  # the ledger
+    step_ms: list[float] = field(default_factory=list)
+    resets: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    processed: int = 0
+    cos_sum: float = 0.0
+    cos_pairs: int = 0
+    prev_features: np.ndarray | None = None
+    tracks: dict[int, list[int]] = field(default_factory=dict)  # id -> [first, last, seen, vis]
+    image_size: tuple[int, int] | None = None
+    model_id: str = ""
+    grid: tuple[int, int, int] | None = None
+
+    def skip(self, index: int, stamp_ns: int, reason: str, detail: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        self.frames[index].update(status="skipped", reason=reason, detail=detail)
+
+    def result(self, index: int, res: Any) -> None:
+        self.processed += 1
+        entry = self.frames[index]
+        entry.update(status="processed", seq=int(res.seq))
+        if res.state_reset:
+            entry["reset"] = res.reset_reason
+            self.resets[res.reset_reason] = self.resets.get(res.reset_reason, 0) + 1
+        self.model_id = res.model_id
+        self.grid = (int(res.grid_height), int(res.grid_width), int(res.channels))
+        feats = np.asarray(res.features, np.float32).reshape(-1, res.channels)
+        prev = self.prev_features
+        if prev is not None and not res.state_reset and prev.shape == feats.shape:
+            num = np.sum(feats * prev, axis=1)
+            den = np.linalg.norm(feats, axis=1) * np.linalg.norm(prev, axis=1)
+            cos = num / np.maximum(den, 1e-12)
+            self.cos_sum += float(np.mean(cos))
+            self.cos_pairs += 1
+        self.prev_features = feats
+        if res.tracks is not None:
+            seq = int(res.seq)
+            for tid, vis in zip(res.tracks.ids.tolist(), res.tracks.visible.tolist(), strict=False):
+                rec = self.tracks.get(int(tid))
+                if rec is None:
+                    rec = self.tracks[int(tid)] = [seq, seq, 0, 0]
+                rec[1] = seq
+                rec[2] += 1
+                rec[3] += int(bool(vis))
+
+    def summary(self, wall_s: float) -> dict[str, Any]:
+        steps = np.asarray(self.step_ms, np.float64)
+        latency = (
+            {
+                "p50": float(np.percentile(steps, 50)),
+                "p99": float(np.percentile(steps, 99)),
+                "mean": float(steps.mean()),
+                "steps": len(self.step_ms),
+            }
+            if len(steps)
+            else {"p50": None, "p99": None, "mean": None, "steps": 0}
+        )
+        lifetimes = [r[1] - r[0] + 1 for r in self.tracks.values()]
+        seen = sum(r[2] for r in self.tracks.values())
+        visible = sum(r[3] for r in self.tracks.values())
+        return {
+            "camera": self.camera,
+            "topic": self.topic,
+            "msgtype": self.msgtype,
+            "frames_in": len(self.frames),
+            "processed": self.processed,
+            "skipped": dict(sorted(self.skipped.items())),
+            "skipped_total": sum(self.skipped.values()),
+            "resets": dict(sorted(self.resets.items())),
+            "reset_total": sum(self.resets.values()),
+            "step_latency_ms": latency,
+            "throughput_fps": self.processed / wall_s if wall_s > 0 else None,
+            "feature_stability": {
+                "mean_cosine": self.cos_sum / self.cos_pairs if self.cos_pairs else None,
+                "pairs": self.cos_pairs,
+            },
+            "tracks": {
+                "count": len(self.tracks),
+                "lifetime_frames": {
+                    "mean": float(np.mean(lifetimes)) if lifetimes else None,
+                    "min": int(min(lifetimes)) if lifetimes else None,
+                    "max": int(max(lifetimes)) if lifetimes else None,
+                },
+                "visible_ratio": visible / seen if seen else None,
+            },
+            "image_size": list(self.image_size) if self.image_size else None,
+            "feature_grid": list(self.grid) if self.grid else None,
+            "model_id": self.model_id,
+            "frames": self.frames,
+        }
+
+
+# --------------------------------------------------------------------------- ground truth
+
+
+@dataclass
+class _GroundTruth:
+    """Reference tracks of one camera: stamp → (ids, xy, visible)."""
+
+    frames: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    gt_to_pred: dict[int, int] = field(default_factory=dict)  # -1: could not be queried
+    rejected: dict[int, str] = field(default_factory=dict)
+    query_index: dict[int, int] = field(default_factory=dict)  # gt id -> frame index
+    # frame index (processed order) -> {gt id: (pred xy, pred visible)}
+    predictions: list[tuple[int, dict[int, tuple[float, float, bool]]]] = field(
+        default_factory=list
+    )
+
+
+def _read_ground_truth(reader: bags.BagReader, topics: Mapping[str, str]) -> dict[str, Any]:
+    """camera → _GroundTruth for each image topic with a ``<topic>/gt_tracks`` topic."""
+    out: dict[str, _GroundTruth] = {}
+    gt_topics = {
+        t + GT_SUFFIX: cam
+        for t, cam in topics.items()
+        if reader.topics.get(t + GT_SUFFIX) == bags.TRACKED_POINTS_TYPE
+    }
+    if not gt_topics:
+        return out
+    for m in reader.messages(list(gt_topics)):
+        if m.msg is None:
+            continue
+        gt = out.setdefault(gt_topics[m.topic], _GroundTruth())
+        pts = m.msg.points
+        ids = np.asarray([p.id for p in pts], np.int64)
+        xy = np.asarray([[p.x, p.y] for p in pts], np.float64).reshape(-1, 2)
+        vis = np.asarray([p.visible for p in pts], bool)
+        gt.frames[_stamp_ns(m.msg.header)] = (ids, xy, vis)
+    return out
+
+
+def _tapvid(gt: _GroundTruth, image_size: tuple[int, int] | None) -> dict[str, Any]:
+    from rvm_ros.tapvid import tapvid_metrics
+
+    if not gt.predictions or not gt.query_index or image_size is None:
+        return {"error": "no processed frame carried ground-truth points"}
+    gt_ids = sorted(gt.query_index)
+    row = {g: i for i, g in enumerate(gt_ids)}
+    index_of = {stamp: i for i, (stamp, _) in enumerate(gt.predictions)}
+    num_t = len(gt.predictions)
+    gt_xy = np.zeros((len(gt_ids), num_t, 2))
+    gt_vis = np.zeros((len(gt_ids), num_t), bool)
+    pred_xy = np.zeros((len(gt_ids), num_t, 2))
+    pred_vis = np.zeros((len(gt_ids), num_t), bool)
+    for t, (stamp, preds) in enumerate(gt.predictions):
+        ids, xy, vis = gt.frames[stamp]
+        for gid, p, v in zip(ids.tolist(), xy, vis.tolist(), strict=False):
+            if gid in row:
+                gt_xy[row[gid], t] = p
+                gt_vis[row[gid], t] = v
+        for gid, (px, py, pv) in preds.items():
+            pred_xy[row[gid], t] = (px, py)
+            pred_vis[row[gid], t] = pv
+    queries = np.asarray([index_of[gt.query_index[g]] for g in gt_ids], np.int64)
+    try:
+        metrics = tapvid_metrics(gt_xy, gt_vis, pred_xy, pred_vis, queries, image_size)
+    except ValueError as exc:
+        return {"error": str(exc)}
+    return {
+        "points": len(gt_ids),
+        "frames": num_t,
+        "metrics": {k: (None if math.isnan(v) else v) for k, v in metrics.items()},
+    }
+
+
+# --------------------------------------------------------------------------- one bag
+
+
+def _features_storage(reader: bags.BagReader) -> str:
+    return reader.storage if reader.storage in bags.STORAGES else "mcap"
+
+
+def _frame_inputs(
+    reader: bags.BagReader,
+    topic_to_camera: Mapping[str, str],
+    logs: Mapping[str, _CameraLog],
+    max_pixels: int,
+    timing: dict[str, float],
+) -> Iterator[Any]:
+    """Decode image messages into FrameInputs (ledger entries for every message)."""
+    from rvm_ros import imaging
+    from rvm_ros.pipeline import FrameInput
+
+    for m in reader.messages(list(topic_to_camera)):
+        t0 = time.perf_counter()
+        camera = topic_to_camera[m.topic]
+        log_ = logs[camera]
+        index = len(log_.frames)
+        entry: dict[str, Any] = {"index": index, "bag_time_ns": m.timestamp_ns}
+        log_.frames.append(entry)
+        if m.msg is None:
+            entry["stamp_ns"] = None
+            log_.skip(index, 0, "unreadable_message", m.error)
+            timing["decode_s"] += time.perf_counter() - t0
+            continue
+        stamp = _stamp_ns(m.msg.header)
+        entry["stamp_ns"] = stamp
+        try:
+            if m.msgtype == bags.COMPRESSED_IMAGE_TYPE:
+                image = imaging.compressed_to_array(m.msg, max_pixels)
+            else:
+                image = imaging.image_to_array(m.msg, max_pixels)
+        except imaging.ImageError as exc:
+            log_.skip(index, stamp, exc.cause, f"{m.topic} message {index}: {exc}")
+            timing["decode_s"] += time.perf_counter() - t0
+            continue
+        log_.image_size = (int(image.shape[0]), int(image.shape[1]))
+        timing["decode_s"] += time.perf_counter() - t0
+        yield FrameInput(camera, stamp, (m.msg.header, index, m.timestamp_ns), image)
+
+
+def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -> dict[str, Any]:
+    """Replay one bag into ``out_dir`` (which must exist); returns its report section.
+
+    On KeyboardInterrupt (or any error) the outputs written so far are closed and valid,
+    and the returned/raised state is marked incomplete by :func:`replay`.
+
+    Raises:
+        ReplayError: the bag cannot be opened or its topics do not fit the config.
+    """
+    import torch
+
+    from rvm_ros.messages import feature_map_fields, fill_message, tracked_points_fields
+    from rvm_ros.pipeline import FrameResult, FrameSkip, Processor, group_batches
+    from rvm_ros.replay.report import Visuals
+    from rvm_ros.runtime import create_encoder
+
+    bag = Path(bag)
+    out_dir = Path(out_dir)
+    try:
+        reader = bags.BagReader(bag)
+    except bags.BagError as exc:
+        raise ReplayError(str(exc)) from exc
+    images = bags.image_topics(reader.topics)
+    if not images:
+        reader.close()
+        raise ReplayError(
+            f"bag {bag} has no sensor_msgs/Image or CompressedImage topic "
+            f"(topics: {', '.join(f'{t} [{ty}]' for t, ty in reader.topics.items()) or 'none'})"
+        )
+    cfg, topic_to_camera = build_config(images, settings)
+    proc_cfg = cfg.processing
+    torch.set_num_threads(max(1, settings.threads))
+    torch.manual_seed(0)
+    logs = {
+        cam: _CameraLog(cam, topic, images[topic]) for topic, cam in sorted(topic_to_camera.items())
+    }
+    ground_truth = _read_ground_truth(reader, topic_to_camera)
+    if ground_truth and not proc_cfg.tracking:
+        log.warning("bag has ground-truth tracks but tracking is off in the config")
+    report: dict[str, Any] = {
+        "bag": str(bag),
+        "storage": reader.storage,
+        "complete": False,
+        "read_errors": reader.errors,
+        "ignored_image_topics": sorted(set(images) - set(topic_to_camera)),
+        "missing_camera_topics": sorted(
+            t for t in cfg.camera_topics.values() if t not in topic_to_camera
+        ),
+        "checkpoint": cfg.checkpoint,
+        "backend": cfg.backend,
+        "precision": cfg.precision,
+        "threads": settings.threads,
+        "processing": {
+            k: v for k, v in asdict(proc_cfg).items() if k != "tracker" and v is not None
+        },
+    }
+    encoder = create_encoder(
+        cfg.checkpoint,
+        cfg.backend,
+        cfg.precision,
+        cfg.device or None,
+        height=proc_cfg.model_height,
+        width=proc_cfg.model_width,
+        max_batch=max(1, len(topic_to_camera)),
+    )
+    report["encoder"] = encoder.info.as_dict()
+    processor = Processor(proc_cfg, encoder)
+    storage = _features_storage(reader)
+    writer = bags.BagWriter(out_dir / "features", storage)
+    report["features_bag"] = "features"
+    store = writer.store
+    fmap_cls = store.types[bags.FEATURE_MAP_TYPE]
+    tracks_cls = store.types[bags.TRACKED_POINTS_TYPE]
+    visuals = Visuals(out_dir, enabled=settings.visuals)
+    timing = {"decode_s": 0.0, "process_s": 0.0, "write_s": 0.0, "visuals_s": 0.0, "step_s": 0.0}
+    total = sum(
+        c.msgcount
+        for c in (reader._reader.connections if reader._reader else [])
+        if c.topic in topic_to_camera
+    )
+    bar = _progress(total or None, f"replay {bag.name}", settings.progress)
+    start = time.perf_counter()
+    steps = 0
+    try:
+        frames = _frame_inputs(reader, topic_to_camera, logs, proc_cfg.max_image_pixels, timing)
+        for batch in group_batches(frames, proc_cfg.max_batch_wait_ms, len(topic_to_camera)):
+            for frame in batch:
+                gt = ground_truth.get(frame.camera)
+                if gt is not None and proc_cfg.tracking:
+                    _add_gt_queries(processor, gt, frame)
+            t0 = time.perf_counter()
+            outputs = processor.process(batch)
+            timing["process_s"] += time.perf_counter() - t0
+            step_seen = False
+            for frame, out in zip(batch, outputs, strict=False):
+                header, index, bag_time = frame.header
+                log_ = logs[frame.camera]
+                if isinstance(out, FrameSkip):
+                    log_.skip(index, frame.stamp_ns, out.reason, out.detail)
+                    continue
+                assert isinstance(out, FrameResult)
+                if not step_seen:
+                    timing["step_s"] += out.step_ms / 1000.0
+                    steps += 1
+                    step_seen = True
+                log_.step_ms.append(float(out.step_ms))
+                log_.result(index, out)
+                t1 = time.perf_counter()
+                msg = fill_message(fmap_cls, feature_map_fields(out), header)
+                writer.write(
+                    f"/{NODE_NAME}/{out.camera}/features", bags.FEATURE_MAP_TYPE, msg, bag_time
+                )
+                if out.tracks is not None:
+                    tmsg = fill_message(tracks_cls, tracked_points_fields(out), header)
+                    writer.write(
+                        f"/{NODE_NAME}/{out.camera}/tracks",
+                        bags.TRACKED_POINTS_TYPE,
+                        tmsg,
+                        bag_time,
+                    )
+                t2 = time.perf_counter()
+                timing["write_s"] += t2 - t1
+                gt = ground_truth.get(frame.camera)
+                if gt is not None:
+                    _record_gt_predictions(gt, frame, out)
+                visuals.add(frame, out)
+                timing["visuals_s"] += time.perf_counter() - t2
+            bar.update(len(batch))
+        report["complete"] = True
+    finally:
+        wall = time.perf_counter() - start
+        bar.close()
+        writer.close()
+        encoder.close()
+        reader.close()
+        report["wall_s"] = wall
+        report["timing_s"] = timing
+        report["steps"] = steps
+        processed = sum(lg.processed for lg in logs.values())
+        report["throughput_fps"] = processed / wall if wall > 0 else None
+        report["model_step_fps"] = processed / timing["step_s"] if timing["step_s"] > 0 else None
+        report["overhead_fraction"] = 1.0 - timing["step_s"] / wall if wall > 0 else None
+        report["cameras"] = {cam: lg.summary(wall) for cam, lg in logs.items()}
+        for cam, gt in ground_truth.items():
+            report["cameras"][cam]["tapvid"] = (
+                _tapvid(gt, logs[cam].image_size)
+                if proc_cfg.tracking
+                else {"error": "tracking is off in the config; no predictions to score"}
+            )
+        report["read_errors"] = list(reader.errors)
+        try:
+            report["plots"] = visuals.finish(report)
+        except Exception as exc:  # plots must never hide the replay's result
+            report["plots"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return report
+
+
+def _add_gt_queries(processor: Any, gt: _GroundTruth, frame: Any) -> None:
+    entry = gt.frames.get(frame.stamp_ns)
+    if entry is None:
+        return
+    ids, xy, vis = entry
+    new = [
+        i
+        for i, (gid, v) in enumerate(zip(ids.tolist(), vis.tolist(), strict=False))
+        if v and gid not in gt.gt_to_pred
+    ]
+    if not new:
+        return
+    for i in new:
+        gid = int(ids[i])
+        try:
+            (pid,) = processor.set_query_points(
+                frame.camera, [float(xy[i, 0])], [float(xy[i, 1])], True
+            )
+        except ValueError as exc:  # e.g. outside the part of the image the network sees
+            gt.rejected[gid] = str(exc)
+            gt.gt_to_pred[gid] = -1
+            continue
+        gt.gt_to_pred[gid] = int(pid)
+        gt.query_index[gid] = frame.stamp_ns
+
+
+def _record_gt_predictions(gt: _GroundTruth, frame: Any, out: Any) -> None:
+    if frame.stamp_ns not in gt.frames or out.tracks is None:
+        return
+    by_pred = {
+        int(i): (float(x), float(y), bool(v))
+        for i, x, y, v in zip(
+            out.tracks.ids.tolist(),
+            out.tracks.x.tolist(),
+            out.tracks.y.tolist(),
+            out.tracks.visible.tolist(),
+            strict=False,
+        )
+    }
+    preds = {g: by_pred[p] for g, p in gt.gt_to_pred.items() if p in by_pred}
+    gt.predictions.append((frame.stamp_ns, preds))
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int | None, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, leave=False)
+
+
+# --------------------------------------------------------------------------- many bags
+
+
+def _bag_label(bag: Path, taken: set[str]) -> str:
+    name = _sanitize(bag.name or "bag")
+    label, i = name, 1
+    while label in taken:
+        i += 1
+        label = f"{name}_{i}"
+    taken.add(label)
+    return label
+
+
+def _replay_worker(bag: str, out_dir: str, settings: ReplaySettings) -> dict[str, Any]:
+    try:
+        return replay_bag(bag, out_dir, settings)
+    except KeyboardInterrupt:
+        return {"bag": bag, "complete": False, "error": "interrupted"}
+
+
+def replay(
+    bag_paths: Sequence[Path | str],
+    out: Path | str,
+    settings: ReplaySettings | None = None,
+    force: bool = False,
+    workers: int = 1,
+) -> ReplayOutcome:
+    """Replay bags into ``out`` (see the module docstring for what is written).
+
+    Args:
+        bag_paths: rosbag2 folders (or bare ``.mcap`` / ``.db3`` files).
+        out: output folder; must not exist unless ``force``.
+        settings: what to run; defaults to :class:`ReplaySettings`.
+        force: replace an existing ``out``.
+        workers: bags replayed in parallel processes (each with ``settings.threads``).
+
+    Returns:
+        The outcome; ``complete`` False when a bag failed or could only partly be read.
+
+    Raises:
+        ReplayError: bad arguments or ``out`` exists without ``force``.
+        KeyboardInterrupt: after the partial output has been closed and marked.
+    """
+    from rvm_ros.replay.report import write_reports
+
+    settings = settings or ReplaySettings()
+    paths = [Path(b) for b in bag_paths]
+    if not paths:
+        raise ReplayError("no bag given")
+    for p in paths:
+        if not p.exists():
+            raise ReplayError(f"bag {p} does not exist")
+    if workers < 1:
+        raise ReplayError(f"--workers must be >= 1, got {workers}")
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")
+    if out.exists() and not force:
+        raise ReplayError(f"output {out} exists; pass --force to replace it")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    (partial / PARTIAL_MARKER).write_text(
+        "replay in progress or interrupted: this output is incomplete\n"
+    )
+    single = len(paths) == 1
+    taken: set[str] = set()
+    dirs = [partial if single else partial / _bag_label(p, taken) for p in paths]
+    for d in dirs:
+        d.mkdir(exist_ok=True)
+    sections: list[dict[str, Any] | None] = [None] * len(paths)
+    interrupted = False
+    start = time.perf_counter()
+    try:
+        if workers == 1 or single:
+            for i, (p, d) in enumerate(zip(paths, dirs, strict=False)):
+                sections[i] = _run_one(p, d, settings)
+        else:
+            with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = {
+                    pool.submit(_replay_worker, str(p), str(d), settings): i
+                    for i, (p, d) in enumerate(zip(paths, dirs, strict=False))
+                }
+                try:
+                    for fut in concurrent.futures.as_completed(futures):
+                        i = futures[fut]
+                        try:
+                            sections[i] = fut.result()
+                        except ReplayError as exc:
+                            sections[i] = {
+                                "bag": str(paths[i]),
+                                "complete": False,
+                                "error": str(exc),
+                            }
+                except KeyboardInterrupt:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+    except KeyboardInterrupt:
+        interrupted = True
+    wall = time.perf_counter() - start
+    done = [
+        s if s is not None else {"bag": str(p), "complete": False, "error": "not run"}
+        for s, p in zip(sections, paths, strict=False)
+    ]
+    complete = not interrupted and all(s.get("complete") for s in done)
+    report = _combine(done, complete, wall, single, settings)
+    if interrupted:
+        report["interrupted"] = True
+    write_reports(partial, report, [d.name if not single else "" for d in dirs])
+    if complete:
+        (partial / PARTIAL_MARKER).unlink()
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(partial, out)
+        final = out
+    else:
+        final = partial
+    if interrupted:
+        raise KeyboardInterrupt(f"replay interrupted; partial output in {final}")
+    return ReplayOutcome(final, report, complete)
+
+
+def _run_one(bag: Path, out_dir: Path, settings: ReplaySettings) -> dict[str, Any]:
+    try:
+        return replay_bag(bag, out_dir, settings)
+    except KeyboardInterrupt:
+        raise
+    except ReplayError as exc:
+        return {"bag": str(bag), "complete": False, "error": str(exc)}
+
+
+def _combine(
+    sections: list[dict[str, Any]],
+    complete: bool,
+    wall: float,
+    single: bool,
+    settings: ReplaySettings,
+) -> dict[str, Any]:
+    from rvm_ros import __version__
+
+    report: dict[str, Any] = {
+        "tool": f"rvm-ros replay {__version__}",
+        "complete": complete,
+        "wall_s": wall,
+        "config": str(settings.config) if settings.config else None,
+        "bags": sections,
+    }
+    # Read failures mean the result is not a full replay of the bag.
+    report["read_errors"] = [e for s in sections for e in s.get("read_errors", [])]
+    frames = sum(c["processed"] for s in sections for c in s.get("cameras", {}).values())
+    report["processed"] = frames
+    report["throughput_fps"] = frames / wall if wall > 0 else None
+    if single:
+        report["cameras"] = sections[0].get("cameras", {})
+    return report

@@ -93,7 +93,9 @@ PARAMS: tuple[ParamSpec, ...] = (
         "Inference backend",
         choices=("auto", "torch", "onnxruntime", "tensorrt"),
     ),
-    ParamSpec("precision", "fp32", "str", "Inference precision", choices=("fp32", "fp16", "bf16")),
+    ParamSpec(
+        "precision", "fp32", "str", "Inference precision", choices=("fp32", "bf16", "fp16", "int8")
+    ),
     ParamSpec("device", "", "str", "Torch device (cpu, cuda, cuda:1); empty: backend's choice"),
     ParamSpec("cameras", ["front"], "str_list", "Camera names; one input topic each"),
     ParamSpec("model_height", 256, "int", "Network input height (multiple of 16)", (), 16, 4096),

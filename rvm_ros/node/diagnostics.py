@@ -209,8 +209,8 @@ def summarize(
     ]
     for cam, c in snap["cameras"].items():
         p = prev_cams.get(cam, CameraCounters())
-        rate_in = (c.received - p.received) / dt
-        rate_out = (c.processed - p.processed) / dt
+        rate_in = (c.received - p.received) / dt if previous else float("nan")
+        rate_out = (c.processed - p.processed) / dt if previous else float("nan")
         new_rejects = sum(c.rejected.values()) - sum(p.rejected.values())
         cam_level = OK
         cam_msg = "ok"

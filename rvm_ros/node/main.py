@@ -1,0 +1,70 @@
+"""``rvm_node``: ``rvm_node --ros-args --params-file config/rvm.yaml -p checkpoint:=X``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``rvm`` lifecycle node until interrupted.
+
+    With ``autostart`` (the default) the node configures and activates itself; otherwise
+    it waits in ``unconfigured`` for lifecycle transitions (``~/change_state``).
+
+    Args:
+        argv: Command line (``sys.argv`` when None), ROS arguments included.
+
+    Returns:
+        The process exit code (0 on a clean shutdown).
+    """
+    import signal
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.signals import SignalHandlerOptions
+
+    from rvm_ros.node.node import RvmNode
+
+    args = list(sys.argv if argv is None else argv)
+    # Our own signal handling: SIGINT / SIGTERM end the spin while the context is still
+    # valid, so the shutdown transition can stop the inference thread and release the runtime.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    node = RvmNode()
+    log = node.get_logger()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        if node.get_parameter("autostart").value is True:
+            ok = TransitionCallbackReturn.SUCCESS
+            if node.trigger_configure() != ok:
+                log.error("autostart: configure failed; the node stays unconfigured")
+            elif node.trigger_activate() != ok:
+                log.error("autostart: activate failed; the node stays inactive")
+            else:
+                log.info("autostart: active")
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if rclpy.ok():
+            node.trigger_shutdown()
+        node.release()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

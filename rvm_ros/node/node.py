@@ -1,0 +1,527 @@
+"""The RVM perception node: a thin rclpy lifecycle shell around `rvm_ros.pipeline.Processor`.
+
+Lifecycle:
+    * ``on_configure``: declared parameters -> frozen `NodeConfig` (invalid values fail the
+      transition with ``invalid parameter '<name>': ...``); publishers, subscriptions,
+      diagnostics timer.
+    * ``on_activate``: the encoder (backend, engine) is loaded, the inference thread starts.
+    * ``on_deactivate``: the thread stops, the encoder is released.
+    * ``on_cleanup`` / ``on_shutdown``: everything created in ``on_configure`` goes.
+
+Data flow: each camera's subscription callback (executor thread) decodes the message into
+an RGB array and puts it into `LatestFrameSlots` (newest frame per camera; a frame that is
+replaced before it was processed counts as dropped). One inference thread takes batches
+(frames of different cameras arriving within ``max_batch_wait_ms``), runs
+``Processor.process`` and publishes the results with each frame's own header.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.event_handler import (
+    PublisherEventCallbacks,
+    QoSRequestedIncompatibleQoSInfo,
+    SubscriptionEventCallbacks,
+)
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.publisher import Publisher
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import Trigger
+
+from rvm_ros.msg import FeatureMap, TrackedPoints
+from rvm_ros.node.config import (
+    PARAMS,
+    ConfigError,
+    NodeConfig,
+    camera_param_defaults,
+    config_from_params,
+    unknown_parameters,
+)
+from rvm_ros.node.diagnostics import NodeStats, summarize, to_diagnostic_array
+from rvm_ros.node.qos import (
+    describe_qos,
+    incompatible_publisher_message,
+    incompatible_subscription_message,
+    make_qos,
+)
+from rvm_ros.srv import SetQueryPoints
+
+__all__ = ["RvmNode"]
+
+SUCCESS = TransitionCallbackReturn.SUCCESS
+FAILURE = TransitionCallbackReturn.FAILURE
+
+
+@dataclass
+class _CameraIO:
+    """Publishers of one camera."""
+
+    features: Any
+    tracks: Any | None
+    debug: Any | None
+
+
+def _stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+class RvmNode(LifecycleNode):
+    """The ``rvm`` lifecycle node (see the module docstring).
+
+    Args:
+        node_name: Node name (``rvm``).
+        **kwargs: Passed to `rclpy.lifecycle.LifecycleNode` (namespace, context, ...).
+    """
+
+    def __init__(self, node_name: str = "rvm", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        for spec in PARAMS:
+            text = spec.description
+            if spec.constraint_text():
+                text += f" ({spec.constraint_text()})"
+            self.declare_parameter(
+                spec.name,
+                spec.default,
+                ParameterDescriptor(description=text, dynamic_typing=True),
+            )
+        self._declare_camera_parameters()
+        self.cfg: NodeConfig | None = None
+        self.stats: NodeStats | None = None
+        self._io: dict[str, _CameraIO] = {}
+        self._subs: list[Any] = []
+        self._qos_in: QoSProfile | None = None
+        self._qos_out: QoSProfile | None = None
+        self._diag_pub: Publisher[DiagnosticArray] | None = None
+        self._diag_timer: Any = None
+        self._diag_prev: tuple[float, dict[str, Any]] | None = None
+        # Active state (set in on_activate, cleared in on_deactivate).
+        self._encoder: Any = None
+        self._processor: Any = None
+        self._slots: Any = None
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._active = False
+        self._runtime_text = "not loaded"
+        self._renderers: dict[str, Any] = {}
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(SetQueryPoints, "~/set_query_points", self._on_set_query_points)
+
+    # -- parameters ------------------------------------------------------------------
+
+    def _declare_camera_parameters(self) -> None:
+        cams = self.get_parameter("cameras").value
+        if not isinstance(cams, (list, tuple)):
+            return  # on_configure reports it
+        for cam in cams:
+            if not isinstance(cam, str) or not cam:
+                continue
+            tname = f"cameras.{cam}.transport"
+            if not self.has_parameter(tname):
+                self.declare_parameter(
+                    tname,
+                    "raw",
+                    ParameterDescriptor(
+                        description=f"Transport of camera {cam}: raw | compressed",
+                        dynamic_typing=True,
+                    ),
+                )
+            transport = self.get_parameter(tname).value
+            name = f"cameras.{cam}.topic"
+            if not self.has_parameter(name):
+                default = camera_param_defaults(cam, str(transport))["topic"]
+                self.declare_parameter(
+                    name,
+                    default,
+                    ParameterDescriptor(
+                        description=f"Input image topic of camera {cam}", dynamic_typing=True
+                    ),
+                )
+
+    def _parameter_values(self) -> dict[str, Any]:
+        self._declare_camera_parameters()
+        out: dict[str, Any] = {}
+        for name, param in self._parameters.items():
+            value = param.value
+            out[name] = list(value) if isinstance(value, (list, tuple)) else value
+        return out
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate parameters, create publishers, subscriptions and the diagnostics timer."""
+        try:
+            cfg = config_from_params(self._parameter_values())
+        except ConfigError as exc:
+            self.get_logger().error(f"invalid parameter '{exc.param}': {exc.message}")
+            return FAILURE
+        overrides = getattr(self, "_parameter_overrides", {}) or {}
+        unknown = unknown_parameters({k: getattr(v, "value", v) for k, v in overrides.items()})
+        if unknown:
+            self.get_logger().warning(
+                f"ignoring unknown parameter(s): {', '.join(unknown)} (typo? see config/rvm.yaml)"
+            )
+        self.cfg = cfg
+        self.stats = NodeStats(cfg.cameras)
+        self._qos_in = make_qos(cfg.input_reliability, cfg.input_depth)
+        self._qos_out = make_qos(cfg.output_reliability, cfg.output_depth)
+        log = self.get_logger()
+        for cam in cfg.cameras:
+            self._io[cam] = self._make_publishers(cam, cfg)
+            topic = cfg.camera_topics[cam]
+            transport = cfg.camera_transports[cam]
+            msg_type = CompressedImage if transport == "compressed" else Image
+            sub = self.create_subscription(
+                msg_type,
+                topic,
+                partial(self._on_image, cam),
+                self._qos_in,
+                event_callbacks=SubscriptionEventCallbacks(
+                    incompatible_qos=partial(self._on_incompatible_publisher, topic)
+                ),
+            )
+            self._subs.append(sub)
+            log.info(
+                f"camera {cam}: subscribing {sub.topic_name} ({msg_type.__name__}, "
+                f"{describe_qos(self._qos_in)})"
+            )
+        log.info(
+            f"outputs: ~/<camera>/features|tracks|debug_image with {describe_qos(self._qos_out)}"
+        )
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_prev = None
+        self._diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
+        return super().on_configure(state)
+
+    def _make_publishers(self, cam: str, cfg: NodeConfig) -> _CameraIO:
+        assert self._qos_out is not None
+        qos = self._qos_out
+
+        def events(topic: str) -> PublisherEventCallbacks:
+            return PublisherEventCallbacks(
+                incompatible_qos=partial(self._on_incompatible_subscription, topic)
+            )
+
+        features = self.create_lifecycle_publisher(
+            FeatureMap, f"~/{cam}/features", qos, event_callbacks=events(f"~/{cam}/features")
+        )
+        tracks = None
+        if cfg.processing.tracking:
+            tracks = self.create_lifecycle_publisher(
+                TrackedPoints, f"~/{cam}/tracks", qos, event_callbacks=events(f"~/{cam}/tracks")
+            )
+        debug = None
+        if cfg.publish_debug_image:
+            debug = self.create_lifecycle_publisher(
+                Image, f"~/{cam}/debug_image", qos, event_callbacks=events(f"~/{cam}/debug_image")
+            )
+        return _CameraIO(features, tracks, debug)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the encoder and start the inference thread."""
+        from rvm_ros.pipeline import LatestFrameSlots, Processor
+        from rvm_ros.runtime import create_encoder
+
+        cfg = self.cfg
+        assert cfg is not None
+        pc = cfg.processing
+        try:
+            encoder = create_encoder(
+                cfg.checkpoint,
+                backend=cfg.backend,
+                precision=cfg.precision,
+                device=cfg.device or None,
+                height=pc.model_height,
+                width=pc.model_width,
+                max_batch=len(cfg.cameras),
+            )
+        except Exception as exc:  # the message names the checkpoint / backend problem
+            self.get_logger().error(f"cannot load the runtime: {type(exc).__name__}: {exc}")
+            return FAILURE
+        try:
+            processor = Processor(pc, encoder)
+        except Exception as exc:
+            encoder.close()
+            self.get_logger().error(f"cannot create the processor: {type(exc).__name__}: {exc}")
+            return FAILURE
+        info = encoder.info
+        self._runtime_text = (
+            f"{info.backend} {info.precision} on {info.device}, model {info.model_id}, "
+            f"input {info.height}x{info.width} ({info.reason})"
+        )
+        self.get_logger().info(f"runtime: {self._runtime_text}")
+        self._encoder = encoder
+        self._processor = processor
+        self._slots = LatestFrameSlots(cfg.cameras)
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._run_worker, name="rvm-inference", daemon=True)
+        self._active = True
+        self._worker.start()
+        return super().on_activate(state)
+
+    def release(self) -> None:
+        """Stop the inference thread and release the runtime (safe to call repeatedly)."""
+        self._release_runtime()
+
+    def _release_runtime(self) -> None:
+        self._active = False
+        self._stop.set()
+        if self._slots is not None:
+            self._slots.wake()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+            if self._worker.is_alive():
+                self.get_logger().error("inference thread did not stop within 30 s")
+        self._worker = None
+        self._processor = None
+        self._slots = None
+        if self._encoder is not None:
+            self._encoder.close()
+        self._encoder = None
+        self._runtime_text = "not loaded"
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the inference thread and release the encoder."""
+        self._release_runtime()
+        return super().on_deactivate(state)
+
+    def _destroy_entities(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        for io in self._io.values():
+            for pub in (io.features, io.tracks, io.debug):
+                if pub is not None:
+                    self.destroy_lifecycle_publisher(pub)
+        self._io = {}
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        if self._diag_pub is not None:
+            self.destroy_publisher(self._diag_pub)
+            self._diag_pub = None
+        self.cfg = None
+        self.stats = None
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Destroy what ``on_configure`` created."""
+        self._destroy_entities()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything, from whatever state."""
+        self._release_runtime()
+        self._destroy_entities()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything after an error in a transition."""
+        self._release_runtime()
+        self._destroy_entities()
+        return SUCCESS
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the runtime is loaded and frames are processed."""
+        return self._active
+
+    # -- input -----------------------------------------------------------------------
+
+    def _on_image(self, cam: str, msg: Any) -> None:
+        from rvm_ros.imaging import ImageError, compressed_to_array, image_to_array
+        from rvm_ros.pipeline import FrameInput
+
+        stats, cfg, slots = self.stats, self.cfg, self._slots
+        if stats is None or cfg is None:
+            return
+        stats.received(cam)
+        if not self._active or slots is None:
+            return
+        try:
+            if isinstance(msg, CompressedImage):
+                image = compressed_to_array(msg, cfg.processing.max_image_pixels)
+            else:
+                image = image_to_array(msg, cfg.processing.max_image_pixels)
+        except ImageError as exc:
+            if stats.rejected(cam, exc.cause):
+                self.get_logger().warning(
+                    f"camera {cam}: rejected an image from {cfg.camera_topics[cam]} "
+                    f"({exc.cause}): {exc} [logged once per cause; counted in /diagnostics]"
+                )
+            return
+        frame = FrameInput(cam, _stamp_ns(msg.header), msg.header, image)
+        dropped = slots.put(frame)
+        if dropped:
+            stats.dropped(cam, int(dropped))
+
+    def _on_incompatible_publisher(
+        self, topic: str, event: QoSRequestedIncompatibleQoSInfo
+    ) -> None:
+        if self.stats is not None:
+            self.stats.qos_incompatible(topic)
+        if self._qos_in is not None:
+            self.get_logger().warning(
+                incompatible_publisher_message(topic, event.last_policy_kind, self._qos_in)
+            )
+
+    def _on_incompatible_subscription(self, topic: str, event: Any) -> None:
+        if self.stats is not None:
+            self.stats.qos_incompatible(topic)
+        if self._qos_out is not None:
+            self.get_logger().warning(
+                incompatible_subscription_message(topic, event.last_policy_kind, self._qos_out)
+            )
+
+    # -- inference thread ------------------------------------------------------------
+
+    def _run_worker(self) -> None:
+        cfg, slots, stats, processor = self.cfg, self._slots, self.stats, self._processor
+        assert cfg is not None and slots is not None and stats is not None
+        assert processor is not None
+        wait_s = cfg.processing.max_batch_wait_ms / 1000.0
+        errors_logged = 0
+        while not self._stop.is_set():
+            batch = slots.wait_batch(wait_s, self._stop)
+            if not batch or self._stop.is_set():
+                continue
+            t0 = time.perf_counter()
+            try:
+                results = processor.process(batch)
+            except Exception as exc:
+                errors_logged += 1
+                if errors_logged <= 5:
+                    self.get_logger().error(
+                        f"processing step failed for cameras "
+                        f"{[f.camera for f in batch]}: {type(exc).__name__}: {exc}"
+                    )
+                for f in batch:
+                    stats.skipped(f.camera, "step_error")
+                continue
+            stats.step(time.perf_counter() - t0, len(batch))
+            frames = {f.camera: f for f in batch}
+            for res in results:
+                try:
+                    self._publish_result(res, frames.get(res.camera))
+                except Exception as exc:  # keep the thread alive; say what failed, once
+                    if stats.skipped(res.camera, "publish_error"):
+                        self.get_logger().error(
+                            f"camera {res.camera}: publishing the result failed: "
+                            f"{type(exc).__name__}: {exc} [logged once; counted in /diagnostics]"
+                        )
+
+    def _publish_result(self, res: Any, frame: Any) -> None:
+        from rvm_ros.messages import feature_map_fields, fill_message, tracked_points_fields
+        from rvm_ros.pipeline import FrameSkip
+
+        stats = self.stats
+        io = self._io.get(res.camera)
+        if stats is None or io is None:
+            return
+        if isinstance(res, FrameSkip):
+            if stats.skipped(res.camera, res.reason):
+                self.get_logger().warning(
+                    f"camera {res.camera}: frame skipped ({res.reason}): {res.detail} "
+                    "[logged once per cause; counted in /diagnostics]"
+                )
+            return
+        stats.processed(res.camera, res.reset_reason if res.state_reset else None)
+        io.features.publish(fill_message(FeatureMap, feature_map_fields(res), header=res.header))
+        if io.tracks is not None and res.tracks is not None:
+            io.tracks.publish(
+                fill_message(TrackedPoints, tracked_points_fields(res), header=res.header)
+            )
+        if io.debug is not None and frame is not None and io.debug.get_subscription_count() > 0:
+            self._publish_debug(io.debug, res, frame)
+
+    def _publish_debug(self, pub: Any, res: Any, frame: Any) -> None:
+        from rvm_ros.visualize import DebugRenderer
+
+        renderer = self._renderers.get(res.camera)
+        if renderer is None or res.state_reset:
+            renderer = self._renderers[res.camera] = DebugRenderer(refit_every=100)
+        image = frame.image
+        if image.dtype != np.uint8:  # float [0, 1] (32FC* encodings)
+            image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        tracks = None
+        if res.tracks is not None:
+            t = res.tracks
+            tracks = (t.x, t.y, t.visible, t.ids)
+        rgb = renderer.render(
+            image, res.features.astype(np.float32), res.geometry, tracks, res.cell_size
+        )
+        msg = Image()
+        msg.header = res.header
+        msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+        msg.encoding = "rgb8"
+        msg.is_bigendian = 0
+        msg.step = int(rgb.shape[1]) * 3
+        msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+        pub.publish(msg)
+
+    # -- services --------------------------------------------------------------------
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        processor = self._processor
+        if processor is None:
+            response.success = False
+            response.message = "node is not active: nothing to reset"
+            return response
+        processor.reset(None, reason="service")
+        cams = ", ".join(self.cfg.cameras) if self.cfg else ""
+        response.success = True
+        response.message = f"state reset for all cameras ({cams}); flagged in the next FeatureMap"
+        self.get_logger().info("state reset requested through ~/reset")
+        return response
+
+    def _on_set_query_points(
+        self, request: SetQueryPoints.Request, response: SetQueryPoints.Response
+    ) -> SetQueryPoints.Response:
+        processor = self._processor
+        response.success = False
+        if processor is None:
+            response.message = "node is not active"
+            return response
+        try:
+            ids = processor.set_query_points(
+                request.camera,
+                np.asarray(request.x, dtype=np.float64),
+                np.asarray(request.y, dtype=np.float64),
+                bool(request.append),
+            )
+        except ValueError as exc:
+            response.message = str(exc)
+            return response
+        response.success = True
+        response.ids = [int(i) for i in ids]
+        where = f"camera {request.camera}" if request.camera else "every camera"
+        response.message = f"tracking {len(ids)} new point(s) on {where}"
+        return response
+
+    # -- diagnostics -----------------------------------------------------------------
+
+    def _publish_diagnostics(self) -> None:
+        stats, pub = self.stats, self._diag_pub
+        if stats is None or pub is None:
+            return
+        now = time.monotonic()
+        snap = stats.snapshot()
+        prev_t, prev = self._diag_prev if self._diag_prev else (now, None)
+        period = now - prev_t if prev is not None else 0.0
+        statuses = summarize(
+            snap,
+            prev,
+            period,
+            self.get_fully_qualified_name(),
+            self._runtime_text,
+            self._active,
+        )
+        self._diag_prev = (now, snap)
+        pub.publish(to_diagnostic_array(statuses, self.get_clock().now().to_msg()))

@@ -1,0 +1,135 @@
+"""Processor + the real PointTracker: query points, pixel <-> cell geometry, grid seeding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pipeline_fakes import FakeEncoder
+
+from rvm_ros.pipeline import FrameInput, FrameResult, FrameSkip, ProcessingConfig, Processor
+from rvm_ros.tracking import TrackerConfig
+
+
+def make(enc: FakeEncoder, **kw: object) -> Processor:
+    args: dict[str, object] = {
+        "cameras": ("front", "rear"),
+        "model_height": 64,
+        "model_width": 64,
+        "tracking": True,
+    }
+    args.update(kw)
+    return Processor(ProcessingConfig(**args), enc)  # type: ignore[arg-type]
+
+
+def run(proc: Processor, cam: str, t: int, h: int = 64, w: int = 64) -> FrameResult:
+    img = np.random.default_rng(t).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    (r,) = proc.process([FrameInput(cam, t * 10_000_000, None, img)])
+    assert isinstance(r, FrameResult), r
+    return r
+
+
+def tracks(r: FrameResult) -> dict[int, tuple[float, float]]:
+    assert r.tracks is not None
+    return {
+        int(i): (float(x), float(y))
+        for i, x, y in zip(r.tracks.ids, r.tracks.x, r.tracks.y, strict=True)
+    }
+
+
+@pytest.mark.parametrize(
+    ("mode", "h", "w", "points"),
+    [
+        ("stretch", 48, 80, [(10.0, 5.0), (79.0, 47.5), (0.0, 0.0)]),
+        ("letterbox", 32, 64, [(10.0, 5.0), (63.0, 31.0)]),
+        ("center_crop", 64, 128, [(40.0, 5.0), (90.0, 60.0)]),
+    ],
+)
+def test_query_points_come_back_in_image_pixels(
+    mode: str, h: int, w: int, points: list[tuple[float, float]]
+) -> None:
+    proc = make(FakeEncoder(), resize_mode=mode)
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    ids = proc.set_query_points("front", xs, ys, append=False)
+    assert ids == list(range(len(points)))
+    r = run(proc, "front", 1, h, w)
+    got = tracks(r)
+    assert sorted(got) == ids
+    # on the query frame the tracker reports the query position (confidence 1)
+    for i, (x, y) in zip(ids, points, strict=True):
+        assert got[i] == pytest.approx((x, y), abs=1e-3)
+    assert r.tracks is not None
+    assert r.tracks.visible.all() and np.allclose(r.tracks.confidence, 1.0)
+    assert r.tracks.xy.shape == (len(points), 2) and len(r.tracks) == len(points)
+    # later frames keep reporting every point
+    assert sorted(tracks(run(proc, "front", 2, h, w))) == ids
+
+
+def test_points_outside_the_seen_image_are_refused_once_the_size_is_known() -> None:
+    proc = make(FakeEncoder(), resize_mode="center_crop")
+    run(proc, "front", 1, 64, 128)  # crop keeps x in [32, 96)
+    with pytest.raises(ValueError, match=r"point 1 \(x=130, y=5\) of camera 'front' is outside"):
+        proc.set_query_points("front", [40, 130], [5, 5], append=True)
+    with pytest.raises(ValueError, match=r"point 0 .* center_crop cuts away"):
+        proc.set_query_points("front", [10], [5], append=True)
+    # nothing was registered and no id was used
+    assert proc.set_query_points("front", [40], [5], append=True) == [0]
+
+
+def test_query_point_errors() -> None:
+    proc = make(FakeEncoder())
+    with pytest.raises(ValueError, match="differ in length: 2 vs 1"):
+        proc.set_query_points("front", [1, 2], [1], append=True)
+    with pytest.raises(ValueError, match="point 1 is not finite"):
+        proc.set_query_points("front", [1, np.nan], [1, 2], append=True)
+    with pytest.raises(ValueError, match="unknown camera 'side'"):
+        proc.set_query_points("side", [1], [1], append=True)
+    off = make(FakeEncoder(), tracking=False)
+    with pytest.raises(ValueError, match="tracking is disabled"):
+        off.set_query_points("front", [1], [1], append=True)
+    assert run(off, "front", 1).tracks is None
+
+
+def test_append_and_replace_and_all_cameras() -> None:
+    proc = make(FakeEncoder(), track_grid=2)
+    r = run(proc, "front", 1)
+    assert sorted(tracks(r)) == [0, 1, 2, 3]  # the 2x2 grid: cells centred in each quadrant
+    assert tracks(r)[0] == pytest.approx((16.0, 16.0)) and tracks(r)[3] == pytest.approx((48, 48))
+    a = proc.set_query_points("front", [5], [5], append=True)
+    b = proc.set_query_points("front", [6], [6], append=True)
+    assert sorted(tracks(run(proc, "front", 2))) == [0, 1, 2, 3, *a, *b]
+    c = proc.set_query_points("front", [7], [7], append=False)
+    assert sorted(tracks(run(proc, "front", 3))) == [0, 1, 2, 3, *c]  # grid points stay
+    both = proc.set_query_points("", [8, 9], [8, 9], append=True)
+    assert both == [c[0] + 1, c[0] + 2]
+    assert set(both) <= set(tracks(run(proc, "front", 4)))
+    rear = tracks(run(proc, "rear", 4))
+    assert set(both) <= set(rear) and not set(c) & set(rear)
+    assert rear[both[1]] == pytest.approx((9.0, 9.0), abs=1e-3)
+
+
+def test_grid_is_reseeded_with_new_ids_after_each_reset() -> None:
+    proc = make(FakeEncoder(), track_grid=3, tracker=TrackerConfig(n_context=2))
+    first = sorted(tracks(run(proc, "front", 1)))
+    user = proc.set_query_points("front", [20], [30], append=True)
+    assert first == list(range(9)) and user == [9]
+    assert sorted(tracks(run(proc, "front", 2))) == [*first, 9]
+    proc.reset("front")
+    r = run(proc, "front", 3)
+    assert r.reset_reason == "service"
+    # new grid ids (never reused), the user point survives the reset
+    assert sorted(tracks(r)) == [9, *range(10, 19)]
+    r = run(proc, "rear", 3)
+    assert sorted(tracks(r)) == list(range(19, 28))
+
+
+def test_tracking_is_skipped_with_a_non_finite_frame() -> None:
+    enc = FakeEncoder()
+    proc = make(enc)
+    ids = proc.set_query_points("front", [30], [30], append=True)
+    enc.nan_cameras.add("front")
+    (skip,) = proc.process([FrameInput("front", 1, None, np.zeros((64, 64, 3), np.uint8))])
+    assert isinstance(skip, FrameSkip)
+    enc.nan_cameras.clear()
+    r = run(proc, "front", 2)
+    assert r.reset_reason == "non_finite" and r.reset_count == 2
+    assert tracks(r)[ids[0]] == pytest.approx((30.0, 30.0), abs=1e-3)

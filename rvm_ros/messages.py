@@ -37,7 +37,12 @@ DTYPE_FLOAT32 = 0
 #: FeatureMap.DTYPE_FLOAT16
 DTYPE_FLOAT16 = 1
 
-_DTYPE_CODES = {np.dtype(np.float32): DTYPE_FLOAT32, np.dtype(np.float16): DTYPE_FLOAT16}
+
+def _dtype_code(dtype: np.dtype) -> int | None:
+    """FeatureMap dtype constant of a float16 / float32 dtype (any byte order), else None."""
+    if dtype.kind != "f":
+        return None
+    return {4: DTYPE_FLOAT32, 2: DTYPE_FLOAT16}.get(dtype.itemsize)
 
 
 class MessageFieldError(ValueError):
@@ -57,7 +62,7 @@ def payload_bytes(values: np.ndarray) -> bytes:
         ValueError: For another dtype.
     """
     dtype = np.dtype(values.dtype)
-    if dtype not in _DTYPE_CODES:
+    if _dtype_code(dtype) is None:
         raise ValueError(f"payload dtype must be float16 or float32, got {dtype}")
     little = dtype.newbyteorder("<")
     return np.ascontiguousarray(values, dtype=little).tobytes()
@@ -91,7 +96,7 @@ def feature_map_fields(result: FrameResult) -> dict[str, Any]:
         )
     if cls.dtype != feats.dtype:
         raise ValueError(f"cls dtype {cls.dtype} differs from features dtype {feats.dtype}")
-    code = _DTYPE_CODES.get(np.dtype(feats.dtype))
+    code = _dtype_code(np.dtype(feats.dtype))
     if code is None:
         raise ValueError(f"feature dtype must be float16 or float32, got {feats.dtype}")
     g = result.geometry

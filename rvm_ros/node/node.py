@@ -207,7 +207,9 @@ class RvmNode(LifecycleNode):
 
         def events(topic: str) -> PublisherEventCallbacks:
             return PublisherEventCallbacks(
-                incompatible_qos=partial(self._on_incompatible_subscription, topic)
+                incompatible_qos=partial(
+                    self._on_incompatible_subscription, self.resolve_topic_name(topic)
+                )
             )
 
         features = self.create_lifecycle_publisher(

@@ -329,6 +329,8 @@ class BagReader:
             )
         else:
             conns = [c for c in self._reader.connections if c.topic in wanted]
+            if not conns:  # rosbags reads every connection when given none
+                return
             source = self._guarded(self._reader.messages(connections=conns))
         for conn, ts, data in source:
             try:

@@ -112,6 +112,7 @@ def test_write_read_roundtrip(tmp_path: Path, storage: str) -> None:
         assert reader.message_count == 10
         images = list(reader.messages(["/cam/image_raw"]))
         fmaps = list(reader.messages(["/rvm/front/features"]))
+        assert list(reader.messages(["/not/in/the/bag"])) == []
         assert reader.errors == []
     assert [m.timestamp_ns for m in images] == [i * 10**8 for i in range(5)]
     assert [int(m.msg.data[0]) for m in images] == [0, 1, 2, 3, 4]

@@ -469,15 +469,21 @@ def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -
             k: v for k, v in asdict(proc_cfg).items() if k != "tracker" and v is not None
         },
     }
-    encoder = create_encoder(
-        cfg.checkpoint,
-        cfg.backend,
-        cfg.precision,
-        cfg.device or None,
-        height=proc_cfg.model_height,
-        width=proc_cfg.model_width,
-        max_batch=max(1, len(topic_to_camera)),
-    )
+    try:
+        encoder = create_encoder(
+            cfg.checkpoint,
+            cfg.backend,
+            cfg.precision,
+            cfg.device or None,
+            height=proc_cfg.model_height,
+            width=proc_cfg.model_width,
+            max_batch=max(1, len(topic_to_camera)),
+        )
+    except Exception as exc:  # unreadable checkpoint, backend unavailable, bad size, ...
+        reader.close()
+        raise ReplayError(
+            f"cannot create the {cfg.backend} encoder for {cfg.checkpoint}: {exc}"
+        ) from exc
     report["encoder"] = encoder.info.as_dict()
     processor = Processor(proc_cfg, encoder)
     storage = _features_storage(reader)
@@ -542,6 +548,9 @@ def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -
                 timing["visuals_s"] += time.perf_counter() - t2
             bar.update(len(batch))
         report["complete"] = True
+    except KeyboardInterrupt:
+        # Stop cleanly: the outputs below are closed and the caller marks them partial.
+        report["interrupted"] = True
     finally:
         wall = time.perf_counter() - start
         bar.close()
@@ -646,7 +655,7 @@ def _replay_worker(bag: str, out_dir: str, settings: ReplaySettings) -> dict[str
     try:
         return replay_bag(bag, out_dir, settings)
     except KeyboardInterrupt:
-        return {"bag": bag, "complete": False, "error": "interrupted"}
+        return {"bag": bag, "complete": False, "error": "interrupted", "interrupted": True}
 
 
 def replay(
@@ -704,7 +713,15 @@ def replay(
     try:
         if workers == 1 or single:
             for i, (p, d) in enumerate(zip(paths, dirs, strict=False)):
-                sections[i] = _run_one(p, d, settings)
+                try:
+                    section = _run_one(p, d, settings, raise_errors=single)
+                except ReplayError:
+                    shutil.rmtree(partial, ignore_errors=True)  # nothing was written yet
+                    raise
+                sections[i] = section
+                if section.get("interrupted"):
+                    interrupted = True
+                    break
         else:
             with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
                 futures = {
@@ -715,7 +732,9 @@ def replay(
                     for fut in concurrent.futures.as_completed(futures):
                         i = futures[fut]
                         try:
-                            sections[i] = fut.result()
+                            result = fut.result()
+                            sections[i] = result
+                            interrupted = interrupted or bool(result.get("interrupted"))
                         except ReplayError as exc:
                             sections[i] = {
                                 "bag": str(paths[i]),
@@ -750,12 +769,14 @@ def replay(
     return ReplayOutcome(final, report, complete)
 
 
-def _run_one(bag: Path, out_dir: Path, settings: ReplaySettings) -> dict[str, Any]:
+def _run_one(
+    bag: Path, out_dir: Path, settings: ReplaySettings, raise_errors: bool
+) -> dict[str, Any]:
     try:
         return replay_bag(bag, out_dir, settings)
-    except KeyboardInterrupt:
-        raise
     except ReplayError as exc:
+        if raise_errors:
+            raise
         return {"bag": str(bag), "complete": False, "error": str(exc)}
 
 

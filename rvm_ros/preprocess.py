@@ -252,7 +252,7 @@ def _resize(image: np.ndarray, width: int, height: int, interpolation: str) -> n
         return image
     if interpolation == "nearest":
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)
-    if interpolation == "area":
+    if interpolation == "area" and width <= image.shape[1] and height <= image.shape[0]:
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     if interpolation == "auto":
         # Anti-aliased downscaling at near-linear cost: an exact integer box reduction
@@ -281,8 +281,9 @@ def preprocess(
         out: Optional C-contiguous ``[model_height, model_width, 3]`` array of the image's
             dtype to write into (it is returned).
         interpolation: ``auto`` (default: integer box reduction, then bilinear; good
-            anti-aliasing at low cost), ``area`` (OpenCV INTER_AREA; slower for
-            non-integer factors), ``linear`` or ``nearest``.
+            anti-aliasing at low cost), ``area`` (OpenCV INTER_AREA when shrinking
+            both axes, else bilinear; slower for non-integer factors), ``linear`` or
+            ``nearest``.
 
     Returns:
         ``[model_height, model_width, 3]`` array of the input dtype.

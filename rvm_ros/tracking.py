@@ -1,0 +1,495 @@
+"""Point tracking by label propagation over RVM patch-feature grids.
+
+This is the readout the RVM paper uses for tracking (no training): every point carries a
+*label map*, a heatmap over the feature grid. For each new frame, every target cell takes
+a softmax-weighted average of the label maps of its ``topk`` most similar cells among
+the *context* frames (the point's query frame plus up to ``n_context`` recent frames),
+similarity being the cosine of the L2-normalised features divided by ``temperature``.
+The point's position is read off the propagated heatmap; the heatmap is pushed onto the
+context queue and carries the point forward.
+
+Coordinates are feature-grid cells: ``x`` to the right, ``y`` down, cell ``(r, c)``
+covers ``[c, c+1) x [r, r+1)`` with its centre at ``(c + 0.5, r + 0.5)``.
+
+Differences from the paper's evaluation notebook, on purpose:
+
+* ``radius`` **is applied**: a target cell may only draw from context cells whose centres
+  lie within ``radius`` cells (Euclidean) of its own. The JAX notebook computes this mask
+  but never applies it, so its published numbers come from unrestricted propagation;
+  ``radius=0`` or ``radius=inf`` reproduces that.
+* Each point's context starts at its own query frame ("first frame" per group of points
+  queried together): frames before a point existed hold no label for it.
+
+Cost: per frame one ``[N, C] x [C, K*N]`` product, a top-k over ``K*N`` candidates per
+target cell and a ``[N, topk, P]`` gather (N cells, K context frames, P points).
+For a 16x16 grid, C = 384, K = 21 and 64 points that is about 0.5 GFLOP and ~6 MB of
+temporaries: roughly 10 ms per frame on one core of the development machine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["PointTracker", "TrackState", "TrackerConfig"]
+
+_WINDOW = 1  # soft-argmax window half-size in cells (3x3 around the heatmap's argmax)
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Label-propagation settings (defaults: the RVM evaluation notebook's).
+
+    Attributes:
+        n_context: recent frames kept as context besides each point's query frame (≥ 0).
+        temperature: softmax temperature applied to cosine similarities (> 0).
+        topk: context cells each target cell draws its label from (≥ 1).
+        radius: neighbourhood radius in cells; a target cell only draws from context cells
+            within this distance. ``0`` or ``inf`` means unrestricted. Unlike the
+            evaluation notebook (where the mask is computed but dropped), it is applied.
+        visibility_threshold: a point is visible when its confidence (peak of the
+            propagated heatmap, see :class:`PointTracker`) is at least this. The default
+            0.5 means "at least half of the certainty the query frame had"; a point whose
+            appearance is gone from the neighbourhood falls well below it.
+        label_sigma: standard deviation in cells of the Gaussian label map drawn around a
+            query point (peak normalised to 1).
+    """
+
+    n_context: int = 20
+    temperature: float = 0.7
+    topk: int = 7
+    radius: float = 20.0
+    visibility_threshold: float = 0.5
+    label_sigma: float = 0.5
+
+    def __post_init__(self) -> None:
+        def is_int(v: object) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        def is_real(v: object) -> bool:
+            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+        if not is_int(self.n_context) or self.n_context < 0:
+            raise ValueError(
+                f"TrackerConfig.n_context must be an integer ≥ 0, got {self.n_context!r}"
+            )
+        if not is_int(self.topk) or self.topk < 1:
+            raise ValueError(f"TrackerConfig.topk must be an integer ≥ 1, got {self.topk!r}")
+        if not is_real(self.temperature) or not (0 < self.temperature < math.inf):
+            raise ValueError(
+                f"TrackerConfig.temperature must be a finite number > 0, got {self.temperature!r}"
+            )
+        if not is_real(self.radius) or math.isnan(self.radius) or self.radius < 0:
+            raise ValueError(
+                "TrackerConfig.radius must be ≥ 0 cells (0 or inf: unrestricted), "
+                f"got {self.radius!r}"
+            )
+        if not is_real(self.visibility_threshold) or not (0 <= self.visibility_threshold <= 1):
+            raise ValueError(
+                "TrackerConfig.visibility_threshold must be in [0, 1], "
+                f"got {self.visibility_threshold!r}"
+            )
+        if not is_real(self.label_sigma) or not (0 < self.label_sigma < math.inf):
+            raise ValueError(
+                "TrackerConfig.label_sigma must be a finite number > 0 cells, "
+                f"got {self.label_sigma!r}"
+            )
+
+    @property
+    def restricted(self) -> bool:
+        """True when the neighbourhood radius limits propagation."""
+        return 0 < self.radius < math.inf
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """The tracked points after one frame, in ascending id order.
+
+    Attributes:
+        ids: int32 ``[P]`` point ids.
+        xy: float32 ``[P, 2]`` positions ``(x, y)`` in grid cells (cell centres at
+            ``i + 0.5``). For a point that is not visible, the last position at which it
+            was visible.
+        visible: bool ``[P]``, ``confidence >= visibility_threshold``.
+        confidence: float32 ``[P]`` in [0, 1], the peak of the point's propagated heatmap.
+    """
+
+    ids: np.ndarray
+    xy: np.ndarray
+    visible: np.ndarray
+    confidence: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+@dataclass
+class _Group:
+    """Points that share a query (anchor) frame, hence a context."""
+
+    anchor_index: int  # frame counter of the anchor frame
+    anchor_features: np.ndarray  # [N, C], L2-normalised
+    anchor_labels: np.ndarray  # [N, Pg]
+    anchor_cells: np.ndarray  # int [Pg], argmax cell of each anchor label map
+    ids: np.ndarray  # int32 [Pg]
+    labels: dict[int, np.ndarray] = field(default_factory=dict)  # frame index -> [N, Pg]
+
+
+@dataclass
+class _Point:
+    xy: np.ndarray  # float32 [2], last visible position (or the query position)
+    confidence: float
+
+
+class PointTracker:
+    """Label-propagation tracker for one camera's feature grids.
+
+    Per :meth:`update` with features ``F`` (``[h, w, C]``, N = h*w cells):
+
+    1. ``F`` is L2-normalised per cell.
+    2. For each group of points queried on the same frame, the context is that query
+       frame plus the recent frames after it (at most ``n_context``). Similarities
+       ``S = F @ F_ctx^T`` (``[N, K*N]``); pairs further apart than ``radius`` cells are
+       excluded; each target cell keeps its ``topk`` largest, and
+       ``softmax(S_topk / temperature)`` weights the context labels:
+       ``H[i, p] = Σ_k w[i, k] · L_ctx[j_k(i), p]``.
+    3. Position: the argmax cell of ``H[:, p]``, refined by a soft-argmax (heatmap-weighted
+       mean of cell centres) over the 3x3 window around it.
+    4. Confidence: the peak ``max_i H[i, p]``. Label maps peak at 1 on the query frame and
+       propagation averages them, so it lies in [0, 1]; it is near 1 when the point's
+       cell finds its own appearance among its best matches in the context, and falls
+       towards 0 when its appearance is gone.
+    5. ``(F, H)`` are pushed onto the context queue.
+
+    Deterministic: the same calls with the same inputs give the same outputs.
+    Not thread-safe.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        """Create a tracker.
+
+        Args:
+            config: settings; the defaults when ``None``.
+        """
+        self.config = config if config is not None else TrackerConfig()
+        self._frames: deque[tuple[int, np.ndarray]] = deque()  # (index, [N, C]) recent frames
+        self._frame_index = 0  # index the next update gets
+        self._grid: tuple[int, int, int] | None = None  # (h, w, C) of the context
+        self._groups: list[_Group] = []
+        self._points: dict[int, _Point] = {}  # tracked points (in a group)
+        self._pending: dict[int, tuple[np.ndarray, float]] = {}  # id -> (xy, label peak)
+        self._neighbourhood: tuple[tuple[int, int], np.ndarray | None] | None = None
+
+    # ------------------------------------------------------------------ point management
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Ids of all points (tracked and pending), ascending, int32."""
+        return np.array(sorted({*self._points, *self._pending}), dtype=np.int32)
+
+    def __len__(self) -> int:
+        return len(self._points) + len(self._pending)
+
+    def add_queries(self, xy: np.ndarray, ids: np.ndarray) -> None:
+        """Add query points; they are anchored on the next :meth:`update`'s frame.
+
+        On that frame their label maps are Gaussians (``label_sigma``) at ``xy`` and they
+        are reported at ``xy`` with confidence 1.
+
+        Args:
+            xy: ``[P, 2]`` positions ``(x, y)`` in grid cells.
+            ids: ``[P]`` integer ids, unique and not already in use.
+
+        Raises:
+            ValueError: wrong shapes, non-finite or negative positions, positions outside
+                the current grid (when one is known), duplicate or already used ids.
+        """
+        pts = np.asarray(xy, dtype=np.float64)
+        ids_arr = np.asarray(ids)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise ValueError(f"add_queries: xy must have shape [P, 2], got {pts.shape}")
+        if ids_arr.shape != (pts.shape[0],):
+            raise ValueError(
+                f"add_queries: ids must have shape ({pts.shape[0]},) to match xy, "
+                f"got {ids_arr.shape}"
+            )
+        if ids_arr.size and not np.issubdtype(ids_arr.dtype, np.integer):
+            raise ValueError(f"add_queries: ids must be integers, got dtype {ids_arr.dtype}")
+        if ids_arr.size and (ids_arr.min() < -(2**31) or ids_arr.max() >= 2**31):
+            raise ValueError("add_queries: ids must fit in int32")
+        ids_list = [int(i) for i in ids_arr]
+        if len(set(ids_list)) != len(ids_list):
+            dup = sorted({i for i in ids_list if ids_list.count(i) > 1})
+            raise ValueError(f"add_queries: duplicate ids {dup}")
+        used = sorted(i for i in ids_list if i in self._points or i in self._pending)
+        if used:
+            raise ValueError(f"add_queries: ids {used} are already tracked")
+        bad = ~np.isfinite(pts).all(axis=1) | (pts < 0).any(axis=1)
+        if self._grid is not None:
+            h, w, _ = self._grid
+            bad |= (pts[:, 0] > w) | (pts[:, 1] > h)
+        if bad.any():
+            where = f"the {self._grid[0]}x{self._grid[1]} grid" if self._grid else "the grid"
+            ex = [(ids_list[i], pts[i].tolist()) for i in np.flatnonzero(bad)[:5]]
+            raise ValueError(f"add_queries: query points outside {where} (id, xy): {ex}")
+        for i, p in zip(ids_list, pts, strict=True):
+            self._pending[i] = (p.astype(np.float32), 1.0)
+
+    def remove(self, ids: np.ndarray | list[int]) -> None:
+        """Stop tracking the given points.
+
+        Raises:
+            ValueError: an id that is not tracked (nothing is removed then).
+        """
+        ids_list = [int(i) for i in np.asarray(ids).reshape(-1)]
+        unknown = sorted(i for i in ids_list if i not in self._points and i not in self._pending)
+        if unknown:
+            raise ValueError(f"remove: ids {unknown} are not tracked")
+        gone = set(ids_list)
+        for i in gone:
+            self._points.pop(i, None)
+            self._pending.pop(i, None)
+        kept: list[_Group] = []
+        for group in self._groups:
+            keep = np.array([int(i) not in gone for i in group.ids], dtype=bool)
+            if not keep.any():
+                continue
+            if not keep.all():
+                group.ids = group.ids[keep]
+                group.anchor_labels = group.anchor_labels[:, keep]
+                group.anchor_cells = group.anchor_cells[keep]
+                group.labels = {k: v[:, keep] for k, v in group.labels.items()}
+            kept.append(group)
+        self._groups = kept
+
+    def clear(self) -> None:
+        """Drop every point (tracked and pending). The context frames are kept."""
+        self._groups.clear()
+        self._points.clear()
+        self._pending.clear()
+
+    def reset(self) -> None:
+        """Forget the context (e.g. after a recurrent-state reset); keep the points.
+
+        On the next :meth:`update` every point is re-anchored at its last position, its
+        label-map peak scaled by its last confidence (a reset does not create certainty the
+        tracker did not have), and the grid size may change. Pending queries stay pending.
+        """
+        for i, point in self._points.items():
+            visible = point.confidence >= self.config.visibility_threshold
+            self._pending[i] = (point.xy.copy(), 1.0 if visible else 0.0)
+        self._points.clear()
+        self._groups.clear()
+        self._frames.clear()
+        self._grid = None
+
+    # ------------------------------------------------------------------------- tracking
+
+    def update(self, features: np.ndarray) -> TrackState:
+        """Track all points into a new frame.
+
+        Args:
+            features: float ``[h, w, C]`` patch features of the frame (row-major grid,
+                without the CLS token).
+
+        Returns:
+            The state of every point (pending queries included, now anchored), ascending id.
+
+        Raises:
+            ValueError: features that are not a finite float ``[h, w, C]`` array, a grid
+                shape that differs from the context's without a :meth:`reset`, or (after a
+                reset onto a smaller grid) a point outside the new grid. The tracker is
+                unchanged when it raises.
+        """
+        feats = np.asarray(features)
+        if feats.ndim != 3 or min(feats.shape) < 1:
+            raise ValueError(f"update: features must have shape [h, w, C], got {feats.shape}")
+        if not np.issubdtype(feats.dtype, np.floating):
+            raise ValueError(f"update: features must be floating point, got dtype {feats.dtype}")
+        h, w, c = (int(s) for s in feats.shape)
+        if self._grid is not None and self._grid != (h, w, c):
+            gh, gw, gc = self._grid
+            raise ValueError(
+                f"update: feature grid {h}x{w}x{c} differs from the context's {gh}x{gw}x{gc}; "
+                "call reset() when the input size changes"
+            )
+        finite = np.isfinite(feats).all(axis=-1)
+        if not finite.all():
+            r, col = np.argwhere(~finite)[0]
+            raise ValueError(
+                f"update: features are not finite in {int((~finite).sum())} cells "
+                f"(first: row {int(r)}, column {int(col)})"
+            )
+        if self._pending:
+            xy = np.stack([p for p, _ in self._pending.values()])
+            out = (xy[:, 0] > w) | (xy[:, 1] > h)
+            if out.any():
+                ids_out = [i for i, o in zip(self._pending, out, strict=True) if o]
+                raise ValueError(f"update: points {sorted(ids_out)} lie outside the {h}x{w} grid")
+
+        flat = feats.reshape(h * w, c).astype(np.float32)  # [N, C]
+        flat = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), _EPS)
+        index = self._frame_index
+        self._grid = (h, w, c)
+
+        for group in self._groups:
+            heat, reference = self._propagate(group, flat)  # [N, Pg], [Pg]
+            group.labels[index] = heat
+            self._read_out(group.ids, heat.reshape(h, w, -1), reference)
+
+        if self._pending:
+            self._anchor_pending(flat, index, h, w)
+
+        if self.config.n_context > 0:
+            self._frames.append((index, flat))
+            while len(self._frames) > self.config.n_context:
+                self._frames.popleft()
+        oldest = self._frames[0][0] if self._frames else index + 1
+        for group in self._groups:
+            for k in [k for k in group.labels if k < oldest]:
+                del group.labels[k]
+        self._frame_index += 1
+        return self.state()
+
+    def state(self) -> TrackState:
+        """The current state of the tracked points (pending queries not included)."""
+        ids = sorted(self._points)
+        pts = [self._points[i] for i in ids]
+        conf = np.array([p.confidence for p in pts], dtype=np.float32)
+        return TrackState(
+            ids=np.array(ids, dtype=np.int32),
+            xy=np.array([p.xy for p in pts], dtype=np.float32).reshape(-1, 2),
+            visible=conf >= self.config.visibility_threshold,
+            confidence=conf,
+        )
+
+    # ------------------------------------------------------------------------ internals
+
+    def _radius_mask(self, h: int, w: int) -> np.ndarray | None:
+        """float32 ``[N, N]``: ``-inf`` where context cell j is out of reach of target cell
+        i, else 0 (``None`` when nothing is out of reach)."""
+        if not self.config.restricted:
+            return None
+        if self._neighbourhood is None or self._neighbourhood[0] != (h, w):
+            rows, cols = np.divmod(np.arange(h * w), w)
+            d2 = (rows[:, None] - rows[None, :]) ** 2 + (cols[:, None] - cols[None, :]) ** 2
+            far = d2 > self.config.radius**2
+            penalty = np.where(far, -np.inf, 0.0).astype(np.float32) if far.any() else None
+            self._neighbourhood = ((h, w), penalty)
+        return self._neighbourhood[1]
+
+    def _sparse_weights(
+        self, targets: np.ndarray, context: np.ndarray, reach: np.ndarray | None, k_frames: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k softmax weights of target cells over the context cells.
+
+        Args:
+            targets: ``[R, C]`` normalised target features.
+            context: ``[K*N, C]`` normalised context features (K frames of N cells).
+            reach: ``[R, N]``, ``-inf`` where a context cell is out of reach, else 0; or
+                ``None``.
+            k_frames: K.
+
+        Returns:
+            ``(top [R, k] indices into the K*N context cells, weights [R, k])``.
+        """
+        rows = targets.shape[0]
+        n = context.shape[0] // k_frames
+        sims = targets @ context.T  # [R, K*N]
+        if reach is not None:
+            sims = sims.reshape(rows, k_frames, n)
+            sims += reach[:, None, :]
+            sims = sims.reshape(rows, k_frames * n)
+        k = min(self.config.topk, k_frames * n)
+        top = np.argpartition(sims, -k, axis=1)[:, -k:]  # [R, k]
+        top_sims = np.take_along_axis(sims, top, axis=1)  # [R, k]
+        # A cell's own position is always within reach, so every row has a finite max.
+        logits = (top_sims - top_sims.max(axis=1, keepdims=True)) / self.config.temperature
+        weights = np.exp(logits)  # exp(-inf) = 0 for out-of-reach entries
+        weights /= weights.sum(axis=1, keepdims=True)  # [R, k]
+        return top, weights
+
+    def _propagate(self, group: _Group, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Propagate one group's labels into the frame ``flat`` ``[N, C]``.
+
+        Returns:
+            ``(heat [N, Pg], reference [Pg])``: the propagated heatmaps, and for each
+            point the value the same context gives the query frame's own feature at the
+            point's query cell (what a perfect re-observation would receive).
+        """
+        h, w, _ = self._grid  # type: ignore[misc]
+        ctx_feats = [group.anchor_features]
+        ctx_labels = [group.anchor_labels]
+        for idx, f in self._frames:
+            if idx > group.anchor_index:
+                ctx_feats.append(f)
+                ctx_labels.append(group.labels[idx])
+        k_frames = len(ctx_feats)
+        context = np.concatenate(ctx_feats)  # [K*N, C]
+        labels = np.concatenate(ctx_labels)  # [K*N, Pg]
+        reach = self._radius_mask(h, w)  # [N, N] or None
+
+        top, weights = self._sparse_weights(flat, context, reach, k_frames)  # [N, k]
+        heat = np.einsum("nk,nkp->np", weights, labels[top])  # [N, Pg]
+
+        cells = group.anchor_cells  # [Pg]
+        ref_reach = None if reach is None else reach[cells]
+        top_r, weights_r = self._sparse_weights(
+            group.anchor_features[cells], context, ref_reach, k_frames
+        )  # [Pg, k]
+        columns = np.arange(cells.shape[0])[:, None]  # [Pg, 1]
+        reference = (weights_r * labels[top_r, columns]).sum(axis=1)  # [Pg]
+        return heat.astype(np.float32), reference.astype(np.float32)
+
+    def _read_out(self, ids: np.ndarray, heat: np.ndarray, reference: np.ndarray) -> None:
+        """Update points ``ids`` from their heatmaps ``heat`` ``[h, w, Pg]``."""
+        h, w, pg = heat.shape
+        flat = heat.reshape(h * w, pg)
+        peak_cell = flat.argmax(axis=0)  # [Pg]
+        peak = flat[peak_cell, np.arange(pg)]  # [Pg]
+        r0, c0 = np.divmod(peak_cell, w)
+        offsets = np.arange(-_WINDOW, _WINDOW + 1)
+        rows = r0[:, None] + offsets[None, :]  # [Pg, 3]
+        cols = c0[:, None] + offsets[None, :]  # [Pg, 3]
+        padded = np.pad(heat, ((_WINDOW, _WINDOW), (_WINDOW, _WINDOW), (0, 0)))
+        window = padded[
+            rows[:, :, None] + _WINDOW, cols[:, None, :] + _WINDOW, np.arange(pg)[:, None, None]
+        ]  # [Pg, 3, 3], zero outside the grid
+        mass = window.sum(axis=(1, 2))  # [Pg]
+        safe = np.maximum(mass, _EPS)
+        x = (window.sum(axis=1) * (cols + 0.5)).sum(axis=1) / safe  # [Pg]
+        y = (window.sum(axis=2) * (rows + 0.5)).sum(axis=1) / safe  # [Pg]
+        threshold = self.config.visibility_threshold
+        for j, pid in enumerate(ids.tolist()):
+            point = self._points[pid]
+            ratio = peak[j] / reference[j] if reference[j] > _EPS else 0.0
+            point.confidence = float(np.clip(ratio, 0.0, 1.0))
+            if point.confidence >= threshold and mass[j] > _EPS:
+                point.xy = np.array([x[j], y[j]], dtype=np.float32)
+
+    def _anchor_pending(self, flat: np.ndarray, index: int, h: int, w: int) -> None:
+        """Turn pending queries into a new group anchored on this frame."""
+        ids = np.array(sorted(self._pending), dtype=np.int32)
+        xy = np.stack([self._pending[int(i)][0] for i in ids]).astype(np.float32)  # [P, 2]
+        peaks = np.array([self._pending[int(i)][1] for i in ids], dtype=np.float32)  # [P]
+        rows, cols = np.divmod(np.arange(h * w), w)
+        dx = (cols + 0.5)[:, None] - xy[None, :, 0]  # [N, P]
+        dy = (rows + 0.5)[:, None] - xy[None, :, 1]  # [N, P]
+        labels = np.exp(-(dx * dx + dy * dy) / (2.0 * self.config.label_sigma**2))  # [N, P]
+        labels = labels / np.maximum(labels.max(axis=0, keepdims=True), _EPS) * peaks[None, :]
+        self._groups.append(
+            _Group(
+                anchor_index=index,
+                anchor_features=flat,
+                anchor_labels=labels.astype(np.float32),
+                anchor_cells=labels.argmax(axis=0),
+                ids=ids,
+            )
+        )
+        for i, p, c in zip(ids.tolist(), xy, peaks.tolist(), strict=True):
+            self._points[i] = _Point(xy=p.copy(), confidence=float(c))
+        self._pending.clear()

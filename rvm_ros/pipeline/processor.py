@@ -8,6 +8,7 @@ splits CLS and grid, pools, casts and tracks points. Pure Python + numpy: no ROS
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 _MAX_GEOMETRIES = 8  # per camera: image sizes remembered (resolution changes are rare)
 _INT32_MAX = 2**31 - 1
+# Smallest magnitude that rounds to inf in float16 (round to nearest even).
+_FLOAT16_OVERFLOW = 65520.0
 
 
 class _Queries:
@@ -488,27 +491,26 @@ class Processor:
         cam.last_stamp_ns = stamp
         cam.image_size = p.size
         cam.geometry = p.geometry
-        # tokens: [1 + h*w, D] float32
-        finite = np.isfinite(tokens)
-        if not finite.all():
+        # tokens: [1 + h*w, D] float32. NaN propagates through max/min and inf shows in
+        # them: two cheap reductions instead of an elementwise isfinite pass.
+        hi, lo = float(tokens.max()), float(tokens.min())
+        if not (math.isfinite(hi) and math.isfinite(lo)):
+            bad = int(tokens.size - np.count_nonzero(np.isfinite(tokens)))
+            return self._non_finite(p, f"model output has {bad} NaN/inf values")
+        if self.dtype == np.float16 and max(hi, -lo) >= _FLOAT16_OVERFLOW:
             return self._non_finite(
-                p, f"model output has {int(tokens.size - np.count_nonzero(finite))} NaN/inf values"
+                p, f"features exceed the float16 range (max |x| = {max(hi, -lo):.6g} > 65504)"
             )
         cls32 = tokens[0]  # [D]
         grid32 = tokens[1:].reshape(self.grid_height, self.grid_width, -1)  # [h, w, D]
-        with np.errstate(over="ignore"):  # float16 overflow -> inf, caught below
-            if self.pool > 1:
-                k = self.pool
-                h, w = self.grid_height // k, self.grid_width // k
-                pooled = grid32.reshape(h, k, w, k, -1).mean(axis=(1, 3), dtype=np.float32)
-                features = pooled.astype(self.dtype, copy=False)  # [h/k, w/k, D]
-            else:
-                features = grid32.astype(self.dtype, copy=True)  # [h, w, D]
-            cls = cls32.astype(self.dtype, copy=True)
-        if self.dtype == np.float16 and not (
-            np.isfinite(features).all() and np.isfinite(cls).all()
-        ):
-            return self._non_finite(p, "features exceed the float16 range (|x| > 65504)")
+        if self.pool > 1:
+            k = self.pool
+            h, w = self.grid_height // k, self.grid_width // k
+            pooled = grid32.reshape(h, k, w, k, -1).mean(axis=(1, 3), dtype=np.float32)
+            features = pooled.astype(self.dtype, copy=False)  # [h/k, w/k, D]
+        else:
+            features = grid32.astype(self.dtype, copy=True)  # [h, w, D]
+        cls = cls32.astype(self.dtype, copy=True)  # [D]
         tracks = None
         if cam.tracker is not None:
             self._attach_queries(cam, p.geometry)

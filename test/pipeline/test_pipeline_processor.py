@@ -386,3 +386,33 @@ def test_stats_count_everything(fake_encoder: FakeEncoder) -> None:
     # a snapshot: changing it does not change the processor
     st["rear"].resets.clear()
     assert proc.stats["rear"].reset_count == 2
+
+
+@pytest.mark.parametrize(("value", "ok_"), [(65519.0, True), (65520.0, False), (-65520.0, False)])
+def test_float16_range_boundary(value: float, ok_: bool) -> None:
+    class Const(FakeEncoder):
+        def step(self, frames: np.ndarray, cameras: list[str]) -> np.ndarray:
+            out = super().step(frames, cameras)
+            out[:, 5, 2] = value
+            return out
+
+    proc = make(Const(), feature_dtype="float16")
+    r = one(proc, frame("front", 1.0))
+    if ok_:
+        assert ok(r).features.reshape(-1, 8)[4, 2] == np.float16(65504)
+    else:
+        assert isinstance(r, FrameSkip) and r.reason == "non_finite"
+        assert "max |x| = 65520 > 65504" in r.detail
+
+
+def test_inf_model_output_is_non_finite() -> None:
+    class Inf(FakeEncoder):
+        def step(self, frames: np.ndarray, cameras: list[str]) -> np.ndarray:
+            out = super().step(frames, cameras)
+            out[1, 0, :3] = np.inf  # only the second camera
+            return out
+
+    proc = make(Inf())
+    ra, rb = proc.process([frame("front", 1.0), frame("rear", 1.0)])
+    assert isinstance(ra, FrameResult)
+    assert isinstance(rb, FrameSkip) and "model output has 3 NaN/inf values" in rb.detail

@@ -311,6 +311,26 @@ class BagReader:
                 if scan_only:
                     self.message_count = (self.message_count or 0) + count
 
+    def raw_messages(
+        self, topics: list[str] | None = None
+    ) -> Iterator[tuple[str, str, int, bytes]]:
+        """Yield ``(topic, msgtype, timestamp_ns, CDR bytes)`` in time order, undecoded.
+
+        Args:
+            topics: topic names to read (all when None).
+        """
+        wanted = set(self.topics) if topics is None else set(topics)
+        if self._reader is None:
+            for conn, ts, data in self._iter_mcap_records():
+                if conn.topic in wanted:
+                    yield conn.topic, conn.msgtype, int(ts), bytes(data)
+            return
+        conns = [c for c in self._reader.connections if c.topic in wanted]
+        if not conns:
+            return
+        for conn, ts, data in self._guarded(self._reader.messages(connections=conns)):
+            yield conn.topic, conn.msgtype, int(ts), bytes(data)
+
     def messages(self, topics: list[str] | None = None) -> Iterator[BagMessage]:
         """Yield the messages of ``topics`` (all when None) in the bag's time order.
 

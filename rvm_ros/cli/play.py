@@ -1,11 +1,61 @@
-"""`rvm-ros play` (placeholder until its issue lands)."""
+"""`rvm-ros play`: publish a bag's messages over DDS at the recorded rate."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from rvm_ros.cli import CliError
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rvm_ros.replay.play import PlayError, play
+
+    if args.rate < 0:
+        raise CliError(f"--rate must be >= 0 (0: as fast as possible), got {args.rate}")
+    if args.depth < 1:
+        raise CliError(f"--depth must be >= 1, got {args.depth}")
+    try:
+        stats = play(
+            args.bag,
+            rate=args.rate,
+            loop=args.loop,
+            topics=args.topics or None,
+            reliable=args.qos == "reliable",
+            depth=args.depth,
+            wait_subscribers=args.wait_subscribers,
+        )
+    except PlayError as exc:
+        raise CliError(str(exc)) from exc
+    for topic, count in stats.published.items():
+        print(f"{topic}: {count} messages")
+    for err in stats.read_errors:
+        print(f"read error: {err}", file=sys.stderr)
+    if stats.interrupted:
+        print("rvm-ros play: interrupted", file=sys.stderr)
+        return 130
+    return 1 if stats.read_errors else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the subcommand (not implemented yet)."""
-    p = sub.add_parser("play", help="(not implemented yet)")
-    p.set_defaults(func=lambda args: print("rvm-ros play: not implemented yet") or 1)
+    """Add ``play``."""
+    p = sub.add_parser(
+        "play",
+        help="publish a bag's messages over DDS at the recorded rate (no ros2 bag needed)",
+        description="Publish every message of a rosbag2 (mcap or sqlite3) over DDS with "
+        "rclpy, spaced as recorded (divided by --rate), for driving the live node.",
+    )
+    p.add_argument("bag", metavar="BAG", help="rosbag2 folder or .mcap/.db3 file")
+    p.add_argument("--rate", type=float, default=1.0, help="speed factor (0: no pacing)")
+    p.add_argument("--loop", action="store_true", help="start over at the end")
+    p.add_argument("--topics", nargs="+", default=None, help="only these topics")
+    p.add_argument("--qos", choices=("reliable", "best_effort"), default="reliable")
+    p.add_argument("--depth", type=int, default=100, help="publisher history depth")
+    p.add_argument(
+        "--wait-subscribers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="wait (up to 10 s) until every topic has N subscribers before publishing",
+    )
+    p.set_defaults(func=_run)

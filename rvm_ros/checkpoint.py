@@ -706,8 +706,9 @@ def load_model(
                 f"{p}: unknown checkpoint type {p.suffix!r} (expected .npz or .safetensors)"
             )
         model_id = f"{config.variant}-{file_sha256(p)[:12]}"
-        model = RVM(config, with_decoder=with_decoder, model_id=model_id)
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        with torch.device("meta"):  # no wasted random init: the weights come from the file
+            model = RVM(config, with_decoder=with_decoder, model_id=model_id)
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 

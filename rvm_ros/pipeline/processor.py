@@ -369,14 +369,13 @@ class Processor:
         from rvm_ros.preprocess import preprocess
 
         out = self._batch[row]
-        if image.dtype == np.uint8:
-            res = preprocess(image, geometry, out=out)
-            if res is not out:
-                out[...] = res
-        else:
-            # float in [0, 1] -> uint8 round(x * 255), clipped (values outside [0, 1] clip)
-            res = preprocess(np.asarray(image, dtype=np.float32), geometry)
-            out[...] = np.clip(np.rint(res * np.float32(255.0)), 0.0, 255.0)
+        if image.dtype != np.uint8:
+            # float in [0, 1] (32FC3) -> uint8 round(x * 255), clipped, at the input size:
+            # the network then sees exactly what the same image sent as rgb8 gives it.
+            image = np.clip(np.rint(image * np.float32(255.0)), 0.0, 255.0).astype(np.uint8)
+        res = preprocess(image, geometry, out=out)
+        if res is not out:
+            out[...] = res
 
     def _process(self, batch: Sequence[FrameInput]) -> list[FrameResult | FrameSkip]:
         results: list[FrameResult | FrameSkip | None] = [None] * len(batch)

@@ -316,7 +316,7 @@ def test_nan_float_image_is_skipped_and_the_next_frame_flagged(
 
 def test_float_image_is_converted_like_uint8(fake_encoder: FakeEncoder) -> None:
     proc = make(fake_encoder)
-    u8 = image(9)
+    u8 = image(9, 48, 80)  # resized: the float path must match the uint8 path exactly
     as_float = u8.astype(np.float32) / 255.0
     proc.process([FrameInput("front", 1, None, as_float), FrameInput("rear", 1, None, u8)])
     frames, _ = fake_encoder.calls[0]

@@ -51,13 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log.error("autostart: activate failed; the node stays inactive")
             else:
                 log.info("autostart: active")
-        executor.spin()
+        # spin_once with a timeout: the wait returns regularly, so Python's SIGINT / SIGTERM
+        # handlers run even when no timer is left (e.g. in the finalized state).
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if rclpy.ok():
+        if rclpy.ok() and node.lifecycle_state in ("unconfigured", "inactive", "active"):
             node.trigger_shutdown()
         node.release()
         executor.shutdown()

@@ -158,17 +158,21 @@ class RvmNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Validate parameters, create publishers, subscriptions and the diagnostics timer."""
+        given = {
+            k: getattr(v, "value", v)
+            for k, v in (getattr(self, "_parameter_overrides", {}) or {}).items()
+        }
+        given.setdefault("cameras", self.get_parameter("cameras").value)
+        unknown = [n for n in unknown_parameters(given) if n != "start_type_description_service"]
+        if unknown:
+            self.get_logger().warning(
+                f"ignoring unknown parameter(s): {', '.join(unknown)} (typo? see config/rvm.yaml)"
+            )
         try:
             cfg = config_from_params(self._parameter_values())
         except ConfigError as exc:
             self.get_logger().error(f"invalid parameter '{exc.param}': {exc.message}")
             return FAILURE
-        overrides = getattr(self, "_parameter_overrides", {}) or {}
-        unknown = unknown_parameters({k: getattr(v, "value", v) for k, v in overrides.items()})
-        if unknown:
-            self.get_logger().warning(
-                f"ignoring unknown parameter(s): {', '.join(unknown)} (typo? see config/rvm.yaml)"
-            )
         self.cfg = cfg
         self.stats = NodeStats(cfg.cameras)
         self._qos_in = make_qos(cfg.input_reliability, cfg.input_depth)
@@ -329,6 +333,11 @@ class RvmNode(LifecycleNode):
         self._release_runtime()
         self._destroy_entities()
         return SUCCESS
+
+    @property
+    def lifecycle_state(self) -> str:
+        """Label of the current lifecycle state (``unconfigured``, ``active``, ...)."""
+        return str(self._state_machine.current_state[1])
 
     @property
     def is_active(self) -> bool:

@@ -1,0 +1,192 @@
+"""rvm_node lifecycle over real rclpy: transitions, parameter validation, runtime loading."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+pytest.importorskip("rclpy")
+pytest.importorskip("rvm_ros.msg")
+
+from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from node_harness import (
+    NodeProcess,
+    RosPeer,
+    diag_values,
+    image_msg,
+    pick_domain_id,
+    stamp_ns,
+    wait_until,
+)
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rvm_ros.msg import FeatureMap
+from sensor_msgs.msg import Image
+
+pytestmark = pytest.mark.ros
+
+S = 1_000_000_000
+BASE_ARGS = [
+    "--params-file",
+    "config/rvm.yaml",
+    "-p",
+    "checkpoint:=random:tiny",
+    "-p",
+    "backend:=torch",
+    "-p",
+    "model_height:=64",
+    "-p",
+    "model_width:=64",
+    "-p",
+    "diagnostics_period_s:=0.2",
+    "-p",
+    "input_reliability:=reliable",
+]
+
+
+@pytest.fixture(scope="module")
+def domain() -> int:
+    return pick_domain_id(__name__)
+
+
+@pytest.fixture(scope="module")
+def peer(domain: int) -> Iterator[RosPeer]:
+    p = RosPeer(domain)
+    yield p
+    p.close()
+
+
+class Lifecycle:
+    def __init__(self, peer: RosPeer) -> None:
+        self.peer = peer
+
+    def state(self) -> str:
+        return str(
+            self.peer.call(GetState, "/rvm/get_state", GetState.Request()).current_state.label
+        )
+
+    def change(self, transition: int) -> bool:
+        req = ChangeState.Request(transition=Transition(id=transition))
+        return bool(self.peer.call(ChangeState, "/rvm/change_state", req).success)
+
+    def set_param(self, name: str, value: ParameterValue) -> None:
+        req = SetParameters.Request(parameters=[Parameter(name=name, value=value)])
+        resp = self.peer.call(SetParameters, "/rvm/set_parameters", req)
+        assert resp.results[0].successful, resp.results[0].reason
+
+
+def _int(v: int) -> ParameterValue:
+    return ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=v)
+
+
+def _str(v: str) -> ParameterValue:
+    return ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=v)
+
+
+def test_lifecycle_transitions(domain: int, peer: RosPeer, tmp_path_factory) -> None:
+    node = NodeProcess(
+        [*BASE_ARGS, "-p", "autostart:=false"],
+        domain,
+        tmp_path_factory.mktemp("lc") / "rvm_node.log",
+    )
+    try:
+        lc = Lifecycle(peer)
+        assert lc.state() == "unconfigured"
+        features = peer.collect(FeatureMap, "/rvm/front/features")
+        diag = peer.collect(DiagnosticArray, "/diagnostics")
+        pub = peer.publisher(Image, "/front/image_raw")
+
+        def front_diag(pred):  # newest status of camera front where pred holds
+            def newest():
+                for msg in reversed(diag.msgs):
+                    v = diag_values(msg, "camera front")
+                    if v is not None:
+                        return v if pred(v) else None
+                return None
+
+            return wait_until(newest, what="camera front diagnostics")
+
+        # An invalid value fails the configure transition and names the parameter.
+        lc.set_param("feature_pool", _int(3))
+        assert not lc.change(Transition.TRANSITION_CONFIGURE)
+        assert lc.state() == "unconfigured"
+        node.wait_log("invalid parameter 'feature_pool': ")
+        lc.set_param("feature_pool", _int(1))
+        assert lc.change(Transition.TRANSITION_CONFIGURE)
+        assert lc.state() == "inactive"
+        peer.wait_matched(pub)
+
+        # Inactive: frames are received (and counted) but not processed.
+        pub.publish(image_msg(1 * S, "front"))
+        front_diag(lambda v: v["received"] == "1")
+        node_status = wait_until(
+            lambda: next(
+                (s for m in diag.msgs for s in m.status if s.name.endswith(": node")), None
+            )
+        )
+        assert node_status.message == "inactive (no runtime loaded)"
+
+        assert lc.change(Transition.TRANSITION_ACTIVATE)
+        assert lc.state() == "active"
+        node.wait_log("runtime: torch fp32 on cpu, model tiny-random0")
+        pub.publish(image_msg(2 * S, "front"))
+        m = features.wait_stamp(2 * S)
+        assert m.reset_reason == "first_frame"
+
+        assert lc.change(Transition.TRANSITION_DEACTIVATE)
+        assert lc.state() == "inactive"
+        pub.publish(image_msg(3 * S, "front"))
+        front_diag(lambda v: v["received"] == "3")
+        assert front_diag(lambda v: True)["processed"] == "1"
+        assert not features.by_stamp(3 * S)
+
+        # Reactivation loads a fresh runtime: the state starts again.
+        assert lc.change(Transition.TRANSITION_ACTIVATE)
+        pub.publish(image_msg(4 * S, "front"))
+        assert features.wait_stamp(4 * S).reset_reason == "first_frame"
+
+        # A checkpoint that does not exist: activation fails and says which file.
+        assert lc.change(Transition.TRANSITION_DEACTIVATE)
+        assert lc.change(Transition.TRANSITION_CLEANUP)
+        assert lc.state() == "unconfigured"
+        lc.set_param("checkpoint", _str("/nonexistent/rvm_S.safetensors"))
+        assert lc.change(Transition.TRANSITION_CONFIGURE)
+        assert not lc.change(Transition.TRANSITION_ACTIVATE)
+        assert lc.state() == "inactive"
+        node.wait_log("cannot load the runtime")
+        assert "/nonexistent/rvm_S.safetensors" in node.log()
+
+        assert lc.change(Transition.TRANSITION_INACTIVE_SHUTDOWN)
+        assert lc.state() == "finalized"
+        assert node.alive()
+        assert stamp_ns(m.header) == 2 * S
+    finally:
+        code = node.stop()
+        print(node.log())
+    assert code == 0
+
+
+def test_autostart_with_an_invalid_parameter_stays_unconfigured(
+    domain: int, peer: RosPeer, tmp_path_factory
+) -> None:
+    node = NodeProcess(
+        [*BASE_ARGS, "-p", "resize_mode:=squash", "-p", "feature_pooling:=2"],
+        domain,
+        tmp_path_factory.mktemp("lc") / "rvm_node.log",
+    )
+    try:
+        node.wait_log("autostart: configure failed")
+        log = node.log()
+        assert (
+            "invalid parameter 'resize_mode': must be one of stretch | letterbox | center_crop"
+            in log
+        )
+        assert "ignoring unknown parameter(s): feature_pooling" in log
+        assert Lifecycle(peer).state() == "unconfigured"
+        assert node.alive()
+    finally:
+        code = node.stop()
+    assert code == 0

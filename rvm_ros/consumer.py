@@ -167,7 +167,10 @@ def _payload(msg: Any, name: str, count: int, dtype: np.dtype, detail: str) -> n
             f"FeatureMap.{name} has {length} bytes, expected {expected} = {detail} x "
             f"{dtype.itemsize} bytes ({dtype.name})",
         )
-    raw = _data_bytes(data, f"FeatureMap.{name}")
+    try:
+        raw = _data_bytes(data, f"FeatureMap.{name}")
+    except ValueError as exc:
+        raise FeatureMapError("invalid_field", str(exc)) from None
     values = raw.view(dtype)
     return values if dtype.isnative else values.astype(dtype.newbyteorder("="))
 
@@ -294,11 +297,19 @@ def tokens(arrays: FeatureMapArrays, include_cls: bool = True) -> np.ndarray:
 
 
 def dtype_code(dtype: Any) -> int:
-    """FeatureMap.dtype code for a numpy/torch dtype or name (float32 / float16)."""
-    name = str(dtype).replace("torch.", "")
-    if name in ("float32", "float", "<f4", "f4"):
+    """FeatureMap.dtype code for a numpy / torch dtype or name (float32 or float16).
+
+    Raises:
+        ValueError: Any other dtype.
+    """
+    text = str(dtype)
+    try:
+        np_dtype = np.dtype(text[len("torch.") :] if text.startswith("torch.") else dtype)
+    except TypeError:
+        np_dtype = None
+    if np_dtype is not None and np_dtype.kind == "f" and np_dtype.itemsize == 4:
         return DTYPE_FLOAT32
-    if name in ("float16", "half", "<f2", "f2"):
+    if np_dtype is not None and np_dtype.kind == "f" and np_dtype.itemsize == 2:
         return DTYPE_FLOAT16
     raise ValueError(f"FeatureMap payload dtype must be float32 or float16, got {dtype!r}")
 

@@ -142,14 +142,14 @@ def _uint_field(msg: Any, name: str, kind: str) -> int:
     return int(value)
 
 
-def _data_length(data: Any, kind: str) -> int:
+def _data_length(data: Any, field: str) -> int:
     """Byte length of a message payload without copying it."""
     if isinstance(data, (bytes, bytearray)):
         return len(data)
     if isinstance(data, np.ndarray):
         if data.dtype.itemsize != 1 or data.dtype.kind not in "uib":
             raise ImageError(
-                "invalid_field", f"{kind}.data must hold bytes (uint8), got dtype {data.dtype}"
+                "invalid_field", f"{field} must hold bytes (uint8), got dtype {data.dtype}"
             )
         return int(data.size)
     if isinstance(data, (memoryview, array.array)):
@@ -159,12 +159,11 @@ def _data_length(data: Any, kind: str) -> int:
         return len(data)
     raise ImageError(
         "invalid_field",
-        f"{kind}.data must be bytes, array.array, numpy uint8 array or list, "
-        f"got {type(data).__name__}",
+        f"{field} must be bytes, array.array, numpy uint8 array or list, got {type(data).__name__}",
     )
 
 
-def _data_bytes(data: Any, kind: str) -> np.ndarray:
+def _data_bytes(data: Any, field: str) -> np.ndarray:
     """The payload as a 1-D uint8 array, a zero-copy view where the type allows it."""
     if isinstance(data, (bytes, bytearray)):
         return np.frombuffer(data, dtype=np.uint8)
@@ -174,19 +173,17 @@ def _data_bytes(data: Any, kind: str) -> np.ndarray:
     if isinstance(data, (memoryview, array.array)):
         view = memoryview(data)
         if not view.contiguous:
-            raise ImageError("invalid_field", f"{kind}.data buffer is not contiguous")
+            raise ImageError("invalid_field", f"{field} buffer is not contiguous")
         return np.frombuffer(view.cast("B"), dtype=np.uint8)
     # list / tuple of ints (checked by _data_length)
     try:
         arr = np.asarray(data)
     except (TypeError, ValueError) as exc:
-        raise ImageError(
-            "invalid_field", f"{kind}.data list is not a list of bytes: {exc}"
-        ) from None
+        raise ImageError("invalid_field", f"{field} list is not a list of bytes: {exc}") from None
     if arr.size and (
         arr.dtype.kind not in "iub" or arr.ndim != 1 or int(arr.min()) < 0 or int(arr.max()) > 255
     ):
-        raise ImageError("invalid_field", f"{kind}.data list must hold integers in 0..255")
+        raise ImageError("invalid_field", f"{field} list must hold integers in 0..255")
     return arr.astype(np.uint8, copy=False)
 
 
@@ -250,7 +247,7 @@ def image_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
             f"Image.step {step} is smaller than width * bytes_per_pixel = {row_bytes} "
             f"(width {width}, encoding {key}: {spec.bytes_per_pixel} bytes per pixel)",
         )
-    length = _data_length(data, kind)
+    length = _data_length(data, f"{kind}.data")
     expected = step * height
     if length != expected:
         relation = "at least" if length < expected else "exactly"
@@ -263,7 +260,7 @@ def image_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
         raise ImageError(
             "size_mismatch", f"Image.width {width} must be even for encoding {key} (YUV 4:2:2)"
         )
-    buf = _data_bytes(data, kind)
+    buf = _data_bytes(data, f"{kind}.data")
     # [H, step] -> [H, W * bytes_per_pixel]: drops row padding without copying.
     rows = buf.reshape(height, step)[:, :row_bytes]
     if spec.depth == 1:
@@ -462,11 +459,11 @@ def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXE
             "invalid_field", f"{kind}.format must be a string, got {type(fmt).__name__}"
         )
     data = _field(msg, "data", kind)
-    length = _data_length(data, kind)
+    length = _data_length(data, f"{kind}.data")
     declared = _declared_container(fmt)
     if length == 0:
         raise ImageError("corrupt_compressed", f"{kind}.data is empty (format '{fmt}')")
-    buf = _data_bytes(data, kind)
+    buf = _data_bytes(data, f"{kind}.data")
     if not buf.flags.c_contiguous:
         buf = np.ascontiguousarray(buf)
     raw = memoryview(buf.data)

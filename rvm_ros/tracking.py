@@ -20,10 +20,14 @@ Differences from the paper's evaluation notebook, on purpose:
 * Each point's context starts at its own query frame ("first frame" per group of points
   queried together): frames before a point existed hold no label for it.
 
-Cost: per frame one ``[N, C] x [C, K*N]`` product, a top-k over ``K*N`` candidates per
-target cell and a ``[N, topk, P]`` gather (N cells, K context frames, P points).
-For a 16x16 grid, C = 384, K = 21 and 64 points that is about 0.5 GFLOP and ~6 MB of
-temporaries: roughly 10 ms per frame on one core of the development machine.
+Cost: per frame and group of points, one ``[N, C] x [C, K*N]`` product, a top-k over
+``K*N`` candidates per target cell, the same for the P query cells (the confidence
+reference), and a ``[N, topk, P]`` gather (N cells, K context frames, P points): it grows
+as ``N^2 * K``. Similarities are computed in chunks of target cells so temporaries stay
+near 8 MB (plus the ``[K*N, C]`` context, 8 MB for the case below). Measured on one core
+of the development machine (AVX-512 EPYC, float32): 16x16 grid, C = 384, K = 21,
+64 points: about 18 ms per frame; a 32x32 grid: about 260 ms (pool the features or
+shorten ``n_context`` there).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ __all__ = ["PointTracker", "TrackState", "TrackerConfig"]
 
 _WINDOW = 1  # soft-argmax window half-size in cells (3x3 around the heatmap's argmax)
 _EPS = 1e-12
+_CHUNK_ELEMENTS = 1 << 21  # similarity entries computed at once (8 MB of float32)
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,16 @@ class TrackerConfig:
         radius: neighbourhood radius in cells; a target cell only draws from context cells
             within this distance. ``0`` or ``inf`` means unrestricted. Unlike the
             evaluation notebook (where the mask is computed but dropped), it is applied.
-        visibility_threshold: a point is visible when its confidence (peak of the
-            propagated heatmap, see :class:`PointTracker`) is at least this. The default
-            0.5 means "at least half of the certainty the query frame had"; a point whose
-            appearance is gone from the neighbourhood falls well below it.
+        visibility_threshold: a point is visible when its confidence (relative peak of
+            its propagated heatmap, see :class:`PointTracker`) is at least this. The
+            default 0.5: "at least half of what a perfect re-observation of the query
+            would get". On synthetic scenes a visible point scores about 1 and a vanished
+            one 0.2-0.3, the rest being label mass that the Gaussian spreads onto the
+            background next to the point.
         label_sigma: standard deviation in cells of the Gaussian label map drawn around a
-            query point (peak normalised to 1).
+            query point (peak normalised to 1). The default 0.5 keeps the label on the
+            query cell and its direct neighbours (0.14 there), so little of it leaks onto
+            the background around the point; soft-argmax still gives sub-cell positions.
     """
 
     n_context: int = 20
@@ -159,11 +168,19 @@ class PointTracker:
        ``H[i, p] = Σ_k w[i, k] · L_ctx[j_k(i), p]``.
     3. Position: the argmax cell of ``H[:, p]``, refined by a soft-argmax (heatmap-weighted
        mean of cell centres) over the 3x3 window around it.
-    4. Confidence: the peak ``max_i H[i, p]``. Label maps peak at 1 on the query frame and
-       propagation averages them, so it lies in [0, 1]; it is near 1 when the point's
-       cell finds its own appearance among its best matches in the context, and falls
-       towards 0 when its appearance is gone.
-    5. ``(F, H)`` are pushed onto the context queue.
+    4. Confidence: the peak ``max_i H[i, p]`` divided by a reference ``R_p``, clipped to
+       [0, 1]. ``R_p`` is what the same propagation (same context, top-k, temperature,
+       radius) gives the query frame's own feature at the point's query cell: the value a
+       perfect re-observation of the query would receive. The raw peak alone is not
+       comparable across frames: with few context frames the top-k is filled with
+       unrelated cells and even a perfect match gets well below 1 (about 0.4 with one
+       context frame at the notebook's settings). The ratio is near 1 when the point's
+       appearance is found, and falls towards 0 when it is gone.
+    5. ``(F, H)`` are pushed onto the context queue (the raw, unnormalised ``H``, as in
+       label propagation: uncertainty is carried forward, not sharpened away).
+
+    A point's reported ``xy`` is updated only while it is visible, so a point that is not
+    visible holds its last visible position (the TrackedPoint contract).
 
     Deterministic: the same calls with the same inputs give the same outputs.
     Not thread-safe.
@@ -399,14 +416,20 @@ class PointTracker:
         """
         rows = targets.shape[0]
         n = context.shape[0] // k_frames
-        sims = targets @ context.T  # [R, K*N]
-        if reach is not None:
-            sims = sims.reshape(rows, k_frames, n)
-            sims += reach[:, None, :]
-            sims = sims.reshape(rows, k_frames * n)
         k = min(self.config.topk, k_frames * n)
-        top = np.argpartition(sims, -k, axis=1)[:, -k:]  # [R, k]
-        top_sims = np.take_along_axis(sims, top, axis=1)  # [R, k]
+        top = np.empty((rows, k), dtype=np.intp)
+        top_sims = np.empty((rows, k), dtype=np.float32)
+        # Target rows in chunks bound the [rows, K*N] temporaries to ~_CHUNK_ELEMENTS.
+        chunk = max(1, _CHUNK_ELEMENTS // (k_frames * n))
+        for lo in range(0, rows, chunk):
+            hi = min(rows, lo + chunk)
+            sims = targets[lo:hi] @ context.T  # [r, K*N]
+            if reach is not None:
+                sims = sims.reshape(hi - lo, k_frames, n)
+                sims += reach[lo:hi, None, :]
+                sims = sims.reshape(hi - lo, k_frames * n)
+            top[lo:hi] = np.argpartition(sims, -k, axis=1)[:, -k:]  # [r, k]
+            top_sims[lo:hi] = np.take_along_axis(sims, top[lo:hi], axis=1)  # [r, k]
         # A cell's own position is always within reach, so every row has a finite max.
         logits = (top_sims - top_sims.max(axis=1, keepdims=True)) / self.config.temperature
         weights = np.exp(logits)  # exp(-inf) = 0 for out-of-reach entries

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from rvm_ros.pipeline.config import ConfigError, ProcessingConfig
@@ -403,12 +404,21 @@ class Processor:
                 results[i] = self._skip(frame, cam, reason, detail)
                 continue
             size = (int(frame.image.shape[0]), int(frame.image.shape[1]))
-            geometry = self._geometry(cam, size)
+            try:
+                geometry = self._geometry(cam, size)
+                self._fill(len(planned), frame.image, geometry)
+            except (ValueError, cv2.error) as exc:  # ImageError is a ValueError
+                results[i] = self._skip(
+                    frame,
+                    cam,
+                    "invalid_image",
+                    f"camera {frame.camera!r} stamp {frame.stamp_ns}: preprocessing failed: {exc}",
+                )
+                continue
             stamp = int(frame.stamp_ns)
             with self._lock:
                 reason = self._reset_reason(cam, stamp, size)
                 cam.pending_reset = None
-            self._fill(len(planned), frame.image, geometry)
             planned.append(_Planned(i, frame, cam, size, geometry, reason))
 
         if planned:
@@ -512,9 +522,17 @@ class Processor:
         cls = cls32.astype(self.dtype, copy=True)  # [D]
         tracks = None
         if cam.tracker is not None:
-            self._attach_queries(cam, p.geometry)
-            state = cam.tracker.update(np.ascontiguousarray(grid32, dtype=np.float32))
-            tracks = self._to_image(state, p.geometry)
+            try:
+                self._attach_queries(cam, p.geometry)
+                state = cam.tracker.update(np.ascontiguousarray(grid32, dtype=np.float32))
+                tracks = self._to_image(state, p.geometry)
+            except ValueError as exc:
+                # The features are fine: publish them without tracks, say why, and start
+                # the tracker's context afresh (its points are kept).
+                log.warning("camera %r: tracking failed on stamp %d: %s", cam.name, stamp, exc)
+                cam.tracker.reset()
+                with self._lock:
+                    cam.stats.tracking_errors += 1
         result = FrameResult(
             camera=cam.name,
             header=frame.header,

@@ -153,6 +153,7 @@ class CameraStats:
         skipped: `FrameSkip` counts by reason.
         resets: State resets by reason.
         last_step_ms: Step time of the last batch this camera was in.
+        tracking_errors: Frames published without tracks because the tracker failed.
     """
 
     frames_in: int = 0
@@ -160,6 +161,7 @@ class CameraStats:
     skipped: dict[str, int] = field(default_factory=dict)
     resets: dict[str, int] = field(default_factory=dict)
     last_step_ms: float = 0.0
+    tracking_errors: int = 0
 
     @property
     def reset_count(self) -> int:
@@ -174,5 +176,10 @@ class CameraStats:
     def copy(self) -> CameraStats:
         """An independent copy."""
         return CameraStats(
-            self.frames_in, self.processed, dict(self.skipped), dict(self.resets), self.last_step_ms
+            self.frames_in,
+            self.processed,
+            dict(self.skipped),
+            dict(self.resets),
+            self.last_step_ms,
+            self.tracking_errors,
         )

@@ -416,3 +416,25 @@ def test_inf_model_output_is_non_finite() -> None:
     ra, rb = proc.process([frame("front", 1.0), frame("rear", 1.0)])
     assert isinstance(ra, FrameResult)
     assert isinstance(rb, FrameSkip) and "model output has 3 NaN/inf values" in rb.detail
+
+
+def test_preprocessing_failure_is_a_skip_and_keeps_a_pending_reset(
+    fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rvm_ros.preprocess as pre
+    from rvm_ros.imaging import ImageError
+
+    proc = make(fake_encoder)
+    ok(one(proc, frame("front", 1.0)))
+    proc.reset("front")
+    real = pre.preprocess
+
+    def broken(*args: object, **kwargs: object) -> np.ndarray:
+        raise ImageError("geometry_mismatch", "preprocess: simulated failure")
+
+    monkeypatch.setattr(pre, "preprocess", broken)
+    r = one(proc, frame("front", 1.1))
+    assert isinstance(r, FrameSkip) and r.reason == "invalid_image"
+    assert "preprocessing failed: " in r.detail and "simulated failure" in r.detail
+    monkeypatch.setattr(pre, "preprocess", real)
+    assert ok(one(proc, frame("front", 1.2))).reset_reason == "service"

@@ -133,3 +133,23 @@ def test_tracking_is_skipped_with_a_non_finite_frame() -> None:
     r = run(proc, "front", 2)
     assert r.reset_reason == "non_finite" and r.reset_count == 2
     assert tracks(r)[ids[0]] == pytest.approx((30.0, 30.0), abs=1e-3)
+
+
+def test_a_tracker_failure_keeps_the_features(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    proc = make(FakeEncoder())
+    ids = proc.set_query_points("front", [30], [30], append=True)
+    run(proc, "front", 1)
+    tracker = proc._cameras["front"].tracker  # the real PointTracker of that camera
+
+    def fail(features: np.ndarray) -> object:
+        raise ValueError("simulated tracker failure")
+
+    monkeypatch.setattr(tracker, "update", fail)
+    r = run(proc, "front", 2)
+    assert r.tracks is None and r.features.shape == (4, 4, 8)
+    assert "tracking failed on stamp 20000000: simulated tracker failure" in caplog.text
+    assert proc.stats["front"].tracking_errors == 1
+    monkeypatch.undo()
+    assert sorted(tracks(run(proc, "front", 3))) == ids  # the point is still tracked

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pipeline_fakes import FakeEncoder
@@ -438,3 +442,16 @@ def test_preprocessing_failure_is_a_skip_and_keeps_a_pending_reset(
     assert "preprocessing failed: " in r.detail and "simulated failure" in r.detail
     monkeypatch.setattr(pre, "preprocess", real)
     assert ok(one(proc, frame("front", 1.2))).reset_reason == "service"
+
+
+def test_the_core_imports_no_ros(repo_root: Path) -> None:
+    code = (
+        "import sys, rvm_ros.pipeline, rvm_ros.messages; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('rclpy', 'rosidl_runtime_py', 'std_msgs', 'sensor_msgs')); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -114,7 +114,7 @@ class TrackerConfig:
         return 0 < self.radius < math.inf
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TrackState:
     """The tracked points after one frame, in ascending id order.
 

@@ -213,3 +213,23 @@ def test_never_visible_point_needs_explicit_query() -> None:
     vis[1] = False
     with pytest.raises(ValueError, match=r"points \[1\] are never visible"):
         tapvid_metrics(gt, vis, gt.copy(), vis.copy(), None, (256, 256))
+
+
+def test_invariant_to_point_order_and_to_resolution() -> None:
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 256, (6, 8, 2))
+    vis = rng.uniform(size=(6, 8)) > 0.2
+    pred = gt + rng.normal(0, 4, gt.shape)
+    pred_vis = rng.uniform(size=(6, 8)) > 0.2
+    queries = rng.integers(0, 4, 6)
+    base = tapvid_metrics(gt, vis, pred, pred_vis, queries, (256, 256))
+    assert all(0.0 <= v <= 1.0 for v in base.values())
+    perm = rng.permutation(6)
+    shuffled = tapvid_metrics(
+        gt[perm], vis[perm], pred[perm], pred_vis[perm], queries[perm], (256, 256)
+    )
+    assert shuffled == pytest.approx(base)
+    # The same video at 480x640: pixel positions scale, the metrics do not.
+    scale = np.array([640 / 256, 480 / 256])
+    big = tapvid_metrics(gt * scale, vis, pred * scale, pred_vis, queries, (480, 640))
+    assert big == pytest.approx(base)

@@ -402,3 +402,32 @@ def test_tracks_real_rvm_features_of_a_translated_real_video() -> None:
     assert abs(float(np.mean(d[:, 1]))) < 0.5
     again = run(grids)
     np.testing.assert_array_equal(again.xy, rvm.xy)
+
+
+def test_tapvid_metrics_of_a_synthetic_track_with_occlusion() -> None:
+    """End to end with the TAP-Vid metrics: cells -> pixels (16 px per cell, 256x256)."""
+    from rvm_ros.tapvid import tapvid_metrics
+
+    scene = Scene(seed=11)
+    a, b = scene.feature(), scene.feature()
+    truth_a = [(3, 2 + t) for t in range(10)]
+    truth_b = [(12, 12 - t) for t in range(10)]
+    hidden_b = {4, 5, 6}  # b is covered on these frames
+    tracker = PointTracker()
+    tracker.add_queries(np.array([centre(*truth_a[0]), centre(*truth_b[0])]), np.array([0, 1]))
+    pred_xy = np.zeros((2, 10, 2))
+    pred_vis = np.zeros((2, 10), dtype=bool)
+    for t in range(10):
+        objects = [(a, *truth_a[t])]
+        if t not in hidden_b:
+            objects.append((b, *truth_b[t]))
+        state = tracker.update(scene.frame(*objects))
+        pred_xy[:, t] = state.xy * 16
+        pred_vis[:, t] = state.visible
+    gt_xy = np.stack([[centre(*p) * 16 for p in truth_a], [centre(*p) * 16 for p in truth_b]])
+    gt_vis = np.ones((2, 10), dtype=bool)
+    gt_vis[1, sorted(hidden_b)] = False
+    m = tapvid_metrics(gt_xy, gt_vis, pred_xy, pred_vis, [0, 0], (256, 256))
+    assert m["occlusion_accuracy"] == 1.0
+    assert m["pts_within_8"] == 1.0  # within half a cell everywhere it is visible
+    assert m["jaccard_8"] == 1.0

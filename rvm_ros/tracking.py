@@ -292,9 +292,11 @@ class PointTracker:
     def reset(self) -> None:
         """Forget the context (e.g. after a recurrent-state reset); keep the points.
 
-        On the next :meth:`update` every point is re-anchored at its last position, its
-        label-map peak scaled by its last confidence (a reset does not create certainty the
-        tracker did not have), and the grid size may change. Pending queries stay pending.
+        On the next :meth:`update` every point is re-anchored, like a new query, at its
+        last position, and the grid size may change. A point that is not visible at the
+        reset is re-anchored with an all-zero label map: it stays not visible (confidence
+        0, at its last visible position) until removed, rather than latching onto whatever
+        now covers that position. Pending queries stay pending.
         """
         for i, point in self._points.items():
             visible = point.confidence >= self.config.visibility_threshold

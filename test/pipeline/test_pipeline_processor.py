@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pipeline_fakes import FakeEncoder
 
 from rvm_ros.pipeline import (
@@ -455,3 +457,54 @@ def test_the_core_imports_no_ros(repo_root: Path) -> None:
         [sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["front", "rear"]),
+            st.integers(0, 3000),  # stamp in ms
+            st.sampled_from([(64, 64), (32, 48)]),
+            st.booleans(),  # a service reset before this frame
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_reset_policy_properties(events: list[tuple[str, int, tuple[int, int], bool]]) -> None:
+    enc = FakeEncoder()
+    proc = make(enc, reset_on_gap_s=1.0)
+    last: dict[str, tuple[int, tuple[int, int]]] = {}
+    pending: dict[str, bool] = {}
+    seq: dict[str, int] = {}
+    since: dict[str, int] = {}
+    for cam, t_ms, (h, w), service in events:
+        if service:
+            proc.reset(cam)
+            pending[cam] = True
+        r = ok(one(proc, frame(cam, t_ms / 1000, h=h, w=w)))
+        prev = last.get(cam)
+        if prev is None:
+            want = "first_frame"
+        elif pending.get(cam):
+            want = "service"
+        elif prev[1] != (h, w):
+            want = "resolution_change"
+        elif t_ms < prev[0]:
+            want = "time_backwards"
+        elif t_ms - prev[0] > 1000:
+            want = "gap"
+        else:
+            want = ""
+        assert r.reset_reason == want and r.state_reset == bool(want)
+        pending[cam] = False
+        last[cam] = (t_ms, (h, w))
+        since[cam] = 0 if want else since[cam] + 1
+        assert r.frames_since_reset == since[cam]
+        assert r.seq == seq.get(cam, 0)
+        seq[cam] = r.seq + 1
+        # the encoder's state agrees: its step count restarted exactly on resets
+        assert enc.steps[cam] == since[cam] + 1
+    for cam, st_ in proc.stats.items():
+        assert st_.processed == seq.get(cam, 0) == st_.frames_in

@@ -1,11 +1,140 @@
-"""`rvm-ros bench` (placeholder until its issue lands)."""
+"""`rvm-ros bench`: latency, throughput, memory and accuracy of the inference backends."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+from typing import TYPE_CHECKING
+
+from rvm_ros.cli import CliError
+
+if TYPE_CHECKING:
+    from rvm_ros.bench import Target
+
+BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt", "auto")
+PRECISION_CHOICES = ("fp32", "bf16", "fp16", "int8")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the subcommand (not implemented yet)."""
-    p = sub.add_parser("bench", help="(not implemented yet)")
-    p.set_defaults(func=lambda args: print("rvm-ros bench: not implemented yet") or 1)
+    """Add the ``bench`` subcommand."""
+    p = sub.add_parser(
+        "bench",
+        help="benchmark inference backends (latency, throughput, memory, accuracy)",
+        description=(
+            "Time one recurrent step per frame for each backend x precision, each in its own "
+            "process after a warm-up, against torch eager float32 measured in the same run. "
+            "Writes JSON (--json) and appends a markdown table (--markdown)."
+        ),
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="checkpoint (.npz / .safetensors) or random:<variant>")
+    src.add_argument(
+        "--random-variant",
+        metavar="VARIANT",
+        help="random weights of a named size (tiny, mu, Ti, S, M, B, L, H); no checkpoint needed",
+    )
+    p.add_argument(
+        "--backend",
+        nargs="+",
+        default=["torch"],
+        choices=BACKEND_CHOICES,
+        help="backends to measure (default: torch)",
+    )
+    p.add_argument(
+        "--precision",
+        nargs="+",
+        default=["fp32"],
+        choices=PRECISION_CHOICES,
+        help="precisions to measure; combinations a backend cannot run are skipped",
+    )
+    p.add_argument("--height", type=int, default=256)
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--cameras", type=int, default=1, help="frames per step (batch)")
+    p.add_argument("--frames", type=int, default=50, help="timed steps per configuration")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    p.add_argument("--rounds", type=int, default=1, help="alternate configurations N times")
+    p.add_argument("--device", default=None, help="cpu or cuda[:i] (default: best available)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--cache-dir", default=None, help="cache of ONNX exports / engines")
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="measure in this process instead of one fresh process per configuration",
+    )
+    p.add_argument("--json", metavar="OUT", help="write the JSON report here")
+    p.add_argument("--markdown", metavar="MD", help="append a markdown table here")
+    p.set_defaults(func=run)
+
+
+def _targets(backends: list[str], precisions: list[str]) -> list[Target]:
+    from rvm_ros.bench import Target
+    from rvm_ros.runtime.factory import choose_backend
+
+    supported = {
+        "torch": {"fp32", "bf16", "fp16"},
+        "onnxruntime": {"fp32", "int8"},
+        "tensorrt": {"fp32", "fp16", "bf16"},
+    }
+    out: list[Target] = []
+    for backend in dict.fromkeys(backends):
+        for precision in dict.fromkeys(precisions):
+            name = backend
+            if backend == "auto":
+                name = choose_backend(precision).backend
+            if precision in supported[name]:
+                out.append(Target(name, precision))
+            else:
+                print(f"[bench] skipping {name}/{precision}: not supported", file=sys.stderr)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the arguments, run the benchmark, write the reports."""
+    from rvm_ros.bench import append_markdown, markdown_table, run_bench, write_json
+    from rvm_ros.runtime import BackendUnavailable, InputError
+
+    for name in ("height", "width", "cameras", "frames", "rounds"):
+        if getattr(args, name) < 1:
+            raise CliError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        raise CliError(f"--warmup must be at least 0, got {args.warmup}")
+    if args.height % 16 or args.width % 16:
+        raise CliError(f"--height/--width must be multiples of 16, got {args.height}x{args.width}")
+    checkpoint = args.checkpoint or f"random:{args.random_variant}"
+    if args.random_variant:
+        from rvm_ros.model import VARIANTS
+
+        if args.random_variant not in VARIANTS:
+            raise CliError(
+                f"--random-variant {args.random_variant!r} is not one of {', '.join(VARIANTS)}"
+            )
+    targets = _targets(args.backend, args.precision)
+    if not targets:
+        raise CliError("no backend/precision combination to measure")
+    try:
+        report = run_bench(
+            checkpoint,
+            targets,
+            height=args.height,
+            width=args.width,
+            cameras=args.cameras,
+            frames=args.frames,
+            warmup=args.warmup,
+            device=args.device,
+            threads=args.threads,
+            cache_dir=args.cache_dir,
+            rounds=args.rounds,
+            isolate=not args.in_process,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except (BackendUnavailable, InputError, FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    command = "rvm-ros " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
+    table = markdown_table(report, command)
+    print(table)
+    if args.json:
+        print(f"[bench] wrote {write_json(report, args.json)}", file=sys.stderr)
+    if args.markdown:
+        print(f"[bench] appended to {append_markdown(table, args.markdown)}", file=sys.stderr)
+    return 0

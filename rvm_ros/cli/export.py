@@ -1,11 +1,72 @@
-"""`rvm-ros export` (placeholder until its issue lands)."""
+"""`rvm-ros export`: ONNX of one recurrent step (checked), or a TensorRT engine."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from rvm_ros.cli import CliError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the subcommand (not implemented yet)."""
-    p = sub.add_parser("export", help="(not implemented yet)")
-    p.set_defaults(func=lambda args: print("rvm-ros export: not implemented yet") or 1)
+    """Add the ``export`` subcommand."""
+    p = sub.add_parser(
+        "export",
+        help="export one recurrent step to ONNX (checked against torch) or a TensorRT engine",
+        description=(
+            "ONNX graph (frames uint8 [B,H,W,3], state [B,N,D]) -> (features, new_state) with "
+            "a dynamic batch axis; checked with onnx.checker, compared with torch through "
+            "ONNX Runtime (max abs error printed) and inspected with polygraphy."
+        ),
+    )
+    p.add_argument(
+        "--checkpoint", required=True, help="checkpoint (.npz / .safetensors) or random:<variant>"
+    )
+    p.add_argument("--height", type=int, default=256)
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--max-batch", type=int, default=8, help="largest batch (cameras)")
+    p.add_argument("--format", choices=("onnx", "engine"), default="onnx")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "bf16", "int8"),
+        default="fp32",
+        help="onnx: fp32 or int8 (dynamic quantization); engine: fp32, fp16 or bf16",
+    )
+    p.add_argument("--out", required=True, help="output file (.onnx or .plan)")
+    p.add_argument(
+        "--tolerance", type=float, default=1e-4, help="max abs error allowed (fp32 graph)"
+    )
+    p.add_argument("--summary", action="store_true", help="print polygraphy's model summary")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the arguments and export."""
+    from rvm_ros.runtime import BackendUnavailable, InputError
+    from rvm_ros.runtime.export import export_model
+    from rvm_ros.runtime.onnx_export import ExportError
+
+    for name in ("height", "width", "max_batch"):
+        if getattr(args, name) < 1:
+            raise CliError(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        result = export_model(
+            args.checkpoint,
+            args.out,
+            height=args.height,
+            width=args.width,
+            max_batch=args.max_batch,
+            fmt=args.format,
+            precision=args.precision,
+            tolerance=args.tolerance,
+            say=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except (InputError, BackendUnavailable, ExportError, FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    if args.summary:
+        print(result.verify.summary)
+    print(
+        f"wrote {result.path} ({result.format}, {result.precision}, {result.model_id}); "
+        f"max abs error vs torch {result.verify.max_abs_error:.3g}"
+    )
+    return 0

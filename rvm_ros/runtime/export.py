@@ -1,0 +1,164 @@
+"""`rvm-ros export` library side: ONNX (fp32 or int8) and TensorRT engine files."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rvm_ros.runtime.base import BackendUnavailable, InputError
+from rvm_ros.runtime.onnx_export import VerifyReport, export_onnx, verify_onnx
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("onnx", "engine")
+
+
+@dataclass
+class ExportResult:
+    """What `export_model` wrote and measured.
+
+    Attributes:
+        path: the file written.
+        format: ``onnx`` or ``engine``.
+        precision: its precision.
+        model_id: the model's id.
+        verify: checks of the float32 ONNX graph (checker, ORT vs torch, polygraphy).
+        int8_cosine: int8 ONNX only: mean per-token cosine of its features vs float32.
+    """
+
+    path: Path
+    format: str
+    precision: str
+    model_id: str
+    verify: VerifyReport
+    int8_cosine: float | None = None
+
+
+def export_model(
+    checkpoint: Any,
+    out: str | Path,
+    *,
+    height: int = 256,
+    width: int = 256,
+    max_batch: int = 8,
+    fmt: str = "onnx",
+    precision: str = "fp32",
+    tolerance: float = 1e-4,
+    say: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Export one recurrent step of a checkpoint.
+
+    ``onnx``: the float32 graph (``precision=fp32``), or its int8 dynamic quantization
+    (``precision=int8``, for the onnxruntime CPU backend). ``engine``: a TensorRT plan in
+    fp32 / fp16 / bf16 with a batch profile ``1..max_batch``. The float32 graph is always
+    checked first: `onnx.checker`, ONNX Runtime vs torch on random input (max abs error
+    at most ``tolerance``), polygraphy inspection.
+
+    Raises:
+        InputError: bad format / precision / size.
+        BackendUnavailable: ``engine`` without TensorRT.
+        ExportError: the export or a check failed.
+    """
+    from rvm_ros.runtime.factory import load_any
+
+    say = say or (lambda line: None)
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; choose one of {list(FORMATS)}")
+    allowed = {"onnx": ("fp32", "int8"), "engine": ("fp32", "fp16", "bf16")}[fmt]
+    if precision not in allowed:
+        hint = (
+            "; reduced float precision is applied when TensorRT builds an engine (--format engine)"
+            if fmt == "onnx"
+            else ""
+        )
+        raise InputError(
+            f"precision {precision!r} is not available for --format {fmt} "
+            f"(choose one of {list(allowed)}){hint}"
+        )
+    if max_batch < 1:
+        raise InputError(f"max_batch must be at least 1, got {max_batch}")
+    if fmt == "engine":
+        from rvm_ros.runtime.tensorrt_backend import tensorrt_available
+
+        ok, why = tensorrt_available()
+        if not ok:
+            raise BackendUnavailable(f"cannot build a TensorRT engine: {why}")
+    out = Path(out)
+    model = load_any(checkpoint)
+    with tempfile.TemporaryDirectory(prefix="rvm_export_") as tmp:
+        onnx_path = out if (fmt == "onnx" and precision == "fp32") else Path(tmp) / "step.onnx"
+        say(f"exporting {model.model_id} at {height}x{width} (batch 1..{max_batch}) to ONNX")
+        export_onnx(model, onnx_path, height, width, max_batch=max(max_batch, 2))
+        batches = (1, 2) if max_batch >= 2 else (1,)
+        report = verify_onnx(
+            onnx_path, model, height, width, batch_sizes=batches, tolerance=tolerance
+        )
+        say(
+            f"onnx.checker: ok; ONNX Runtime vs torch max abs error {report.max_abs_error:.3g} "
+            f"(batches {list(batches)}); {report.nodes} nodes, opset {report.opset}"
+        )
+        result = ExportResult(out, fmt, precision, str(model.model_id), report)
+        if fmt == "onnx" and precision == "int8":
+            result.int8_cosine = _quantize(onnx_path, out, model, height, width)
+            say(f"int8: mean per-token cosine vs float32 {result.int8_cosine:.5f}")
+        elif fmt == "engine":
+            _engine(onnx_path, out, model, height, width, max_batch, precision, say)
+    return result
+
+
+def _quantize(src: Path, out: Path, model: Any, height: int, width: int) -> float:
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from rvm_ros.bench import synthetic_frames
+    from rvm_ros.runtime.onnx_export import _write_metadata
+    from rvm_ros.runtime.ort_backend import quantize_int8
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    quantize_int8(src, out)
+    _write_metadata(out, model, height, width)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    frames = synthetic_frames(3, 1, height, width)
+    state = np.zeros((1, model.config.num_tokens(height, width), model.config.dim), np.float32)
+    ref = model.init_state(1, height, width)
+    cos = []
+    for t in range(len(frames)):
+        state = sess.run(["new_state"], {"frames": frames[t], "state": state})[0]
+        with torch.inference_mode():
+            ref, _ = model.step(torch.from_numpy(frames[t]), ref)
+        r = ref.numpy()
+        cos.append(
+            (state * r).sum(-1) / (np.linalg.norm(state, axis=-1) * np.linalg.norm(r, axis=-1))
+        )
+    return float(np.mean(cos))
+
+
+def _engine(
+    onnx_path: Path,
+    out: Path,
+    model: Any,
+    height: int,
+    width: int,
+    max_batch: int,
+    precision: str,
+    say: Callable[[str], None],
+) -> None:  # pragma: no cover - needs TensorRT
+    from rvm_ros.runtime.tensorrt_backend import build_engine
+
+    say(f"building TensorRT {precision} engine (batch 1..{max_batch})")
+    build_engine(
+        onnx_path,
+        out,
+        precision=precision,
+        height=height,
+        width=width,
+        tokens=model.config.num_tokens(height, width),
+        dim=model.config.dim,
+        max_batch=max_batch,
+    )
+    say(f"wrote {out}")

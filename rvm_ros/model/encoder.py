@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from rvm_ros.model.config import RVMConfig
-from rvm_ros.model.layers import EncoderBlock, LayerNorm
+from rvm_ros.model.layers import EncoderBlock, LayerNorm, is_tracing
 from rvm_ros.model.posenc import grid_position_table
 
 
@@ -36,7 +36,7 @@ class PositionTable(nn.Module):
 
     def forward(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """Table ``[h*w, D]`` for an ``h x w`` grid on ``device`` in ``dtype``."""
-        tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        tracing = is_tracing()
         with warnings.catch_warnings():
             # The table is a constant of the grid size by design (fixed input size).
             warnings.simplefilter("ignore", category=torch.jit.TracerWarning)

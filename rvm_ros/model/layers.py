@@ -14,6 +14,15 @@ from torch import nn
 LN_EPS = 1e-6
 
 
+def is_tracing() -> bool:
+    """True while the module is being traced or compiled (ONNX export, torch.compile)."""
+    if torch.jit.is_tracing():
+        return True
+    compiler = getattr(torch, "compiler", None)
+    is_compiling = getattr(compiler, "is_compiling", None)
+    return bool(is_compiling()) if is_compiling is not None else False
+
+
 class LayerNorm(nn.Module):
     """LayerNorm over the last axis, computed in float32 whatever the parameter dtype.
 

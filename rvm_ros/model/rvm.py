@@ -9,6 +9,7 @@ from rvm_ros.model.config import RVMConfig
 from rvm_ros.model.core import GatedCore
 from rvm_ros.model.decoder import NUM_DELTAS, Decoder
 from rvm_ros.model.encoder import Encoder
+from rvm_ros.model.layers import is_tracing
 
 
 def _frames_to_float(frames: torch.Tensor, dtype: torch.dtype, where: str) -> torch.Tensor:
@@ -90,7 +91,7 @@ class RVM(nn.Module):
             ``(features, new_state)``, both ``[B, 1+h*w, D]`` (token 0 = CLS, the rest the
             row-major patch grid); the features are the new state.
         """
-        if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+        if not is_tracing():
             # Validation on concrete shapes only; a traced / exported graph has fixed shapes.
             b, height, width = self._check_frames(frames, "RVM.step")
             n = self.config.num_tokens(height, width)

@@ -124,13 +124,16 @@ def image_msg(
     encoding: str = "bgr8",
     seed: int = 0,
 ) -> Image:
-    """A random ``sensor_msgs/Image`` (uint8 encodings) with the given stamp."""
-    channels = {"bgr8": 3, "rgb8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}[encoding]
-    px = np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
+    """A random ``sensor_msgs/Image`` (8-bit encodings and mono16) with the given stamp."""
+    channels = {"bgr8": 3, "rgb8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 1}[encoding]
+    dtype = np.dtype("<u2") if encoding == "mono16" else np.dtype(np.uint8)
+    px = np.random.default_rng(seed).integers(
+        0, np.iinfo(dtype).max + 1, (height, width, channels), dtype=dtype
+    )
     msg = Image()
     msg.header = Header(stamp=stamp(t_ns), frame_id=frame_id)
     msg.height, msg.width, msg.encoding = height, width, encoding
-    msg.step = width * channels
+    msg.step = width * channels * dtype.itemsize
     msg.data = px.tobytes()
     return msg
 

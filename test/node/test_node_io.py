@@ -268,6 +268,23 @@ def test_bad_inputs_are_logged_once_counted_and_later_frames_processed(env: Env)
     assert env.node.alive()
 
 
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16"])
+def test_every_raw_encoding_is_processed(env: Env, encoding: str) -> None:
+    t = 7000 * S + ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16"].index(encoding) * S
+    m = env.send_wait("left", image_msg(t, "left", encoding=encoding, seed=3))
+    assert (m.image_height, m.image_width) == (48, 64)
+    assert np.isfinite(np.frombuffer(bytes(m.features), "<f2")).all()
+
+
+def test_png_compressed_input_is_processed(env: Env) -> None:
+    ok, png = cv2.imencode(".png", np.full((20, 30, 3), 200, np.uint8))
+    assert ok
+    msg = jpeg_msg(7100 * S, png.tobytes())
+    msg.format = "png"
+    m = env.send_wait("comp", msg)
+    assert (m.image_height, m.image_width) == (20, 30)
+
+
 def test_set_query_points_and_its_errors(env: Env) -> None:
     req = SetQueryPoints.Request(camera="front", x=[10.0, 40.0], y=[8.0, 30.0], append=False)
     resp = env.peer.call(SetQueryPoints, "/rvm/set_query_points", req)

@@ -1,0 +1,81 @@
+"""config/multi_camera.yaml: six cameras in one node, batched, each output with its header."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytest.importorskip("rclpy")
+pytest.importorskip("rvm_ros.msg")
+
+from diagnostic_msgs.msg import DiagnosticArray
+from node_harness import NodeProcess, RosPeer, diag_values, image_msg, pick_domain_id, wait_until
+from rvm_ros.msg import FeatureMap
+from sensor_msgs.msg import Image
+
+from rvm_ros.node.config import load_params_file
+
+pytestmark = pytest.mark.ros
+
+S = 1_000_000_000
+
+
+def test_six_cameras_from_multi_camera_yaml(repo_root, tmp_path) -> None:
+    params = load_params_file(repo_root / "config" / "multi_camera.yaml")
+    cams = list(params["cameras"])
+    assert len(cams) == 6
+    domain = pick_domain_id(__name__)
+    node = NodeProcess(
+        [
+            "--params-file",
+            "config/multi_camera.yaml",
+            "-p",
+            "checkpoint:=random:tiny",
+            "-p",
+            "backend:=torch",
+            "-p",
+            "model_height:=64",
+            "-p",
+            "model_width:=64",
+            "-p",
+            "input_reliability:=reliable",
+            "-p",
+            "max_batch_wait_ms:=300.0",
+            "-p",
+            "diagnostics_period_s:=0.2",
+        ],
+        domain,
+        tmp_path / "rvm_node.log",
+    )
+    peer = RosPeer(domain)
+    try:
+        node.wait_log("autostart: active")
+        outs = {c: peer.collect(FeatureMap, f"/rvm/{c}/features") for c in cams}
+        diag = peer.collect(DiagnosticArray, "/diagnostics")
+        pubs = {c: peer.publisher(Image, params[f"cameras.{c}.topic"]) for c in cams}
+        for pub in pubs.values():
+            peer.wait_matched(pub)
+        wait_until(lambda: diag.msgs, what="diagnostics")
+        for k, c in enumerate(cams):
+            pubs[c].publish(image_msg(50 * S + k * 1_000_000, f"{c}_optical", seed=k))
+        for k, c in enumerate(cams):
+            m = outs[c].wait_stamp(50 * S + k * 1_000_000)
+            assert (m.camera, m.header.frame_id) == (c, f"{c}_optical")
+            assert m.pool == 2 and (m.grid_height, m.grid_width) == (2, 2)  # feature_pool 2
+
+        def steps() -> int | None:
+            for msg in reversed(diag.msgs):
+                v = diag_values(msg, ": node")
+                if v is not None and v["steps"] != "0":
+                    return int(v["steps"])
+            return None
+
+        # All six frames arrived within max_batch_wait_ms: one batched step.
+        assert wait_until(steps, what="a step in the diagnostics") == 1
+        log = node.log()
+        assert len(re.findall(r"camera \w+: subscribing /\w+/image_raw", log)) == 6
+    finally:
+        peer.close()
+        code = node.stop()
+    assert code == 0

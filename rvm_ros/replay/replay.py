@@ -29,11 +29,13 @@ import concurrent.futures
 import logging
 import math
 import os
+import queue
 import re
 import shutil
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -374,43 +376,170 @@ def _features_storage(reader: bags.BagReader) -> str:
     return reader.storage if reader.storage in bags.STORAGES else "mcap"
 
 
-def _frame_inputs(
-    reader: bags.BagReader,
-    topic_to_camera: Mapping[str, str],
-    logs: Mapping[str, _CameraLog],
-    max_pixels: int,
-    timing: dict[str, float],
-) -> Iterator[Any]:
-    """Decode image messages into FrameInputs (ledger entries for every message)."""
-    from rvm_ros import imaging
-    from rvm_ros.pipeline import FrameInput
+_END = object()
 
-    for m in reader.messages(list(topic_to_camera)):
-        t0 = time.perf_counter()
-        camera = topic_to_camera[m.topic]
-        log_ = logs[camera]
-        index = len(log_.frames)
-        entry: dict[str, Any] = {"index": index, "bag_time_ns": m.timestamp_ns}
-        log_.frames.append(entry)
-        if m.msg is None:
-            entry["stamp_ns"] = None
-            log_.skip(index, 0, "unreadable_message", m.error)
-            timing["decode_s"] += time.perf_counter() - t0
-            continue
-        stamp = _stamp_ns(m.msg.header)
-        entry["stamp_ns"] = stamp
+
+class _Prefetch:
+    """Reads and decodes image messages in a background thread, in bag order.
+
+    Items (in order): ``("frame", FrameInput)`` or ``("skip", camera, index, stamp,
+    bag_time, reason, detail)``; an exception in the thread is handed over and re-raised
+    by :meth:`items`. Decoding overlaps with the model step (which releases the GIL).
+    """
+
+    def __init__(
+        self,
+        bag: Path,
+        topic_to_camera: Mapping[str, str],
+        max_pixels: int,
+        depth: int = 8,
+    ) -> None:
+        self.bag = bag
+        self.errors: list[str] = []
+        self.topic_to_camera = dict(topic_to_camera)
+        self.max_pixels = max_pixels
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.decode_s = 0.0
+        self.thread = threading.Thread(target=self._run, name="replay-read", daemon=True)
+        self.thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        from rvm_ros import imaging
+        from rvm_ros.pipeline import FrameInput
+
+        counts: dict[str, int] = {}
         try:
-            if m.msgtype == bags.COMPRESSED_IMAGE_TYPE:
-                image = imaging.compressed_to_array(m.msg, max_pixels)
+            # Opened here: sqlite3 connections may only be used by the thread that made them.
+            with bags.BagReader(self.bag) as reader:
+                self._read(reader, counts, imaging, FrameInput)
+                self.errors = list(reader.errors)
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            self._put(("error", exc))
+            return
+        self._put(_END)
+
+    def _read(
+        self, reader: bags.BagReader, counts: dict[str, int], imaging: Any, frame_cls: Any
+    ) -> None:
+        for m in reader.messages(list(self.topic_to_camera)):
+            t0 = time.perf_counter()
+            camera = self.topic_to_camera[m.topic]
+            index = counts.get(camera, 0)
+            counts[camera] = index + 1
+            item: tuple[Any, ...]
+            if m.msg is None:
+                item = (
+                    "skip",
+                    camera,
+                    index,
+                    None,
+                    m.timestamp_ns,
+                    "unreadable_message",
+                    f"{m.topic} message {index}: {m.error}",
+                )
             else:
-                image = imaging.image_to_array(m.msg, max_pixels)
-        except imaging.ImageError as exc:
-            log_.skip(index, stamp, exc.cause, f"{m.topic} message {index}: {exc}")
-            timing["decode_s"] += time.perf_counter() - t0
-            continue
-        log_.image_size = (int(image.shape[0]), int(image.shape[1]))
-        timing["decode_s"] += time.perf_counter() - t0
-        yield FrameInput(camera, stamp, (m.msg.header, index, m.timestamp_ns), image)
+                stamp = _stamp_ns(m.msg.header)
+                try:
+                    if m.msgtype == bags.COMPRESSED_IMAGE_TYPE:
+                        image = imaging.compressed_to_array(m.msg, self.max_pixels)
+                    else:
+                        image = imaging.image_to_array(m.msg, self.max_pixels)
+                except imaging.ImageError as exc:
+                    item = (
+                        "skip",
+                        camera,
+                        index,
+                        stamp,
+                        m.timestamp_ns,
+                        exc.cause,
+                        f"{m.topic} message {index}: {exc}",
+                    )
+                else:
+                    header = (m.msg.header, index, m.timestamp_ns)
+                    item = ("frame", frame_cls(camera, stamp, header, image))
+            self.decode_s += time.perf_counter() - t0
+            if not self._put(item):
+                return
+
+    def items(self) -> Iterator[tuple[Any, ...]]:
+        """The decoded items, in bag order (raises what the reading thread raised)."""
+        while True:
+            item = self.queue.get()
+            if item is _END:
+                return
+            if item[0] == "error":
+                raise item[1]
+            yield item
+
+    def close(self) -> None:
+        """Stop the thread (it ends at its next message) and wait for it."""
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+class _Sink:
+    """Writes results (features bag, plots) in a background thread, in order."""
+
+    def __init__(
+        self,
+        open_writer: Callable[[], bags.BagWriter],
+        handle: Callable[[bags.BagWriter, Any, Any], None],
+        depth: int = 16,
+    ) -> None:
+        self.open_writer = open_writer
+        self.handle = handle
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="replay-write", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        writer: bags.BagWriter | None = None
+        try:
+            # Opened here: sqlite3 connections may only be used by the thread that made them.
+            writer = self.open_writer()
+        except BaseException as exc:
+            self.error = exc
+        try:
+            while True:
+                item = self.queue.get()
+                if item is _END:
+                    return
+                if self.error is not None or writer is None:
+                    continue  # drain after a failure
+                try:
+                    self.handle(writer, *item)
+                except BaseException as exc:
+                    self.error = exc
+        finally:
+            if writer is not None:
+                try:
+                    writer.close()
+                except BaseException as exc:
+                    self.error = self.error or exc
+
+    def put(self, frame: Any, result: Any) -> None:
+        """Queue one result for writing (raises an earlier write failure)."""
+        if self.error is not None:
+            raise self.error
+        self.queue.put((frame, result))
+
+    def close(self) -> None:
+        """Write what is queued, stop the thread; raises a write failure."""
+        self.queue.put(_END)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -> dict[str, Any]:
@@ -485,11 +614,23 @@ def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -
             f"cannot create the {cfg.backend} encoder for {cfg.checkpoint}: {exc}"
         ) from exc
     report["encoder"] = encoder.info.as_dict()
-    processor = Processor(proc_cfg, encoder)
+    try:
+        processor = Processor(proc_cfg, encoder)
+        # Warm-up step on a throw-away camera (first calls allocate / compile), forgotten.
+        t_warm = time.perf_counter()
+        warm = np.zeros((1, proc_cfg.model_height, proc_cfg.model_width, 3), np.uint8)
+        encoder.step(warm, ["replay_warmup"])
+        encoder.reset("replay_warmup")
+        report["warmup_s"] = time.perf_counter() - t_warm
+    except Exception as exc:
+        encoder.close()
+        reader.close()
+        raise ReplayError(
+            f"cannot run the {cfg.backend} encoder on {cfg.checkpoint}: {exc}"
+        ) from exc
     storage = _features_storage(reader)
-    writer = bags.BagWriter(out_dir / "features", storage)
     report["features_bag"] = "features"
-    store = writer.store
+    store = bags.typestore()
     fmap_cls = store.types[bags.FEATURE_MAP_TYPE]
     tracks_cls = store.types[bags.TRACKED_POINTS_TYPE]
     visuals = Visuals(out_dir, enabled=settings.visuals)
@@ -500,11 +641,51 @@ def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -
         if c.topic in topic_to_camera
     )
     bar = _progress(total or None, f"replay {bag.name}", settings.progress)
+
+    def write_result(writer: bags.BagWriter, frame: Any, out: Any) -> None:
+        header, _index, bag_time = frame.header
+        t1 = time.perf_counter()
+        msg = fill_message(fmap_cls, feature_map_fields(out), header)
+        writer.write(f"/{NODE_NAME}/{out.camera}/features", bags.FEATURE_MAP_TYPE, msg, bag_time)
+        if out.tracks is not None:
+            tmsg = fill_message(tracks_cls, tracked_points_fields(out), header)
+            writer.write(
+                f"/{NODE_NAME}/{out.camera}/tracks", bags.TRACKED_POINTS_TYPE, tmsg, bag_time
+            )
+        t2 = time.perf_counter()
+        timing["write_s"] += t2 - t1
+        visuals.add(frame, out)
+        timing["visuals_s"] += time.perf_counter() - t2
+
     start = time.perf_counter()
     steps = 0
+    reader.close()  # the reading thread opens its own
+    prefetch = _Prefetch(bag, topic_to_camera, proc_cfg.max_image_pixels)
+    sink = _Sink(lambda: bags.BagWriter(out_dir / "features", storage, store), write_result)
+
+    def frames() -> Iterator[Any]:
+        for item in prefetch.items():
+            if item[0] == "frame":
+                frame = item[1]
+                _header, index, bag_time = frame.header
+                log_ = logs[frame.camera]
+                assert index == len(log_.frames)
+                log_.frames.append(
+                    {"index": index, "bag_time_ns": bag_time, "stamp_ns": frame.stamp_ns}
+                )
+                log_.image_size = (int(frame.image.shape[0]), int(frame.image.shape[1]))
+                yield frame
+            else:
+                _kind, camera, index, stamp, bag_time, reason, detail = item
+                log_ = logs[camera]
+                assert index == len(log_.frames)
+                log_.frames.append({"index": index, "bag_time_ns": bag_time, "stamp_ns": stamp})
+                log_.skip(index, stamp, reason, detail)
+                bar.update(1)
+
     try:
-        frames = _frame_inputs(reader, topic_to_camera, logs, proc_cfg.max_image_pixels, timing)
-        for batch in group_batches(frames, proc_cfg.max_batch_wait_ms, len(topic_to_camera)):
+        batches = group_batches(frames(), proc_cfg.max_batch_wait_ms, len(topic_to_camera))
+        for batch in batches:
             for frame in batch:
                 gt = ground_truth.get(frame.camera)
                 if gt is not None and proc_cfg.tracking:
@@ -513,8 +694,8 @@ def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -
             outputs = processor.process(batch)
             timing["process_s"] += time.perf_counter() - t0
             step_seen = False
-            for frame, out in zip(batch, outputs, strict=False):
-                header, index, bag_time = frame.header
+            for frame, out in zip(batch, outputs, strict=True):
+                _header, index, _bag_time = frame.header
                 log_ = logs[frame.camera]
                 if isinstance(out, FrameSkip):
                     log_.skip(index, frame.stamp_ns, out.reason, out.detail)
@@ -526,37 +707,24 @@ def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -
                     step_seen = True
                 log_.step_ms.append(float(out.step_ms))
                 log_.result(index, out)
-                t1 = time.perf_counter()
-                msg = fill_message(fmap_cls, feature_map_fields(out), header)
-                writer.write(
-                    f"/{NODE_NAME}/{out.camera}/features", bags.FEATURE_MAP_TYPE, msg, bag_time
-                )
-                if out.tracks is not None:
-                    tmsg = fill_message(tracks_cls, tracked_points_fields(out), header)
-                    writer.write(
-                        f"/{NODE_NAME}/{out.camera}/tracks",
-                        bags.TRACKED_POINTS_TYPE,
-                        tmsg,
-                        bag_time,
-                    )
-                t2 = time.perf_counter()
-                timing["write_s"] += t2 - t1
                 gt = ground_truth.get(frame.camera)
                 if gt is not None:
                     _record_gt_predictions(gt, frame, out)
-                visuals.add(frame, out)
-                timing["visuals_s"] += time.perf_counter() - t2
+                sink.put(frame, out)
             bar.update(len(batch))
         report["complete"] = True
     except KeyboardInterrupt:
         # Stop cleanly: the outputs below are closed and the caller marks them partial.
         report["interrupted"] = True
     finally:
-        wall = time.perf_counter() - start
-        bar.close()
-        writer.close()
-        encoder.close()
-        reader.close()
+        prefetch.close()
+        try:
+            sink.close()  # everything computed so far goes into the features bag
+        finally:
+            wall = time.perf_counter() - start
+            bar.close()
+            encoder.close()
+        timing["decode_s"] = prefetch.decode_s
         report["wall_s"] = wall
         report["timing_s"] = timing
         report["steps"] = steps
@@ -571,12 +739,16 @@ def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -
                 if proc_cfg.tracking
                 else {"error": "tracking is off in the config; no predictions to score"}
             )
-        report["read_errors"] = list(reader.errors)
+        report["read_errors"] = _unique(reader.errors + prefetch.errors)
         try:
             report["plots"] = visuals.finish(report)
         except Exception as exc:  # plots must never hide the replay's result
             report["plots"] = {"error": f"{type(exc).__name__}: {exc}"}
     return report
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
 
 
 def _add_gt_queries(processor: Any, gt: _GroundTruth, frame: Any) -> None:

@@ -327,8 +327,9 @@ def _png_size(data: memoryview) -> tuple[int, int]:
     return width, height
 
 
-def _jpeg_size(data: memoryview) -> tuple[int, int]:
-    """``(width, height)`` from the first JPEG start-of-frame segment (no decoding)."""
+def _jpeg_size(data: memoryview) -> tuple[int, int, int]:
+    """``(width, height, end of the frame header)`` from the first JPEG start-of-frame
+    segment (no decoding)."""
     pos = 2  # after SOI
     end = len(data)
     while pos < end:
@@ -361,7 +362,7 @@ def _jpeg_size(data: memoryview) -> tuple[int, int]:
                 raise ImageError(
                     "unsupported_format", "JPEG data declares height 0 (DNL marker) - unsupported"
                 )
-            return width, height
+            return width, height, pos + length
         if marker == 0xDA:  # start of scan without a frame header
             break
         pos += length
@@ -404,6 +405,20 @@ def _declared_container(fmt: str) -> str | None:
     return None
 
 
+def _header(raw: memoryview) -> tuple[str, int, int, int]:
+    """``(container, width, height, end of header)`` of JPEG / PNG data."""
+    container = _sniff(raw)
+    if container == "png":
+        width, height = _png_size(raw)
+        return container, width, height, 33
+    if container == "jpeg":
+        return (container, *_jpeg_size(raw))
+    raise ImageError(
+        "corrupt_compressed",
+        f"CompressedImage data is neither JPEG nor PNG (starts with {raw[:8].hex()})",
+    )
+
+
 def compressed_size(data: bytes | bytearray | memoryview | np.ndarray) -> tuple[str, int, int]:
     """Container and size of compressed image data, read from its header only.
 
@@ -418,17 +433,20 @@ def compressed_size(data: bytes | bytearray | memoryview | np.ndarray) -> tuple[
             header is damaged; ``unsupported_format`` for JPEG frames sized by a DNL marker.
     """
     raw = memoryview(data if not isinstance(data, np.ndarray) else data.tobytes()).cast("B")
-    container = _sniff(raw)
-    if container == "png":
-        width, height = _png_size(raw)
-    elif container == "jpeg":
-        width, height = _jpeg_size(raw)
-    else:
-        raise ImageError(
-            "corrupt_compressed",
-            f"CompressedImage data is neither JPEG nor PNG (starts with {raw[:8].hex()})",
-        )
+    container, width, height, _ = _header(raw)
     return container, width, height
+
+
+def _has_end_marker(raw: memoryview, container: str, header_end: int) -> bool:
+    """Whether the end marker (JPEG EOI / PNG IEND) follows the header (truncation check).
+
+    Only the last 64 kB are searched, so trailing bytes after the marker are tolerated.
+    An EOI of an embedded thumbnail lies before the frame header and does not count; in
+    entropy-coded JPEG data 0xFF is always followed by 0x00 or a restart marker.
+    """
+    start = max(header_end, len(raw) - 65536)
+    marker = b"\xff\xd9" if container == "jpeg" else b"IEND"
+    return bytes(raw[start:]).rfind(marker) != -1
 
 
 def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
@@ -478,7 +496,7 @@ def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXE
             "corrupt_compressed",
             f"{kind}.format '{fmt}' says {declared} but the data is {container}",
         )
-    _, width, height = compressed_size(raw)
+    _, width, height, header_end = _header(raw)
     if width == 0 or height == 0:
         raise ImageError("empty", f"{kind} is empty: width {width}, height {height}")
     if width * height > max_image_pixels:
@@ -487,11 +505,9 @@ def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXE
             f"{kind} of width {width} x height {height} = {width * height} pixels exceeds "
             f"max_image_pixels {max_image_pixels}",
         )
-    tail = bytes(buf[-16:])
-    if container == "jpeg" and b"\xff\xd9" not in tail:
-        raise ImageError("corrupt_compressed", f"{kind}.data: JPEG truncated (no end marker)")
-    if container == "png" and b"IEND" not in tail:
-        raise ImageError("corrupt_compressed", f"{kind}.data: PNG truncated (no IEND chunk)")
+    if not _has_end_marker(raw, container, header_end):
+        what = "no end-of-image marker" if container == "jpeg" else "no IEND chunk"
+        raise ImageError("corrupt_compressed", f"{kind}.data: {container} truncated ({what})")
     decoded: np.ndarray | None = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.ndim not in (2, 3):
         raise ImageError("corrupt_compressed", f"{kind}.data: {container} data cannot be decoded")

@@ -425,6 +425,30 @@ def test_compressed_size_reads_headers() -> None:
     )
 
 
+def test_trailing_bytes_are_tolerated_and_thumbnail_eoi_does_not_hide_truncation() -> None:
+    rgb = smooth_image()
+    jpeg = array_to_compressed_fields(rgb, "jpeg")["data"]
+    png = array_to_compressed_fields(rgb, "png")["data"]
+    reference = compressed_to_array(SimpleNamespace(format="jpeg", data=jpeg))
+    padded = compressed_to_array(SimpleNamespace(format="jpeg", data=jpeg + bytes(500)))
+    np.testing.assert_array_equal(padded, reference)
+    np.testing.assert_array_equal(
+        compressed_to_array(SimpleNamespace(format="png", data=png + bytes(500))), rgb
+    )
+    # An APP1 segment holding a small JPEG (with its own EOI) before the frame header.
+    thumb = array_to_compressed_fields(smooth_image(8, 8), "jpeg", quality=50)["data"]
+    app1 = b"Exif\x00\x00" + thumb
+    with_thumb = jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+    assert compressed_size(with_thumb) == ("jpeg", 64, 48)
+    np.testing.assert_array_equal(
+        compressed_to_array(SimpleNamespace(format="jpeg", data=with_thumb)), reference
+    )
+    truncated = with_thumb[: len(with_thumb) - len(jpeg) // 2]
+    with pytest.raises(ImageError, match="jpeg truncated") as info:
+        compressed_to_array(SimpleNamespace(format="jpeg", data=truncated))
+    assert info.value.cause == "corrupt_compressed"
+
+
 def test_handmade_png_decodes() -> None:
     data = make_png(9, 4, row_source=lambda r: bytes([0]) + bytes(range(r * 10, r * 10 + 9)))
     out = compressed_to_array(SimpleNamespace(format="png", data=data))
@@ -477,8 +501,8 @@ def test_jpeg_declaring_a_huge_frame_is_refused() -> None:
             "compressedDepth images are not supported",
         ),
         ("png", "JPEG", "corrupt_compressed", "format 'png' says png but the data is jpeg"),
-        ("jpeg", "JPEG_TRUNCATED", "corrupt_compressed", "JPEG truncated (no end marker)"),
-        ("png", "PNG_TRUNCATED", "corrupt_compressed", "PNG truncated (no IEND chunk)"),
+        ("jpeg", "JPEG_TRUNCATED", "corrupt_compressed", "jpeg truncated (no end-of-image marker)"),
+        ("png", "PNG_TRUNCATED", "corrupt_compressed", "png truncated (no IEND chunk)"),
         ("png", "PNG_BAD_IDAT", "corrupt_compressed", "png data cannot be decoded"),
         ("png", "PNG_ZERO_WIDTH", "empty", "CompressedImage is empty: width 0, height 4"),
         ("png", b"\x89PNG\r\n\x1a\n" + bytes(30), "corrupt_compressed", "IHDR"),

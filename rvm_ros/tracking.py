@@ -20,6 +20,11 @@ Differences from the paper's evaluation notebook, on purpose:
 * Each point's context starts at its own query frame ("first frame" per group of points
   queried together): frames before a point existed hold no label for it.
 
+Known limitation: a point that leaves the view often stays "visible" on the border cell
+(its label has nowhere else to go and neighbouring content looks alike); measured on a
+translated real video with pixel-patch features, about half of the points that left the
+view were still reported visible. Points occluded inside the view drop out as expected.
+
 Cost: per frame and group of points, one ``[N, C] x [C, K*N]`` product, a top-k over
 ``K*N`` candidates per target cell, the same for the P query cells (the confidence
 reference), and a ``[N, topk, P]`` gather (N cells, K context frames, P points): it grows

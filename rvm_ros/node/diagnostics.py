@@ -34,11 +34,17 @@ HARDWARE_ID = "rvm_ros"
 
 @dataclass
 class CameraCounters:
-    """Totals of one camera since the node started."""
+    """Totals of one camera since the node was configured.
+
+    Every received frame ends up in exactly one of: processed, dropped (replaced by a
+    newer frame before processing), ignored (node not active), rejected (by cause) or
+    skipped (by the processor, by reason).
+    """
 
     received: int = 0
     processed: int = 0
     dropped: int = 0
+    ignored: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     resets: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
@@ -49,6 +55,7 @@ class CameraCounters:
             self.received,
             self.processed,
             self.dropped,
+            self.ignored,
             Counter(self.rejected),
             Counter(self.resets),
             Counter(self.skipped),
@@ -96,6 +103,11 @@ class NodeStats:
         """``count`` frames of ``camera`` were replaced by newer ones before processing."""
         with self._lock:
             self._cams[camera].dropped += count
+
+    def ignored(self, camera: str) -> None:
+        """A frame of ``camera`` arrived while the node was not active."""
+        with self._lock:
+            self._cams[camera].ignored += 1
 
     def rejected(self, camera: str, cause: str) -> bool:
         """A frame of ``camera`` was refused; returns True the first time for this cause."""
@@ -229,6 +241,7 @@ def summarize(
                     ("received", str(c.received)),
                     ("processed", str(c.processed)),
                     ("dropped", str(c.dropped)),
+                    ("ignored_inactive", str(c.ignored)),
                     ("resets", str(sum(c.resets.values()))),
                     ("resets_by_reason", _counter_text(c.resets)),
                     ("rejected", str(sum(c.rejected.values()))),

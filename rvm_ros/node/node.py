@@ -287,6 +287,12 @@ class RvmNode(LifecycleNode):
             if self._worker.is_alive():
                 self.get_logger().error("inference thread did not stop within 30 s")
         self._worker = None
+        if self._slots is not None and self.stats is not None:
+            # Frames still waiting are never processed: they count as drops.
+            for cam, c in self._slots.counters().items():
+                pending = c.received - c.taken - c.dropped
+                if pending > 0 and cam in self.stats.cameras:
+                    self.stats.dropped(cam, pending)
         self._processor = None
         self._slots = None
         if self._encoder is not None:
@@ -355,6 +361,7 @@ class RvmNode(LifecycleNode):
             return
         stats.received(cam)
         if not self._active or slots is None:
+            stats.ignored(cam)
             return
         try:
             if isinstance(msg, CompressedImage):

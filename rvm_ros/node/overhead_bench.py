@@ -223,8 +223,10 @@ def run(
             node_dropped=stats.dropped,
             node_rejected=rejected,
             node_skipped=skipped,
+            node_ignored_inactive=stats.ignored,
             drops_equal_not_processed=(
-                stats.dropped == stats.received - stats.processed - rejected - skipped
+                stats.dropped
+                == stats.received - stats.processed - rejected - skipped - stats.ignored
             ),
             lost_before_node=len(t_pub) - stats.received,
         )

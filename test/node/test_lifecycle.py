@@ -121,7 +121,7 @@ def test_lifecycle_transitions(domain: int, peer: RosPeer, tmp_path_factory) -> 
 
         # Inactive: frames are received (and counted) but not processed.
         pub.publish(image_msg(1 * S, "front"))
-        front_diag(lambda v: v["received"] == "1")
+        assert front_diag(lambda v: v["received"] == "1")["ignored_inactive"] == "1"
         node_status = wait_until(
             lambda: next(
                 (s for m in diag.msgs for s in m.status if s.name.endswith(": node")), None

@@ -349,7 +349,8 @@ def test_every_received_frame_is_processed_dropped_or_rejected(env: Env) -> None
     def settled(v: dict[str, str]) -> bool:
         rejected = int(v["rejected"])
         skipped = sum(int(x) for x in re.findall(r"=(\d+)", v["skipped_by_reason"]))
-        return int(v["received"]) == int(v["processed"]) + int(v["dropped"]) + rejected + skipped
+        accounted = int(v["processed"]) + int(v["dropped"]) + int(v["ignored_inactive"])
+        return int(v["received"]) == accounted + rejected + skipped
 
     diag = env.camera_diag("front", settled)
     assert int(diag["processed"]) >= len(got)

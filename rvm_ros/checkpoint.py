@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import logging
 import math
 import os
 import re
@@ -27,7 +25,6 @@ import torch
 from rvm_ros.model import RVM, RVMConfig
 from rvm_ros.model.config import VARIANTS
 
-log = logging.getLogger(__name__)
 
 CONFIG_KEY = "rvm_config"
 SOURCE_SHA_KEY = "source_sha256"
@@ -63,28 +60,18 @@ def _listing(names: list[str]) -> str:
 
 
 def variant_of(config: RVMConfig) -> str:
-    """Name of the official size whose encoder and core sizes match ``config``, else ``custom``."""
+    """Name of the official size whose encoder matches ``config``, else ``custom``.
+
+    Only the encoder sizes (width, depth, heads, MLP, patch) are compared: they identify
+    the released sizes, while the core and decoder sizes of S / B / H are not published
+    and are taken from the checkpoint's shapes.
+    """
+
+    def key(c: RVMConfig) -> tuple[int, ...]:
+        return (c.dim, c.enc_layers, c.enc_heads, c.enc_mlp, c.patch_size)
+
     for name in VARIANTS:
-        ref = RVMConfig.from_variant(name)
-        if (
-            ref.dim,
-            ref.enc_layers,
-            ref.enc_heads,
-            ref.enc_mlp,
-            ref.core_layers,
-            ref.core_heads,
-            ref.core_mlp,
-            ref.patch_size,
-        ) == (
-            config.dim,
-            config.enc_layers,
-            config.enc_heads,
-            config.enc_mlp,
-            config.core_layers,
-            config.core_heads,
-            config.core_mlp,
-            config.patch_size,
-        ):
+        if key(RVMConfig.from_variant(name)) == key(config):
             return name
     return "custom"
 
@@ -721,8 +708,3 @@ def state_to_official(model: RVM) -> dict[str, np.ndarray]:
             _from_torch_layout(entry.kind, state[entry.torch_name], entry.shape)
         )
     return out
-
-
-def describe(config: RVMConfig) -> str:
-    """One-line summary of a configuration."""
-    return json.dumps(config.to_dict(), sort_keys=True)

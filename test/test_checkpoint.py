@@ -98,6 +98,23 @@ def test_l_manifest_layout(fixtures_dir: Path) -> None:
     assert sum(int(np.prod(e.shape)) for e in core) == manifest["encoder_core_params"]
 
 
+@pytest.mark.parametrize("variant", ["mu", "Ti", "S", "M", "B", "L", "H", "tiny"])
+def test_every_size_read_from_shapes(variant: str) -> None:
+    config = RVMConfig.from_variant(variant)
+    shapes = {e.official: e.shape for e in official_layout(config)}
+    assert ckpt.config_from_official_shapes(shapes) == config
+
+
+def test_variant_named_by_encoder_sizes() -> None:
+    # S with core / decoder sizes other than our defaults is still recognised as S
+    base = RVMConfig.from_variant("S").to_dict()
+    other = RVMConfig.from_dict({**base, "core_heads": 12, "core_mlp": 512, "dec_dim": 256})
+    shapes = {e.official: e.shape for e in official_layout(other)}
+    got = ckpt.config_from_official_shapes(shapes)
+    assert got.variant == "S"
+    assert (got.core_heads, got.core_mlp, got.dec_dim) == (12, 512, 256)
+
+
 def _write_streamed_npz(path: Path, shapes: dict[str, tuple[int, ...]], seed: int) -> None:
     """A float32 .npz written one member at a time (keeps memory low for RVM-L)."""
     rng = np.random.default_rng(seed)

@@ -25,7 +25,6 @@ import torch
 from rvm_ros.model import RVM, RVMConfig
 from rvm_ros.model.config import VARIANTS
 
-
 CONFIG_KEY = "rvm_config"
 SOURCE_SHA_KEY = "source_sha256"
 FORMAT_KEY = "format"

@@ -6,7 +6,7 @@ The functions here work on any object carrying the fields of ``sensor_msgs/Image
 (``data`` is a ``np.ndarray``), plain namespaces with ``bytes`` or lists.
 
 Every conversion returns an RGB array ``[H, W, 3]``: ``uint8`` for integer encodings
-(16-bit encodings keep their high byte, i.e. ``value >> 8``) and ``float32`` clipped to
+(16-bit values scaled as cv_bridge does, ``round(value * 255 / 65535)``) and ``float32`` clipped to
 ``[0, 1]`` (NaN preserved) for ``32FC1`` / ``32FC3`` / ``32FC4``. Anything wrong with a
 message raises :class:`ImageError` whose ``cause`` is a short stable key (for diagnostics)
 and whose message names the offending field and values. Sizes are checked against
@@ -215,7 +215,8 @@ def image_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
 
     Returns:
         ``[H, W, 3]`` RGB, C-contiguous. ``uint8`` for integer encodings (16-bit values
-        keep their high byte), ``float32`` clipped to ``[0, 1]`` with NaN preserved for
+        become ``round(value * 255 / 65535)``, as cv_bridge converts them), ``float32``
+        clipped to ``[0, 1]`` with NaN preserved for
         32-bit float encodings. When no conversion is needed (``rgb8`` without row
         padding) the result is a read-only view of ``msg.data``; copy it to write into it.
 
@@ -266,15 +267,27 @@ def image_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
     if spec.depth == 1:
         pixels = rows.reshape(height, width, spec.channels)
     elif spec.depth == 2:
-        # The high byte of each 16-bit value is value >> 8: no 16-bit arithmetic needed.
-        high = 0 if big_endian else 1
-        pixels = rows.reshape(height, width, spec.channels, 2)[..., high]
+        wire = np.dtype(">u2" if big_endian else "<u2")
+        values = rows.reshape(height, width * spec.channels, 2).view(wire)
+        values = values.reshape(height, width, spec.channels)  # [H, W, C] uint16
+        pixels = _to_8bit(values)
     else:
         dtype = np.dtype(">f4" if big_endian else "<f4")
         pixels = rows.reshape(height, width * spec.channels, 4).view(dtype)
         pixels = pixels.reshape(height, width, spec.channels)
         return _float_to_rgb(pixels, spec.order)
     return _uint8_to_rgb(pixels, spec.order)
+
+
+def _to_8bit(values: np.ndarray) -> np.ndarray:
+    """uint16 (any byte order) ``[H, W, C]`` -> uint8 ``round(v * 255 / 65535)`` (cv_bridge's
+    MONO16 -> MONO8 scaling; never a tie, so the rounding rule does not matter)."""
+    if not values.dtype.isnative or not values.flags.c_contiguous:
+        values = np.ascontiguousarray(values, dtype=np.uint16)
+    if values.shape[2] == 1:
+        values = values[..., 0]  # OpenCV returns [H, W] for one channel anyway
+    out = cv2.convertScaleAbs(values, alpha=255.0 / 65535.0)
+    return out if out.ndim == 3 else out[..., None]
 
 
 def _uint8_to_rgb(pixels: np.ndarray, order: str) -> np.ndarray:
@@ -463,7 +476,7 @@ def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXE
         max_image_pixels: Largest accepted ``width * height``.
 
     Returns:
-        ``[H, W, 3]`` uint8 RGB (16-bit PNGs keep their high byte, alpha is dropped).
+        ``[H, W, 3]`` uint8 RGB (16-bit PNGs scaled like raw 16-bit images, alpha dropped).
 
     Raises:
         ImageError: ``invalid_field``, ``unsupported_format`` (format other than jpeg/png,
@@ -518,7 +531,7 @@ def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXE
             f"the header's {width}x{height}",
         )
     if decoded.dtype == np.uint16:
-        decoded = np.right_shift(decoded, 8).astype(np.uint8)
+        decoded = _to_8bit(decoded if decoded.ndim == 3 else decoded[..., None])
     elif decoded.dtype != np.uint8:
         raise ImageError(
             "unsupported_format", f"{kind}.data decodes to {decoded.dtype}, expected 8/16 bit"

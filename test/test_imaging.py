@@ -58,6 +58,11 @@ PLAIN = {
 }
 
 
+def to_8bit(values: np.ndarray) -> np.ndarray:
+    """cv_bridge's 16 -> 8 bit scaling, round(v * 255 / 65535), in exact integer arithmetic."""
+    return ((values.astype(np.int64) * 255 + 32767) // 65535).astype(np.uint8)
+
+
 def expected_rgb(values: np.ndarray, how: str) -> np.ndarray:
     """Independent reference: message-order values [H, W, C] -> expected RGB output."""
     if how == "gray":
@@ -67,7 +72,7 @@ def expected_rgb(values: np.ndarray, how: str) -> np.ndarray:
     else:
         picked = values[..., [0, 1, 2]]
     if values.dtype == np.uint16:
-        return (picked // 256).astype(np.uint8)
+        return to_8bit(picked)
     if values.dtype == np.float32:
         return np.clip(picked, 0.0, 1.0)
     return picked.astype(np.uint8)
@@ -131,15 +136,22 @@ def test_data_containers(container: str) -> None:
 
 
 def test_mono16_byte_order_explicit() -> None:
-    # 0x1234 little endian is bytes 34 12; big endian 12 34. High byte 0x12 either way.
+    # 0x1234 little endian is bytes 34 12; big endian 12 34. 0x1234 * 255 / 65535 = 18.13,
+    # 0x00ff * 255 / 65535 = 0.99 (a plain >> 8 would give 0).
     little = SimpleNamespace(
         height=1, width=2, encoding="mono16", is_bigendian=False, step=4, data=b"\x34\x12\xff\x00"
     )
     big = SimpleNamespace(
         height=1, width=2, encoding="mono16", is_bigendian=True, step=4, data=b"\x12\x34\x00\xff"
     )
-    np.testing.assert_array_equal(image_to_array(little)[0, :, 0], [0x12, 0x00])
-    np.testing.assert_array_equal(image_to_array(big)[0, :, 0], [0x12, 0x00])
+    np.testing.assert_array_equal(image_to_array(little)[0, :, 0], [18, 1])
+    np.testing.assert_array_equal(image_to_array(big)[0, :, 0], [18, 1])
+    # Extremes and the values next to a rounding boundary (v / 257 = k + 128/257 or 129/257).
+    vals = np.array([0, 128, 129, 385, 386, 65406, 65407, 65535], dtype="<u2")
+    msg = SimpleNamespace(
+        height=1, width=8, encoding="mono16", is_bigendian=0, step=16, data=vals.tobytes()
+    )
+    np.testing.assert_array_equal(image_to_array(msg)[0, :, 0], [0, 0, 1, 1, 2, 254, 255, 255])
 
 
 def test_float_nan_preserved_and_clipped() -> None:
@@ -399,7 +411,7 @@ def test_compressed_grey_16bit_and_alpha_pngs() -> None:
     deep = RNG.integers(0, 65536, size=(5, 7), dtype=np.uint16)
     _, enc = cv2.imencode(".png", deep)
     out = compressed_to_array(SimpleNamespace(format="png", data=enc.tobytes()))
-    np.testing.assert_array_equal(out[..., 0], (deep >> 8).astype(np.uint8))
+    np.testing.assert_array_equal(out[..., 0], to_8bit(deep))
     bgra = RNG.integers(0, 256, size=(5, 7, 4), dtype=np.uint8)
     _, enc = cv2.imencode(".png", bgra)
     out = compressed_to_array(SimpleNamespace(format="png", data=array.array("B", enc.tobytes())))

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rvm_ros.model.posenc import grid_position_table, resize_matrix, sinusoid_table
 
@@ -57,3 +59,15 @@ def test_grid_table_resized_shape() -> None:
     t = grid_position_table(64, 16, 8, 12)
     assert t.shape == (96, 64)
     assert not t.flags.writeable
+
+
+@given(st.integers(1, 48), st.integers(1, 48))
+@settings(max_examples=80, deadline=None)
+def test_resize_matrix_properties(n_in: int, n_out: int) -> None:
+    m = resize_matrix(n_in, n_out)
+    assert m.shape == (n_out, n_in)
+    # weights renormalised: a constant grid stays constant
+    np.testing.assert_allclose(m.sum(axis=1), 1.0, atol=1e-9)
+    # support: 4 taps when upsampling, widened by the scale when downsampling
+    width = 4.0 * max(n_in / n_out, 1.0)
+    assert (np.abs(m) > 0).sum(axis=1).max() <= math.ceil(width) + 1

@@ -81,6 +81,9 @@ def read_npy_frames(path: str | os.PathLike[str]) -> np.ndarray:
     except (ValueError, OSError, EOFError) as exc:
         raise FrameError(f"{path}: not a readable .npy array ({exc})") from None
     if not isinstance(array, np.ndarray):
+        close = getattr(array, "close", None)
+        if close is not None:
+            close()
         raise FrameError(f"{path}: expected a .npy array, got an archive")
     if array.dtype != np.uint8:
         raise FrameError(f"{path}: frames must be uint8, got {array.dtype}")

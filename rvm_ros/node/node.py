@@ -189,7 +189,9 @@ class RvmNode(LifecycleNode):
                 partial(self._on_image, cam),
                 self._qos_in,
                 event_callbacks=SubscriptionEventCallbacks(
-                    incompatible_qos=partial(self._on_incompatible_publisher, topic)
+                    incompatible_qos=partial(
+                        self._on_incompatible_publisher, self.resolve_topic_name(topic)
+                    )
                 ),
             )
             self._subs.append(sub)

@@ -213,6 +213,7 @@ def run(
         "rss_mib_last": rss[-1][1] if rss else float("nan"),
         "rss_mib_max": max((r for _, r in rss), default=float("nan")),
         "cpu_count": os.cpu_count(),
+        "load_avg_1min_at_end": os.getloadavg()[0],
     }
     if stats is not None:
         rejected = sum(stats.rejected.values())

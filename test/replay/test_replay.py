@@ -228,6 +228,8 @@ def test_interrupt_leaves_marked_partial_output(
     original = Processor.process
 
     def interrupting(self: Processor, batch: list[Any]) -> list[Any]:
+        if "carphone_pristine" not in self.cameras:
+            return original(self, batch)  # the replay's warm-up processor
         calls["n"] += 1
         if calls["n"] == 5:
             raise KeyboardInterrupt

@@ -305,6 +305,7 @@ class PlannerTokensNode:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the example node until interrupted."""
     import rclpy
+    from rclpy.executors import ExternalShutdownException
     from rclpy.utilities import remove_ros_args
 
     args_in = list(sys.argv if argv is None else argv)
@@ -323,9 +324,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.max_tracks,
         reliable=args.reliable,
     )
+    planner.node.get_logger().info(
+        f"gathering {', '.join(args.cameras)} from {args.ns}/<camera>/features"
+        + (" and /tracks" if args.max_tracks > 0 else "")
+    )
     try:
         rclpy.spin(planner.node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         planner.destroy()

@@ -249,6 +249,31 @@ def test_sensor_msgs_image_through_rclpy_type() -> None:
     np.testing.assert_array_equal(compressed_to_array(cmsg), rgb)
 
 
+def test_rosbags_messages_through_cdr() -> None:
+    typesys = pytest.importorskip("rosbags.typesys")
+    store = typesys.get_typestore(typesys.Stores.ROS2_KILTED)
+    header = store.types["std_msgs/msg/Header"](
+        stamp=store.types["builtin_interfaces/msg/Time"](sec=1, nanosec=2), frame_id="cam"
+    )
+    rgb = random_values(5, 6, 3, np.uint8)
+    fields = array_to_image_fields(rgb, "mono16", is_bigendian=True, row_padding=2)
+    fields["data"] = np.frombuffer(fields["data"], np.uint8)
+    image_cls = store.types["sensor_msgs/msg/Image"]
+    raw = store.serialize_cdr(image_cls(header=header, **fields), "sensor_msgs/msg/Image")
+    msg = store.deserialize_cdr(raw, "sensor_msgs/msg/Image")
+    assert isinstance(msg.data, np.ndarray)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    np.testing.assert_array_equal(image_to_array(msg), np.repeat(gray[..., None], 3, axis=2))
+    comp = array_to_compressed_fields(rgb, "png")
+    comp_cls = store.types["sensor_msgs/msg/CompressedImage"]
+    raw = store.serialize_cdr(
+        comp_cls(header=header, format=comp["format"], data=np.frombuffer(comp["data"], np.uint8)),
+        "sensor_msgs/msg/CompressedImage",
+    )
+    cmsg = store.deserialize_cdr(raw, "sensor_msgs/msg/CompressedImage")
+    np.testing.assert_array_equal(compressed_to_array(cmsg), rgb)
+
+
 def test_same_arrays_as_cv_bridge() -> None:
     try:
         from cv_bridge import CvBridge  # type: ignore[import-not-found]

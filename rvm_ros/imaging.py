@@ -216,9 +216,9 @@ def image_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
     Returns:
         ``[H, W, 3]`` RGB, C-contiguous. ``uint8`` for integer encodings (16-bit values
         become ``round(value * 255 / 65535)``, as cv_bridge converts them), ``float32``
-        clipped to ``[0, 1]`` with NaN preserved for
-        32-bit float encodings. When no conversion is needed (``rgb8`` without row
-        padding) the result is a read-only view of ``msg.data``; copy it to write into it.
+        clipped to ``[0, 1]`` with NaN preserved for 32-bit float encodings. When no
+        conversion is needed (``rgb8`` without row padding) the result is a view of
+        ``msg.data`` (read-only for ``bytes``); copy it before writing into it.
 
     Raises:
         ImageError: ``invalid_field`` (missing or mistyped field), ``unknown_encoding``,
@@ -521,7 +521,13 @@ def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXE
     if not _has_end_marker(raw, container, header_end):
         what = "no end-of-image marker" if container == "jpeg" else "no IEND chunk"
         raise ImageError("corrupt_compressed", f"{kind}.data: {container} truncated ({what})")
-    decoded: np.ndarray | None = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    try:
+        decoded: np.ndarray | None = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # some decoders raise instead of returning None
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "decoder error"
+        raise ImageError(
+            "corrupt_compressed", f"{kind}.data: {container} data cannot be decoded ({first})"
+        ) from None
     if decoded is None or decoded.ndim not in (2, 3):
         raise ImageError("corrupt_compressed", f"{kind}.data: {container} data cannot be decoded")
     if decoded.shape[0] != height or decoded.shape[1] != width:

@@ -29,6 +29,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import math
+import multiprocessing
 import os
 import queue
 import re
@@ -914,7 +915,9 @@ def replay(
                     interrupted = True
                     break
         else:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+            # spawn: forking a process that already ran torch (OpenMP) or DDS threads can hang
+            ctx = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
                 futures = {
                     pool.submit(_replay_worker, str(p), str(d), settings): i
                     for i, (p, d) in enumerate(zip(paths, dirs, strict=False))

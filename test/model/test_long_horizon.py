@@ -57,10 +57,14 @@ def test_ten_thousand_steps_flat_memory_and_time() -> None:
         + ", ".join(f"{k}: {v / 2**20:.1f} MiB" for k, v in rss.items())
     )
 
-    first = float(np.median(times[:BLOCK]))
-    last = float(np.median(times[-BLOCK:]))
-    # slowing down is the failure mode; medians of 1,000-frame blocks are robust to spikes
+    # Lower quartile of each 1,000-frame block: the cost of a step when it runs unhindered.
+    # It is robust to the load of other processes on a shared machine (medians of blocks
+    # moved by up to 15% under load here, lower quartiles by 2-3%). Slowing down with the
+    # frame index is the failure mode checked.
+    first = float(np.percentile(times[:BLOCK], 25))
+    last = float(np.percentile(times[-BLOCK:], 25))
     assert last <= TIME_RATIO * first, (
-        f"median time per frame: first {BLOCK} frames {first * 1e3:.3f} ms, "
-        f"last {BLOCK} frames {last * 1e3:.3f} ms"
+        f"lower-quartile time per frame: first {BLOCK} frames {first * 1e3:.3f} ms, "
+        f"last {BLOCK} frames {last * 1e3:.3f} ms; block medians (ms): "
+        + ", ".join(f"{np.median(times[i : i + BLOCK]) * 1e3:.3f}" for i in range(0, FRAMES, BLOCK))
     )

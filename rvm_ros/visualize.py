@@ -46,6 +46,26 @@ class PcaBasis:
         return int(self.mean.shape[0])
 
 
+def _top_directions(centred: np.ndarray, k: int, iterations: int = 30) -> np.ndarray:
+    """The ``k`` leading principal directions of centred data ``[N, C]`` as rows ``[k', C]``.
+
+    Orthogonal (subspace) iteration with a few extra vectors and a Rayleigh-Ritz step:
+    only matrix products and tiny factorisations, much cheaper than a full SVD for the
+    3 components needed here. Starts from a fixed pseudo-random basis, so it is
+    deterministic. ``k' = min(k, N, C)``.
+    """
+    n, c = centred.shape
+    k = min(k, n, c)
+    m = min(k + 5, n, c)  # subspace size with oversampling
+    start = np.random.default_rng(0).standard_normal((c, m))
+    q, _ = np.linalg.qr(start)  # [C, m]
+    for _ in range(iterations):
+        q, _ = np.linalg.qr(centred.T @ (centred @ q))  # [C, m]
+    projected = centred @ q  # [N, m]
+    _, vectors = np.linalg.eigh(projected.T @ projected)  # eigenvalues ascending
+    return (q @ vectors[:, ::-1][:, :k]).T  # [k, C]
+
+
 def _fit_basis(flat: np.ndarray) -> PcaBasis:
     # flat: [N, C] float64
     n, c = flat.shape
@@ -53,10 +73,9 @@ def _fit_basis(flat: np.ndarray) -> PcaBasis:
     centred = flat - mean
     components = np.zeros((3, c), dtype=np.float64)
     if n > 1:
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)  # vt: [min(N, C), C]
-        k = min(3, vt.shape[0])
-        components[:k] = vt[:k]
-    # SVD signs are arbitrary: make the largest-magnitude loading of each row positive.
+        top = _top_directions(centred, 3)
+        components[: top.shape[0]] = top
+    # Directions have no sign: make the largest-magnitude loading of each row positive.
     for i in range(3):
         j = int(np.argmax(np.abs(components[i])))
         if components[i, j] < 0:
@@ -169,6 +188,25 @@ def draw_tracks(
     return out
 
 
+def _cell_span(
+    size: int, scale: float, offset: float, cell: int, cells: int
+) -> tuple[int, int, int, np.ndarray] | None:
+    """Image pixels ``[p0, p1)`` along one axis that fall into grid cells ``0..cells-1``.
+
+    Returns ``(p0, p1, first_cell, pixels_per_cell)`` (counts for consecutive cells from
+    ``first_cell``), or None when no pixel has a cell.
+    """
+    centres = np.arange(size, dtype=np.float64) + 0.5
+    index = np.floor((centres * scale + offset) / cell)  # [size], non-decreasing
+    inside = np.flatnonzero((index >= 0) & (index < cells))
+    if inside.size == 0:
+        return None
+    p0, p1 = int(inside[0]), int(inside[-1]) + 1
+    first = int(index[p0])
+    counts = np.bincount((index[p0:p1] - first).astype(np.int64))
+    return p0, p1, first, counts
+
+
 def debug_image(
     image_rgb: np.ndarray,
     features: np.ndarray,
@@ -180,8 +218,9 @@ def debug_image(
 ) -> np.ndarray:
     """The debug image: PCA colours of the features blended over the input image, plus tracks.
 
-    Each image pixel takes the colour of the feature cell it maps to (nearest cell, via
-    ``geometry``); pixels without a cell (cropped away) keep the plain image.
+    Each image pixel takes the colour of the feature cell its centre maps to (via
+    ``geometry``, as :meth:`Geometry.image_to_cell`); pixels without a cell (cropped away,
+    or beyond the last whole cell) keep the plain image.
 
     Args:
         image_rgb: ``[image_height, image_width, 3]`` uint8 RGB input image.
@@ -212,20 +251,17 @@ def debug_image(
     cell = cell_size if cell_size is not None else geometry.model_width // gw
     if cell <= 0:
         raise ValueError(f"debug_image: cell_size must be > 0, got {cell}")
-    # Inverse map (output pixel index -> grid pixel index), both with centres at integers:
-    # grid = ((i + 0.5) * scale + offset) / cell - 0.5.
-    ax = geometry.scale_x / cell
-    ay = geometry.scale_y / cell
-    bx = (0.5 * geometry.scale_x + geometry.offset_x) / cell - 0.5
-    by = (0.5 * geometry.scale_y + geometry.offset_y) / cell - 0.5
-    matrix = np.array([[ax, 0.0, bx], [0.0, ay, by]], dtype=np.float64)
-    size = (geometry.image_width, geometry.image_height)
-    flags = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
-    overlay = cv2.warpAffine(colors, matrix, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
-    ones = np.full((gh, gw), 255, dtype=np.uint8)
-    mask = cv2.warpAffine(ones, matrix, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
-    blended = cv2.addWeighted(img, 1.0 - alpha, overlay, alpha, 0.0)
-    out = np.where(mask[..., None] > 0, blended, img).astype(np.uint8)
+    # The mapping is axis-aligned and monotonic, so each image column / row has one grid
+    # column / row (pixel centre at i + 0.5, as in Geometry.image_to_cell) and the pixels
+    # with a cell form one rectangle, filled by repeating each cell colour.
+    out = img.copy()
+    span_x = _cell_span(geometry.image_width, geometry.scale_x, geometry.offset_x, cell, gw)
+    span_y = _cell_span(geometry.image_height, geometry.scale_y, geometry.offset_y, cell, gh)
+    if span_x is not None and span_y is not None:
+        (x0, x1, c0, counts_x), (y0, y1, r0, counts_y) = span_x, span_y
+        sub = colors[r0 : r0 + counts_y.size, c0 : c0 + counts_x.size]  # [rows, cols, 3]
+        up = np.repeat(np.repeat(sub, counts_y, axis=0), counts_x, axis=1)  # [y1-y0, x1-x0, 3]
+        out[y0:y1, x0:x1] = cv2.addWeighted(img[y0:y1, x0:x1], 1.0 - alpha, up, alpha, 0.0)
     if tracks is not None:
         xs, ys, visible, ids = tracks
         out = draw_tracks(out, xs, ys, visible, ids)

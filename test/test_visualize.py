@@ -50,6 +50,16 @@ def test_first_component_matches_covariance_eigenvector() -> None:
     assert (np.diff(ordered) >= 0).all() and ordered[0] == 0 and ordered[-1] == 255
 
 
+def test_three_components_match_svd() -> None:
+    # Low rank (variances 100, 25, 4 along orthonormal directions) plus small noise.
+    directions = np.linalg.qr(RNG.standard_normal((48, 3)))[0].T  # [3, 48]
+    weights = RNG.standard_normal((300, 3)) * [10.0, 5.0, 2.0]
+    flat = weights @ directions + 0.05 * RNG.standard_normal((300, 48))
+    _, basis = pca_colors(flat.reshape(15, 20, 48))
+    _, _, vt = np.linalg.svd(flat - flat.mean(axis=0), full_matrices=False)
+    np.testing.assert_allclose(np.abs(np.sum(basis.components * vt[:3], axis=1)), 1.0, atol=1e-6)
+
+
 def test_basis_reuse_gives_consistent_colours() -> None:
     a = RNG.standard_normal((4, 4, 8))
     _, basis = pca_colors(a)
@@ -132,6 +142,26 @@ def test_debug_image_cells_land_where_geometry_says() -> None:
     np.testing.assert_array_equal(out[32:, :48], np.broadcast_to(colors[1, 0], (32, 48, 3)))
     np.testing.assert_array_equal(out[32:, 48:], np.broadcast_to(colors[1, 1], (32, 48, 3)))
     np.testing.assert_array_equal(debug_image(img, feats, g, alpha=0.0), img)
+
+
+@pytest.mark.parametrize("mode", ["stretch", "letterbox", "center_crop"])
+@pytest.mark.parametrize(
+    ("image_hw", "model_hw"), [((48, 80), (32, 32)), ((8, 8), (32, 40)), ((61, 37), (48, 64))]
+)
+def test_debug_image_agrees_with_image_to_cell(
+    mode: str, image_hw: tuple[int, int], model_hw: tuple[int, int]
+) -> None:
+    g = fit_geometry(*image_hw, *model_hw, mode)
+    gh, gw = model_hw[0] // 16, model_hw[1] // 16
+    feats = RNG.standard_normal((gh, gw, 5))
+    colors, _ = pca_colors(feats)
+    img = RNG.integers(0, 256, (*image_hw, 3), dtype=np.uint8)
+    out = debug_image(img, feats, g, alpha=1.0, cell_size=16)
+    ys, xs = np.mgrid[0 : image_hw[0], 0 : image_hw[1]] + 0.5
+    row, col, valid = g.image_to_cell(xs, ys, 16)
+    valid &= (row < gh) & (col < gw)
+    np.testing.assert_array_equal(out[valid], colors[row[valid], col[valid]])
+    np.testing.assert_array_equal(out[~valid], img[~valid])
 
 
 def test_debug_image_center_crop_leaves_cropped_parts_plain() -> None:

@@ -99,3 +99,23 @@ def test_play_missing_bag(tmp_path: Path) -> None:
 
     with pytest.raises(PlayError, match="does not exist"):
         play(tmp_path / "nope")
+
+
+def test_play_loop_until_stopped(bag_factory: Callable[..., Path]) -> None:
+    import threading
+
+    from rvm_ros.replay.play import play
+
+    stop = threading.Event()
+    seen: list[tuple[str, int]] = []
+
+    def on_message(topic: str, index: int) -> None:
+        seen.append((topic, index))
+        if len(seen) == 2 * FRAMES + 3:
+            stop.set()
+
+    stats = play(bag_factory(), rate=0, loop=True, stop=stop, on_message=on_message)
+    assert stats.interrupted
+    assert stats.loops == 2
+    assert stats.published == {TOPIC: 2 * FRAMES + 3}
+    assert [i for _, i in seen] == list(range(2 * FRAMES + 3))

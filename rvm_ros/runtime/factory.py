@@ -133,6 +133,12 @@ def create_encoder(
         log.info("auto backend: %s on %s (%s)", backend, device, choice.reason)
 
     onnx_file = _onnx_path(checkpoint)
+    if backend == "tensorrt":
+        from rvm_ros.runtime.tensorrt_backend import tensorrt_available
+
+        trt_ok, trt_why = tensorrt_available()
+        if not trt_ok:  # say so before spending time on an ONNX export
+            raise BackendUnavailable(f"the tensorrt backend cannot run: {trt_why}")
     if backend == "torch":
         if onnx_file is not None:
             raise InputError(f"the torch backend needs a checkpoint, not an ONNX file: {onnx_file}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 from rvm_ros.runtime.base import BackendUnavailable, Encoder, EncoderInfo, InputError
 from rvm_ros.runtime.onnx_export import INPUT_NAMES, OUTPUT_NAMES
+from rvm_ros.runtime.onnx_optimize import optimize_for_ort
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,26 @@ def quantize_int8(src: str | Path, dst: str | Path) -> Path:
     return dst
 
 
+def derived_file(src: Path, tag: str, make: Callable[[Path, Path], object]) -> Path:
+    """``<src stem><tag>.onnx`` made from ``src`` by ``make(src, dst)`` when missing or older.
+
+    Written next to ``src``, or in the cache folder when that is not writable.
+    """
+    name = src.name.removesuffix(".onnx") + tag + ".onnx"
+    for folder in (src.parent, cache_dir() / "onnx"):
+        dst = folder / name
+        if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime:
+            return dst
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            log.info("writing %s from %s", dst, src)
+            make(src, dst)
+            return dst
+        except PermissionError:
+            continue
+    raise InputError(f"cannot write {name} next to {src} or in the cache folder")
+
+
 def session_options(threads: int | None = None) -> Any:
     """ORT session options: all graph optimisations, ``threads`` intra-op threads."""
     import onnxruntime as ort
@@ -82,10 +104,13 @@ class OrtEncoder(Encoder[Any]):
         onnx_path: the float32 (or already quantized) ONNX step file.
         info_base: model facts (``model_id, dim, patch_size, height, width``).
         precision: ``fp32`` or ``int8`` (``int8``: ``onnx_path`` is quantized here,
-            next to it, unless it already ends in ``.int8.onnx``).
+            next to it, unless it already is ``*.int8.onnx``).
         device: ``cpu`` or ``cuda[:i]`` (CUDA execution provider, float32 only).
         max_batch: largest batch `step` accepts.
         threads: intra-op threads (default: all cores).
+        optimize: run the CPU graph optimisations of `rvm_ros.runtime.onnx_optimize` first
+            (written next to ``onnx_path`` as ``*.opt.onnx``; fused attention, GELU,
+            residual + LayerNorm).
         reason: recorded in `EncoderInfo.reason`.
     """
 
@@ -102,6 +127,7 @@ class OrtEncoder(Encoder[Any]):
         device: str | None = None,
         max_batch: int = 8,
         threads: int | None = None,
+        optimize: bool = True,
         reason: str = "requested",
     ) -> None:
         try:
@@ -129,12 +155,10 @@ class OrtEncoder(Encoder[Any]):
         path = Path(onnx_path)
         if not path.is_file():
             raise InputError(f"ONNX file not found: {path}")
-        if precision == "int8" and not path.name.endswith(".int8.onnx"):
-            qpath = path.with_name(path.name.removesuffix(".onnx") + ".int8.onnx")
-            if not qpath.is_file() or qpath.stat().st_mtime < path.stat().st_mtime:
-                log.info("quantizing %s to int8", path)
-                quantize_int8(path, qpath)
-            path = qpath
+        if optimize and ".opt" not in path.suffixes:
+            path = derived_file(path, ".opt", optimize_for_ort)
+        if precision == "int8" and ".int8" not in path.suffixes:
+            path = derived_file(path, ".int8", quantize_int8)
         self.onnx_path = path
         self.device = dev
         opts = session_options(threads)

@@ -202,6 +202,19 @@ def _finish(part: Path, dest: Path, size: int, resumed_from: int) -> Download:
     return Download(dest, size, digest, resumed_from)
 
 
+def _converted_from(path: Path) -> str | None:
+    """``source_sha256`` metadata of an existing converted checkpoint, else None."""
+    if not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("source_sha256")
+    except Exception:  # unreadable: convert again
+        return None
+
+
 def fetch(
     variant: str,
     dest_dir: str | os.PathLike[str] | None = None,
@@ -235,5 +248,8 @@ def fetch(
         from rvm_ros.checkpoint import convert as convert_checkpoint
 
         out = npz.with_suffix(".safetensors")
-        convert_checkpoint(npz, out, progress=progress if progress else False)
+        if _converted_from(out) == digest:
+            log.info("%s already converted", out)
+        else:
+            convert_checkpoint(npz, out, progress=progress if progress else False)
     return FetchResult(npz, digest, out)

@@ -191,11 +191,17 @@ def test_fetch_downloads_and_converts(server, tiny_bytes: bytes, tmp_path: Path)
     assert result.safetensors is not None and result.safetensors.suffix == ".safetensors"
     model = load_model(result.safetensors)
     assert model.config.variant == "tiny"
-    # a second fetch finds the file and does not download again
+    # a second fetch finds the file and does not download (or convert) again
     n = len(files.requests)
+    mtime = result.safetensors.stat().st_mtime_ns
     again = fetch("S", dest_dir=tmp_path, base_url=base, progress=False)
     assert len(files.requests) == n
     assert again.sha256 == result.sha256
+    assert result.safetensors.stat().st_mtime_ns == mtime
+    # a converted file from another source is replaced
+    result.safetensors.write_bytes(b"junk")
+    fetch("S", dest_dir=tmp_path, base_url=base, progress=False)
+    assert load_model(result.safetensors).config.variant == "tiny"
 
 
 def test_fetch_rejects_non_checkpoint(server, tmp_path: Path) -> None:

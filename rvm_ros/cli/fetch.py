@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(resumable: an interrupted download continues from its .part file), check its size, "
         "print and store its sha256 (<file>.sha256), and convert it to .safetensors.",
     )
-    p.add_argument("variant", choices=sorted(CHECKPOINT_FILES), help="model size")
+    p.add_argument("variant", choices=list(CHECKPOINT_FILES), help="model size")
     p.add_argument("--dest", default=None, help="target folder (default ~/.cache/rvm_ros/...)")
     p.add_argument("--base-url", default=None, help=f"folder URL to download from (or ${URL_ENV})")
     p.add_argument("--no-convert", action="store_true", help="only download the .npz")

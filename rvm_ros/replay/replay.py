@@ -182,14 +182,25 @@ def build_config(
         cfg = config_from_params(params)
     except ConfigError as exc:
         raise ReplayError(f"{where}: {exc}") from exc
-    topic_to_camera = {t: c for c, t in cfg.camera_topics.items() if t in image_topics}
+    resolved = {c: resolve_topic(t, settings.node_name) for c, t in cfg.camera_topics.items()}
+    topic_to_camera = {t: c for c, t in resolved.items() if t in image_topics}
     if not topic_to_camera:
         raise ReplayError(
-            f"none of the configured camera topics ({', '.join(cfg.camera_topics.values())}) "
+            f"none of the configured camera topics ({', '.join(resolved.values())}) "
             f"is an image topic of the bag (image topics: "
             f"{', '.join(image_topics) or 'none'})"
         )
     return cfg, topic_to_camera
+
+
+def resolve_topic(topic: str, node_name: str = NODE_NAME) -> str:
+    """A configured topic as the node would resolve it in the root namespace.
+
+    ``front/image_raw`` → ``/front/image_raw``; ``~/image`` → ``/<node_name>/image``.
+    """
+    if topic.startswith("~/"):
+        return f"/{node_name}/{topic[2:]}"
+    return topic if topic.startswith("/") else "/" + topic
 
 
 def _stamp_ns(header: Any) -> int:
@@ -593,7 +604,9 @@ def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -
         "read_errors": reader.errors,
         "ignored_image_topics": sorted(set(images) - set(topic_to_camera)),
         "missing_camera_topics": sorted(
-            t for t in cfg.camera_topics.values() if t not in topic_to_camera
+            t
+            for t in (resolve_topic(x, settings.node_name) for x in cfg.camera_topics.values())
+            if t not in topic_to_camera
         ),
         "checkpoint": cfg.checkpoint,
         "backend": cfg.backend,

@@ -21,6 +21,7 @@ from rvm_ros.replay.replay import (
     ReplayError,
     camera_name_from_topic,
     replay,
+    resolve_topic,
     topic_cameras,
 )
 
@@ -305,6 +306,12 @@ def test_many_bags_in_parallel_workers(bag_factory: Callable[..., Path], tmp_pat
     a = _features(tmp_path / "out" / one.name)
     b = _features(tmp_path / "single")
     assert [x.features.tobytes() for x in a] == [y.features.tobytes() for y in b]
+
+
+def test_resolve_topic() -> None:
+    assert resolve_topic("front/image_raw") == "/front/image_raw"
+    assert resolve_topic("~/image", "rvm") == "/rvm/image"
+    assert resolve_topic("/a/b") == "/a/b"
 
 
 def test_topic_camera_names() -> None:

@@ -13,7 +13,8 @@ from rvm_ros.cli import CliError
 
 
 def _param(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
+    # NAME=VALUE, or ROS style NAME:=VALUE
+    key, sep, value = text.partition(":=") if ":=" in text else text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     try:
@@ -104,7 +105,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         type=_param,
         metavar="NAME=VALUE",
-        help="override a node parameter (e.g. -p model_height=128); repeatable",
+        help="override a node parameter (e.g. -p model_height=128, "
+        "-p cameras.front.topic=/cam/image_raw); repeatable",
     )
     p.add_argument("--checkpoint", default=None, help="default: the config's, else random:tiny")
     p.add_argument("--backend", default=None, choices=("auto", "torch", "onnxruntime", "tensorrt"))

@@ -188,7 +188,8 @@ def build_config(
         raise ReplayError(
             f"none of the configured camera topics ({', '.join(resolved.values())}) "
             f"is an image topic of the bag (image topics: "
-            f"{', '.join(image_topics) or 'none'})"
+            f"{', '.join(image_topics) or 'none'}); map a camera to a bag topic with "
+            f"-p cameras.<camera>.topic=<topic>"
         )
     return cfg, topic_to_camera
 

@@ -50,6 +50,39 @@ def test_cli_two_bags_two_workers(
     assert f"## Bag `{one}`" in md and f"## Bag `{two}`" in md
 
 
+def test_cli_param_remaps_a_config_camera(
+    bag_factory: Callable[..., Path],
+    tmp_path: Path,
+    repo_root: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The shipped config/rvm.yaml (camera front on /front/image_raw) on a make-bag bag."""
+    bag = bag_factory()
+    config = str(repo_root / "config" / "rvm.yaml")
+    out = tmp_path / "out"
+    assert cli_main(["replay", str(bag), "--out", str(out), "--config", config, *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "/front/image_raw" in err and "-p cameras.<camera>.topic=<topic>" in err
+    topic = "/cameras/carphone_pristine/image_raw"
+    code = cli_main(
+        [
+            "replay",
+            str(bag),
+            "--out",
+            str(out),
+            "--config",
+            config,
+            *SMALL,
+            "-p",
+            f"cameras.front.topic:={topic}",
+        ]
+    )
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["cameras"]["front"]["processed"] == FRAMES
+    assert report["config"] == config
+
+
 def test_cli_errors(
     bag_factory: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -264,6 +264,10 @@ class _CameraLog:
                 rec[3] += int(bool(vis))
 
     def summary(self, wall_s: float) -> dict[str, Any]:
+        for entry in self.frames:  # read but never processed: the run stopped early
+            if "status" not in entry:
+                entry.update(status="skipped", reason="interrupted", detail="run stopped")
+                self.skipped["interrupted"] = self.skipped.get("interrupted", 0) + 1
         steps = np.asarray(self.step_ms, np.float64)
         latency = (
             {
@@ -943,7 +947,7 @@ def replay(
                             result = fut.result()
                             sections[i] = result
                             interrupted = interrupted or bool(result.get("interrupted"))
-                        except ReplayError as exc:
+                        except Exception as exc:  # ReplayError, or a failure in the worker
                             sections[i] = {
                                 "bag": str(paths[i]),
                                 "complete": False,
@@ -986,6 +990,9 @@ def _run_one(
         if raise_errors:
             raise
         return {"bag": str(bag), "complete": False, "error": str(exc)}
+    except Exception as exc:  # a bug or an I/O failure: keep the other bags' results
+        log.exception("replay of %s failed", bag)
+        return {"bag": str(bag), "complete": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _combine(

@@ -323,3 +323,21 @@ def test_topic_camera_names() -> None:
         "/b/front/image_raw": "b_front_image_raw",
         "/rear/image": "rear",
     }
+
+
+def test_one_failing_bag_of_many(bag_factory: Callable[..., Path], tmp_path: Path) -> None:
+    store = bags.typestore()
+    header = store.types["std_msgs/msg/Header"](
+        stamp=store.types["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id=""
+    )
+    with bags.BagWriter(tmp_path / "noimages") as writer:
+        writer.write("/h", "std_msgs/msg/Header", header, 0)
+    outcome = replay([bag_factory(), tmp_path / "noimages"], tmp_path / "out", small_settings())
+    assert not outcome.complete
+    assert outcome.out_dir == tmp_path / "out.partial"
+    assert (outcome.out_dir / PARTIAL_MARKER).is_file()
+    good, bad = outcome.report["bags"]
+    assert good["complete"] and good["cameras"]["carphone_pristine"]["processed"] == FRAMES
+    assert not bad["complete"] and "no sensor_msgs/Image" in bad["error"]
+    md = (outcome.out_dir / "report.md").read_text()
+    assert "INCOMPLETE" in md and "**Failed**: bag" in md

@@ -20,3 +20,15 @@ def planner_tokens(repo_root: Path) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def bench_input_path(repo_root: Path) -> ModuleType:
+    """The input-path benchmark example, imported from its file."""
+    path = repo_root / "examples" / "bench_input_path.py"
+    spec = importlib.util.spec_from_file_location("bench_input_path_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -386,7 +386,7 @@ def test_tracks_real_rvm_features_of_a_translated_real_video() -> None:
     assert np.mean(np.abs(d[:, 0] - expected_dx) < 1.0) >= 0.8
     assert abs(float(np.median(d[:, 1]))) < 0.5
 
-    model = rvm_ros.load_model("random:tiny")  # type: ignore[operator]
+    model = rvm_ros.load_model("random:tiny")
     state = model.init_state(1, size, size)
     grids = []
     with torch.no_grad():

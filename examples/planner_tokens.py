@@ -38,9 +38,11 @@ from rvm_ros.consumer import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TokenStep:
     """The tokens of all cameras for one time step.
+
+    Holds arrays, so instances compare by identity (``eq=False``).
 
     Attributes:
         stamp_ns: Stamp of the reference (first) camera.

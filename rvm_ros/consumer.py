@@ -65,9 +65,11 @@ class FeatureMapError(ValueError):
         return (type(self), (self.cause, str(self)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FeatureMapArrays:
     """One FeatureMap as arrays.
+
+    Holds arrays, so instances compare by identity (``eq=False``).
 
     Attributes:
         features: ``[h, w, C]`` float32 or float16 (as sent), row-major grid.
@@ -341,9 +343,11 @@ def feature_map_payload(
     return cls_arr.astype(wire).tobytes(), np.ascontiguousarray(feats, dtype=wire).tobytes()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Tracks:
     """One TrackedPoints message as arrays (image pixels).
+
+    Holds arrays, so instances compare by identity (``eq=False``).
 
     Attributes:
         camera: Camera name.

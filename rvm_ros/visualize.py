@@ -24,9 +24,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PcaBasis:
     """A 3-component PCA projection with a fixed colour range.
+
+    Holds arrays, so instances compare by identity (``eq=False``).
 
     Attributes:
         mean: ``[C]`` feature mean.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from rvm_ros.cli import CliError
@@ -25,6 +26,7 @@ def _run(args: argparse.Namespace) -> int:
             max_frames=args.max_frames,
             width=args.width,
             force=args.force,
+            progress=sys.stderr.isatty(),
         )
     except MakeBagError as exc:
         raise CliError(str(exc)) from exc

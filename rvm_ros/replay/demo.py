@@ -59,7 +59,7 @@ def run_demo(
         if (out / sub).exists():
             shutil.rmtree(out / sub)
     video = find_sample_video(DEMO_VIDEO)
-    made = make_bag([video], out / "bag", "mcap", max_frames=frames, width=width)
+    made = make_bag([video], out / "bag", "mcap", max_frames=frames, width=width, progress=progress)
     settings = ReplaySettings(
         params={
             "model_height": model_size[0],

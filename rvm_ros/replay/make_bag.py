@@ -183,6 +183,7 @@ def make_bag(
     width: int | None = None,
     start_ns: int = DEFAULT_START_NS,
     force: bool = False,
+    progress: bool = False,
 ) -> MakeBagResult:
     """Write the frames of ``videos`` into a new rosbag2 at ``out``, one camera per video.
 
@@ -196,6 +197,7 @@ def make_bag(
         width: downscale frames to this width (aspect ratio kept).
         start_ns: header stamp (and bag time) of every video's first frame.
         force: replace ``out`` if it exists.
+        progress: show a progress bar (stderr).
 
     Returns:
         The bag path and what was written per camera.
@@ -215,6 +217,7 @@ def make_bag(
         shutil.rmtree(out) if out.is_dir() else out.unlink()
     summaries: list[CameraSummary] = []
     streams = []
+    total = 0
     for i, video in enumerate(videos):
         name = camera_name(video)
         if any(s.camera == name for s in summaries):
@@ -222,12 +225,19 @@ def make_bag(
         topic = f"{prefix}/{name}/image_raw" + ("/compressed" if compressed else "")
         cap = cv2.VideoCapture(str(video))
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        total += min(count, max_frames) if max_frames else count
         cap.release()
         summaries.append(CameraSummary(name, topic, str(video), fps=fps))
         streams.append(_tagged(read_video(video, max_frames, width), i))
     store = bags.typestore()
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = bags.BagWriter(out, storage, store)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total or None, desc=f"make-bag {out.name}", unit="frame", leave=False)
     try:
         for t_ns, i, rgb in heapq.merge(*streams, key=lambda x: (x[0], x[1])):
             summary = summaries[i]
@@ -236,9 +246,14 @@ def make_bag(
             writer.write(summary.topic, msgtype, msg, stamp)
             summary.frames += 1
             summary.height, summary.width = int(rgb.shape[0]), int(rgb.shape[1])
+            if bar is not None:
+                bar.update(1)
     except BaseException:
         writer.close()
         shutil.rmtree(out, ignore_errors=True)
         raise
+    finally:
+        if bar is not None:
+            bar.close()
     writer.close()
     return MakeBagResult(out, storage, summaries)

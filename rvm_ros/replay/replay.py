@@ -418,7 +418,7 @@ class _Prefetch:
         self.max_pixels = max_pixels
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
-        self.decode_s = 0.0  # converting messages to images (reading thread)
+        self.decode_s = 0.0  # reading + deserializing + converting (reading thread)
         self.wait_s = 0.0  # the processing loop waiting for the next frame
         self.thread = threading.Thread(target=self._run, name="replay-read", daemon=True)
         self.thread.start()
@@ -450,8 +450,8 @@ class _Prefetch:
     def _read(
         self, reader: bags.BagReader, counts: dict[str, int], imaging: Any, frame_cls: Any
     ) -> None:
+        t0 = time.perf_counter()  # busy time: reading, deserializing and converting
         for m in reader.messages(list(self.topic_to_camera)):
-            t0 = time.perf_counter()
             camera = self.topic_to_camera[m.topic]
             index = counts.get(camera, 0)
             counts[camera] = index + 1
@@ -489,6 +489,7 @@ class _Prefetch:
             self.decode_s += time.perf_counter() - t0
             if not self._put(item):
                 return
+            t0 = time.perf_counter()
 
     def items(self) -> Iterator[tuple[Any, ...]]:
         """The decoded items, in bag order (raises what the reading thread raised)."""

@@ -318,6 +318,16 @@ def render_markdown(report: dict[str, Any], subdirs: Sequence[str] | str) -> str
                 f"{_fmt(section.get('model_step_fps'))} frames/s; time outside the model "
                 f"step {_fmt(100 * (section.get('overhead_fraction') or 0.0))} %"
             )
+        timing = section.get("timing_s")
+        if timing:
+            other = max(0.0, timing.get("process_s", 0.0) - timing.get("step_s", 0.0))
+            lines.append(
+                f"- time split: model step {_fmt(timing.get('step_s'))} s; rest of the "
+                f"processing core (preprocessing, pooling, tracking) {_fmt(other)} s; in "
+                f"background threads, overlapping the step: reading + image conversion "
+                f"{_fmt(timing.get('decode_s'))} s, writing + plots "
+                f"{_fmt(timing.get('write_s', 0.0) + timing.get('visuals_s', 0.0))} s"
+            )
         if section.get("features_bag"):
             lines.append(f"- features: `{prefix}features/` ({section.get('storage')})")
         for err in section.get("read_errors", []):

@@ -341,3 +341,21 @@ def test_one_failing_bag_of_many(bag_factory: Callable[..., Path], tmp_path: Pat
     assert not bad["complete"] and "no sensor_msgs/Image" in bad["error"]
     md = (outcome.out_dir / "report.md").read_text()
     assert "INCOMPLETE" in md and "**Failed**: bag" in md
+
+
+def test_two_cameras_with_equal_stamps_run_batched(sample_video: Path, tmp_path: Path) -> None:
+    make_bag([sample_video, sample_video], tmp_path / "bag", max_frames=5, width=64)
+    outcome = replay([tmp_path / "bag"], tmp_path / "out", small_settings())
+    section = outcome.report["bags"][0]
+    cams = outcome.report["cameras"]
+    assert sorted(cams) == ["carphone_pristine", "carphone_pristine_1"]
+    assert all(c["processed"] == 5 for c in cams.values())
+    assert section["steps"] == 5  # one batched model step per pair of frames
+    a = _features(tmp_path / "out", "carphone_pristine")
+    b = _features(tmp_path / "out", "carphone_pristine_1")
+    assert [_stamp(m) for m in a] == [_stamp(m) for m in b]
+    assert all(m.camera == "carphone_pristine_1" for m in b)
+
+
+def _stamp(m: Any) -> int:
+    return int(m.header.stamp.sec) * 10**9 + int(m.header.stamp.nanosec)

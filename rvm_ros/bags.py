@@ -238,8 +238,7 @@ class BagReader:
         self._reader: Reader | None = None
         self._mcap_files: list[Path] = []
         try:
-            reader = Reader(self.path)
-            reader.open()
+            reader = self._open_reader()
         except Exception as exc:
             self._mcap_files = self._find_mcap_files()
             if not self._mcap_files:
@@ -256,6 +255,19 @@ class BagReader:
         self.topics = {c.topic: c.msgtype for c in reader.connections}
         self.message_count = reader.message_count
         self.storage = self._detect_storage()
+
+    def _open_reader(self) -> Reader:
+        """rosbags' reader; a folder without metadata.yaml (a recorder that was killed)
+        with a single ``.db3`` / ``.mcap`` file is read through that file."""
+        path = self.path
+        if path.is_dir() and not (path / "metadata.yaml").exists():
+            files = sorted(path.glob("*.db3")) + sorted(path.glob("*.mcap"))
+            if len(files) == 1:
+                self.errors.append(f"{path}: no metadata.yaml; reading {files[0].name} directly")
+                path = files[0]
+        reader = Reader(path)
+        reader.open()
+        return reader
 
     def _detect_storage(self) -> str:
         if self.path.is_file():

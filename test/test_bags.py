@@ -208,3 +208,17 @@ def test_corrupt_sqlite_reads_up_to_the_damage(tmp_path: Path) -> None:
     assert len(reader.errors) == 1
     assert f"could not read past message {len(msgs)}" in reader.errors[0]
     assert "malformed" in reader.errors[0]
+
+
+@pytest.mark.parametrize(("storage", "ext"), [("mcap", "mcap"), ("sqlite3", "db3")])
+def test_bag_without_metadata_yaml(tmp_path: Path, storage: str, ext: str) -> None:
+    """A recorder killed before writing metadata.yaml: the storage file is still read."""
+    path = tmp_path / "bag"
+    _write_images(path, storage, 5)
+    (path / "metadata.yaml").unlink()
+    with bags.BagReader(path) as reader:
+        msgs = list(reader.messages())
+        assert reader.topics == {"/cam/image_raw": bags.IMAGE_TYPE}
+        assert reader.storage == storage
+    assert [int(m.msg.data[0]) for m in msgs] == [0, 1, 2, 3, 4]
+    assert reader.errors == [f"{path}: no metadata.yaml; reading bag.{ext} directly"]

@@ -212,6 +212,8 @@ def run(
         "rss_mib_after_warmup": next((r for t, r in rss if t >= warmup_s + 1.0), float("nan")),
         "rss_mib_last": rss[-1][1] if rss else float("nan"),
         "rss_mib_max": max((r for _, r in rss), default=float("nan")),
+        # Resident memory every 10 s: (seconds since the first frame, MiB).
+        "rss_series": [(round(t, 1), round(r, 1)) for t, r in rss[:: max(1, 10)]],
         "cpu_count": os.cpu_count(),
         "load_avg_1min_at_end": os.getloadavg()[0],
     }
@@ -234,6 +236,8 @@ def run(
     node.trigger_deactivate()
     for ex in (node_exec, peer_exec):
         ex.shutdown()
+    for th in threads:
+        th.join(10)
     node.destroy_node()
     peer.destroy_node()
     rclpy.try_shutdown(context=node_ctx)

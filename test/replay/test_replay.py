@@ -359,3 +359,21 @@ def test_two_cameras_with_equal_stamps_run_batched(sample_video: Path, tmp_path:
 
 def _stamp(m: Any) -> int:
     return int(m.header.stamp.sec) * 10**9 + int(m.header.stamp.nanosec)
+
+
+def test_replay_with_an_official_format_checkpoint(
+    bag_factory: Callable[..., Path], tmp_path: Path, fixtures_dir: Path
+) -> None:
+    import hashlib
+
+    ckpt = fixtures_dir / "rvm_tiny_params.npz"
+    settings = small_settings()
+    settings.checkpoint = str(ckpt)
+    outcome = replay([bag_factory()], tmp_path / "out", settings)
+    assert outcome.complete
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()[:12]
+    fmaps = _features(tmp_path / "out")
+    assert len(fmaps) == FRAMES
+    assert {m.model_id for m in fmaps} == {f"tiny-{digest}"}
+    assert outcome.report["bags"][0]["checkpoint"] == str(ckpt)
+    assert "random weights" not in (tmp_path / "out" / "report.md").read_text()

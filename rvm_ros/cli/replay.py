@@ -41,6 +41,7 @@ def _run(args: argparse.Namespace) -> int:
         threads=args.threads,
         visuals=not args.no_visuals,
         progress=not args.no_progress and sys.stderr.isatty(),
+        node_name=args.node_name,
     )
     try:
         outcome = replay(args.bags, args.out, settings, force=args.force, workers=args.workers)
@@ -107,6 +108,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=VALUE",
         help="override a node parameter (e.g. -p model_height=128, "
         "-p cameras.front.topic=/cam/image_raw); repeatable",
+    )
+    p.add_argument(
+        "--node-name",
+        default="rvm",
+        help="node whose section of --config applies; outputs go to /NODE/<camera>/...",
     )
     p.add_argument("--checkpoint", default=None, help="default: the config's, else random:tiny")
     p.add_argument("--backend", default=None, choices=("auto", "torch", "onnxruntime", "tensorrt"))

@@ -8,8 +8,8 @@ as ``rvm_node``), as fast as the model allows and deterministically (fixed order
 torch threads). Outputs, in ``DIR``:
 
 * ``features/`` — a rosbag2 (``features.mcap``, or ``features.db3`` for sqlite3 input)
-  with ``/rvm/<camera>/features`` (``rvm_ros/msg/FeatureMap``) and
-  ``/rvm/<camera>/tracks`` (``rvm_ros/msg/TrackedPoints``) for every processed frame;
+  with ``/<node>/<camera>/features`` (``rvm_ros/msg/FeatureMap``; node ``rvm`` by default) and
+  ``/<node>/<camera>/tracks`` (``rvm_ros/msg/TrackedPoints``) for every processed frame;
 * ``report.json``, ``report.md`` and plots (:mod:`rvm_ros.replay.report`).
 
 Several bags give one sub-folder per bag plus a combined report. Work happens in
@@ -664,13 +664,12 @@ def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -
     def write_result(writer: bags.BagWriter, frame: Any, out: Any) -> None:
         header, _index, bag_time = frame.header
         t1 = time.perf_counter()
+        node = settings.node_name
         msg = fill_message(fmap_cls, feature_map_fields(out), header)
-        writer.write(f"/{NODE_NAME}/{out.camera}/features", bags.FEATURE_MAP_TYPE, msg, bag_time)
+        writer.write(f"/{node}/{out.camera}/features", bags.FEATURE_MAP_TYPE, msg, bag_time)
         if out.tracks is not None:
             tmsg = fill_message(tracks_cls, tracked_points_fields(out), header)
-            writer.write(
-                f"/{NODE_NAME}/{out.camera}/tracks", bags.TRACKED_POINTS_TYPE, tmsg, bag_time
-            )
+            writer.write(f"/{node}/{out.camera}/tracks", bags.TRACKED_POINTS_TYPE, tmsg, bag_time)
         t2 = time.perf_counter()
         timing["write_s"] += t2 - t1
         visuals.add(frame, out)

@@ -567,12 +567,23 @@ class _Sink:
 def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -> dict[str, Any]:
     """Replay one bag into ``out_dir`` (which must exist); returns its report section.
 
-    On KeyboardInterrupt (or any error) the outputs written so far are closed and valid,
-    and the returned/raised state is marked incomplete by :func:`replay`.
+    Torch runs on ``settings.threads`` CPU threads meanwhile (restored afterwards). On
+    KeyboardInterrupt the outputs written so far are closed and valid, and the section
+    says ``"interrupted": true`` (:func:`replay` then marks the output partial).
 
     Raises:
         ReplayError: the bag cannot be opened or its topics do not fit the config.
     """
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        return _replay_bag(bag, out_dir, settings)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -> dict[str, Any]:
     import torch
 
     from rvm_ros.messages import feature_map_fields, fill_message, tracked_points_fields
@@ -596,7 +607,6 @@ def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -
     cfg, topic_to_camera = build_config(images, settings)
     proc_cfg = cfg.processing
     torch.set_num_threads(max(1, settings.threads))
-    torch.manual_seed(0)
     logs = {
         cam: _CameraLog(cam, topic, images[topic]) for topic, cam in sorted(topic_to_camera.items())
     }

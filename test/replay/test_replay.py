@@ -377,3 +377,15 @@ def test_replay_with_an_official_format_checkpoint(
     assert {m.model_id for m in fmaps} == {f"tiny-{digest}"}
     assert outcome.report["bags"][0]["checkpoint"] == str(ckpt)
     assert "random weights" not in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_replay_restores_torch_threads(bag_factory: Callable[..., Path], tmp_path: Path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        replay([bag_factory()], tmp_path / "out", small_settings())  # runs on 1 thread
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -258,3 +258,13 @@ def test_preprocess_any_size(ih: int, iw: int, mh: int, mw: int, mode: str, inte
         assert covered == g.resized_width * g.resized_height
     else:
         assert covered == mh * mw
+
+
+@pytest.mark.parametrize("mode", RESIZE_MODES)
+def test_read_only_input_from_a_zero_copy_message_view(mode: str) -> None:
+    # image_to_array returns a read-only view for unpadded rgb8 bytes: preprocessing reads it.
+    img = np.random.default_rng(5).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    view = np.frombuffer(img.tobytes(), np.uint8).reshape(48, 64, 3)
+    assert not view.flags.writeable
+    g = fit_geometry(48, 64, 32, 32, mode)
+    np.testing.assert_array_equal(preprocess(view, g), preprocess(img, g))

@@ -43,14 +43,15 @@ def _harness(repo_root: Path) -> ModuleType:
     return module
 
 
-def _params_file(path: Path, storage_topic: str) -> Path:
+def _params_file(path: Path, topic: str, transport: str) -> Path:
     path.write_text(
         "rvm:\n"
         "  ros__parameters:\n"
         "    checkpoint: random:tiny\n"
         "    backend: torch\n"
         f"    cameras: [{CAMERA}]\n"
-        f"    cameras.{CAMERA}.topic: {storage_topic}\n"
+        f"    cameras.{CAMERA}.topic: {topic}\n"
+        f"    cameras.{CAMERA}.transport: {transport}\n"
         "    model_height: 64\n"
         "    model_width: 96\n"
         "    feature_dtype: float32\n"
@@ -103,17 +104,21 @@ def _tracks_tuple(m: Any) -> tuple[Any, ...]:
     )
 
 
+@pytest.mark.parametrize("transport", ["raw", "compressed"])
 def test_replay_equals_live_node(
-    bag_factory: Callable[..., Path], repo_root: Path, tmp_path: Path
+    bag_factory: Callable[..., Path], repo_root: Path, tmp_path: Path, transport: str
 ) -> None:
     if importlib.util.find_spec("rvm_ros.node.main") is None:
         pytest.skip("rvm_node (rvm_ros.node.main) does not exist yet")
     h = _harness(repo_root)
     from rvm_ros.msg import FeatureMap, TrackedPoints
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CompressedImage, Image
 
-    bag = bag_factory("mcap", False)
-    params = _params_file(tmp_path / "params.yaml", TOPIC)
+    compressed = transport == "compressed"
+    bag = bag_factory("sqlite3" if compressed else "mcap", compressed)
+    topic = TOPIC + ("/compressed" if compressed else "")
+    msg_type = CompressedImage if compressed else Image
+    params = _params_file(tmp_path / "params.yaml", topic, transport)
 
     # Offline.
     settings = ReplaySettings(config=params, progress=False, visuals=False)
@@ -133,15 +138,15 @@ def test_replay_equals_live_node(
         out_qos = h.qos(reliable=True, depth=100)
         feats = peer.collect(FeatureMap, f"/rvm/{CAMERA}/features", out_qos)
         tracks = peer.collect(TrackedPoints, f"/rvm/{CAMERA}/tracks", out_qos)
-        pub = peer.publisher(Image, TOPIC, h.qos(reliable=True, depth=50))
+        pub = peer.publisher(msg_type, topic, h.qos(reliable=True, depth=50))
         peer.wait_matched(pub)
         h.wait_until(
             lambda: peer.node.count_publishers(f"/rvm/{CAMERA}/features") > 0,
             what="the node's feature publisher",
         )
         with bags.BagReader(bag) as reader:
-            for topic, _msgtype, _ts, data in reader.raw_messages([TOPIC]):
-                assert topic == TOPIC
+            for got_topic, _msgtype, _ts, data in reader.raw_messages([topic]):
+                assert got_topic == topic
                 pub.publish(data)  # the recorded CDR bytes, unchanged
                 stamp = _key(offline_f[len(feats.msgs)])
                 feats.wait_stamp(stamp)

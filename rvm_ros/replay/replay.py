@@ -1028,4 +1028,19 @@ def _combine(
     report["throughput_fps"] = frames / wall if wall > 0 else None
     if single:
         report["cameras"] = sections[0].get("cameras", {})
+    per_video = [
+        {k: (math.nan if v is None else v) for k, v in c["tapvid"]["metrics"].items()}
+        for s in sections
+        for c in s.get("cameras", {}).values()
+        if "metrics" in c.get("tapvid", {})
+    ]
+    if per_video:
+        from rvm_ros.tapvid import average_metrics
+
+        report["tapvid_average"] = {
+            "videos": len(per_video),
+            "metrics": {
+                k: (None if math.isnan(v) else v) for k, v in average_metrics(per_video).items()
+            },
+        }
     return report

@@ -392,6 +392,14 @@ def render_markdown(report: dict[str, Any], subdirs: Sequence[str] | str) -> str
         if plots.get("error"):
             lines.append(f"- plots failed: {plots['error']}")
         lines.append("")
+    avg = report.get("tapvid_average")
+    if avg:
+        lines += [
+            f"## TAP-Vid over {avg['videos']} camera stream(s) (mean of per-stream metrics)",
+            "",
+            ", ".join(f"{k} {_fmt(v)}" for k, v in avg["metrics"].items()),
+            "",
+        ]
     lines += [
         "## Notes",
         "",

@@ -77,4 +77,8 @@ def test_ground_truth_tracks_give_tapvid_metrics(tmp_path: Path, sample_video: P
         tracks = [m.msg for m in reader.messages(["/rvm/cam/tracks"])]
     first = {p.id: (p.x, p.y) for p in tracks[0].points}
     assert len(first) == 3
-    assert "TAP-Vid (cam)" in (tmp_path / "out" / "report.md").read_text()
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "TAP-Vid (cam)" in md
+    avg = outcome.report["tapvid_average"]
+    assert avg["videos"] == 1 and avg["metrics"] == metrics  # one stream: its own numbers
+    assert "TAP-Vid over 1 camera stream(s)" in md

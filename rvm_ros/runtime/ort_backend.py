@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 from rvm_ros.runtime.base import BackendUnavailable, Encoder, EncoderInfo, InputError
 from rvm_ros.runtime.onnx_export import INPUT_NAMES, OUTPUT_NAMES
-from rvm_ros.runtime.onnx_optimize import optimize_for_ort
+from rvm_ros.runtime.onnx_optimize import OPTIMIZER_VERSION, optimize_for_ort
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class OrtEncoder(Encoder[Any]):
         max_batch: largest batch `step` accepts.
         threads: intra-op threads (default: all cores).
         optimize: run the CPU graph optimisations of `rvm_ros.runtime.onnx_optimize` first
-            (written next to ``onnx_path`` as ``*.opt.onnx``; fused attention, GELU,
+            (written next to ``onnx_path`` as ``*.opt<version>.onnx``; fused attention, GELU,
             residual + LayerNorm).
         reason: recorded in `EncoderInfo.reason`.
     """
@@ -155,8 +155,8 @@ class OrtEncoder(Encoder[Any]):
         path = Path(onnx_path)
         if not path.is_file():
             raise InputError(f"ONNX file not found: {path}")
-        if optimize and ".opt" not in path.suffixes:
-            path = derived_file(path, ".opt", optimize_for_ort)
+        if optimize and not any(x.startswith(".opt") for x in path.suffixes):
+            path = derived_file(path, f".opt{OPTIMIZER_VERSION}", optimize_for_ort)
         if precision == "int8" and ".int8" not in path.suffixes:
             path = derived_file(path, ".int8", quantize_int8)
         self.onnx_path = path

@@ -27,7 +27,8 @@ def test_fuses_every_attention_and_keeps_results(exported: Path, tiny_model: RVM
     config = tiny_model.config
     # encoder self-attention + core cross- and self-attention per block
     assert counts["attention"] == config.enc_layers + 2 * config.core_layers
-    assert counts["SkipLayerNormalization"] > 0 and counts["FastGelu"] > 0
+    assert counts["FastGelu"] == config.enc_layers + config.core_layers  # one per MLP
+    assert counts["SkipLayerNormalization"] == 0  # left out on purpose (slower on CPU)
     model = onnx.load(str(dst))
     onnx.checker.check_model(model)
     ops = Counter(n.op_type for n in model.graph.node)

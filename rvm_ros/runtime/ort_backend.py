@@ -84,14 +84,26 @@ def derived_file(src: Path, tag: str, make: Callable[[Path, Path], object]) -> P
     raise InputError(f"cannot write {name} next to {src} or in the cache folder")
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def session_options(threads: int | None = None) -> Any:
-    """ORT session options: all graph optimisations, ``threads`` intra-op threads."""
+    """ORT session options: all graph optimisations, ``threads`` intra-op threads.
+
+    ``threads`` defaults to the usable cores (ONNX Runtime's own default would count
+    the machine's cores, not this process's share).
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+    opts.intra_op_num_threads = int(threads or usable_cores())
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     return opts

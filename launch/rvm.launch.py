@@ -8,7 +8,8 @@
 Arguments: ``config_file`` (ROS 2 parameters YAML; default: the package's config/rvm.yaml),
 ``namespace``, ``checkpoint`` (required: .npz / .safetensors path or random:<variant>),
 ``backend`` (auto | torch | onnxruntime | tensorrt), ``image_topic`` (remaps the default
-single-camera input ``/front/image_raw``), ``log_level``.
+single-camera input ``/front/image_raw``), ``log_level``, ``fastdds_profile`` (sets
+``FASTDDS_DEFAULT_PROFILES_FILE`` for the node, e.g. config/fastdds_large_images.xml).
 
 Input topics come from the ``cameras.<name>.topic`` parameters; every topic (inputs and the
 ``~/<camera>/...`` outputs) can also be remapped with ordinary ROS remapping rules.
@@ -17,8 +18,9 @@ The node is a lifecycle node that configures and activates itself (``autostart: 
 
 from __future__ import annotations
 
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
@@ -52,7 +54,21 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "log_level", default_value="info", description="debug | info | warn | error"
         ),
+        DeclareLaunchArgument(
+            "fastdds_profile",
+            default_value="",
+            description=(
+                "Fast DDS XML profile for the node (e.g. the package's "
+                "config/fastdds_large_images.xml); empty: Fast DDS defaults"
+            ),
+        ),
     ]
+    profile = LaunchConfiguration("fastdds_profile")
+    set_profile = SetEnvironmentVariable(
+        "FASTDDS_DEFAULT_PROFILES_FILE",
+        profile,
+        condition=IfCondition(PythonExpression(["'", profile, "' != ''"])),
+    )
     node = LifecycleNode(
         package="rvm_ros",
         executable="rvm_node",
@@ -70,4 +86,4 @@ def generate_launch_description() -> LaunchDescription:
         output="screen",
         emulate_tty=True,
     )
-    return LaunchDescription([*arguments, node])
+    return LaunchDescription([*arguments, set_profile, node])

@@ -67,7 +67,9 @@ def choose_backend(precision: str = "fp32", device: str | None = None) -> Choice
             )
         if device is not None:
             raise BackendUnavailable(f"device {device} requested but no CUDA backend can run")
-        notes.append("no CUDA device")
+        notes.append(
+            f"no CUDA backend runs {precision}" if torch.cuda.is_available() else "no CUDA device"
+        )
     backend, why = CPU_CHOICE.get(precision, ("torch", ""))
     if backend == "onnxruntime" and not ort_available():
         backend, why = "torch", "onnxruntime not installed"

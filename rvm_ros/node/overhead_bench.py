@@ -253,6 +253,8 @@ def run(
             node_dropped=stats.dropped,
             node_rejected=rejected,
             node_skipped=skipped,
+            node_skipped_by_reason=dict(stats.skipped),
+            node_rejected_by_cause=dict(stats.rejected),
             node_ignored_inactive=stats.ignored,
             drops_equal_not_processed=(
                 stats.dropped

@@ -38,16 +38,17 @@ shorten ``n_context`` there).
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 __all__ = ["PointTracker", "TrackState", "TrackerConfig"]
 
 _WINDOW = 1  # soft-argmax window half-size in cells (3x3 around the heatmap's argmax)
 _EPS = 1e-12
 _CHUNK_ELEMENTS = 1 << 21  # similarity entries computed at once (8 MB of float32)
+_TIE_MARGIN = 4  # extra candidates per piece, to see whether equal values were cut off
 
 
 @dataclass(frozen=True)
@@ -143,14 +144,25 @@ class TrackState:
 
 @dataclass
 class _Group:
-    """Points that share a query (anchor) frame, hence a context."""
+    """Points that share a query (anchor) frame, hence a context.
+
+    Context cells are laid out in blocks of N cells: block 0 is the anchor frame, block
+    ``1 + s`` the frame in ring slot ``s`` of the tracker (only slots holding a frame
+    after the anchor are ever read).
+    """
 
     anchor_index: int  # frame counter of the anchor frame
     anchor_features: np.ndarray  # [N, C], L2-normalised
-    anchor_labels: np.ndarray  # [N, Pg]
     anchor_cells: np.ndarray  # int [Pg], argmax cell of each anchor label map
     ids: np.ndarray  # int32 [Pg]
-    labels: dict[int, np.ndarray] = field(default_factory=dict)  # frame index -> [N, Pg]
+    labels: np.ndarray  # float32 [(1+R)*N, Pg], label maps per context block
+    ref_sims: np.ndarray  # float32 [Pg, (1+R)*N], query cells vs context (reach applied)
+
+    @property
+    def anchor_labels(self) -> np.ndarray:
+        """``[N, Pg]`` label maps on the anchor frame."""
+        n = self.anchor_features.shape[0]
+        return self.labels[:n]
 
 
 @dataclass
@@ -198,13 +210,17 @@ class PointTracker:
             config: settings; the defaults when ``None``.
         """
         self.config = config if config is not None else TrackerConfig()
-        self._frames: deque[tuple[int, np.ndarray]] = deque()  # (index, [N, C]) recent frames
         self._frame_index = 0  # index the next update gets
         self._grid: tuple[int, int, int] | None = None  # (h, w, C) of the context
+        # Ring of the n_context most recent frames (allocated on the first update).
+        self._ring: np.ndarray | None = None  # float32 [R, N, C], normalised features
+        self._ring_index = np.full(self.config.n_context, -1, dtype=np.int64)  # [R], -1: empty
+        self._next_slot = 0  # slot the next frame goes into (slots fill in order 0..R-1)
         self._groups: list[_Group] = []
         self._points: dict[int, _Point] = {}  # tracked points (in a group)
         self._pending: dict[int, tuple[np.ndarray, float]] = {}  # id -> (xy, label peak)
         self._neighbourhood: tuple[tuple[int, int], np.ndarray | None] | None = None
+        self._sim_buffer: torch.Tensor | None = None  # scratch for target-vs-ring similarities
 
     # ------------------------------------------------------------------ point management
 
@@ -212,6 +228,12 @@ class PointTracker:
     def ids(self) -> np.ndarray:
         """Ids of all points (tracked and pending), ascending, int32."""
         return np.array(sorted({*self._points, *self._pending}), dtype=np.int32)
+
+    @property
+    def context_indices(self) -> list[int]:
+        """Frame indices (0 = first update) of the recent frames held as context, oldest
+        first (at most ``n_context``; each group's query frame is kept besides these)."""
+        return sorted(int(i) for i in self._ring_index if i >= 0)
 
     def __len__(self) -> int:
         return len(self._points) + len(self._pending)
@@ -282,9 +304,9 @@ class PointTracker:
                 continue
             if not keep.all():
                 group.ids = group.ids[keep]
-                group.anchor_labels = group.anchor_labels[:, keep]
                 group.anchor_cells = group.anchor_cells[keep]
-                group.labels = {k: v[:, keep] for k, v in group.labels.items()}
+                group.labels = np.ascontiguousarray(group.labels[:, keep])
+                group.ref_sims = np.ascontiguousarray(group.ref_sims[keep])
             kept.append(group)
         self._groups = kept
 
@@ -308,7 +330,10 @@ class PointTracker:
             self._pending[i] = (point.xy.copy(), 1.0 if visible else 0.0)
         self._points.clear()
         self._groups.clear()
-        self._frames.clear()
+        self._ring = None
+        self._ring_index.fill(-1)
+        self._next_slot = 0
+        self._sim_buffer = None
         self._grid = None
 
     # ------------------------------------------------------------------------- tracking
@@ -355,27 +380,34 @@ class PointTracker:
                 ids_out = [i for i, o in zip(self._pending, out, strict=True) if o]
                 raise ValueError(f"update: points {sorted(ids_out)} lie outside the {h}x{w} grid")
 
-        flat = feats.reshape(h * w, c).astype(np.float32)  # [N, C]
-        flat = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), _EPS)
+        n = h * w
+        flat = feats.reshape(n, c).astype(np.float32)  # [N, C] (a copy)
+        flat /= np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), _EPS)
         index = self._frame_index
         self._grid = (h, w, c)
+        r_slots = self.config.n_context
+        if self._ring is None and r_slots > 0:
+            self._ring = np.zeros((r_slots, n, c), dtype=np.float32)
+        slot = self._next_slot  # where this frame goes (evicting the oldest when full)
 
-        for group in self._groups:
-            heat, reference = self._propagate(group, flat)  # [N, Pg], [Pg]
-            group.labels[index] = heat
-            self._read_out(group.ids, heat.reshape(h, w, -1), reference)
+        if self._groups:
+            results = self._propagate_all(flat)
+            for group, (heat, reference, anchor_sims) in zip(self._groups, results, strict=True):
+                self._read_out(group.ids, heat.reshape(h, w, -1), reference)
+                if r_slots > 0:
+                    # This frame becomes context block 1 + slot: its labels, and the
+                    # similarities of the query cells to it (reach is symmetric).
+                    block = slice((1 + slot) * n, (2 + slot) * n)
+                    group.labels[block] = heat
+                    group.ref_sims[:, block] = anchor_sims[:, group.anchor_cells].T
 
         if self._pending:
             self._anchor_pending(flat, index, h, w)
 
-        if self.config.n_context > 0:
-            self._frames.append((index, flat))
-            while len(self._frames) > self.config.n_context:
-                self._frames.popleft()
-        oldest = self._frames[0][0] if self._frames else index + 1
-        for group in self._groups:
-            for k in [k for k in group.labels if k < oldest]:
-                del group.labels[k]
+        if self._ring is not None:
+            self._ring[slot] = flat
+            self._ring_index[slot] = index
+            self._next_slot = (slot + 1) % r_slots
         self._frame_index += 1
         return self.state()
 
@@ -395,7 +427,7 @@ class PointTracker:
 
     def _radius_mask(self, h: int, w: int) -> np.ndarray | None:
         """float32 ``[N, N]``: ``-inf`` where context cell j is out of reach of target cell
-        i, else 0 (``None`` when nothing is out of reach)."""
+        i, else 0 (``None`` when nothing is out of reach). Symmetric."""
         if not self.config.restricted:
             return None
         if self._neighbourhood is None or self._neighbourhood[0] != (h, w):
@@ -406,74 +438,140 @@ class PointTracker:
             self._neighbourhood = ((h, w), penalty)
         return self._neighbourhood[1]
 
-    def _sparse_weights(
-        self, targets: np.ndarray, context: np.ndarray, reach: np.ndarray | None, k_frames: int
+    def _select(
+        self, pieces: list[tuple[torch.Tensor, int, np.ndarray]], k: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k softmax weights of target cells over the context cells.
+        """Top-k softmax weights of target rows over context columns split into pieces.
+
+        The top-k is ordered by similarity, ties going to the smaller key (the earlier
+        frame, then the lower cell), so the result does not depend on how the columns are
+        split or on the order a selection algorithm visits equal values.
 
         Args:
-            targets: ``[R, C]`` normalised target features.
-            context: ``[K*N, C]`` normalised context features (K frames of N cells).
-            reach: ``[R, N]``, ``-inf`` where a context cell is out of reach, else 0; or
-                ``None``.
-            k_frames: K.
+            pieces: ``(sims [R, m], first label row, keys [m])`` per piece: similarities
+                (``-inf`` out of reach), the row of ``labels`` that column 0 stands for
+                (columns are consecutive rows), and each column's tie-break key.
+            k: entries to keep (at most the total number of columns).
 
         Returns:
-            ``(top [R, k] indices into the K*N context cells, weights [R, k])``.
+            ``(label rows [R, k], weights [R, k])``.
         """
-        rows = targets.shape[0]
-        n = context.shape[0] // k_frames
-        k = min(self.config.topk, k_frames * n)
-        top = np.empty((rows, k), dtype=np.intp)
-        top_sims = np.empty((rows, k), dtype=np.float32)
-        # Target rows in chunks bound the [rows, K*N] temporaries to ~_CHUNK_ELEMENTS.
-        chunk = max(1, _CHUNK_ELEMENTS // (k_frames * n))
-        for lo in range(0, rows, chunk):
-            hi = min(rows, lo + chunk)
-            sims = targets[lo:hi] @ context.T  # [r, K*N]
-            if reach is not None:
-                sims = sims.reshape(hi - lo, k_frames, n)
-                sims += reach[lo:hi, None, :]
-                sims = sims.reshape(hi - lo, k_frames * n)
-            top[lo:hi] = np.argpartition(sims, -k, axis=1)[:, -k:]  # [r, k]
-            top_sims[lo:hi] = np.take_along_axis(sims, top[lo:hi], axis=1)  # [r, k]
+        vals, rows, keys = [], [], []
+        unsure = np.zeros(pieces[0][0].shape[0], dtype=bool)  # [R] rows with cut-off ties
+        for sims, first, key in pieces:
+            m = sims.shape[1]
+            kk = min(m, k + _TIE_MARGIN)
+            v_t, i_t = torch.topk(sims, kk, dim=1)  # [R, kk], descending
+            v, i = v_t.numpy(), i_t.numpy()
+            if kk < m:
+                # Equal values may continue past the returned ones: unsure unless the
+                # k-th value beats the last returned one (or is -inf: weight 0 anyway).
+                kth = v[:, min(k, kk) - 1]
+                unsure |= (kth == v[:, -1]) & np.isfinite(kth)
+            vals.append(v)
+            rows.append(i + first)
+            keys.append(key[i])
+        v = np.concatenate(vals, axis=1)  # [R, M]
+        r = np.concatenate(rows, axis=1)
+        order = np.lexsort((np.concatenate(keys, axis=1), -v), axis=1)[:, :k]  # [R, k]
+        top_sims = np.take_along_axis(v, order, axis=1)
+        top = np.take_along_axis(r, order, axis=1)
+        for row in np.flatnonzero(unsure).tolist():  # rare: exact ties (duplicated features)
+            row_v = np.concatenate([p[row].numpy() for p, _, _ in pieces])
+            row_r = np.concatenate([f + np.arange(p.shape[1]) for p, f, _ in pieces])
+            row_o = np.lexsort((np.concatenate([key for _, _, key in pieces]), -row_v))[:k]
+            top_sims[row], top[row] = row_v[row_o], row_r[row_o]
         # A cell's own position is always within reach, so every row has a finite max.
-        logits = (top_sims - top_sims.max(axis=1, keepdims=True)) / self.config.temperature
+        logits = (top_sims - top_sims[:, :1]) / self.config.temperature
         weights = np.exp(logits)  # exp(-inf) = 0 for out-of-reach entries
         weights /= weights.sum(axis=1, keepdims=True)  # [R, k]
         return top, weights
 
-    def _propagate(self, group: _Group, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Propagate one group's labels into the frame ``flat`` ``[N, C]``.
+    def _propagate_all(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Propagate every group's labels into the frame ``flat`` ``[N, C]``.
+
+        The similarities of the frame to the ring frames are computed once for all groups
+        (in chunks of target cells that keep the temporaries near 8 MB); each group adds
+        its anchor frame and keeps only the ring frames after its anchor.
 
         Returns:
-            ``(heat [N, Pg], reference [Pg])``: the propagated heatmaps, and for each
-            point the value the same context gives the query frame's own feature at the
-            point's query cell (what a perfect re-observation would receive).
+            Per group ``(heat [N, Pg], reference [Pg], anchor_sims [N, N])``: the
+            propagated heatmaps; for each point the value the same context gives the
+            query frame's own feature at the point's query cell (what a perfect
+            re-observation would receive); the frame's similarities to the anchor frame
+            (reach applied).
         """
-        h, w, _ = self._grid  # type: ignore[misc]
-        ctx_feats = [group.anchor_features]
-        ctx_labels = [group.anchor_labels]
-        for idx, f in self._frames:
-            if idx > group.anchor_index:
-                ctx_feats.append(f)
-                ctx_labels.append(group.labels[idx])
-        k_frames = len(ctx_feats)
-        context = np.concatenate(ctx_feats)  # [K*N, C]
-        labels = np.concatenate(ctx_labels)  # [K*N, Pg]
+        h, w, c = self._grid  # type: ignore[misc]
+        n = h * w
+        topk = self.config.topk
         reach = self._radius_mask(h, w)  # [N, N] or None
+        occupied = int((self._ring_index >= 0).sum())  # slots 0..occupied-1 hold frames
+        flat_t = torch.from_numpy(flat)
+        ring_t = (
+            torch.from_numpy(self._ring[:occupied].reshape(occupied * n, c))
+            if self._ring is not None and occupied
+            else None
+        )  # [R'*N, C]
+        cells = np.arange(n)
+        # Tie-break keys (frame index * N + cell) of the ring columns, [R'*N].
+        ring_keys = (self._ring_index[:occupied, None] * n + cells).reshape(-1)
+        runs: list[list[tuple[int, int]]] = []  # per group: runs [a, b) of slots after anchor
+        anchor_sims = []  # per group [N, N]
+        for group in self._groups:
+            after = self._ring_index[:occupied] > group.anchor_index  # [R']
+            edges = np.flatnonzero(np.diff(np.concatenate(([0], after.view(np.int8), [0]))))
+            runs.append([(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)])
+            a_sims = flat @ group.anchor_features.T  # [N, N]
+            if reach is not None:
+                a_sims += reach
+            anchor_sims.append(a_sims)
+        heats = [np.empty((n, g.ids.shape[0]), dtype=np.float32) for g in self._groups]
 
-        top, weights = self._sparse_weights(flat, context, reach, k_frames)  # [N, k]
-        heat = np.einsum("nk,nkp->np", weights, labels[top])  # [N, Pg]
+        chunk = n if ring_t is None else max(1, min(n, _CHUNK_ELEMENTS // (occupied * n)))
+        if ring_t is not None and (
+            self._sim_buffer is None or self._sim_buffer.shape != (chunk, occupied * n)
+        ):
+            self._sim_buffer = torch.empty((chunk, occupied * n), dtype=torch.float32)
+        for lo in range(0, n, chunk):
+            hi = min(n, lo + chunk)
+            ring_sims = None
+            if ring_t is not None:
+                assert self._sim_buffer is not None
+                ring_sims = self._sim_buffer[: hi - lo]
+                torch.matmul(flat_t[lo:hi], ring_t.T, out=ring_sims)  # [r, R'*N]
+                if reach is not None:
+                    ring_sims.view(hi - lo, occupied, n).add_(
+                        torch.from_numpy(reach[lo:hi]).unsqueeze(1)
+                    )
+            for g, group in enumerate(self._groups):
+                # Pieces: the anchor block, then each run of ring slots after the anchor.
+                pieces = [
+                    (torch.from_numpy(anchor_sims[g][lo:hi]), 0, group.anchor_index * n + cells)
+                ]
+                if ring_sims is not None:
+                    for a, b in runs[g]:
+                        cols = slice(a * n, b * n)
+                        pieces.append((ring_sims[:, cols], (1 + a) * n, ring_keys[cols]))
+                k = min(topk, sum(p.shape[1] for p, _, _ in pieces))
+                top, weights = self._select(pieces, k)  # [r, k]
+                # [r, k] x [r, k, Pg] -> [r, Pg]
+                heats[g][lo:hi] = np.einsum("nk,nkp->np", weights, group.labels[top])
 
-        cells = group.anchor_cells  # [Pg]
-        ref_reach = None if reach is None else reach[cells]
-        top_r, weights_r = self._sparse_weights(
-            group.anchor_features[cells], context, ref_reach, k_frames
-        )  # [Pg, k]
-        columns = np.arange(cells.shape[0])[:, None]  # [Pg, 1]
-        reference = (weights_r * labels[top_r, columns]).sum(axis=1)  # [Pg]
-        return heat.astype(np.float32), reference.astype(np.float32)
+        out = []
+        for g, group in enumerate(self._groups):
+            # Reference: the query cells of the anchor frame over the same context.
+            slots = [s for a, b in runs[g] for s in range(a, b)]
+            blocks = np.array([0] + [1 + s for s in slots])  # context blocks, key order
+            pg = group.ids.shape[0]
+            ref = group.ref_sims.reshape(pg, -1, n)[:, blocks].reshape(pg, len(blocks) * n)
+            key = np.concatenate([group.anchor_index * n + cells, ring_keys[_cols(slots, n)]])
+            k = min(topk, len(blocks) * n)
+            pos, weights_r = self._select([(torch.from_numpy(ref), 0, key)], k)  # [Pg, k]
+            top_r = blocks[pos // n] * n + pos % n  # [Pg, k] rows of group.labels
+            columns = np.arange(pg)[:, None]  # [Pg, 1]
+            reference = (weights_r * group.labels[top_r, columns]).sum(axis=1)  # [Pg]
+            out.append((heats[g], reference.astype(np.float32), anchor_sims[g]))
+        return out
 
     def _read_out(self, ids: np.ndarray, heat: np.ndarray, reference: np.ndarray) -> None:
         """Update points ``ids`` from their heatmaps ``heat`` ``[h, w, Pg]``."""
@@ -493,33 +591,54 @@ class PointTracker:
         safe = np.maximum(mass, _EPS)
         x = (window.sum(axis=1) * (cols + 0.5)).sum(axis=1) / safe  # [Pg]
         y = (window.sum(axis=2) * (rows + 0.5)).sum(axis=1) / safe  # [Pg]
-        threshold = self.config.visibility_threshold
+        ok = reference > _EPS
+        ratio = np.where(ok, peak / np.where(ok, reference, 1), 0).astype(np.float32)
+        confidence = np.clip(ratio, 0.0, 1.0).tolist()  # [Pg]
+        moved = (
+            (np.asarray(confidence) >= self.config.visibility_threshold) & (mass > _EPS)
+        ).tolist()
+        xy = np.stack([x, y], axis=1).astype(np.float32)  # [Pg, 2]
         for j, pid in enumerate(ids.tolist()):
             point = self._points[pid]
-            ratio = peak[j] / reference[j] if reference[j] > _EPS else 0.0
-            point.confidence = float(np.clip(ratio, 0.0, 1.0))
-            if point.confidence >= threshold and mass[j] > _EPS:
-                point.xy = np.array([x[j], y[j]], dtype=np.float32)
+            point.confidence = confidence[j]
+            if moved[j]:
+                point.xy = xy[j].copy()
 
     def _anchor_pending(self, flat: np.ndarray, index: int, h: int, w: int) -> None:
         """Turn pending queries into a new group anchored on this frame."""
+        n = h * w
         ids = np.array(sorted(self._pending), dtype=np.int32)
         xy = np.stack([self._pending[int(i)][0] for i in ids]).astype(np.float32)  # [P, 2]
         peaks = np.array([self._pending[int(i)][1] for i in ids], dtype=np.float32)  # [P]
-        rows, cols = np.divmod(np.arange(h * w), w)
+        rows, cols = np.divmod(np.arange(n), w)
         dx = (cols + 0.5)[:, None] - xy[None, :, 0]  # [N, P]
         dy = (rows + 0.5)[:, None] - xy[None, :, 1]  # [N, P]
         labels = np.exp(-(dx * dx + dy * dy) / (2.0 * self.config.label_sigma**2))  # [N, P]
         labels = labels / np.maximum(labels.max(axis=0, keepdims=True), _EPS) * peaks[None, :]
+        cells = labels.argmax(axis=0)  # [P]
+        blocks = 1 + self.config.n_context
+        label_buf = np.zeros((blocks * n, ids.shape[0]), dtype=np.float32)  # [(1+R)*N, P]
+        label_buf[:n] = labels
+        ref_sims = np.zeros((ids.shape[0], blocks * n), dtype=np.float32)  # [P, (1+R)*N]
+        ref_sims[:, :n] = flat[cells] @ flat.T  # [P, N]
+        reach = self._radius_mask(h, w)
+        if reach is not None:
+            ref_sims[:, :n] += reach[cells]
         self._groups.append(
             _Group(
                 anchor_index=index,
                 anchor_features=flat,
-                anchor_labels=labels.astype(np.float32),
-                anchor_cells=labels.argmax(axis=0),
+                anchor_cells=cells,
                 ids=ids,
+                labels=label_buf,
+                ref_sims=ref_sims,
             )
         )
         for i, p, c in zip(ids.tolist(), xy, peaks.tolist(), strict=True):
             self._points[i] = _Point(xy=p.copy(), confidence=float(c))
         self._pending.clear()
+
+
+def _cols(slots: list[int], n: int) -> np.ndarray:
+    """Columns ``[len(slots)*N]`` of ring slots ``slots`` in an ``[*, R*N]`` layout."""
+    return (np.asarray(slots, dtype=np.int64)[:, None] * n + np.arange(n)).reshape(-1)

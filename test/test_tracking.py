@@ -312,11 +312,97 @@ def test_deterministic_and_context_bounded() -> None:
         tracker = PointTracker(TrackerConfig(n_context=3))
         tracker.add_queries(centre(7, 0)[None], np.array([0]))
         runs.append([tracker.update(f) for f in frames])
-        assert len(tracker._frames) == 3  # the queue holds n_context frames
-        assert set(tracker._groups[0].labels) == {27, 28, 29}
+        assert tracker.context_indices == [27, 28, 29]  # the n_context most recent frames
     for s1, s2 in zip(runs[0], runs[1], strict=True):
         np.testing.assert_array_equal(s1.xy, s2.xy)
         np.testing.assert_array_equal(s1.confidence, s2.confidence)
+
+
+class DenseReference:
+    """Label propagation written out densely, independent of the tracker's ring buffer:
+    the context of a group on frame t is its anchor frame plus the frames after it among
+    the last ``n_context`` ones, in time order; the top-k is a stable sort (ties go to the
+    earlier frame, then the lower cell)."""
+
+    def __init__(self, cfg: TrackerConfig, h: int, w: int) -> None:
+        self.cfg = cfg
+        rows, cols = np.divmod(np.arange(h * w), w)
+        d2 = (rows[:, None] - rows[None, :]) ** 2 + (cols[:, None] - cols[None, :]) ** 2
+        far = cfg.restricted and d2 > cfg.radius**2
+        self.reach = np.where(far, -np.inf, 0.0)
+        self.frames: list[np.ndarray] = []  # normalised [N, C] per frame index
+        self.labels: dict[int, dict[int, np.ndarray]] = {}  # id -> frame -> [N]
+
+    def weights(self, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        k = min(self.cfg.topk, sims.shape[1])
+        top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        s = np.take_along_axis(sims, top, axis=1)
+        wts = np.exp((s - s[:, :1]) / self.cfg.temperature)
+        return top, wts / wts.sum(axis=1, keepdims=True)
+
+    def propagate(
+        self, t: int, anchor: int, ids: list[int], cells: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        ctx = [anchor] + [f for f in range(max(anchor + 1, t - self.cfg.n_context), t)]
+        n = self.frames[t].shape[0]
+        feats = np.concatenate([self.frames[f] for f in ctx]).astype(np.float64)  # [K*N, C]
+        labels = np.stack([np.concatenate([self.labels[i][f] for f in ctx]) for i in ids], 1)
+        reach = np.tile(self.reach, (1, len(ctx)))  # [N, K*N]
+        top, wts = self.weights(self.frames[t].astype(np.float64) @ feats.T + reach)
+        heat = np.einsum("nk,nkp->np", wts, labels[top])  # [N, P]
+        query = self.frames[anchor][cells].astype(np.float64)  # [P, C]
+        top_r, wts_r = self.weights(query @ feats.T + reach[cells])
+        reference = (wts_r * labels[top_r, np.arange(len(ids))[:, None]]).sum(axis=1)
+        assert heat.shape == (n, len(ids))
+        return heat, reference
+
+
+def test_matches_dense_label_propagation() -> None:
+    """Heatmaps and references equal a dense re-implementation over several groups, a
+    wrapping context ring, a restricting radius and a removal. (Sensor noise everywhere:
+    exactly equal similarities would make the comparison hinge on last-bit rounding.)"""
+    scene = Scene(seed=12, noise=0.5)
+    objs = [scene.feature() for _ in range(3)]
+    cfg = TrackerConfig(n_context=3, radius=6.0)
+    tracker = PointTracker(cfg)
+    ref = DenseReference(cfg, H, W)
+    spied: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+    propagate = tracker._propagate_all
+
+    def spy(flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        out = propagate(flat)
+        spied.append(out)
+        return out
+
+    tracker._propagate_all = spy  # type: ignore[method-assign]
+    queries = {0: [(2, 3), (9, 9), (14, 1)], 2: [(5, 5), (12, 13)]}
+    next_id = 0
+    for t in range(10):
+        if t in queries:
+            xy = np.array([centre(*rc) for rc in queries[t]])
+            tracker.add_queries(xy, np.arange(next_id, next_id + len(xy)))
+            next_id += len(xy)
+        if t == 6:
+            tracker.remove([1])
+        f = scene.frame(*[(o, (3 * j + t) % H, (5 * j + 2 * t) % W) for j, o in enumerate(objs)])
+        flat = f.reshape(H * W, C) / np.linalg.norm(f.reshape(H * W, C), axis=1, keepdims=True)
+        ref.frames.append(flat.astype(np.float32))
+        spied.clear()
+        tracker.update(f)
+        groups = [g for g in tracker._groups if g.anchor_index < t]
+        assert len(spied) == (1 if groups else 0)
+        for g, (heat, reference, _) in zip(groups, spied[0] if spied else [], strict=True):
+            ids = g.ids.tolist()
+            want_heat, want_ref = ref.propagate(t, g.anchor_index, ids, g.anchor_cells)
+            np.testing.assert_allclose(heat, want_heat, rtol=1e-4, atol=1e-5, err_msg=f"t={t}")
+            np.testing.assert_allclose(reference, want_ref, rtol=1e-4, atol=1e-6)
+            for j, i in enumerate(ids):
+                ref.labels[i][t] = heat[:, j]  # carry the tracker's own labels forward
+        for g in tracker._groups:
+            if g.anchor_index == t:
+                for j, i in enumerate(g.ids.tolist()):
+                    ref.labels[i] = {t: g.anchor_labels[:, j].copy()}
+    assert tracker.ids.tolist() == [0, 2, 3, 4]
 
 
 # --------------------------------------------------------------------- real features

@@ -87,6 +87,7 @@ class NodeStats:
         self._batch_sizes: deque[int] = deque(maxlen=latency_window)
         self._steps = 0
         self._qos: Counter[str] = Counter()
+        self._errors: Counter[str] = Counter()
         self._logged: set[tuple[str, str]] = set()
 
     @property
@@ -142,6 +143,13 @@ class NodeStats:
             self._batch_sizes.append(batch_size)
             self._steps += 1
 
+    def error(self, kind: str) -> bool:
+        """A node-level failure (``publish_error``, ...); returns True the first time."""
+        with self._lock:
+            first = kind not in self._errors
+            self._errors[kind] += 1
+            return first
+
     def qos_incompatible(self, topic: str) -> bool:
         """An incompatible QoS peer on ``topic``; returns True the first time for it."""
         with self._lock:
@@ -158,6 +166,7 @@ class NodeStats:
                 "batch_sizes": list(self._batch_sizes),
                 "steps": self._steps,
                 "qos": dict(self._qos),
+                "errors": dict(self._errors),
             }
 
 
@@ -195,10 +204,13 @@ def summarize(
     qos: dict[str, int] = snap["qos"]
     prev_qos: dict[str, int] = previous["qos"] if previous else {}
     new_qos = sum(qos.values()) - sum(prev_qos.values())
+    errors: dict[str, int] = snap.get("errors", {})
     level = OK
     message = "active"
     if not active:
         level, message = WARN, "inactive (no runtime loaded)"
+    elif "inference_thread_died" in errors:
+        level, message = ERROR, "the inference thread stopped (see the log)"
     elif qos:
         level = WARN
         message = f"incompatible QoS on {len(qos)} topic(s)"
@@ -216,6 +228,7 @@ def summarize(
                 ("mean_batch_size", f"{np.mean(batches):.2f}" if batches else "nan"),
                 ("qos_incompatible", _counter_text(qos)),
                 ("qos_incompatible_new", str(new_qos)),
+                ("errors", _counter_text(errors)),
             ),
         )
     ]

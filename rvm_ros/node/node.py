@@ -403,6 +403,17 @@ class RvmNode(LifecycleNode):
     # -- inference thread ------------------------------------------------------------
 
     def _run_worker(self) -> None:
+        try:
+            self._worker_loop()
+        except Exception as exc:  # never die silently: say so in the log and diagnostics
+            if self.stats is not None:
+                self.stats.error("inference_thread_died")
+            self.get_logger().error(
+                f"the inference thread stopped: {type(exc).__name__}: {exc}; no frames will be "
+                "processed until the node is deactivated and activated again"
+            )
+
+    def _worker_loop(self) -> None:
         cfg, slots, stats, processor = self.cfg, self._slots, self.stats, self._processor
         assert cfg is not None and slots is not None and stats is not None
         assert processor is not None
@@ -421,6 +432,7 @@ class RvmNode(LifecycleNode):
                     self.get_logger().error(
                         f"processing step failed for cameras "
                         f"{[f.camera for f in batch]}: {type(exc).__name__}: {exc}"
+                        + (" [further failures are only counted]" if errors_logged == 5 else "")
                     )
                 for f in batch:
                     stats.skipped(f.camera, "step_error")
@@ -431,7 +443,7 @@ class RvmNode(LifecycleNode):
                 try:
                     self._publish_result(res, frames.get(res.camera))
                 except Exception as exc:  # keep the thread alive; say what failed, once
-                    if stats.skipped(res.camera, "publish_error"):
+                    if stats.error("publish_error"):
                         self.get_logger().error(
                             f"camera {res.camera}: publishing the result failed: "
                             f"{type(exc).__name__}: {exc} [logged once; counted in /diagnostics]"

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from rvm_ros.node.diagnostics import OK, WARN, NodeStats, summarize
+from rvm_ros.node.diagnostics import ERROR, OK, WARN, NodeStats, summarize
 
 
 def _values(status) -> dict[str, str]:
@@ -82,3 +82,14 @@ def test_counting_is_thread_safe() -> None:
         t.join()
     cam = stats.snapshot()["cameras"]["front"]
     assert (cam.received, cam.dropped) == (8000, 8000)
+
+
+def test_node_errors_are_reported_and_a_dead_inference_thread_is_an_error() -> None:
+    stats = NodeStats(["front"])
+    assert stats.error("publish_error") is True
+    assert stats.error("publish_error") is False
+    (node, _) = summarize(stats.snapshot(), None, 1.0, "/rvm", "x", True)
+    assert node.level == OK and _values(node)["errors"] == "publish_error=2"
+    stats.error("inference_thread_died")
+    (node, _) = summarize(stats.snapshot(), None, 1.0, "/rvm", "x", True)
+    assert node.level == ERROR and "inference thread stopped" in node.message

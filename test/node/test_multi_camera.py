@@ -44,6 +44,13 @@ def test_six_cameras_from_multi_camera_yaml(repo_root, tmp_path) -> None:
             "max_batch_wait_ms:=300.0",
             "-p",
             "diagnostics_period_s:=0.2",
+            "-p",
+            "feature_dtype:=float32",
+            # Topics are remappable with ordinary ROS remapping rules, inputs and outputs.
+            "-r",
+            "/rear/image_raw:=/remapped/rear",
+            "-r",
+            "/rvm/front/features:=/planner/front_features",
         ],
         domain,
         tmp_path / "rvm_node.log",
@@ -52,8 +59,11 @@ def test_six_cameras_from_multi_camera_yaml(repo_root, tmp_path) -> None:
     try:
         node.wait_log("autostart: active")
         outs = {c: peer.collect(FeatureMap, f"/rvm/{c}/features") for c in cams}
+        outs["front"] = peer.collect(FeatureMap, "/planner/front_features")
+        topics = {c: params[f"cameras.{c}.topic"] for c in cams}
+        topics["rear"] = "/remapped/rear"
         diag = peer.collect(DiagnosticArray, "/diagnostics")
-        pubs = {c: peer.publisher(Image, params[f"cameras.{c}.topic"]) for c in cams}
+        pubs = {c: peer.publisher(Image, topics[c]) for c in cams}
         for pub in pubs.values():
             peer.wait_matched(pub)
         wait_until(lambda: diag.msgs, what="diagnostics")
@@ -63,6 +73,7 @@ def test_six_cameras_from_multi_camera_yaml(repo_root, tmp_path) -> None:
             m = outs[c].wait_stamp(50 * S + k * 1_000_000)
             assert (m.camera, m.header.frame_id) == (c, f"{c}_optical")
             assert m.pool == 2 and (m.grid_height, m.grid_width) == (2, 2)  # feature_pool 2
+            assert m.dtype == FeatureMap.DTYPE_FLOAT32 and len(m.features) == 2 * 2 * 64 * 4
 
         # All six frames arrived within max_batch_wait_ms: one batched step. (The second
         # diagnostics message arriving from now on was published after every output.)
@@ -71,7 +82,8 @@ def test_six_cameras_from_multi_camera_yaml(repo_root, tmp_path) -> None:
         node_status = diag_values(diag.msgs[-1], ": node")
         assert node_status is not None and node_status["steps"] == "1"
         log = node.log()
-        assert len(re.findall(r"camera \w+: subscribing /\w+/image_raw", log)) == 6
+        assert len(re.findall(r"camera \w+: subscribing /\w+/image_raw", log)) == 5
+        assert "camera rear: subscribing /remapped/rear" in log
     finally:
         peer.close()
         code = node.stop()

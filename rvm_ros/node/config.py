@@ -25,6 +25,7 @@ import yaml
 from rvm_ros.pipeline.config import ConfigError, ProcessingConfig
 
 __all__ = [
+    "CAMERA_NAME",
     "CAMERA_PARAM_SUFFIXES",
     "PARAMS",
     "ConfigError",
@@ -36,7 +37,7 @@ __all__ = [
     "unknown_parameters",
 ]
 
-_CAMERA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+CAMERA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # A ROS 2 topic name (absolute, relative or private), substitutions excluded.
 _TOPIC = re.compile(r"^(~/|/)?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -281,7 +282,7 @@ def _cameras(params: Mapping[str, Any], names: Sequence[str]) -> tuple[dict[str,
         raise ConfigError("cameras", "at least one camera is needed")
     seen: set[str] = set()
     for cam in names:
-        if not _CAMERA_NAME.match(cam):
+        if not CAMERA_NAME.match(cam):
             raise ConfigError(
                 "cameras",
                 f"camera name {cam!r} must start with a letter and hold only letters, digits, _",

@@ -39,6 +39,7 @@ from std_srvs.srv import Trigger
 
 from rvm_ros.msg import FeatureMap, TrackedPoints
 from rvm_ros.node.config import (
+    CAMERA_NAME,
     PARAMS,
     ConfigError,
     NodeConfig,
@@ -122,8 +123,8 @@ class RvmNode(LifecycleNode):
         if not isinstance(cams, (list, tuple)):
             return  # on_configure reports it
         for cam in cams:
-            if not isinstance(cam, str) or not cam:
-                continue
+            if not isinstance(cam, str) or not CAMERA_NAME.match(cam):
+                continue  # on_configure names the bad camera name
             tname = f"cameras.{cam}.transport"
             if not self.has_parameter(tname):
                 self.declare_parameter(

@@ -115,7 +115,10 @@ def build_engine(
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    flags = 0
+    if int(trt.__version__.split(".")[0]) < 10:  # TensorRT 8.x (JetPack 6.0) needs it said
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -125,6 +128,8 @@ def build_engine(
     if precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
     elif precision == "bf16":
+        if not hasattr(trt.BuilderFlag, "BF16"):
+            raise BackendUnavailable(f"TensorRT {trt.__version__} has no bf16 (needs 9 or later)")
         config.set_flag(trt.BuilderFlag.BF16)
     opt = max_batch if opt_batch is None else opt_batch
     profile = builder.create_optimization_profile()

@@ -48,7 +48,6 @@ __all__ = ["PointTracker", "TrackState", "TrackerConfig"]
 _WINDOW = 1  # soft-argmax window half-size in cells (3x3 around the heatmap's argmax)
 _EPS = 1e-12
 _CHUNK_ELEMENTS = 1 << 21  # similarity entries computed at once (8 MB of float32)
-_TIE_MARGIN = 4  # extra candidates per piece, to see whether equal values were cut off
 
 
 @dataclass(frozen=True)
@@ -157,6 +156,11 @@ class _Group:
     ids: np.ndarray  # int32 [Pg]
     labels: np.ndarray  # float32 [(1+R)*N, Pg], label maps per context block
     ref_sims: np.ndarray  # float32 [Pg, (1+R)*N], query cells vs context (reach applied)
+    # Per block, the top-k candidates of ref_sims (see _candidates): values, cells within
+    # the block, and whether equal values were cut off.
+    ref_top_v: np.ndarray  # float32 [Pg, 1+R, kb]
+    ref_top_c: np.ndarray  # int [Pg, 1+R, kb]
+    ref_unsure: np.ndarray  # bool [Pg, 1+R]
 
     @property
     def anchor_labels(self) -> np.ndarray:
@@ -220,7 +224,7 @@ class PointTracker:
         self._points: dict[int, _Point] = {}  # tracked points (in a group)
         self._pending: dict[int, tuple[np.ndarray, float]] = {}  # id -> (xy, label peak)
         self._neighbourhood: tuple[tuple[int, int], np.ndarray | None] | None = None
-        self._sim_buffer: torch.Tensor | None = None  # scratch for target-vs-ring similarities
+        self._sim_buffer: np.ndarray | None = None  # scratch for target-vs-ring similarities
 
     # ------------------------------------------------------------------ point management
 
@@ -307,6 +311,9 @@ class PointTracker:
                 group.anchor_cells = group.anchor_cells[keep]
                 group.labels = np.ascontiguousarray(group.labels[:, keep])
                 group.ref_sims = np.ascontiguousarray(group.ref_sims[keep])
+                group.ref_top_v = group.ref_top_v[keep]
+                group.ref_top_c = group.ref_top_c[keep]
+                group.ref_unsure = group.ref_unsure[keep]
             kept.append(group)
         self._groups = kept
 
@@ -400,6 +407,7 @@ class PointTracker:
                     block = slice((1 + slot) * n, (2 + slot) * n)
                     group.labels[block] = heat
                     group.ref_sims[:, block] = anchor_sims[:, group.anchor_cells].T
+                    self._store_ref_top(group, 1 + slot)
 
         if self._pending:
             self._anchor_pending(flat, index, h, w)
@@ -439,7 +447,10 @@ class PointTracker:
         return self._neighbourhood[1]
 
     def _select(
-        self, pieces: list[tuple[torch.Tensor, int, np.ndarray]], k: int
+        self,
+        pieces: list[tuple[np.ndarray, int, np.ndarray]],
+        k: int,
+        candidates: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k softmax weights of target rows over context columns split into pieces.
 
@@ -452,32 +463,34 @@ class PointTracker:
                 (``-inf`` out of reach), the row of ``labels`` that column 0 stands for
                 (columns are consecutive rows), and each column's tie-break key.
             k: entries to keep (at most the total number of columns).
+            candidates: ``(values, label rows, keys, unsure)`` (``[R, M]`` x3, ``[R]``)
+                already picked from the pieces as :func:`_candidates` does (each piece's
+                top-k among them); computed from ``pieces`` when ``None``.
 
         Returns:
             ``(label rows [R, k], weights [R, k])``.
         """
-        vals, rows, keys = [], [], []
-        unsure = np.zeros(pieces[0][0].shape[0], dtype=bool)  # [R] rows with cut-off ties
-        for sims, first, key in pieces:
-            m = sims.shape[1]
-            kk = min(m, k + _TIE_MARGIN)
-            v_t, i_t = torch.topk(sims, kk, dim=1)  # [R, kk], descending
-            v, i = v_t.numpy(), i_t.numpy()
-            if kk < m:
-                # Equal values may continue past the returned ones: unsure unless the
-                # k-th value beats the last returned one (or is -inf: weight 0 anyway).
-                kth = v[:, min(k, kk) - 1]
-                unsure |= (kth == v[:, -1]) & np.isfinite(kth)
-            vals.append(v)
-            rows.append(i + first)
-            keys.append(key[i])
-        v = np.concatenate(vals, axis=1)  # [R, M]
-        r = np.concatenate(rows, axis=1)
-        order = np.lexsort((np.concatenate(keys, axis=1), -v), axis=1)[:, :k]  # [R, k]
+        if candidates is None:
+            vals, rows, keys = [], [], []
+            unsure = np.zeros(pieces[0][0].shape[0], dtype=bool)  # [R] rows with cut-off ties
+            for sims, first, key in pieces:
+                v_p, i_p, u_p = _candidates(sims, k)
+                vals.append(v_p)
+                rows.append(i_p + first)
+                keys.append(key[i_p])
+                unsure |= u_p
+            candidates = (
+                np.concatenate(vals, axis=1),
+                np.concatenate(rows, axis=1),
+                np.concatenate(keys, axis=1),
+                unsure,
+            )
+        v, r, key_v, unsure = candidates  # [R, M] x3, [R]
+        order = np.lexsort((key_v, -v), axis=1)[:, :k]  # [R, k]
         top_sims = np.take_along_axis(v, order, axis=1)
         top = np.take_along_axis(r, order, axis=1)
         for row in np.flatnonzero(unsure).tolist():  # rare: exact ties (duplicated features)
-            row_v = np.concatenate([p[row].numpy() for p, _, _ in pieces])
+            row_v = np.concatenate([p[row] for p, _, _ in pieces])
             row_r = np.concatenate([f + np.arange(p.shape[1]) for p, f, _ in pieces])
             row_o = np.lexsort((np.concatenate([key for _, _, key in pieces]), -row_v))[:k]
             top_sims[row], top[row] = row_v[row_o], row_r[row_o]
@@ -486,6 +499,14 @@ class PointTracker:
         weights = np.exp(logits)  # exp(-inf) = 0 for out-of-reach entries
         weights /= weights.sum(axis=1, keepdims=True)  # [R, k]
         return top, weights
+
+    def _store_ref_top(self, group: _Group, block: int) -> None:
+        """Refresh the reference's top-k candidates of context block ``block``."""
+        n = group.anchor_features.shape[0]
+        v, c, unsure = _candidates(group.ref_sims[:, block * n : (block + 1) * n], self.config.topk)
+        group.ref_top_v[:, block] = v
+        group.ref_top_c[:, block] = c
+        group.ref_unsure[:, block] = unsure
 
     def _propagate_all(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Propagate every group's labels into the frame ``flat`` ``[N, C]``.
@@ -521,7 +542,7 @@ class PointTracker:
             after = self._ring_index[:occupied] > group.anchor_index  # [R']
             edges = np.flatnonzero(np.diff(np.concatenate(([0], after.view(np.int8), [0]))))
             runs.append([(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)])
-            a_sims = flat @ group.anchor_features.T  # [N, N]
+            a_sims = _matmul_t(flat, group.anchor_features)  # [N, N]
             if reach is not None:
                 a_sims += reach
             anchor_sims.append(a_sims)
@@ -531,23 +552,20 @@ class PointTracker:
         if ring_t is not None and (
             self._sim_buffer is None or self._sim_buffer.shape != (chunk, occupied * n)
         ):
-            self._sim_buffer = torch.empty((chunk, occupied * n), dtype=torch.float32)
+            self._sim_buffer = np.empty((chunk, occupied * n), dtype=np.float32)
         for lo in range(0, n, chunk):
             hi = min(n, lo + chunk)
             ring_sims = None
             if ring_t is not None:
                 assert self._sim_buffer is not None
                 ring_sims = self._sim_buffer[: hi - lo]
-                torch.matmul(flat_t[lo:hi], ring_t.T, out=ring_sims)  # [r, R'*N]
-                if reach is not None:
-                    ring_sims.view(hi - lo, occupied, n).add_(
-                        torch.from_numpy(reach[lo:hi]).unsqueeze(1)
-                    )
+                torch.matmul(flat_t[lo:hi], ring_t.T, out=torch.from_numpy(ring_sims))
+                if reach is not None:  # ring_sims: [r, R'*N]
+                    view = ring_sims.reshape(hi - lo, occupied, n)
+                    np.add(view, reach[lo:hi, None, :], out=view)
             for g, group in enumerate(self._groups):
                 # Pieces: the anchor block, then each run of ring slots after the anchor.
-                pieces = [
-                    (torch.from_numpy(anchor_sims[g][lo:hi]), 0, group.anchor_index * n + cells)
-                ]
+                pieces = [(anchor_sims[g][lo:hi], 0, group.anchor_index * n + cells)]
                 if ring_sims is not None:
                     for a, b in runs[g]:
                         cols = slice(a * n, b * n)
@@ -560,14 +578,25 @@ class PointTracker:
         out = []
         for g, group in enumerate(self._groups):
             # Reference: the query cells of the anchor frame over the same context.
+            # Candidates: each block's stored top-k, merged (the context moved by a frame
+            # since the last update, the blocks did not change).
             slots = [s for a, b in runs[g] for s in range(a, b)]
-            blocks = np.array([0] + [1 + s for s in slots])  # context blocks, key order
+            blocks = np.array([0] + [1 + s for s in slots])  # context blocks
+            frames = np.array([group.anchor_index, *self._ring_index[slots].tolist()])
             pg = group.ids.shape[0]
-            ref = group.ref_sims.reshape(pg, -1, n)[:, blocks].reshape(pg, len(blocks) * n)
-            key = np.concatenate([group.anchor_index * n + cells, ring_keys[_cols(slots, n)]])
+            cells_c = group.ref_top_c[:, blocks]  # [Pg, B, kb]
+            candidates = (
+                group.ref_top_v[:, blocks].reshape(pg, -1),
+                (blocks[None, :, None] * n + cells_c).reshape(pg, -1),
+                (frames[None, :, None] * n + cells_c).reshape(pg, -1),
+                np.asarray(group.ref_unsure[:, blocks].any(axis=1)),
+            )
+            pieces = [
+                (group.ref_sims[:, b * n : (b + 1) * n], b * n, f * n + cells)
+                for b, f in zip(blocks.tolist(), frames.tolist(), strict=True)
+            ]
             k = min(topk, len(blocks) * n)
-            pos, weights_r = self._select([(torch.from_numpy(ref), 0, key)], k)  # [Pg, k]
-            top_r = blocks[pos // n] * n + pos % n  # [Pg, k] rows of group.labels
+            top_r, weights_r = self._select(pieces, k, candidates)  # [Pg, k]
             columns = np.arange(pg)[:, None]  # [Pg, 1]
             reference = (weights_r * group.labels[top_r, columns]).sum(axis=1)  # [Pg]
             out.append((heats[g], reference.astype(np.float32), anchor_sims[g]))
@@ -620,25 +649,54 @@ class PointTracker:
         label_buf = np.zeros((blocks * n, ids.shape[0]), dtype=np.float32)  # [(1+R)*N, P]
         label_buf[:n] = labels
         ref_sims = np.zeros((ids.shape[0], blocks * n), dtype=np.float32)  # [P, (1+R)*N]
-        ref_sims[:, :n] = flat[cells] @ flat.T  # [P, N]
+        ref_sims[:, :n] = _matmul_t(flat[cells], flat)  # [P, N]
         reach = self._radius_mask(h, w)
         if reach is not None:
             ref_sims[:, :n] += reach[cells]
-        self._groups.append(
-            _Group(
-                anchor_index=index,
-                anchor_features=flat,
-                anchor_cells=cells,
-                ids=ids,
-                labels=label_buf,
-                ref_sims=ref_sims,
-            )
+        kb = min(n, self.config.topk + 1)
+        group = _Group(
+            anchor_index=index,
+            anchor_features=flat,
+            anchor_cells=cells,
+            ids=ids,
+            labels=label_buf,
+            ref_sims=ref_sims,
+            ref_top_v=np.full((ids.shape[0], blocks, kb), -np.inf, dtype=np.float32),
+            ref_top_c=np.zeros((ids.shape[0], blocks, kb), dtype=np.int64),
+            ref_unsure=np.zeros((ids.shape[0], blocks), dtype=bool),
         )
+        self._store_ref_top(group, 0)
+        self._groups.append(group)
         for i, p, c in zip(ids.tolist(), xy, peaks.tolist(), strict=True):
             self._points[i] = _Point(xy=p.copy(), confidence=float(c))
         self._pending.clear()
 
 
-def _cols(slots: list[int], n: int) -> np.ndarray:
-    """Columns ``[len(slots)*N]`` of ring slots ``slots`` in an ``[*, R*N]`` layout."""
-    return (np.asarray(slots, dtype=np.int64)[:, None] * n + np.arange(n)).reshape(-1)
+def _candidates(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The columns of ``sims`` ``[R, m]`` that can make a row's top-k.
+
+    Returns:
+        ``(values [R, kk], columns [R, kk], unsure [R])`` with ``kk = min(m, k + 1)``: the
+        ``k + 1`` largest per row (unordered; all columns when ``m <= k + 1``). The extra
+        one tells whether values equal to the k-th largest were cut off (``unsure``;
+        ``-inf`` ties do not count, their weight is 0): when not, the row's top-k under
+        any tie order is among the returned columns, and merging pieces never picks a
+        piece's extra one (it would need all k above it too).
+    """
+    rows, m = sims.shape
+    if m <= k + 1:
+        return sims, np.broadcast_to(np.arange(m), (rows, m)), np.zeros(rows, dtype=bool)
+    idx = np.argpartition(sims, m - k - 1, axis=1)[:, m - k - 1 :]  # [R, k+1]
+    v = np.take_along_axis(sims, idx, axis=1)
+    two = np.partition(v, 1, axis=1)[:, :2]  # [(k+1)-th, k-th] largest
+    unsure = (two[:, 0] == two[:, 1]) & np.isfinite(two[:, 1])
+    return v, idx, unsure
+
+
+def _matmul_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b.T`` for float32 ``[m, C]``, ``[n, C]`` -> ``[m, n]``.
+
+    Through torch, like the big product, so that a single BLAS thread pool runs (two pools
+    spinning against each other on few cores cost more than the products themselves).
+    """
+    return torch.matmul(torch.from_numpy(a), torch.from_numpy(b).T).numpy()

@@ -517,3 +517,24 @@ def test_tapvid_metrics_of_a_synthetic_track_with_occlusion() -> None:
     assert m["occlusion_accuracy"] == 1.0
     assert m["pts_within_8"] == 1.0  # within half a cell everywhere it is visible
     assert m["jaccard_8"] == 1.0
+
+
+def test_top_k_ties_go_to_the_earlier_key_whatever_the_split() -> None:
+    """Similarities with many exact ties (small integers) split into pieces: the kept
+    entries are those of a dense stable sort by (similarity descending, key ascending)."""
+    rng = np.random.default_rng(13)
+    tracker = PointTracker(TrackerConfig(topk=5))
+    sims = rng.integers(0, 4, size=(40, 60)).astype(np.float32)
+    sims[:5, :] = -np.inf  # rows with few finite entries: which -inf entries fill up is free
+    sims[:5, 10:13] = 2.0
+    keys = rng.permutation(60)
+    splits = [(0, 7), (7, 30), (30, 60)]  # a piece narrower than k + 1, two wider
+    pieces = [(sims[:, a:b], a, keys[a:b]) for a, b in splits]
+    top, weights = tracker._select(pieces, 5)
+    want = np.lexsort((np.broadcast_to(keys, sims.shape), -sims), axis=1)[:, :5]
+    np.testing.assert_array_equal(top[5:], want[5:])
+    np.testing.assert_array_equal(np.sort(top[:5, :3], axis=1), np.tile([10, 11, 12], (5, 1)))
+    np.testing.assert_allclose(weights[:5, 3:], 0.0)
+    s = np.take_along_axis(sims[5:], want[5:], axis=1)
+    expect = np.exp((s - s[:, :1]) / tracker.config.temperature)
+    np.testing.assert_allclose(weights[5:], expect / expect.sum(axis=1, keepdims=True), rtol=1e-6)

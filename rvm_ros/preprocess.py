@@ -259,9 +259,19 @@ def _resize(image: np.ndarray, width: int, height: int, interpolation: str) -> n
         # (OpenCV's fast INTER_AREA path), then bilinear to the final size.
         k = _box_factor(image.shape[0], image.shape[1], height, width)
         if k > 1:
-            image = cv2.resize(
-                image, (image.shape[1] // k, image.shape[0] // k), interpolation=cv2.INTER_AREA
-            )
+            # Halving steps first: OpenCV's 2x INTER_AREA is a dedicated SIMD path, about
+            # 4x faster per output pixel than a 4x reduction (1080p to 1/4: 0.6 vs 1.9 ms
+            # on the development machine). A 2x box of a 2x box is the 4x box, up to the
+            # rounding of the intermediate uint8 image (at most 1 level).
+            while k % 2 == 0:
+                image = cv2.resize(
+                    image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA
+                )
+                k //= 2
+            if k > 1:
+                image = cv2.resize(
+                    image, (image.shape[1] // k, image.shape[0] // k), interpolation=cv2.INTER_AREA
+                )
             if image.shape[1] == width and image.shape[0] == height:
                 return image
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -280,8 +290,8 @@ def preprocess(
         geometry: From :func:`fit_geometry` for this image size.
         out: Optional C-contiguous ``[model_height, model_width, 3]`` array of the image's
             dtype to write into (it is returned).
-        interpolation: ``auto`` (default: integer box reduction, then bilinear; good
-            anti-aliasing at low cost), ``area`` (OpenCV INTER_AREA when shrinking
+        interpolation: ``auto`` (default: integer box reduction, powers of two as 2x
+            steps, then bilinear; good anti-aliasing at low cost), ``area`` (OpenCV INTER_AREA when shrinking
             both axes, else bilinear; slower for non-integer factors), ``linear`` or
             ``nearest``.
 

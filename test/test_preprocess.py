@@ -126,6 +126,28 @@ def test_center_crop_keeps_the_centre() -> None:
     assert (out == (0, 255, 0)).all()
 
 
+@pytest.mark.parametrize("factor", [2, 3, 4, 8])
+def test_auto_integer_reduction_is_the_box_filter(factor: int) -> None:
+    """``auto`` at an exact integer factor is the box (INTER_AREA) average: 4x and 8x run as
+    2x steps, which differ from the one-step box only by the intermediate rounding."""
+    import cv2
+
+    mh, mw = MODEL
+    rng = np.random.default_rng(factor)
+    img = rng.integers(0, 256, (mh * factor, mw * factor, 3), dtype=np.uint8)
+    g = fit_geometry(mh * factor, mw * factor, mh, mw, "stretch")
+    out = preprocess(img, g)
+    box = img.reshape(mh, factor, mw, factor, 3).mean(axis=(1, 3))  # exact block means
+    roundings = {2: 1, 3: 1, 4: 2, 8: 3}[factor]  # uint8 roundings of 1/2 level at most
+    assert np.abs(out - box).max() <= 0.5 * roundings
+    area = cv2.resize(img, (mw, mh), interpolation=cv2.INTER_AREA)
+    assert np.abs(out.astype(int) - area.astype(int)).max() <= roundings - 1
+    ramp = ramp_image(mh * factor, mw * factor)  # float: no rounding, exact
+    np.testing.assert_allclose(
+        preprocess(ramp, g), ramp.reshape(mh, factor, mw, factor, 3).mean(axis=(1, 3)), atol=1e-3
+    )
+
+
 def test_out_buffer_is_used_and_checked() -> None:
     g = fit_geometry(48, 64, 32, 32, "stretch")
     img = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)

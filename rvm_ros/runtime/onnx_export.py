@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import warnings
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
@@ -97,7 +98,7 @@ def export_onnx(
     wrapper = _StepModule(model).eval()
     frames = torch.zeros(2, height, width, 3, dtype=torch.uint8)
     state = model.init_state(2, height, width)
-    tmp = out.with_name(out.name + ".part")
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.part")  # unique: concurrent exports
     try:
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -13,6 +13,7 @@ fusion is left out: its CPU kernel measured slower than what it replaces.
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -225,7 +226,7 @@ def optimize_for_ort(src: str | Path, dst: str | Path, ort_fusions: bool = True)
     model = onnx.load(str(src))
     counts = {"attention": fuse_attention(model)}
     dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".part.onnx")
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.part.onnx")
     if ort_fusions:
         model, more = _ort_transformer_fusions(model)
         counts.update(more)

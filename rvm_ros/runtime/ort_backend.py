@@ -46,7 +46,7 @@ def quantize_int8(src: str | Path, dst: str | Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".part.onnx")
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.part.onnx")
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.ERROR))  # quantize_dynamic warns through the root logger
@@ -58,9 +58,10 @@ def quantize_int8(src: str | Path, dst: str | Path) -> Path:
             per_channel=True,
             op_types_to_quantize=["MatMul"],
         )
+        tmp.replace(dst)
     finally:
         root.setLevel(level)
-    tmp.replace(dst)
+        tmp.unlink(missing_ok=True)
     return dst
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -143,7 +144,7 @@ def build_engine(
         raise BackendUnavailable(f"TensorRT failed to build an engine from {onnx_path}")
     plan_path = Path(plan_path)
     plan_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = plan_path.with_name(plan_path.name + ".part")
+    tmp = plan_path.with_name(f"{plan_path.name}.{os.getpid()}.part")
     tmp.write_bytes(bytes(plan))
     tmp.replace(plan_path)
     return plan_path

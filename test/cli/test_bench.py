@@ -84,3 +84,13 @@ def test_bench_bad_arguments(
 ) -> None:
     assert main(["bench", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bench_unavailable_device_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device exists here")
+    args = ["--random-variant", "tiny", "--device", "cuda", "--frames", "1", "--in-process"]
+    assert main(["bench", *args, "--height", "32", "--width", "32"]) == 2
+    assert "device cuda requested but torch sees no CUDA device" in capsys.readouterr().err

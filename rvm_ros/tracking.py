@@ -25,14 +25,23 @@ Known limitation: a point that leaves the view often stays "visible" on the bord
 translated real video with pixel-patch features, about half of the points that left the
 view were still reported visible. Points occluded inside the view drop out as expected.
 
-Cost: per frame and group of points, one ``[N, C] x [C, K*N]`` product, a top-k over
-``K*N`` candidates per target cell, the same for the P query cells (the confidence
-reference), and a ``[N, topk, P]`` gather (N cells, K context frames, P points): it grows
-as ``N^2 * K``. Similarities are computed in chunks of target cells so temporaries stay
-near 8 MB (plus the ``[K*N, C]`` context, 8 MB for the case below). Measured on one core
-of the development machine (AVX-512 EPYC, float32): 16x16 grid, C = 384, K = 21,
-64 points: about 18 ms per frame; a 32x32 grid: about 260 ms (pool the features or
-shorten ``n_context`` there).
+Ties: the top-k is ordered by similarity, equal similarities going to the earlier context
+frame (the query frame first), then the lower cell. Exactly equal similarities only arise
+from exactly repeated feature vectors (synthetic data); the rule makes the result
+independent of the selection algorithm.
+
+Cost: per frame, one ``[N, C] x [C, R*N]`` product of the frame with the ``R`` ring frames
+(``n_context``, shared by all groups of points) plus one ``[N, C] x [C, N]`` per group
+for its query frame, a top-k over the ``K*N`` candidates of each target cell (K = 1 + the
+ring frames after the group's query frame) and a ``[N, topk, P]`` gather (P points). The
+confidence reference reuses the similarities computed when each context frame arrived
+(a merge of per-frame top-k lists, no product). It grows as ``N^2 * K * C``: the product
+is most of it. The ring is preallocated; similarities are computed in chunks of target
+cells so temporaries stay near 8 MB. Measured with ``examples/bench_tracker.py`` on one
+core of the 2-core development machine (Xeon, AVX-512, float32, C = 384, K = 21):
+16x16 grid, 64 points about 12 ms per frame (the float32 product alone about 6 ms);
+32x32 grid about 200 ms (product about 125 ms): pool the features or shorten
+``n_context`` there. Products run through torch (one BLAS thread pool with the model's).
 """
 
 from __future__ import annotations

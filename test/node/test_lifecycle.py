@@ -24,7 +24,9 @@ from node_harness import (
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rvm_ros.msg import FeatureMap
+from rvm_ros.srv import SetQueryPoints
 from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
 
 pytestmark = pytest.mark.ros
 
@@ -128,6 +130,12 @@ def test_lifecycle_transitions(domain: int, peer: RosPeer, tmp_path_factory) -> 
             )
         )
         assert node_status.message == "inactive (no runtime loaded)"
+        # Services answer, but refuse while there is no runtime.
+        resp = peer.call(Trigger, "/rvm/reset", Trigger.Request())
+        assert not resp.success and "not active" in resp.message
+        req = SetQueryPoints.Request(camera="front", x=[1.0], y=[1.0])
+        resp = peer.call(SetQueryPoints, "/rvm/set_query_points", req)
+        assert not resp.success and resp.message == "node is not active"
 
         assert lc.change(Transition.TRANSITION_ACTIVATE)
         assert lc.state() == "active"

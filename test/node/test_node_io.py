@@ -305,6 +305,16 @@ def test_set_query_points_and_its_errors(env: Env) -> None:
     tracks = env.tracks["front"].wait_stamp(t)
     ids = [p.id for p in tracks.points]
     assert set(resp.ids) <= set(ids) and ids == sorted(ids)
+    # camera "" adds the same points (same ids) to every camera.
+    req = SetQueryPoints.Request(camera="", x=[5.0], y=[5.0], append=True)
+    every = env.peer.call(SetQueryPoints, "/rvm/set_query_points", req)
+    assert every.success and len(every.ids) == 1 and every.ids[0] not in resp.ids
+    t2 = t + 100_000_000
+    env.send_wait("front", image_msg(t2, "front"))
+    ids2 = {p.id for p in env.tracks["front"].wait_stamp(t2).points}
+    assert set(resp.ids) | set(every.ids) <= ids2  # append kept the earlier points
+    env.send_wait("left", image_msg(7500 * S, "left"))
+    assert every.ids[0] in {p.id for p in env.tracks["left"].wait_stamp(7500 * S).points}
     bad = env.peer.call(
         SetQueryPoints,
         "/rvm/set_query_points",

@@ -159,11 +159,10 @@ def create_encoder(
 
     from rvm_ros.runtime.onnx_export import read_metadata
     from rvm_ros.runtime.ort_backend import cache_dir as resolve_cache
-    from rvm_ros.runtime.ort_backend import export_cached
+    from rvm_ros.runtime.ort_backend import cached_export_of
 
     if onnx_file is None:
-        model = load_any(checkpoint)
-        onnx_file = export_cached(model, height, width, cache_dir)
+        onnx_file = cached_export_of(checkpoint, height, width, cache_dir)
     meta = read_metadata(onnx_file)
     if (meta["height"], meta["width"]) != (height, width):
         raise InputError(

@@ -306,3 +306,44 @@ def export_cached(
         log.info("exporting %s at %dx%d to %s", model.model_id, height, width, path)
         export_onnx(model, path, height, width, opset=opset)
     return path
+
+
+def _source_key(checkpoint: Any, height: int, width: int) -> str | None:
+    """A key of a checkpoint *source* that needs no loading: the ``random:`` spec, or the
+    file's absolute path, size and modification time. ``None`` for loaded modules."""
+    if isinstance(checkpoint, torch.nn.Module):
+        return None
+    spec = str(checkpoint)
+    if not spec.startswith("random:"):
+        try:
+            st = Path(spec).stat()
+        except OSError:
+            return None  # let loading report the problem
+        spec = f"{Path(spec).resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    parts = [spec, str(height), str(width), torch.__version__, _model_code_hash()]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def cached_export_of(
+    checkpoint: Any, height: int, width: int, cache: str | Path | None = None
+) -> Path:
+    """The cached ONNX export of a checkpoint (path, ``random:`` spec or loaded `RVM`).
+
+    A checkpoint given by path or spec is remembered by `_source_key`, so a later call
+    finds its export without loading the checkpoint (fast start of the node / replay).
+    """
+    from rvm_ros.runtime.factory import load_any
+
+    key = _source_key(checkpoint, height, width)
+    index = cache_dir(cache) / "onnx" / "sources" / f"{key}.txt" if key else None
+    if index is not None and index.is_file():
+        known = Path(index.read_text().strip())
+        if known.is_file():
+            return known
+    path = export_cached(load_any(checkpoint), height, width, cache)
+    if index is not None:
+        index.parent.mkdir(parents=True, exist_ok=True)
+        tmp = index.with_name(f"{index.name}.{os.getpid()}.part")
+        tmp.write_text(str(path.resolve()) + "\n")
+        tmp.replace(index)
+    return path

@@ -113,3 +113,28 @@ def test_not_an_rvm_onnx_file(tmp_path: Path) -> None:
         create_encoder(str(path), backend="onnxruntime")
     with pytest.raises(InputError, match="ONNX file not found"):
         create_encoder(str(tmp_path / "missing.onnx"), backend="onnxruntime")
+
+
+def test_second_start_needs_no_checkpoint_loading(
+    fixtures_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_io: dict[str, Any]
+) -> None:
+    import shutil
+
+    import rvm_ros.checkpoint
+
+    ckpt = tmp_path / "tiny.npz"
+    shutil.copy(fixtures_dir / "rvm_tiny_params.npz", ckpt)
+    first = create_encoder(str(ckpt), backend="onnxruntime", cache_dir=tmp_path / "cache")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the checkpoint was loaded again")
+
+    monkeypatch.setattr(rvm_ros.checkpoint, "load_model", refuse)
+    again = create_encoder(str(ckpt), backend="onnxruntime", cache_dir=tmp_path / "cache")
+    assert again.info.model_id == first.info.model_id
+    feats = encode_video(again, tiny_io["stream_video"])
+    assert np.abs(feats - tiny_io["stream_features"]).max() <= 1e-4
+    # a changed checkpoint file is loaded (and exported) again
+    ckpt.touch()
+    with pytest.raises(AssertionError, match="loaded again"):
+        create_encoder(str(ckpt), backend="onnxruntime", cache_dir=tmp_path / "cache")

@@ -402,8 +402,8 @@ class PointTracker:
         index = self._frame_index
         self._grid = (h, w, c)
         r_slots = self.config.n_context
-        if self._ring is None and r_slots > 0:
-            self._ring = np.zeros((r_slots, n, c), dtype=np.float32)
+        if r_slots > 0:
+            self._make_room(n, c)
         slot = self._next_slot  # where this frame goes (evicting the oldest when full)
 
         if self._groups:
@@ -441,6 +441,34 @@ class PointTracker:
         )
 
     # ------------------------------------------------------------------------ internals
+
+    def _make_room(self, n: int, c: int) -> None:
+        """Grow the ring (and every group's per-block arrays) to hold slot ``_next_slot``.
+
+        The ring grows by doubling up to ``n_context`` slots rather than being allocated
+        whole, so a large ``n_context`` costs memory only once that many frames came.
+        """
+        cap = 0 if self._ring is None else self._ring.shape[0]
+        if self._next_slot < cap:
+            return
+        new = min(self.config.n_context, max(4, 2 * cap))
+        ring = np.zeros((new, n, c), dtype=np.float32)
+        if self._ring is not None:
+            ring[:cap] = self._ring
+        self._ring = ring
+        extra = new - cap
+        for g in self._groups:
+            pg = g.ids.shape[0]
+            g.labels = np.concatenate([g.labels, np.zeros((extra * n, pg), np.float32)])
+            g.ref_sims = np.concatenate([g.ref_sims, np.zeros((pg, extra * n), np.float32)], axis=1)
+            kb = g.ref_top_v.shape[2]
+            g.ref_top_v = np.concatenate(
+                [g.ref_top_v, np.full((pg, extra, kb), -np.inf, np.float32)], axis=1
+            )
+            g.ref_top_c = np.concatenate(
+                [g.ref_top_c, np.zeros((pg, extra, kb), g.ref_top_c.dtype)], axis=1
+            )
+            g.ref_unsure = np.concatenate([g.ref_unsure, np.zeros((pg, extra), bool)], axis=1)
 
     def _radius_mask(self, h: int, w: int) -> np.ndarray | None:
         """float32 ``[N, N]``: ``-inf`` where context cell j is out of reach of target cell
@@ -654,7 +682,7 @@ class PointTracker:
         labels = np.exp(-(dx * dx + dy * dy) / (2.0 * self.config.label_sigma**2))  # [N, P]
         labels = labels / np.maximum(labels.max(axis=0, keepdims=True), _EPS) * peaks[None, :]
         cells = labels.argmax(axis=0)  # [P]
-        blocks = 1 + self.config.n_context
+        blocks = 1 + (0 if self._ring is None else self._ring.shape[0])
         label_buf = np.zeros((blocks * n, ids.shape[0]), dtype=np.float32)  # [(1+R)*N, P]
         label_buf[:n] = labels
         ref_sims = np.zeros((ids.shape[0], blocks * n), dtype=np.float32)  # [P, (1+R)*N]

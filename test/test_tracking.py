@@ -357,13 +357,15 @@ class DenseReference:
         return heat, reference
 
 
-def test_matches_dense_label_propagation() -> None:
+@pytest.mark.parametrize("n_context", [3, 6])
+def test_matches_dense_label_propagation(n_context: int) -> None:
     """Heatmaps and references equal a dense re-implementation over several groups, a
-    wrapping context ring, a restricting radius and a removal. (Sensor noise everywhere:
+    context ring that grows (6: 4 then 6 slots) and wraps, a restricting radius and a
+    removal. (Sensor noise everywhere:
     exactly equal similarities would make the comparison hinge on last-bit rounding.)"""
     scene = Scene(seed=12, noise=0.5)
     objs = [scene.feature() for _ in range(3)]
-    cfg = TrackerConfig(n_context=3, radius=6.0)
+    cfg = TrackerConfig(n_context=n_context, radius=6.0)
     tracker = PointTracker(cfg)
     ref = DenseReference(cfg, H, W)
     spied: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
@@ -377,7 +379,7 @@ def test_matches_dense_label_propagation() -> None:
     tracker._propagate_all = spy  # type: ignore[method-assign]
     queries = {0: [(2, 3), (9, 9), (14, 1)], 2: [(5, 5), (12, 13)]}
     next_id = 0
-    for t in range(10):
+    for t in range(12):
         if t in queries:
             xy = np.array([centre(*rc) for rc in queries[t]])
             tracker.add_queries(xy, np.arange(next_id, next_id + len(xy)))

@@ -60,7 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--in-process",
         action="store_true",
-        help="measure in this process instead of one fresh process per configuration",
+        help="measure in this process instead of one fresh process per configuration "
+        "(peak RSS is then the whole process's)",
     )
     p.add_argument("--json", metavar="OUT", help="write the JSON report here")
     p.add_argument("--markdown", metavar="MD", help="append a markdown table here")

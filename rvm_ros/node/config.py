@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from rvm_ros.pipeline.config import ConfigError, ProcessingConfig
+from rvm_ros.tracking import TrackerConfig
 
 __all__ = [
     "CAMERA_NAME",
@@ -148,6 +149,53 @@ PARAMS: tuple[ParamSpec, ...] = (
         "Start tracking an NxN grid of points on each camera's first frame (0: none)",
         min_value=0,
         max_value=64,
+    ),
+    ParamSpec(
+        "tracker.n_context",
+        20,
+        "int",
+        "Tracker: recent frames kept as label-propagation context (besides the query frame)",
+        min_value=0,
+        max_value=200,
+    ),
+    ParamSpec(
+        "tracker.temperature",
+        0.7,
+        "float",
+        "Tracker: softmax temperature on feature cosine similarities",
+        min_value=1e-3,
+        max_value=100.0,
+    ),
+    ParamSpec(
+        "tracker.topk",
+        7,
+        "int",
+        "Tracker: context cells each cell draws its label from",
+        min_value=1,
+        max_value=1000,
+    ),
+    ParamSpec(
+        "tracker.radius",
+        20.0,
+        "float",
+        "Tracker: neighbourhood radius in feature cells (0: unrestricted)",
+        min_value=0.0,
+    ),
+    ParamSpec(
+        "tracker.visibility_threshold",
+        0.5,
+        "float",
+        "Tracker: confidence at or above which a point is reported visible",
+        min_value=0.0,
+        max_value=1.0,
+    ),
+    ParamSpec(
+        "tracker.label_sigma",
+        0.5,
+        "float",
+        "Tracker: width (cells) of the Gaussian label drawn around a query point",
+        min_value=0.05,
+        max_value=16.0,
     ),
     ParamSpec(
         "input_reliability",
@@ -329,6 +377,18 @@ def unknown_parameters(params: Mapping[str, Any]) -> list[str]:
     return sorted(out)
 
 
+def _tracker_config(values: Mapping[str, Any]) -> TrackerConfig:
+    """The ``tracker.*`` parameters as a :class:`TrackerConfig` (errors name the parameter)."""
+    kwargs = {name.split(".", 1)[1]: values[name] for name in values if name.startswith("tracker.")}
+    try:
+        return TrackerConfig(**kwargs)
+    except ValueError as exc:
+        # TrackerConfig messages start with "TrackerConfig.<field> ..."; name the parameter.
+        text = str(exc)
+        field_name = next((k for k in kwargs if f"TrackerConfig.{k} " in text), "")
+        raise ConfigError(f"tracker.{field_name}" if field_name else "tracker", text) from exc
+
+
 def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
     """Validate parameter values and build the frozen :class:`NodeConfig`.
 
@@ -355,6 +415,7 @@ def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
             raise ConfigError(key, f"must be a multiple of 16 (the patch size), got {values[key]}")
     cameras: tuple[str, ...] = values["cameras"]
     topics, transports = _cameras(params, cameras)
+    tracker = _tracker_config(values)
     processing = ProcessingConfig(
         cameras=cameras,
         model_height=values["model_height"],
@@ -367,6 +428,7 @@ def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
         max_image_pixels=values["max_image_pixels"],
         tracking=values["tracking"],
         track_grid=values["track_grid"],
+        tracker=tracker,
     )
     return NodeConfig(
         processing=processing,

@@ -179,3 +179,26 @@ def test_shipped_config_files_are_valid(repo_root: Path, name: str) -> None:
     else:
         assert len(cfg.cameras) == 6
         assert len(set(cfg.camera_topics.values())) == 6
+
+
+def test_tracker_parameters_reach_the_processing_config() -> None:
+    from rvm_ros.tracking import TrackerConfig
+
+    cfg = config_from_params(
+        {"checkpoint": "random:tiny", "tracker.topk": 3, "tracker.radius": 0.0,
+         "tracker.temperature": 0.1, "tracker.n_context": 5}
+    )  # fmt: skip
+    assert cfg.processing.tracker == TrackerConfig(n_context=5, temperature=0.1, topk=3, radius=0.0)
+    # Defaults are the evaluation notebook's.
+    assert config_from_params({"checkpoint": "random:tiny"}).processing.tracker == TrackerConfig()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("tracker.topk", 0), ("tracker.temperature", 0.0), ("tracker.radius", -1.0),
+     ("tracker.visibility_threshold", 1.5), ("tracker.n_context", 2.5)],
+)  # fmt: skip
+def test_invalid_tracker_parameter_is_named(name: str, value: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_params({"checkpoint": "random:tiny", name: value})
+    assert info.value.param == name

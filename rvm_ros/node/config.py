@@ -536,3 +536,34 @@ def load_params_file(path: str | Path, node_name: str = "rvm") -> dict[str, Any]
             raise ConfigError("params_file", f"{p}: {key}.ros__parameters is not a mapping")
         _flatten("", body, out)
     return out
+
+
+def parameters_markdown() -> str:
+    """The parameter reference as a markdown table (docs/NODE.md embeds it verbatim).
+
+    Returns:
+        One row per entry of :data:`PARAMS` plus the per-camera parameters.
+    """
+
+    def show(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (list, tuple)):
+            return "[" + ", ".join(map(str, value)) + "]"
+        return '""' if value == "" else str(value)
+
+    rows = ["| parameter | type | default | allowed | meaning |", "|---|---|---|---|---|"]
+    for spec in PARAMS:
+        rows.append(
+            f"| `{spec.name}` | {spec.kind} | `{show(spec.default)}` | "
+            f"{spec.constraint_text().replace(' | ', ', ') or 'any'} | {spec.description} |"
+        )
+    rows.append(
+        "| `cameras.<name>.topic` | str | `/<name>/image_raw` (`.../compressed` for "
+        "compressed) | a ROS topic name | Input image topic of camera `<name>` |"
+    )
+    rows.append(
+        "| `cameras.<name>.transport` | str | `raw` | one of "
+        f"{', '.join(TRANSPORTS)} | `sensor_msgs/Image` (raw) or `CompressedImage` |"
+    )
+    return "\n".join(rows) + "\n"

@@ -202,3 +202,15 @@ def test_invalid_tracker_parameter_is_named(name: str, value: object) -> None:
     with pytest.raises(ConfigError) as info:
         config_from_params({"checkpoint": "random:tiny", name: value})
     assert info.value.param == name
+
+
+def test_docs_node_md_parameter_table_is_current(repo_root: Path) -> None:
+    """docs/NODE.md embeds the generated parameter table; it must match the code."""
+    from rvm_ros.node.config import parameters_markdown
+
+    text = (repo_root / "docs" / "NODE.md").read_text()
+    start = text.index("-->\n", text.index("<!-- BEGIN PARAMETERS")) + 4
+    table = text[start : text.index("<!-- END PARAMETERS -->")]
+    assert table == parameters_markdown(), "regenerate the table in docs/NODE.md"
+    for spec in PARAMS:
+        assert f"`{spec.name}`" in table

@@ -50,7 +50,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 __all__ = ["PointTracker", "TrackState", "TrackerConfig"]
 
@@ -564,6 +563,8 @@ class PointTracker:
         topk = self.config.topk
         reach = self._radius_mask(h, w)  # [N, N] or None
         occupied = int((self._ring_index >= 0).sum())  # slots 0..occupied-1 hold frames
+        import torch  # here, not at module level: TrackerConfig users stay light
+
         flat_t = torch.from_numpy(flat)
         ring_t = (
             torch.from_numpy(self._ring[:occupied].reshape(occupied * n, c))
@@ -736,4 +737,6 @@ def _matmul_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Through torch, like the big product, so that a single BLAS thread pool runs (two pools
     spinning against each other on few cores cost more than the products themselves).
     """
+    import torch
+
     return torch.matmul(torch.from_numpy(a), torch.from_numpy(b).T).numpy()

@@ -291,9 +291,9 @@ def preprocess(
         out: Optional C-contiguous ``[model_height, model_width, 3]`` array of the image's
             dtype to write into (it is returned).
         interpolation: ``auto`` (default: integer box reduction, powers of two as 2x
-            steps, then bilinear; good anti-aliasing at low cost), ``area`` (OpenCV INTER_AREA when shrinking
-            both axes, else bilinear; slower for non-integer factors), ``linear`` or
-            ``nearest``.
+            steps, then bilinear; good anti-aliasing at low cost), ``area`` (OpenCV
+            INTER_AREA when shrinking both axes, else bilinear; slower for non-integer
+            factors), ``linear`` or ``nearest``.
 
     Returns:
         ``[model_height, model_width, 3]`` array of the input dtype.

@@ -85,9 +85,7 @@ def test_export_engine_without_tensorrt(tmp_path: Path, capsys: pytest.CaptureFi
     except ImportError:
         pass
     out = tmp_path / "x.plan"
-    rc = main(
-        ["export", "--checkpoint", "random:tiny", "--format", "engine", "--out", str(out)]
-    )
+    rc = main(["export", "--checkpoint", "random:tiny", "--format", "engine", "--out", str(out)])
     assert rc == 2
     assert "cannot build a TensorRT engine: tensorrt cannot be imported" in capsys.readouterr().err
     assert not out.exists()

@@ -8,12 +8,9 @@ from pathlib import Path
 
 from rvm_ros.cli import CliError
 
-_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
 
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
 
     from rvm_ros.checkpoint import CheckpointError, load_model
     from rvm_ros.video import FrameError, encode_frames, load_frames
@@ -29,12 +26,8 @@ def _run(args: argparse.Namespace) -> int:
             raise CliError(f"--{name} must be a positive multiple of 16, got {value}")
     if args.max_frames is not None and args.max_frames < 1:
         raise CliError(f"--max-frames must be >= 1, got {args.max_frames}")
-    if args.backend != "torch":
-        raise CliError(f"backend {args.backend!r} is not available in encode yet")
     try:
-        model = load_model(
-            args.checkpoint, device=args.device, dtype=getattr(torch, _DTYPES[args.precision])
-        )
+        model = load_model(args.checkpoint)  # float32 CPU; the runtime converts / exports it
     except (CheckpointError, ValueError) as exc:
         raise CliError(f"cannot load checkpoint {args.checkpoint}: {exc}") from exc
     try:
@@ -47,7 +40,16 @@ def _run(args: argparse.Namespace) -> int:
         )
     except FrameError as exc:
         raise CliError(str(exc)) from exc
-    features = encode_frames(model, frames)  # [B, T, N, D]
+    from rvm_ros.runtime import BackendUnavailable, InputError, create_encoder
+
+    b, _, h, w, _ = frames.shape
+    try:
+        encoder = create_encoder(
+            model, args.backend, args.precision, args.device, h, w, max_batch=b
+        )
+    except (BackendUnavailable, InputError) as exc:
+        raise CliError(str(exc)) from exc
+    features = encode_frames(encoder, frames)  # [B, T, N, D]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.npy")
     try:
@@ -56,7 +58,11 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         tmp.unlink(missing_ok=True)
     b, t, n, d = features.shape
-    print(f"wrote {out}: features [B={b}, T={t}, N={n}, D={d}] float32 ({model.model_id})")
+    info = encoder.info
+    print(
+        f"wrote {out}: features [B={b}, T={t}, N={n}, D={d}] float32 ({model.model_id}, "
+        f"{info.backend} {info.precision} on {info.device})"
+    )
     return 0
 
 
@@ -75,7 +81,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--height", type=int, default=None, help="resize frames to this height")
     p.add_argument("--width", type=int, default=None, help="resize frames to this width")
     p.add_argument("--max-frames", type=int, default=None, help="encode at most this many")
-    p.add_argument("--backend", choices=("torch",), default="torch", help="inference backend")
-    p.add_argument("--precision", choices=sorted(_DTYPES), default="fp32")
-    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime", "tensorrt", "auto"),
+        default="torch",
+        help="inference backend (rvm_ros.runtime)",
+    )
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "int8"), default="fp32")
+    p.add_argument("--device", default=None, help="cpu or cuda[:i] (default: the backend's)")
     p.set_defaults(func=_run)

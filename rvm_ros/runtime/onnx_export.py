@@ -102,32 +102,21 @@ def export_onnx(
     try:
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            common: dict[str, Any] = {
+                "input_names": list(INPUT_NAMES),
+                "output_names": list(OUTPUT_NAMES),
+                "opset_version": opset,
+                "dynamo": dynamo,
+            }
             if dynamo:
                 batch = torch.export.Dim("batch", min=1, max=max_batch)
-                torch.onnx.export(
-                    wrapper,
-                    (frames, state),
-                    str(tmp),
-                    input_names=list(INPUT_NAMES),
-                    output_names=list(OUTPUT_NAMES),
-                    opset_version=opset,
-                    dynamo=True,
-                    external_data=False,
-                    dynamic_shapes={"frames": {0: batch}, "state": {0: batch}},
-                )
+                common["external_data"] = False
+                common["dynamic_shapes"] = {"frames": {0: batch}, "state": {0: batch}}
             else:
                 axes = {name: {0: "batch"} for name in (*INPUT_NAMES, *OUTPUT_NAMES)}
-                torch.onnx.export(
-                    wrapper,
-                    (frames, state),
-                    str(tmp),
-                    input_names=list(INPUT_NAMES),
-                    output_names=list(OUTPUT_NAMES),
-                    opset_version=opset,
-                    dynamo=False,
-                    dynamic_axes=axes,
-                    do_constant_folding=True,
-                )
+                common["dynamic_axes"] = axes
+                common["do_constant_folding"] = True
+            torch.onnx.export(wrapper, (frames, state), str(tmp), **common)
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise ExportError(f"ONNX export of {model.model_id} failed: {exc}") from exc

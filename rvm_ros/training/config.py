@@ -1,0 +1,439 @@
+"""Training configuration: frozen dataclasses, read from YAML with ``key=value`` overrides.
+
+The configuration has four sections (``model``, ``data``, ``loss``, ``optim``) and run-level
+fields. A YAML file gives any subset of the fields; ``section.field=value`` overrides on the
+command line win over the file; unknown keys are errors naming the key. The resolved
+configuration is written beside the checkpoints (:meth:`TrainConfig.to_yaml`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+from rvm_ros.model import VARIANTS, RVMConfig
+
+
+class TrainConfigError(ValueError):
+    """An invalid training configuration (the message names the key)."""
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """Architecture to train (ignored when ``init`` names a checkpoint).
+
+    Attributes:
+        variant: ``custom`` (sizes below) or a named variant (``tiny``, ``mu``, ``Ti``, ``S``...).
+        dim: Token width D.
+        enc_layers: Encoder blocks.
+        enc_heads: Encoder heads.
+        core_layers: Recurrent-core blocks.
+        core_heads: Core heads.
+        dec_dim: Decoder width.
+        dec_layers: Decoder blocks.
+        dec_heads: Decoder heads.
+        mlp_ratio: MLP hidden width as a multiple of the block width.
+    """
+
+    variant: str = "custom"
+    dim: int = 192
+    enc_layers: int = 6
+    enc_heads: int = 3
+    core_layers: int = 2
+    core_heads: int = 3
+    dec_dim: int = 128
+    dec_layers: int = 2
+    dec_heads: int = 4
+    mlp_ratio: int = 4
+
+    def rvm_config(self) -> RVMConfig:
+        """The :class:`RVMConfig` these sizes describe."""
+        if self.variant != "custom":
+            if self.variant not in VARIANTS:
+                raise TrainConfigError(
+                    f"model.variant: unknown {self.variant!r}; use custom or one of "
+                    f"{', '.join(VARIANTS)}"
+                )
+            return RVMConfig.from_variant(self.variant)
+        try:
+            return RVMConfig(
+                dim=self.dim,
+                enc_layers=self.enc_layers,
+                enc_heads=self.enc_heads,
+                enc_mlp=self.mlp_ratio * self.dim,
+                core_layers=self.core_layers,
+                core_heads=self.core_heads,
+                core_mlp=self.mlp_ratio * self.dim,
+                dec_dim=self.dec_dim,
+                dec_layers=self.dec_layers,
+                dec_heads=self.dec_heads,
+                dec_mlp=self.mlp_ratio * self.dec_dim,
+                variant="custom",
+            )
+        except ValueError as exc:
+            raise TrainConfigError(f"model: {exc}") from None
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """What clips are made of and how they are sampled.
+
+    Attributes:
+        videos: Video files (OpenCV-readable).
+        bags: rosbag2 bags (folders or ``.mcap`` / ``.db3`` files).
+        bag_topics: Image topics to read from the bags (empty: every image topic).
+        images: Still images or folders of them, put under synthetic camera motion.
+        sample_images: Add the still images shipped with scikit-image / scikit-learn /
+            matplotlib (found without network access).
+        procedural: Relative weight of procedurally generated scenes.
+        video_weight: Relative weight of clips cut from videos and bags.
+        still_weight: Relative weight of still-image scenes.
+        height: Clip height in pixels (multiple of the patch size).
+        width: Clip width in pixels.
+        source_frames: K, unmasked source frames per clip.
+        target_frames: Target frames per clip.
+        min_offset: Smallest target offset after the last source frame (frames).
+        max_offset: Largest target offset (< 64, the delta embedder's size).
+        frame_stride: Largest temporal stride when cutting video clips (1: consecutive).
+        min_scale: Smallest crop side as a fraction of the shorter frame side.
+        max_scale: Largest crop side fraction.
+        hflip: Probability of a horizontal flip.
+        max_speed: Largest synthetic camera speed in pixels per frame (at clip resolution).
+        max_rotation: Largest synthetic rotation speed in degrees per frame.
+        max_zoom: Largest synthetic zoom rate per frame (fraction).
+        max_objects: Largest number of moving pasted objects in a synthetic scene.
+        object_speed: Largest pasted-object speed in pixels per frame.
+        scene_cut: Probability that the targets come from another scene (copying is wrong).
+        keep_ratio: Fraction of target patches kept visible (``int(N * keep_ratio)``).
+        workers: Loader worker processes (0: in the training process).
+    """
+
+    videos: tuple[str, ...] = ()
+    bags: tuple[str, ...] = ()
+    bag_topics: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()
+    sample_images: bool = False
+    procedural: float = 0.0
+    video_weight: float = 1.0
+    still_weight: float = 1.0
+    height: int = 128
+    width: int = 128
+    source_frames: int = 4
+    target_frames: int = 4
+    min_offset: int = 4
+    max_offset: int = 48
+    frame_stride: int = 1
+    min_scale: float = 0.5
+    max_scale: float = 1.0
+    hflip: float = 0.5
+    max_speed: float = 1.0
+    max_rotation: float = 0.1
+    max_zoom: float = 0.002
+    max_objects: int = 3
+    object_speed: float = 1.5
+    scene_cut: float = 0.0
+    keep_ratio: float = 0.05
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class LossSection:
+    """Terms of the objective.
+
+    Attributes:
+        pixel: Weight of the paper's term, MSE on the masked patches' pixels.
+        patch_norm: Weight of the MSE between per-patch normalised prediction and target
+            (each patch's own mean and standard deviation removed: structure, not colour).
+        correspondence: Weight of the dense correspondence term (synthetic scenes only):
+            cross-entropy of the softmax affinity between consecutive source frames'
+            features against the exactly known patch correspondence.
+        temperature: Softmax temperature of the correspondence term.
+    """
+
+    pixel: float = 1.0
+    patch_norm: float = 0.0
+    correspondence: float = 0.0
+    temperature: float = 0.1
+
+
+@dataclass(frozen=True)
+class OptimSection:
+    """AdamW, warm-up and cosine decay.
+
+    Attributes:
+        lr: Peak learning rate.
+        min_lr_ratio: Final learning rate as a fraction of ``lr``.
+        warmup_steps: Linear warm-up length (optimiser steps).
+        weight_decay: AdamW decay of weight matrices (norms, biases and tokens are exempt).
+        beta1: Adam beta1.
+        beta2: Adam beta2.
+        grad_clip: Global gradient-norm clip (0: off).
+    """
+
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.02
+    warmup_steps: int = 200
+    weight_decay: float = 0.05
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs.
+
+    Attributes:
+        out_dir: Run folder (checkpoints, resolved config, metrics, loss curve).
+        init: ``""`` (from scratch), an official ``.npz`` or a project ``.safetensors``.
+        seed: Seed of the initial weights and of every sample (deterministic runs).
+        steps: Optimiser steps of the run (the cosine decays to the end).
+        batch_size: Clips per optimiser step over all processes.
+        grad_accum: Micro-batches per optimiser step (per process).
+        precision: ``bf16`` (autocast) or ``fp32``.
+        threads: torch intra-op threads (0: leave torch's default).
+        checkpoint_every: Save every N steps (and at the end).
+        keep_checkpoints: Step checkpoints kept besides ``last``.
+        log_every: Metrics line every N steps.
+        progress: Show the progress bar.
+        model: Architecture section.
+        data: Data section.
+        loss: Loss section.
+        optim: Optimiser section.
+    """
+
+    out_dir: str = "train_run"
+    init: str = ""
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 16
+    grad_accum: int = 1
+    precision: str = "bf16"
+    threads: int = 0
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    progress: bool = True
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    loss: LossSection = field(default_factory=LossSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists), the form written to YAML."""
+        return _plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        """The configuration as YAML text (round-trips through :func:`load_config`)."""
+        import yaml
+
+        return str(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+_SECTIONS: dict[str, type] = {
+    "model": ModelSection,
+    "data": DataSection,
+    "loss": LossSection,
+    "optim": OptimSection,
+}
+
+T = TypeVar("T")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _validate(cfg: TrainConfig) -> None:
+    def need(ok: bool, key: str, msg: str) -> None:
+        if not ok:
+            raise TrainConfigError(f"{key}: {msg}")
+
+    need(cfg.steps >= 1, "steps", f"must be >= 1, got {cfg.steps}")
+    need(cfg.batch_size >= 1, "batch_size", f"must be >= 1, got {cfg.batch_size}")
+    need(cfg.grad_accum >= 1, "grad_accum", f"must be >= 1, got {cfg.grad_accum}")
+    need(cfg.precision in ("bf16", "fp32"), "precision", f"bf16 or fp32, got {cfg.precision!r}")
+    need(cfg.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
+    need(cfg.log_every >= 1, "log_every", "must be >= 1")
+    need(cfg.threads >= 0, "threads", "must be >= 0")
+    d = cfg.data
+    need(d.source_frames >= 1, "data.source_frames", "must be >= 1")
+    need(d.target_frames >= 1, "data.target_frames", "must be >= 1")
+    need(
+        1 <= d.min_offset <= d.max_offset < 64,
+        "data.min_offset/max_offset",
+        f"need 1 <= min_offset <= max_offset < 64, got {d.min_offset}, {d.max_offset}",
+    )
+    need(d.height > 0 and d.width > 0, "data.height/width", "must be positive")
+    need(
+        0 < d.min_scale <= d.max_scale <= 1.0,
+        "data.min_scale/max_scale",
+        "need 0 < min <= max <= 1",
+    )
+    need(0.0 < d.keep_ratio < 1.0, "data.keep_ratio", f"must be in (0, 1), got {d.keep_ratio}")
+    need(d.frame_stride >= 1, "data.frame_stride", "must be >= 1")
+    need(d.workers >= 0, "data.workers", "must be >= 0")
+    need(0.0 <= d.scene_cut <= 1.0, "data.scene_cut", "must be in [0, 1]")
+    for name in ("procedural", "video_weight", "still_weight"):
+        need(getattr(d, name) >= 0, f"data.{name}", "must be >= 0")
+    o = cfg.optim
+    need(o.lr > 0, "optim.lr", "must be > 0")
+    need(0 <= o.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]")
+    need(o.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
+    need(o.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
+    loss = cfg.loss
+    need(
+        min(loss.pixel, loss.patch_norm, loss.correspondence) >= 0,
+        "loss",
+        "weights must be >= 0",
+    )
+    need(
+        loss.pixel + loss.patch_norm > 0,
+        "loss.pixel/patch_norm",
+        "at least one reconstruction term needs a positive weight",
+    )
+    need(loss.temperature > 0, "loss.temperature", "must be > 0")
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """Convert a YAML / command-line value to the field's type."""
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise TrainConfigError(f"{key}: expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise TrainConfigError(f"{key}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(float(value)) if float(value).is_integer() else int(value)
+            except ValueError:
+                pass
+        raise TrainConfigError(f"{key}: expected an integer, got {value!r}")
+    if typ is float:
+        if isinstance(value, bool):
+            raise TrainConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise TrainConfigError(f"{key}: expected a number, got {value!r}") from None
+    if typ is str:
+        if value is None:
+            return ""
+        return str(value)
+    if typ == tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return tuple(v for v in value.split(",") if v) if value else ()
+        if isinstance(value, (list, tuple)):
+            return tuple(str(v) for v in value)
+        raise TrainConfigError(f"{key}: expected a list of strings, got {value!r}")
+    raise TrainConfigError(f"{key}: unsupported field type {typ!r}")  # pragma: no cover
+
+
+def _build(cls: type[T], data: Mapping[str, Any], prefix: str) -> T:
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise TrainConfigError(
+            f"unknown key(s) {', '.join(prefix + k for k in unknown)}; known: "
+            f"{', '.join(sorted(prefix + n for n in names))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        key = prefix + name
+        if name in _SECTIONS and prefix == "":
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                raise TrainConfigError(f"{key}: expected a mapping, got {value!r}")
+            kwargs[name] = _build(_SECTIONS[name], value, f"{name}.")
+        else:
+            kwargs[name] = _coerce(value, hints[name], key)
+    return cls(**kwargs)
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    import yaml
+
+    if "=" not in text:
+        raise TrainConfigError(f"override {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise TrainConfigError(f"override {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = ()
+) -> TrainConfig:
+    """Build a :class:`TrainConfig` from a YAML file and ``key=value`` overrides.
+
+    Args:
+        path: YAML file (None: defaults only).
+        overrides: ``field=value`` or ``section.field=value`` strings (YAML values; lists as
+            ``[a, b]`` or ``a,b``), applied in order after the file.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        TrainConfigError: Unreadable file, unknown key, wrong type or invalid value.
+    """
+    import yaml
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise TrainConfigError(f"config file {p} not found")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise TrainConfigError(f"{p}: invalid YAML ({exc})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise TrainConfigError(f"{p}: top level must be a mapping")
+        data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in loaded.items()}
+    for text in overrides:
+        keys, value = _parse_override(text)
+        if len(keys) == 1:
+            if keys[0] in _SECTIONS:
+                raise TrainConfigError(f"override {text!r}: give section.field=value")
+            data[keys[0]] = value
+        elif len(keys) == 2 and keys[0] in _SECTIONS:
+            section = data.setdefault(keys[0], {})
+            if not isinstance(section, dict):
+                raise TrainConfigError(f"{keys[0]}: expected a mapping")
+            section[keys[1]] = value
+        else:
+            raise TrainConfigError(
+                f"override {text!r}: unknown key {'.'.join(keys)} (sections: "
+                f"{', '.join(_SECTIONS)})"
+            )
+    return _build(TrainConfig, data, "")

@@ -25,13 +25,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rvm_ros.imaging import (
-    array_to_compressed_fields,
-    array_to_image_fields,
-    compressed_to_array,
-    image_to_array,
-)
-from rvm_ros.preprocess import RESIZE_MODES, Preprocessor
+from rvm_ros.imaging import image_to_array
+from rvm_ros.imaging.compressed import compressed_to_array
+from rvm_ros.imaging.encode import array_to_compressed_fields, array_to_image_fields
+from rvm_ros.imaging.preprocess import RESIZE_MODES, Preprocessor
 
 
 @dataclass(frozen=True)

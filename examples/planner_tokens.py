@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from rvm_ros.consumer import (
+from rvm_ros.wire.decode import (
     FeatureMapArrays,
     Tracks,
     feature_map_to_numpy,

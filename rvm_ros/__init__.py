@@ -11,7 +11,7 @@ from pkgutil import extend_path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # typed access for mypy; at run time the import is lazy (__getattr__)
-    from rvm_ros.checkpoint import load_model as load_model
+    from rvm_ros.checkpoint.load import load_model as load_model
 
 __path__ = extend_path(__path__, __name__)
 
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> Any:
     """Lazy access to heavy API (``load_model``) so ``import rvm_ros`` stays light."""
     if name == "load_model":
-        from rvm_ros.checkpoint import load_model
+        from rvm_ros.checkpoint.load import load_model
 
         return load_model
     raise AttributeError(f"module 'rvm_ros' has no attribute {name!r}")

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from rvm_ros import __version__
+from rvm_ros.errors import RvmRosError
 
 # Subcommand modules, in the order `rvm-ros --help` lists them.
 SUBCOMMANDS: tuple[str, ...] = (
@@ -30,8 +31,16 @@ SUBCOMMANDS: tuple[str, ...] = (
 )
 
 
-class CliError(Exception):
-    """A user-facing error: printed as ``rvm-ros: error: <message>``, exit code 2."""
+class CliError(RvmRosError):
+    """A usage error found by the CLI itself: printed as ``rvm-ros: error: <message>``, exit 2.
+
+    Any other :class:`~rvm_ros.errors.RvmRosError` that reaches :func:`main` is printed the
+    same way with its own exit code (1 for runtime failures); unexpected exceptions keep
+    their traceback.
+    """
+
+    cause = "usage"
+    exit_code = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,9 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
-    except CliError as exc:
+    except RvmRosError as exc:  # expected failures: one line, never a traceback
         print(f"rvm-ros: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("rvm-ros: interrupted", file=sys.stderr)
         return 130

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from rvm_ros.cli import CliError
 
 if TYPE_CHECKING:
-    from rvm_ros.bench import Target
+    from rvm_ros.bench.runtime import Target
 
 BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt", "auto")
 PRECISION_CHOICES = ("fp32", "bf16", "fp16", "int8")
@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _targets(backends: list[str], precisions: list[str]) -> list[Target]:
-    from rvm_ros.bench import Target
+    from rvm_ros.bench.runtime import Target
     from rvm_ros.runtime.factory import choose_backend
 
     supported = {
@@ -92,7 +92,7 @@ def _targets(backends: list[str], precisions: list[str]) -> list[Target]:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the arguments, run the benchmark, write the reports."""
-    from rvm_ros.bench import append_markdown, markdown_table, run_bench, write_json
+    from rvm_ros.bench.runtime import append_markdown, markdown_table, run_bench, write_json
     from rvm_ros.runtime import BackendUnavailable, InputError
 
     for name in ("height", "width", "cameras", "frames", "rounds"):

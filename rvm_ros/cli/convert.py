@@ -9,7 +9,8 @@ from rvm_ros.cli import CliError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rvm_ros.checkpoint import CheckpointError, convert
+    from rvm_ros.checkpoint.convert import convert
+    from rvm_ros.checkpoint.errors import CheckpointError
 
     src, dst = Path(args.input), Path(args.output)
     if not src.is_file():

@@ -9,10 +9,10 @@ from rvm_ros.cli import CliError
 
 
 def _run(args: argparse.Namespace) -> int:
+    from rvm_ros.bags.make_bag import MakeBagError
     from rvm_ros.cli.replay import summary_table
     from rvm_ros.replay.demo import DEMO_VIDEO, run_demo
-    from rvm_ros.replay.make_bag import MakeBagError
-    from rvm_ros.replay.replay import ReplayError
+    from rvm_ros.replay.settings import ReplayError
 
     if args.frames < 1:
         raise CliError(f"--frames must be >= 1, got {args.frames}")

@@ -12,8 +12,9 @@ from rvm_ros.cli import CliError
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from rvm_ros.checkpoint import CheckpointError, load_model
-    from rvm_ros.video import FrameError, encode_frames, load_frames
+    from rvm_ros.checkpoint.errors import CheckpointError
+    from rvm_ros.checkpoint.load import load_model
+    from rvm_ros.imaging.video import FrameError, encode_frames, load_frames
 
     out = Path(args.output)
     if out.suffix != ".npy":

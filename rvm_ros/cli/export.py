@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     """Validate the arguments and export."""
     from rvm_ros.runtime import BackendUnavailable, InputError
     from rvm_ros.runtime.export import export_model
-    from rvm_ros.runtime.onnx_export import ExportError
+    from rvm_ros.runtime.onnx.export import ExportError
 
     for name in ("height", "width", "max_batch"):
         if getattr(args, name) < 1:

@@ -8,8 +8,8 @@ from rvm_ros.cli import CliError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rvm_ros.checkpoint import CheckpointError
-    from rvm_ros.fetch import FetchError, NetworkUnreachable, checkpoint_url, fetch
+    from rvm_ros.checkpoint.errors import CheckpointError
+    from rvm_ros.checkpoint.fetch import FetchError, NetworkUnreachable, checkpoint_url, fetch
 
     url = checkpoint_url(args.variant, args.base_url)
     print(f"fetching RVM-{args.variant} from {url}")
@@ -36,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``fetch``."""
-    from rvm_ros.fetch import CHECKPOINT_FILES, URL_ENV
+    from rvm_ros.checkpoint.fetch import CHECKPOINT_FILES, URL_ENV
 
     p = sub.add_parser(
         "fetch",

@@ -10,7 +10,7 @@ from rvm_ros.cli import CliError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rvm_ros.replay.make_bag import MakeBagError, make_bag
+    from rvm_ros.bags.make_bag import MakeBagError, make_bag
 
     if args.max_frames is not None and args.max_frames < 1:
         raise CliError(f"--max-frames must be >= 1, got {args.max_frames}")

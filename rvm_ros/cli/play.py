@@ -9,7 +9,7 @@ from rvm_ros.cli import CliError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rvm_ros.replay.play import PlayError, play
+    from rvm_ros.node.play import PlayError, play
 
     if args.rate < 0:
         raise CliError(f"--rate must be >= 0 (0: as fast as possible), got {args.rate}")

@@ -25,7 +25,8 @@ def _param(text: str) -> tuple[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rvm_ros.replay.replay import ReplayError, ReplaySettings, replay
+    from rvm_ros.replay.settings import ReplayError, ReplaySettings
+    from rvm_ros.replay.workers import replay
 
     if args.config is not None and not Path(args.config).is_file():
         raise CliError(f"--config {args.config}: no such file")

@@ -1,5 +1,6 @@
-"""The rclpy perception node (``rvm_node``): lifecycle, parameters, QoS, diagnostics.
+"""The rclpy perception node (``rvm_node``): lifecycle, QoS, diagnostics, and bag playback.
 
-``rvm_ros.node.config`` is importable without rclpy (bag replay uses it off-robot); the
-other modules need rclpy.
+Every module here needs rclpy. The node's parameter table and its conversion into a
+validated configuration are ROS-free and live in :mod:`rvm_ros.pipeline.params` (bag
+replay uses them off-robot).
 """

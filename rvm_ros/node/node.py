@@ -38,21 +38,21 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
 from rvm_ros.msg import FeatureMap, TrackedPoints
-from rvm_ros.node.config import (
-    CAMERA_NAME,
-    PARAMS,
-    ConfigError,
-    NodeConfig,
-    camera_param_defaults,
-    config_from_params,
-    unknown_parameters,
-)
 from rvm_ros.node.diagnostics import NodeStats, summarize, to_diagnostic_array
 from rvm_ros.node.qos import (
     describe_qos,
     incompatible_publisher_message,
     incompatible_subscription_message,
     make_qos,
+)
+from rvm_ros.pipeline.config import ConfigError
+from rvm_ros.pipeline.params import (
+    CAMERA_NAME,
+    PARAMS,
+    NodeConfig,
+    camera_param_defaults,
+    config_from_params,
+    unknown_parameters,
 )
 from rvm_ros.srv import SetQueryPoints
 
@@ -356,7 +356,8 @@ class RvmNode(LifecycleNode):
     # -- input -----------------------------------------------------------------------
 
     def _on_image(self, cam: str, msg: Any) -> None:
-        from rvm_ros.imaging import ImageError, compressed_to_array, image_to_array
+        from rvm_ros.imaging.compressed import compressed_to_array
+        from rvm_ros.imaging.decode import ImageError, image_to_array
         from rvm_ros.pipeline import FrameInput
 
         stats, cfg, slots = self.stats, self.cfg, self._slots
@@ -451,8 +452,8 @@ class RvmNode(LifecycleNode):
                         )
 
     def _publish_result(self, res: Any, frame: Any) -> None:
-        from rvm_ros.messages import feature_map_fields, fill_message, tracked_points_fields
         from rvm_ros.pipeline import FrameSkip
+        from rvm_ros.wire.encode import feature_map_fields, fill_message, tracked_points_fields
 
         stats = self.stats
         io = self._io.get(res.camera)
@@ -475,7 +476,7 @@ class RvmNode(LifecycleNode):
             self._publish_debug(io.debug, res, frame)
 
     def _publish_debug(self, pub: Any, res: Any, frame: Any) -> None:
-        from rvm_ros.visualize import DebugRenderer
+        from rvm_ros.viz.debug import DebugRenderer
 
         renderer = self._renderers.get(res.camera)
         if renderer is None or res.state_reset:

@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rvm_ros.errors import RvmRosError
+
 if TYPE_CHECKING:
-    from rvm_ros.tracking import TrackerConfig
+    from rvm_ros.tracking.config import TrackerConfig
 
 RESIZE_MODES: tuple[str, ...] = ("stretch", "letterbox", "center_crop")
 FEATURE_DTYPES: tuple[str, ...] = ("float16", "float32")
@@ -22,13 +24,16 @@ FEATURE_POOLS: tuple[int, ...] = (1, 2, 4)
 _CAMERA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
-class ConfigError(ValueError):
+class ConfigError(RvmRosError, ValueError):
     """An invalid setting.
 
     Attributes:
         param: The name of the offending parameter (e.g. ``"feature_pool"``).
         message: What is wrong with it (e.g. ``"must be 1, 2 or 4, got 3"``).
     """
+
+    cause = "invalid_config"
+    exit_code = 2
 
     def __init__(self, param: str, message: str) -> None:
         self.param = param
@@ -57,7 +62,7 @@ class ProcessingConfig:
         model_height: Network input height in pixels (multiple of the patch size, 16).
         model_width: Network input width in pixels (multiple of the patch size, 16).
         resize_mode: How images are fitted to the network input: ``stretch``,
-            ``letterbox`` or ``center_crop`` (see `rvm_ros.preprocess`).
+            ``letterbox`` or ``center_crop`` (see `rvm_ros.imaging.preprocess`).
         reset_on_gap_s: Reset a camera's recurrent state when its frames are more than
             this many seconds apart; ``0`` disables the gap rule.
         feature_dtype: Element type of the output features: ``float16`` or ``float32``.
@@ -69,7 +74,7 @@ class ProcessingConfig:
         tracking: Track points and report them with every result.
         track_grid: N > 0 tracks an N x N grid of points (spread evenly over the
             network input) seeded on the first frame after each state reset; 0: none.
-        tracker: Settings of `rvm_ros.tracking.PointTracker`; None uses its defaults.
+        tracker: Settings of `rvm_ros.tracking.tracker.PointTracker`; None uses its defaults.
 
     Raises:
         ConfigError: On construction, for the first invalid field (``param`` names it).
@@ -162,11 +167,11 @@ class ProcessingConfig:
                 "track_grid", f"must be an integer >= 0 (0: none), got {self.track_grid!r}"
             )
         if self.tracker is not None:
-            from rvm_ros.tracking import TrackerConfig
+            from rvm_ros.tracking.config import TrackerConfig
 
             if not isinstance(self.tracker, TrackerConfig):
                 raise ConfigError(
                     "tracker",
-                    f"must be a rvm_ros.tracking.TrackerConfig or None, got "
+                    f"must be a rvm_ros.tracking.tracker.TrackerConfig or None, got "
                     f"{type(self.tracker).__name__}",
                 )

@@ -27,7 +27,7 @@ from rvm_ros.pipeline.types import (
 )
 
 if TYPE_CHECKING:
-    from rvm_ros.preprocess import Geometry
+    from rvm_ros.imaging.preprocess import Geometry
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Processor:
 
     Args:
         config: The processing settings.
-        encoder: A `rvm_ros.runtime.Encoder` (``step``, ``reset``, ``info``) created for
+        encoder: A `rvm_ros.runtime.StepRunner` (``step``, ``reset``, ``info``) created for
             ``config.model_height x config.model_width`` input.
 
     Raises:
@@ -146,7 +146,8 @@ class Processor:
             (len(config.cameras), config.model_height, config.model_width, 3), np.uint8
         )
         if config.tracking:
-            from rvm_ros.tracking import PointTracker, TrackerConfig
+            from rvm_ros.tracking.config import TrackerConfig
+            from rvm_ros.tracking.tracker import PointTracker
 
             tracker_config = config.tracker if config.tracker is not None else TrackerConfig()
             for cam in self._cameras.values():
@@ -312,7 +313,7 @@ class Processor:
     def _geometry(self, cam: _Camera, size: tuple[int, int]) -> Geometry:
         geometry = cam.geometries.get(size)
         if geometry is None:
-            from rvm_ros.preprocess import fit_geometry
+            from rvm_ros.imaging.preprocess import fit_geometry
 
             cfg = self.config
             geometry = fit_geometry(
@@ -367,7 +368,7 @@ class Processor:
 
     def _fill(self, row: int, image: np.ndarray, geometry: Geometry) -> None:
         """Preprocess ``image`` into batch row ``row`` (uint8)."""
-        from rvm_ros.preprocess import preprocess
+        from rvm_ros.imaging.preprocess import preprocess
 
         out = self._batch[row]
         if image.dtype != np.uint8:

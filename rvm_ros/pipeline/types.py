@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from rvm_ros.preprocess import Geometry
+    from rvm_ros.imaging.preprocess import Geometry
 
 # Reset reasons (FeatureMap.reset_reason), in the order of precedence when several apply.
 RESET_REASONS: tuple[str, ...] = (

@@ -11,8 +11,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from rvm_ros.replay.make_bag import MakeBagResult, find_sample_video, make_bag
-from rvm_ros.replay.replay import DEFAULT_CHECKPOINT, ReplayOutcome, ReplaySettings, replay
+from rvm_ros.bags.make_bag import MakeBagResult, find_sample_video, make_bag
+from rvm_ros.replay.settings import DEFAULT_CHECKPOINT, ReplayOutcome, ReplaySettings
+from rvm_ros.replay.workers import replay
 
 DEMO_VIDEO = "bikes.mp4"
 

@@ -99,7 +99,7 @@ class Visuals:
         self.step_ms: dict[str, list[float]] = {}
         self.problems: list[str] = []
         try:
-            from rvm_ros import visualize
+            from rvm_ros.viz import debug as visualize
 
             self.visualize: Any = visualize
         except ImportError as exc:

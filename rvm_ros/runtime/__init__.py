@@ -1,4 +1,4 @@
-"""Inference runtime: one `Encoder` interface over torch, ONNX Runtime and TensorRT.
+"""Inference runtime: one `StepRunner` interface over torch, ONNX Runtime and TensorRT.
 
 ```python
 encoder = create_encoder("random:S", backend="auto", precision="fp32")
@@ -14,19 +14,20 @@ from rvm_ros.runtime.base import (
     BACKENDS,
     PRECISIONS,
     BackendUnavailable,
-    Encoder,
     EncoderInfo,
     InputError,
+    StepRunner,
 )
-from rvm_ros.runtime.factory import choose_backend, create_encoder, encode_video, load_any
+from rvm_ros.runtime.factory import choose_backend, create_encoder, encode_video
+from rvm_ros.runtime.source import load_any
 
 __all__ = [
     "BACKENDS",
     "PRECISIONS",
     "BackendUnavailable",
-    "Encoder",
     "EncoderInfo",
     "InputError",
+    "StepRunner",
     "choose_backend",
     "create_encoder",
     "encode_video",

@@ -1,6 +1,6 @@
-"""The runtime interface shared by every backend: `Encoder` and `EncoderInfo`.
+"""The runtime interface shared by every backend: `StepRunner` and `EncoderInfo`.
 
-An `Encoder` runs one recurrent RVM step for a batch of frames coming from named
+An `StepRunner` runs one recurrent RVM step for a batch of frames coming from named
 cameras. It keeps each camera's recurrent state on the backend's device between calls,
 gathers the states of the cameras in a batch into one tensor for the step and scatters
 the new states back. A camera seen for the first time (or after `reset`) starts from
@@ -17,23 +17,30 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from rvm_ros.errors import RvmRosError
+
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt", "auto")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
 
 StateT = TypeVar("StateT")
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(RvmRosError, RuntimeError):
     """The requested backend (or precision on it) cannot run on this machine."""
 
+    cause = "backend_unavailable"
 
-class InputError(ValueError):
+
+class InputError(RvmRosError, ValueError):
     """A `step` call got frames or camera names it cannot use (the message says which)."""
+
+    cause = "invalid_input"
+    exit_code = 2
 
 
 @dataclass(frozen=True)
 class EncoderInfo:
-    """What an `Encoder` runs.
+    """What an `StepRunner` runs.
 
     Attributes:
         backend: ``torch``, ``onnxruntime`` or ``tensorrt``.
@@ -86,7 +93,7 @@ def validate_size(height: int, width: int, patch_size: int) -> None:
             )
 
 
-class Encoder(abc.ABC, Generic[StateT]):
+class StepRunner(abc.ABC, Generic[StateT]):
     """One recurrent RVM step per call for a batch of frames from named cameras.
 
     Subclasses implement `_zero_state` and `_run`; this class validates inputs and keeps
@@ -153,7 +160,7 @@ class Encoder(abc.ABC, Generic[StateT]):
                 self._closed = True
                 self._release()
 
-    def __enter__(self) -> Encoder[StateT]:
+    def __enter__(self) -> StepRunner[StateT]:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rvm_ros.runtime.base import BackendUnavailable, InputError
-from rvm_ros.runtime.onnx_export import VerifyReport, export_onnx, verify_onnx
+from rvm_ros.runtime.onnx.export import VerifyReport, export_onnx, verify_onnx
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def export_model(
         BackendUnavailable: ``engine`` without TensorRT.
         ExportError: the export or a check failed.
     """
-    from rvm_ros.runtime.factory import load_any
+    from rvm_ros.runtime.source import load_any
 
     say = say or (lambda line: None)
     if fmt not in FORMATS:
@@ -82,7 +82,7 @@ def export_model(
     if max_batch < 1:
         raise InputError(f"max_batch must be at least 1, got {max_batch}")
     if fmt == "engine":
-        from rvm_ros.runtime.tensorrt_backend import tensorrt_available
+        from rvm_ros.runtime.backends.tensorrt import tensorrt_available
 
         ok, why = tensorrt_available()
         if not ok:
@@ -115,9 +115,9 @@ def _quantize(src: Path, out: Path, model: Any, height: int, width: int) -> floa
     import onnxruntime as ort
     import torch
 
-    from rvm_ros.bench import synthetic_frames
-    from rvm_ros.runtime.onnx_export import _write_metadata
-    from rvm_ros.runtime.ort_backend import quantize_int8
+    from rvm_ros.imaging.synthetic import synthetic_frames
+    from rvm_ros.runtime.backends.onnxruntime import quantize_int8
+    from rvm_ros.runtime.onnx.export import _write_metadata
 
     out.parent.mkdir(parents=True, exist_ok=True)
     quantize_int8(src, out)
@@ -148,7 +148,7 @@ def _engine(
     precision: str,
     say: Callable[[str], None],
 ) -> None:  # pragma: no cover - needs TensorRT
-    from rvm_ros.runtime.tensorrt_backend import build_engine
+    from rvm_ros.runtime.backends.tensorrt import build_engine
 
     say(f"building TensorRT {precision} engine (batch 1..{max_batch})")
     build_engine(

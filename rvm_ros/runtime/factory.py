@@ -1,19 +1,20 @@
-"""`create_encoder`: build an `Encoder` for a checkpoint on a backend (or pick one)."""
+"""`create_encoder`: build an `StepRunner` for a checkpoint on a backend (or pick one)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from rvm_ros.model import RVM
+    pass
 
-from rvm_ros.runtime.base import BACKENDS, PRECISIONS, BackendUnavailable, Encoder, InputError
+from rvm_ros.runtime.base import BACKENDS, PRECISIONS, BackendUnavailable, InputError, StepRunner
+from rvm_ros.runtime.source import load_any
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,8 @@ def choose_backend(precision: str = "fp32", device: str | None = None) -> Choice
     Returns:
         The `Choice`, with a reason naming why the better options were not taken.
     """
-    from rvm_ros.runtime.ort_backend import ort_available
-    from rvm_ros.runtime.tensorrt_backend import TRT_PRECISIONS, tensorrt_available
+    from rvm_ros.runtime.backends.onnxruntime import ort_available
+    from rvm_ros.runtime.backends.tensorrt import TRT_PRECISIONS, tensorrt_available
 
     wants_cpu = device is not None and torch.device(device).type == "cpu"
     notes: list[str] = []
@@ -77,17 +78,6 @@ def choose_backend(precision: str = "fp32", device: str | None = None) -> Choice
     return Choice(backend, "cpu", f"{prefix}{why}")
 
 
-def load_any(checkpoint: Any) -> RVM:
-    """An `RVM` from a loaded module, a checkpoint path or ``random:<variant>[:<seed>]``."""
-    if isinstance(checkpoint, torch.nn.Module):
-        if not callable(getattr(checkpoint, "step", None)) or not hasattr(checkpoint, "config"):
-            raise InputError(f"{type(checkpoint).__name__} is not an RVM model (no step/config)")
-        return cast("RVM", checkpoint)
-    from rvm_ros.checkpoint import load_model
-
-    return load_model(str(checkpoint))
-
-
 def create_encoder(
     checkpoint: Any,
     backend: str = "auto",
@@ -100,8 +90,8 @@ def create_encoder(
     cache_dir: str | Path | None = None,
     threads: int | None = None,
     cuda_graphs: bool = True,
-) -> Encoder[Any]:
-    """Create an `Encoder` for one model on one backend.
+) -> StepRunner[Any]:
+    """Create an `StepRunner` for one model on one backend.
 
     Args:
         checkpoint: a checkpoint path (``.npz`` / ``.safetensors``), ``random:<variant>``,
@@ -136,7 +126,7 @@ def create_encoder(
 
     onnx_file = _onnx_path(checkpoint)
     if backend == "tensorrt":
-        from rvm_ros.runtime.tensorrt_backend import tensorrt_available
+        from rvm_ros.runtime.backends.tensorrt import tensorrt_available
 
         trt_ok, trt_why = tensorrt_available()
         if not trt_ok:  # say so before spending time on an ONNX export
@@ -144,7 +134,7 @@ def create_encoder(
     if backend == "torch":
         if onnx_file is not None:
             raise InputError(f"the torch backend needs a checkpoint, not an ONNX file: {onnx_file}")
-        from rvm_ros.runtime.torch_backend import TorchEncoder
+        from rvm_ros.runtime.backends.torch import TorchEncoder
 
         return TorchEncoder(
             load_any(checkpoint),
@@ -157,9 +147,9 @@ def create_encoder(
             reason=reason,
         )
 
-    from rvm_ros.runtime.onnx_export import read_metadata
-    from rvm_ros.runtime.ort_backend import cache_dir as resolve_cache
-    from rvm_ros.runtime.ort_backend import cached_export_of
+    from rvm_ros.runtime.cache import cache_dir as resolve_cache
+    from rvm_ros.runtime.cache import cached_export_of
+    from rvm_ros.runtime.onnx.export import read_metadata
 
     if onnx_file is None:
         onnx_file = cached_export_of(checkpoint, height, width, cache_dir)
@@ -181,10 +171,10 @@ def create_encoder(
         "reason": reason,
     }
     if backend == "onnxruntime":
-        from rvm_ros.runtime.ort_backend import OrtEncoder
+        from rvm_ros.runtime.backends.onnxruntime import OrtEncoder
 
         return OrtEncoder(onnx_file, threads=threads, **common)
-    from rvm_ros.runtime.tensorrt_backend import TensorRTEncoder
+    from rvm_ros.runtime.backends.tensorrt import TensorRTEncoder
 
     return TensorRTEncoder(onnx_file, cache=resolve_cache(cache_dir), **common)
 
@@ -199,7 +189,7 @@ def _onnx_path(checkpoint: Any) -> Path | None:
 
 
 def encode_video(
-    encoder: Encoder[Any], video: np.ndarray, cameras: list[str] | None = None
+    encoder: StepRunner[Any], video: np.ndarray, cameras: list[str] | None = None
 ) -> np.ndarray:
     """Stream clips through an encoder, one frame per step, from the zero state.
 

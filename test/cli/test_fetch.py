@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from rvm_ros.checkpoint.fetch import CHECKPOINT_FILES, URL_ENV
 from rvm_ros.cli import main
-from rvm_ros.fetch import CHECKPOINT_FILES, URL_ENV
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rvm_ros.consumer import FeatureMapArrays, Tracks, feature_map_payload
-from rvm_ros.preprocess import fit_geometry
+from rvm_ros.imaging.preprocess import fit_geometry
+from rvm_ros.wire.decode import FeatureMapArrays, Tracks, feature_map_payload
 
 RNG = np.random.default_rng(11)
 GEOMETRY = fit_geometry(64, 64, 64, 64, "stretch")  # 4x4 grid of 16 px cells, 1 px = 1 px

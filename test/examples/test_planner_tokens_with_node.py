@@ -33,7 +33,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rvm_ros.msg import FeatureMap, TrackedPoints
 from sensor_msgs.msg import Image
 
-from rvm_ros.consumer import feature_map_to_numpy, pixel_to_cell, tracks_to_numpy
+from rvm_ros.wire.decode import feature_map_to_numpy, pixel_to_cell, tracks_to_numpy
 
 pytestmark = pytest.mark.ros
 

@@ -14,7 +14,7 @@ from node_harness import NodeProcess, RosPeer, diag_values, image_msg, pick_doma
 from rvm_ros.msg import FeatureMap
 from sensor_msgs.msg import Image
 
-from rvm_ros.node.config import load_params_file
+from rvm_ros.pipeline.params import load_params_file
 
 pytestmark = pytest.mark.ros
 

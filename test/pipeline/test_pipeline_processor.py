@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pipeline_fakes import FakeEncoder
 
+from rvm_ros.imaging.preprocess import fit_geometry, preprocess
 from rvm_ros.pipeline import (
     ConfigError,
     FrameInput,
@@ -20,7 +21,6 @@ from rvm_ros.pipeline import (
     ProcessingConfig,
     Processor,
 )
-from rvm_ros.preprocess import fit_geometry, preprocess
 
 S = 1_000_000_000  # ns per second
 
@@ -427,7 +427,7 @@ def test_inf_model_output_is_non_finite() -> None:
 def test_preprocessing_failure_is_a_skip_and_keeps_a_pending_reset(
     fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rvm_ros.preprocess as pre
+    import rvm_ros.imaging.preprocess as pre
     from rvm_ros.imaging import ImageError
 
     proc = make(fake_encoder)
@@ -448,7 +448,7 @@ def test_preprocessing_failure_is_a_skip_and_keeps_a_pending_reset(
 
 def test_the_core_imports_no_ros(repo_root: Path) -> None:
     code = (
-        "import sys, rvm_ros.pipeline, rvm_ros.messages; "
+        "import sys, rvm_ros.pipeline, rvm_ros.wire.encode; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('rclpy', 'rosidl_runtime_py', 'std_msgs', 'sensor_msgs')); "
         "print(bad); sys.exit(1 if bad else 0)"

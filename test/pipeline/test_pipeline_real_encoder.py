@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rvm_ros.messages import feature_map_fields
+from rvm_ros.imaging.preprocess import fit_geometry, preprocess
 from rvm_ros.pipeline import (
     FrameInput,
     FrameResult,
@@ -16,8 +16,8 @@ from rvm_ros.pipeline import (
     Processor,
     group_batches,
 )
-from rvm_ros.preprocess import fit_geometry, preprocess
 from rvm_ros.runtime import create_encoder
+from rvm_ros.wire.encode import feature_map_fields
 
 H = W = 64
 MS = 1_000_000

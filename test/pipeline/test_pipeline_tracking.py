@@ -7,7 +7,7 @@ import pytest
 from pipeline_fakes import FakeEncoder
 
 from rvm_ros.pipeline import FrameInput, FrameResult, FrameSkip, ProcessingConfig, Processor
-from rvm_ros.tracking import TrackerConfig
+from rvm_ros.tracking.config import TrackerConfig
 
 
 def make(enc: FakeEncoder, **kw: object) -> Processor:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from replay_helpers import FRAMES, WIDTH
 
-from rvm_ros.replay.make_bag import MakeBagError, find_sample_video, make_bag
+from rvm_ros.bags.make_bag import MakeBagError, find_sample_video, make_bag
 
 
 @pytest.fixture(scope="session")

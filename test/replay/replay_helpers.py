@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rvm_ros.replay.replay import ReplaySettings
+from rvm_ros.replay.settings import ReplaySettings
 
 FRAMES = 12
 WIDTH = 96  # 96x79 images

@@ -11,7 +11,7 @@ from rvm_ros.cli import main as cli_main
 
 
 def test_demo_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("rvm_ros.replay.make_bag").find_sample_video("bikes.mp4")
+    pytest.importorskip("rvm_ros.bags.make_bag").find_sample_video("bikes.mp4")
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--frames", "6", "--backend", "torch"]
     assert cli_main(args) == 0

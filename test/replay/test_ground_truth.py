@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 from replay_helpers import small_settings
 
-from rvm_ros import bags
-from rvm_ros.replay.make_bag import image_message
-from rvm_ros.replay.replay import replay
+from rvm_ros.bags import rosbag2 as bags
+from rvm_ros.bags.make_bag import image_message
+from rvm_ros.replay.workers import replay
 
 TOPIC = "/cam/image_raw"
 T = 10

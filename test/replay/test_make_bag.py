@@ -11,16 +11,17 @@ import numpy as np
 import pytest
 from replay_helpers import FRAMES, WIDTH
 
-from rvm_ros import bags
-from rvm_ros.cli import main as cli_main
-from rvm_ros.imaging import compressed_to_array, image_to_array
-from rvm_ros.replay.make_bag import (
+from rvm_ros.bags import rosbag2 as bags
+from rvm_ros.bags.make_bag import (
     DEFAULT_START_NS,
     MakeBagError,
     camera_name,
     make_bag,
     read_video,
 )
+from rvm_ros.cli import main as cli_main
+from rvm_ros.imaging import image_to_array
+from rvm_ros.imaging.compressed import compressed_to_array
 
 
 def _video_frames(video: Path, n: int) -> list[np.ndarray]:

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from replay_helpers import FRAMES
 
-from rvm_ros import bags
-from rvm_ros.replay.replay import ReplaySettings, replay
+from rvm_ros.bags import rosbag2 as bags
+from rvm_ros.replay.settings import ReplaySettings
+from rvm_ros.replay.workers import replay
 
 pytestmark = pytest.mark.ros
 

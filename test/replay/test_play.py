@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from replay_helpers import FRAMES
 
-from rvm_ros import bags
+from rvm_ros.bags import rosbag2 as bags
 
 pytestmark = pytest.mark.ros
 
@@ -88,14 +88,14 @@ def test_play_publishes_every_message_in_order(
 
 
 def test_play_unknown_topic(bag_factory: Callable[..., Path]) -> None:
-    from rvm_ros.replay.play import PlayError, play
+    from rvm_ros.node.play import PlayError, play
 
     with pytest.raises(PlayError, match=r"/nope not in .* \(has: /cameras/"):
         play(bag_factory(), topics=["/nope"])
 
 
 def test_play_missing_bag(tmp_path: Path) -> None:
-    from rvm_ros.replay.play import PlayError, play
+    from rvm_ros.node.play import PlayError, play
 
     with pytest.raises(PlayError, match="does not exist"):
         play(tmp_path / "nope")
@@ -104,7 +104,7 @@ def test_play_missing_bag(tmp_path: Path) -> None:
 def test_play_loop_until_stopped(bag_factory: Callable[..., Path]) -> None:
     import threading
 
-    from rvm_ros.replay.play import play
+    from rvm_ros.node.play import play
 
     stop = threading.Event()
     seen: list[tuple[str, int]] = []

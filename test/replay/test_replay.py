@@ -11,19 +11,14 @@ import numpy as np
 import pytest
 from replay_helpers import FRAMES, small_settings
 
-from rvm_ros import bags
+from rvm_ros.bags import rosbag2 as bags
+from rvm_ros.bags.make_bag import make_bag
 from rvm_ros.cli import main as cli_main
-from rvm_ros.consumer import feature_map_to_numpy
 from rvm_ros.pipeline import Processor
-from rvm_ros.replay.make_bag import make_bag
-from rvm_ros.replay.replay import (
-    PARTIAL_MARKER,
-    ReplayError,
-    camera_name_from_topic,
-    replay,
-    resolve_topic,
-    topic_cameras,
-)
+from rvm_ros.replay.settings import PARTIAL_MARKER, ReplayError
+from rvm_ros.replay.topics import camera_name_from_topic, resolve_topic, topic_cameras
+from rvm_ros.replay.workers import replay
+from rvm_ros.wire.decode import feature_map_to_numpy
 
 TOPIC = "/cameras/carphone_pristine/image_raw"
 
@@ -117,8 +112,8 @@ def test_replay_matches_processor_directly(
 ) -> None:
     """The features bag holds exactly what the processing core computes for the frames."""
     from rvm_ros.imaging import image_to_array
-    from rvm_ros.node.config import config_from_params
     from rvm_ros.pipeline import FrameInput
+    from rvm_ros.pipeline.params import config_from_params
     from rvm_ros.runtime import create_encoder
 
     bag = bag_factory("mcap", False)
@@ -183,7 +178,7 @@ def test_unreadable_image_is_skipped_with_reason(tmp_path: Path) -> None:
     comp = store.types[bags.COMPRESSED_IMAGE_TYPE]
     header = store.types["std_msgs/msg/Header"]
     time_cls = store.types["builtin_interfaces/msg/Time"]
-    from rvm_ros.imaging import array_to_compressed_fields
+    from rvm_ros.imaging.encode import array_to_compressed_fields
 
     good = array_to_compressed_fields(np.full((32, 48, 3), 100, np.uint8), "jpeg")
     with bags.BagWriter(tmp_path / "bag") as writer:

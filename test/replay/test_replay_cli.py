@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from replay_helpers import FRAMES
 
-from rvm_ros import bags
+from rvm_ros.bags import rosbag2 as bags
+from rvm_ros.bags.make_bag import make_bag
 from rvm_ros.cli import main as cli_main
-from rvm_ros.replay.make_bag import make_bag
 
 CLI = "import sys; from rvm_ros.cli import main; sys.exit(main())"
 SMALL = [

@@ -16,7 +16,7 @@ from rvm_ros.runtime import (
     create_encoder,
     encode_video,
 )
-from rvm_ros.runtime.tensorrt_backend import tensorrt_available
+from rvm_ros.runtime.backends.tensorrt import tensorrt_available
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only choice")

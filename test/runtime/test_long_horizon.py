@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rvm_ros.bench import synthetic_frames
+from rvm_ros.imaging.synthetic import synthetic_frames
 from rvm_ros.model import RVM
 from rvm_ros.runtime import create_encoder
 

@@ -10,7 +10,7 @@ import pytest
 from rvm_ros.checkpoint import load_model
 from rvm_ros.model import RVM
 from rvm_ros.runtime import InputError
-from rvm_ros.runtime.onnx_export import (
+from rvm_ros.runtime.onnx.export import (
     ExportError,
     export_onnx,
     read_metadata,

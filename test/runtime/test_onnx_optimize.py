@@ -12,8 +12,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from rvm_ros.model import RVM
-from rvm_ros.runtime.onnx_export import export_onnx, read_metadata
-from rvm_ros.runtime.onnx_optimize import fuse_attention, optimize_for_ort
+from rvm_ros.runtime.onnx.export import export_onnx, read_metadata
+from rvm_ros.runtime.onnx.optimize import fuse_attention, optimize_for_ort
 
 
 @pytest.fixture(scope="module")

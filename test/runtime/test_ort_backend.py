@@ -10,7 +10,7 @@ import pytest
 
 from rvm_ros.model import RVM
 from rvm_ros.runtime import BackendUnavailable, InputError, create_encoder, encode_video
-from rvm_ros.runtime.onnx_export import export_onnx
+from rvm_ros.runtime.onnx.export import export_onnx
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -120,7 +120,7 @@ def test_second_start_needs_no_checkpoint_loading(
 ) -> None:
     import shutil
 
-    import rvm_ros.checkpoint
+    import rvm_ros.checkpoint.load
 
     ckpt = tmp_path / "tiny.npz"
     shutil.copy(fixtures_dir / "rvm_tiny_params.npz", ckpt)
@@ -129,7 +129,7 @@ def test_second_start_needs_no_checkpoint_loading(
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the checkpoint was loaded again")
 
-    monkeypatch.setattr(rvm_ros.checkpoint, "load_model", refuse)
+    monkeypatch.setattr(rvm_ros.checkpoint.load, "load_model", refuse)
     again = create_encoder(str(ckpt), backend="onnxruntime", cache_dir=tmp_path / "cache")
     assert again.info.model_id == first.info.model_id
     feats = encode_video(again, tiny_io["stream_video"])

@@ -10,7 +10,7 @@ import pytest
 
 from rvm_ros.model import RVM
 from rvm_ros.runtime import BackendUnavailable, create_encoder, encode_video
-from rvm_ros.runtime.tensorrt_backend import (
+from rvm_ros.runtime.backends.tensorrt import (
     engine_cache_key,
     engine_cache_path,
     tensorrt_available,

@@ -1,0 +1,261 @@
+"""Download official RVM checkpoints: resumable (HTTP Range into ``.part``), size-checked,
+sha256 printed and stored next to the file, then converted to ``.safetensors``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import logging
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from email.message import Message
+from pathlib import Path
+
+from rvm_ros.errors import RvmRosError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://storage.googleapis.com/representations4d/checkpoints"
+URL_ENV = "RVM_ROS_CHECKPOINT_URL"
+CHECKPOINT_FILES: dict[str, str] = {
+    "S": "pretrain_rvm_small16_256_204031069.npz",
+    "B": "pretrain_rvm_base16_256_203916225.npz",
+    "L": "pretrain_rvm_large16_256_202497301.npz",
+    "H": "pretrain_rvm_huge16_256_203854202.npz",
+}
+_CHUNK = 1 << 20
+
+
+class FetchError(RvmRosError, RuntimeError):
+    """A download failed (HTTP error, size mismatch, interrupted transfer)."""
+
+    cause = "fetch_failed"
+
+
+class NetworkUnreachable(FetchError):
+    """The server could not be reached at all (DNS, refused connection, timeout)."""
+
+    cause = "network_unreachable"
+
+
+@dataclass(frozen=True)
+class Download:
+    """A finished download.
+
+    Attributes:
+        path: The downloaded file.
+        size: Its size in bytes.
+        sha256: Hex sha256 of its bytes (also written to ``<path>.sha256``).
+        resumed_from: Bytes already present in the ``.part`` file when this run started.
+    """
+
+    path: Path
+    size: int
+    sha256: str
+    resumed_from: int
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """Result of :func:`fetch`: the official file, its sha256 and the converted checkpoint."""
+
+    npz: Path
+    sha256: str
+    safetensors: Path | None
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/rvm_ros/checkpoints`` (default ``~/.cache/rvm_ros/checkpoints``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rvm_ros" / "checkpoints"
+
+
+def checkpoint_url(variant: str, base_url: str | None = None) -> str:
+    """Public address of an official checkpoint.
+
+    Args:
+        variant: ``S``, ``B``, ``L`` or ``H``.
+        base_url: Folder URL; default ``$RVM_ROS_CHECKPOINT_URL`` or the official bucket.
+    """
+    if variant not in CHECKPOINT_FILES:
+        raise ValueError(f"unknown checkpoint {variant!r}; released: {', '.join(CHECKPOINT_FILES)}")
+    base = base_url or os.environ.get(URL_ENV) or DEFAULT_BASE_URL
+    return f"{base.rstrip('/')}/{CHECKPOINT_FILES[variant]}"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _total_from_headers(status: int, headers: Message, start: int) -> int | None:
+    content_range = headers.get("Content-Range")
+    if status == 206 and content_range and "/" in content_range:
+        total = content_range.rsplit("/", 1)[1].strip()
+        if total.isdigit():
+            return int(total)
+    length = headers.get("Content-Length")
+    if length is not None and length.strip().isdigit():
+        return int(length) + (start if status == 206 else 0)
+    return None
+
+
+def _unreachable(url: str, reason: object) -> NetworkUnreachable:
+    host = urllib.parse.urlsplit(url).netloc
+    return NetworkUnreachable(
+        f"network unreachable: cannot connect to {host} ({reason}). Check the connection, "
+        f"or point --base-url / ${URL_ENV} at a mirror"
+    )
+
+
+def download(
+    url: str, dest: str | os.PathLike[str], progress: bool = True, timeout: float = 30.0
+) -> Download:
+    """Download ``url`` to ``dest``, resuming a previous ``dest.part`` with an HTTP Range.
+
+    The file is complete only when its size equals the server's Content-Length; then the
+    ``.part`` file is renamed to ``dest`` and ``dest.sha256`` is written.
+
+    Raises:
+        NetworkUnreachable: The server cannot be reached.
+        FetchError: HTTP error, interrupted transfer (the ``.part`` file is kept for a
+            later resume), or size mismatch.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    start = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "rvm-ros-fetch"})
+    if start:
+        request.add_header("Range", f"bytes={start}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and start:
+            # Range not satisfiable: the .part file may already hold everything.
+            total = _total_from_headers(206, exc.headers, start)
+            exc.close()
+            if total is not None and total == start:
+                return _finish(part, dest, start, start)
+            raise FetchError(
+                f"{url}: server refused to resume at byte {start}; delete {part} and retry"
+            ) from None
+        exc.close()
+        raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise _unreachable(url, exc.reason) from None
+    except (TimeoutError, ConnectionError) as exc:
+        raise _unreachable(url, exc) from None
+
+    with response:
+        status = response.status
+        if start and status != 206:
+            log.info("server ignored the Range request; downloading from the start")
+            start = 0
+        total = _total_from_headers(status, response.headers, start)
+        mode = "ab" if start else "wb"
+        bar_cm: contextlib.AbstractContextManager = contextlib.nullcontext(None)
+        if progress:
+            from tqdm import tqdm
+
+            bar_cm = tqdm(
+                total=total,
+                initial=start,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=dest.name,
+            )
+        written = start
+        with bar_cm as bar, open(part, mode) as out:
+            try:
+                while True:
+                    block = response.read(_CHUNK)
+                    if not block:
+                        break
+                    out.write(block)
+                    written += len(block)
+                    if bar is not None:
+                        bar.update(len(block))
+            except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as exc:
+                raise FetchError(
+                    f"{url}: transfer interrupted after {written} bytes ({exc}); "
+                    "run again to resume"
+                ) from None
+    if total is not None and written != total:
+        raise FetchError(
+            f"{url}: incomplete download: got {written} of {total} bytes; run again to resume"
+        )
+    return _finish(part, dest, written, start)
+
+
+def _finish(part: Path, dest: Path, size: int, resumed_from: int) -> Download:
+    actual = part.stat().st_size
+    if actual != size:
+        raise FetchError(f"{part}: size {actual} != expected {size}")
+    digest = sha256_file(part)
+    os.replace(part, dest)
+    dest.with_name(dest.name + ".sha256").write_text(f"{digest}  {dest.name}\n")
+    return Download(dest, size, digest, resumed_from)
+
+
+def _converted_from(path: Path) -> str | None:
+    """``source_sha256`` metadata of an existing converted checkpoint, else None."""
+    if not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("source_sha256")
+    except Exception:  # unreadable: convert again
+        return None
+
+
+def fetch(
+    variant: str,
+    dest_dir: str | os.PathLike[str] | None = None,
+    base_url: str | None = None,
+    progress: bool = True,
+    convert: bool = True,
+) -> FetchResult:
+    """Download an official checkpoint (if not already there) and convert it.
+
+    Args:
+        variant: ``S``, ``B``, ``L`` or ``H``.
+        dest_dir: Target folder (default :func:`default_cache_dir`).
+        base_url: Folder URL override (default ``$RVM_ROS_CHECKPOINT_URL`` or official).
+        progress: Show progress bars.
+        convert: Also write ``<name>.safetensors`` next to the ``.npz``.
+
+    Returns:
+        Paths and sha256.
+    """
+    url = checkpoint_url(variant, base_url)
+    folder = Path(dest_dir) if dest_dir is not None else default_cache_dir()
+    npz = folder / CHECKPOINT_FILES[variant]
+    sha_file = npz.with_name(npz.name + ".sha256")
+    if npz.is_file() and sha_file.is_file():
+        digest = sha_file.read_text().split()[0]
+        log.info("%s already downloaded", npz)
+    else:
+        digest = download(url, npz, progress=progress).sha256
+    out: Path | None = None
+    if convert:
+        from rvm_ros.checkpoint.convert import convert as convert_checkpoint
+
+        out = npz.with_suffix(".safetensors")
+        if _converted_from(out) == digest:
+            log.info("%s already converted", out)
+        else:
+            convert_checkpoint(npz, out, progress=progress if progress else False)
+    return FetchResult(npz, digest, out)

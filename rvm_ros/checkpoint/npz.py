@@ -1,0 +1,168 @@
+"""Pickle-free reader of official ``.npz`` checkpoints (headers checked before arrays are read)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rvm_ros.checkpoint.errors import CheckpointError, _listing
+from rvm_ros.checkpoint.official import (
+    _check_state_dict,
+    _Entry,
+    _has_decoder,
+    _to_torch_layout,
+    config_from_official_shapes,
+    official_layout,
+)
+from rvm_ros.model import RVMConfig
+
+
+@dataclass(frozen=True)
+class NpzHeader:
+    """What the zip and ``.npy`` headers of an official checkpoint say.
+
+    Attributes:
+        shapes: Key -> shape.
+        dtypes: Key -> numpy dtype.
+        nbytes: Total array bytes.
+    """
+
+    shapes: dict[str, tuple[int, ...]]
+    dtypes: dict[str, np.dtype]
+    nbytes: int
+
+
+def read_npz_header(path: str | os.PathLike[str]) -> NpzHeader:
+    """Read keys, shapes and dtypes of an ``.npz`` without reading any array data.
+
+    Raises:
+        CheckpointError: Not a zip archive, truncated, a member that is not a plain
+            numeric ``.npy`` array, or a member whose size disagrees with its header.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    shapes: dict[str, tuple[int, ...]] = {}
+    dtypes: dict[str, np.dtype] = {}
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if not infos:
+                raise CheckpointError(f"{path}: empty archive, not an RVM checkpoint")
+            for info in infos:
+                name = info.filename
+                if not name.endswith(".npy"):
+                    raise CheckpointError(f"{path}: member {name!r} is not a .npy array")
+                key = name[: -len(".npy")]
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                    elif version == (2, 0):
+                        shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                    else:
+                        raise CheckpointError(
+                            f"{path}: member {name!r} has unsupported .npy version {version}"
+                        )
+                    offset = f.tell()  # type: ignore[attr-defined]
+                if dtype.hasobject or dtype.kind != "f":
+                    raise CheckpointError(
+                        f"{path}: key {key!r} has dtype {dtype}, expected floating point"
+                    )
+                nbytes = int(math.prod(shape)) * dtype.itemsize
+                if info.file_size != offset + nbytes:
+                    raise CheckpointError(
+                        f"{path}: key {key!r} holds {info.file_size - offset} bytes of data, "
+                        f"its header {tuple(shape)} {dtype} needs {nbytes} (truncated or corrupt)"
+                    )
+                shapes[key] = tuple(int(s) for s in shape)
+                dtypes[key] = dtype
+                total += nbytes
+    except zipfile.BadZipFile as exc:
+        raise CheckpointError(
+            f"{path}: not a readable .npz archive ({exc}); truncated download or not an "
+            "RVM checkpoint"
+        ) from None
+    except ValueError as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: corrupt .npy header ({exc})") from None
+    except EOFError as exc:
+        raise CheckpointError(f"{path}: truncated archive ({exc})") from None
+    return NpzHeader(shapes, dtypes, total)
+
+
+PROGRESS_MIN_BYTES = 64 * 1024 * 1024
+
+
+def _progress(total: int, desc: str, enabled: bool | None) -> contextlib.AbstractContextManager:
+    show = total >= PROGRESS_MIN_BYTES if enabled is None else enabled
+    if not show:
+        return contextlib.nullcontext(None)
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc)
+
+
+def _iter_official_arrays(
+    path: Path, entries: list[_Entry], progress: bool | None, total: int
+) -> Iterator[tuple[_Entry, np.ndarray]]:
+    with _progress(total, f"reading {path.name}", progress) as bar:
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                for entry in entries:
+                    array = npz[entry.official]
+                    if tuple(array.shape) != entry.shape:  # headers were checked; be safe
+                        raise CheckpointError(
+                            f"{path}: key {entry.official!r} has shape {array.shape}, "
+                            f"expected {entry.shape}"
+                        )
+                    if bar is not None:
+                        bar.update(array.nbytes)
+                    yield entry, array
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise CheckpointError(f"{path}: read failed ({exc}); truncated or corrupt") from None
+
+
+def read_official(
+    path: str | os.PathLike[str], progress: bool | None = None
+) -> tuple[RVMConfig, dict[str, torch.Tensor], bool]:
+    """Validate and read an official ``.npz`` into torch-named float32 tensors.
+
+    Every key must be consumed and every parameter filled.
+
+    Args:
+        path: The ``.npz`` file.
+        progress: Show a progress bar (None: only for files of 64 MiB or more).
+
+    Returns:
+        ``(config, state_dict, with_decoder)``.
+
+    Raises:
+        CheckpointError: For any problem, naming the key.
+    """
+    path = Path(path)
+    header = read_npz_header(path)
+    config = config_from_official_shapes(header.shapes)
+    with_decoder = _has_decoder(header.shapes)
+    entries = official_layout(config, with_decoder)
+    state: dict[str, torch.Tensor] = {}
+    consumed: set[str] = set()
+    for entry, array in _iter_official_arrays(path, entries, progress, header.nbytes):
+        data = _to_torch_layout(entry.kind, array.astype(np.float32, copy=False))
+        state[entry.torch_name] = torch.from_numpy(np.ascontiguousarray(data))
+        consumed.add(entry.official)
+    unconsumed = sorted(set(header.shapes) - consumed)
+    if unconsumed:
+        raise CheckpointError(f"{path}: key(s) not consumed: {_listing(unconsumed)}")
+    _check_state_dict(state, config, with_decoder, str(path))
+    return config, state, with_decoder

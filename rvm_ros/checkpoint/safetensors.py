@@ -1,0 +1,90 @@
+"""The project's checkpoint format: safetensors with the architecture config in the metadata."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from rvm_ros.checkpoint.errors import CheckpointError
+from rvm_ros.checkpoint.official import _check_state_dict
+from rvm_ros.fsutil import atomic_write
+from rvm_ros.model import RVMConfig
+
+CONFIG_KEY = "rvm_config"
+
+
+SOURCE_SHA_KEY = "source_sha256"
+
+
+FORMAT_KEY = "format"
+
+
+FORMAT_VALUE = "rvm_ros"
+
+
+def save_safetensors(
+    state: Mapping[str, torch.Tensor],
+    config: RVMConfig,
+    path: str | os.PathLike[str],
+    source_sha256: str | None = None,
+) -> Path:
+    """Write a project checkpoint atomically (temporary file, then rename).
+
+    Args:
+        state: Torch-named tensors (an :class:`RVM` state dict).
+        config: Architecture, stored as JSON under metadata ``rvm_config``.
+        path: Output ``.safetensors`` path.
+        source_sha256: sha256 of the file the weights came from (stored as metadata).
+
+    Returns:
+        The written path. No file is left behind on failure.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    with_decoder = any(k.startswith("decoder.") for k in state)
+    _check_state_dict(state, config, with_decoder, str(path))
+    metadata = {CONFIG_KEY: config.to_json(), FORMAT_KEY: FORMAT_VALUE}
+    if source_sha256:
+        metadata[SOURCE_SHA_KEY] = source_sha256
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    return path
+
+
+def read_safetensors_config(path: str | os.PathLike[str]) -> tuple[RVMConfig, bool]:
+    """Config and decoder presence of a project checkpoint, checked against its tensor shapes.
+
+    Reads only the safetensors header; no tensor is loaded.
+
+    Raises:
+        CheckpointError: Not a project checkpoint, or shapes that do not fit its config.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except Exception as exc:  # safetensors raises its own error types
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    if CONFIG_KEY not in metadata:
+        raise CheckpointError(
+            f"{path}: safetensors file without '{CONFIG_KEY}' metadata; not written by "
+            "rvm_ros (convert official .npz files with `rvm-ros convert`)"
+        )
+    try:
+        config = RVMConfig.from_json(metadata[CONFIG_KEY])
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: invalid '{CONFIG_KEY}' metadata: {exc}") from None
+    with_decoder = any(k.startswith("decoder.") for k in shapes)
+    _check_state_dict(shapes, config, with_decoder, str(path))
+    return config, with_decoder

@@ -1,0 +1,7 @@
+"""Runtime backends behind :class:`rvm_ros.runtime.base.StepRunner`: :mod:`.torch`,
+:mod:`.onnxruntime`, :mod:`.tensorrt`. Imported lazily by the factory (each pulls in its
+own heavy dependency)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,674 @@
+"""Point tracking by label propagation over RVM patch-feature grids.
+
+This is the readout the RVM paper uses for tracking (no training): every point carries a
+*label map*, a heatmap over the feature grid. For each new frame, every target cell takes
+a softmax-weighted average of the label maps of its ``topk`` most similar cells among
+the *context* frames (the point's query frame plus up to ``n_context`` recent frames),
+similarity being the cosine of the L2-normalised features divided by ``temperature``.
+The point's position is read off the propagated heatmap; the heatmap is pushed onto the
+context queue and carries the point forward.
+
+Coordinates are feature-grid cells: ``x`` to the right, ``y`` down, cell ``(r, c)``
+covers ``[c, c+1) x [r, r+1)`` with its centre at ``(c + 0.5, r + 0.5)``.
+
+Differences from the paper's evaluation notebook, on purpose:
+
+* ``radius`` **is applied**: a target cell may only draw from context cells whose centres
+  lie within ``radius`` cells (Euclidean) of its own. The JAX notebook computes this mask
+  but never applies it, so its published numbers come from unrestricted propagation;
+  ``radius=0`` or ``radius=inf`` reproduces that.
+* Each point's context starts at its own query frame ("first frame" per group of points
+  queried together): frames before a point existed hold no label for it.
+
+Known limitation: a point that leaves the view often stays "visible" on the border cell
+(its label has nowhere else to go and neighbouring content looks alike); measured on a
+translated real video with pixel-patch features, about half of the points that left the
+view were still reported visible. Points occluded inside the view drop out as expected.
+
+Ties: the top-k is ordered by similarity, equal similarities going to the earlier context
+frame (the query frame first), then the lower cell. Exactly equal similarities only arise
+from exactly repeated feature vectors (synthetic data); the rule makes the result
+independent of the selection algorithm.
+
+Cost: per frame, one ``[N, C] x [C, R*N]`` product of the frame with the ``R`` ring frames
+(``n_context``, shared by all groups of points) plus one ``[N, C] x [C, N]`` per group
+for its query frame, a top-k over the ``K*N`` candidates of each target cell (K = 1 + the
+ring frames after the group's query frame) and a ``[N, topk, P]`` gather (P points). The
+confidence reference reuses the similarities computed when each context frame arrived
+(a merge of per-frame top-k lists, no product). It grows as ``N^2 * K * C``: the product
+is most of it. The ring is preallocated; similarities are computed in chunks of target
+cells so temporaries stay near 8 MB. Measured with ``examples/bench_tracker.py`` on one
+core of the 2-core development machine (Xeon, AVX-512, float32, C = 384, K = 21):
+16x16 grid, 64 points about 12 ms per frame (the float32 product alone about 6 ms);
+32x32 grid about 200 ms (product about 125 ms): pool the features or shorten
+``n_context`` there. Products run through torch (one BLAS thread pool with the model's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rvm_ros.tracking.config import TrackerConfig
+
+__all__ = ["PointTracker", "TrackState"]
+
+_WINDOW = 1  # soft-argmax window half-size in cells (3x3 around the heatmap's argmax)
+_EPS = 1e-12
+_CHUNK_ELEMENTS = 1 << 21  # similarity entries computed at once (8 MB of float32)
+
+
+@dataclass(frozen=True, eq=False)
+class TrackState:
+    """The tracked points after one frame, in ascending id order.
+
+    Attributes:
+        ids: int32 ``[P]`` point ids.
+        xy: float32 ``[P, 2]`` positions ``(x, y)`` in grid cells (cell centres at
+            ``i + 0.5``). For a point that is not visible, the last position at which it
+            was visible.
+        visible: bool ``[P]``, ``confidence >= visibility_threshold``.
+        confidence: float32 ``[P]`` in [0, 1], the peak of the point's propagated heatmap.
+    """
+
+    ids: np.ndarray
+    xy: np.ndarray
+    visible: np.ndarray
+    confidence: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+@dataclass
+class _Group:
+    """Points that share a query (anchor) frame, hence a context.
+
+    Context cells are laid out in blocks of N cells: block 0 is the anchor frame, block
+    ``1 + s`` the frame in ring slot ``s`` of the tracker (only slots holding a frame
+    after the anchor are ever read).
+    """
+
+    anchor_index: int  # frame counter of the anchor frame
+    anchor_features: np.ndarray  # [N, C], L2-normalised
+    anchor_cells: np.ndarray  # int [Pg], argmax cell of each anchor label map
+    ids: np.ndarray  # int32 [Pg]
+    labels: np.ndarray  # float32 [(1+R)*N, Pg], label maps per context block
+    ref_sims: np.ndarray  # float32 [Pg, (1+R)*N], query cells vs context (reach applied)
+    # Per block, the top-k candidates of ref_sims (see _candidates): values, cells within
+    # the block, and whether equal values were cut off.
+    ref_top_v: np.ndarray  # float32 [Pg, 1+R, kb]
+    ref_top_c: np.ndarray  # int [Pg, 1+R, kb]
+    ref_unsure: np.ndarray  # bool [Pg, 1+R]
+
+    @property
+    def anchor_labels(self) -> np.ndarray:
+        """``[N, Pg]`` label maps on the anchor frame."""
+        n = self.anchor_features.shape[0]
+        return self.labels[:n]
+
+
+@dataclass
+class _Point:
+    xy: np.ndarray  # float32 [2], last visible position (or the query position)
+    confidence: float
+
+
+class PointTracker:
+    """Label-propagation tracker for one camera's feature grids.
+
+    Per :meth:`update` with features ``F`` (``[h, w, C]``, N = h*w cells):
+
+    1. ``F`` is L2-normalised per cell.
+    2. For each group of points queried on the same frame, the context is that query
+       frame plus the recent frames after it (at most ``n_context``). Similarities
+       ``S = F @ F_ctx^T`` (``[N, K*N]``); pairs further apart than ``radius`` cells are
+       excluded; each target cell keeps its ``topk`` largest, and
+       ``softmax(S_topk / temperature)`` weights the context labels:
+       ``H[i, p] = Σ_k w[i, k] · L_ctx[j_k(i), p]``.
+    3. Position: the argmax cell of ``H[:, p]``, refined by a soft-argmax (heatmap-weighted
+       mean of cell centres) over the 3x3 window around it.
+    4. Confidence: the peak ``max_i H[i, p]`` divided by a reference ``R_p``, clipped to
+       [0, 1]. ``R_p`` is what the same propagation (same context, top-k, temperature,
+       radius) gives the query frame's own feature at the point's query cell: the value a
+       perfect re-observation of the query would receive. The raw peak alone is not
+       comparable across frames: with few context frames the top-k is filled with
+       unrelated cells and even a perfect match gets well below 1 (about 0.4 with one
+       context frame at the notebook's settings). The ratio is near 1 when the point's
+       appearance is found, and falls towards 0 when it is gone.
+    5. ``(F, H)`` are pushed onto the context queue (the raw, unnormalised ``H``, as in
+       label propagation: uncertainty is carried forward, not sharpened away).
+
+    A point's reported ``xy`` is updated only while it is visible, so a point that is not
+    visible holds its last visible position (the TrackedPoint contract).
+
+    Deterministic: the same calls with the same inputs give the same outputs.
+    Not thread-safe.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        """Create a tracker.
+
+        Args:
+            config: settings; the defaults when ``None``.
+        """
+        self.config = config if config is not None else TrackerConfig()
+        self._frame_index = 0  # index the next update gets
+        self._grid: tuple[int, int, int] | None = None  # (h, w, C) of the context
+        # Ring of the n_context most recent frames (allocated on the first update).
+        self._ring: np.ndarray | None = None  # float32 [R, N, C], normalised features
+        self._ring_index = np.full(self.config.n_context, -1, dtype=np.int64)  # [R], -1: empty
+        self._next_slot = 0  # slot the next frame goes into (slots fill in order 0..R-1)
+        self._groups: list[_Group] = []
+        self._points: dict[int, _Point] = {}  # tracked points (in a group)
+        self._pending: dict[int, tuple[np.ndarray, float]] = {}  # id -> (xy, label peak)
+        self._neighbourhood: tuple[tuple[int, int], np.ndarray | None] | None = None
+        self._sim_buffer: np.ndarray | None = None  # scratch for target-vs-ring similarities
+
+    # ------------------------------------------------------------------ point management
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Ids of all points (tracked and pending), ascending, int32."""
+        return np.array(sorted({*self._points, *self._pending}), dtype=np.int32)
+
+    @property
+    def context_indices(self) -> list[int]:
+        """Frame indices (0 = first update) of the recent frames held as context, oldest
+        first (at most ``n_context``; each group's query frame is kept besides these)."""
+        return sorted(int(i) for i in self._ring_index if i >= 0)
+
+    def __len__(self) -> int:
+        return len(self._points) + len(self._pending)
+
+    def add_queries(self, xy: np.ndarray, ids: np.ndarray) -> None:
+        """Add query points; they are anchored on the next :meth:`update`'s frame.
+
+        On that frame their label maps are Gaussians (``label_sigma``) at ``xy`` and they
+        are reported at ``xy`` with confidence 1.
+
+        Args:
+            xy: ``[P, 2]`` positions ``(x, y)`` in grid cells.
+            ids: ``[P]`` integer ids, unique and not already in use.
+
+        Raises:
+            ValueError: wrong shapes, non-finite or negative positions, positions outside
+                the current grid (when one is known), duplicate or already used ids.
+        """
+        pts = np.asarray(xy, dtype=np.float64)
+        ids_arr = np.asarray(ids)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise ValueError(f"add_queries: xy must have shape [P, 2], got {pts.shape}")
+        if ids_arr.shape != (pts.shape[0],):
+            raise ValueError(
+                f"add_queries: ids must have shape ({pts.shape[0]},) to match xy, "
+                f"got {ids_arr.shape}"
+            )
+        if ids_arr.size and not np.issubdtype(ids_arr.dtype, np.integer):
+            raise ValueError(f"add_queries: ids must be integers, got dtype {ids_arr.dtype}")
+        if ids_arr.size and (ids_arr.min() < -(2**31) or ids_arr.max() >= 2**31):
+            raise ValueError("add_queries: ids must fit in int32")
+        ids_list = [int(i) for i in ids_arr]
+        if len(set(ids_list)) != len(ids_list):
+            dup = sorted({i for i in ids_list if ids_list.count(i) > 1})
+            raise ValueError(f"add_queries: duplicate ids {dup}")
+        used = sorted(i for i in ids_list if i in self._points or i in self._pending)
+        if used:
+            raise ValueError(f"add_queries: ids {used} are already tracked")
+        bad = ~np.isfinite(pts).all(axis=1) | (pts < 0).any(axis=1)
+        if self._grid is not None:
+            h, w, _ = self._grid
+            bad |= (pts[:, 0] > w) | (pts[:, 1] > h)
+        if bad.any():
+            where = f"the {self._grid[0]}x{self._grid[1]} grid" if self._grid else "the grid"
+            ex = [(ids_list[i], pts[i].tolist()) for i in np.flatnonzero(bad)[:5]]
+            raise ValueError(f"add_queries: query points outside {where} (id, xy): {ex}")
+        for i, p in zip(ids_list, pts, strict=True):
+            self._pending[i] = (p.astype(np.float32), 1.0)
+
+    def remove(self, ids: np.ndarray | list[int]) -> None:
+        """Stop tracking the given points.
+
+        Raises:
+            ValueError: an id that is not tracked (nothing is removed then).
+        """
+        ids_list = [int(i) for i in np.asarray(ids).reshape(-1)]
+        unknown = sorted(i for i in ids_list if i not in self._points and i not in self._pending)
+        if unknown:
+            raise ValueError(f"remove: ids {unknown} are not tracked")
+        gone = set(ids_list)
+        for i in gone:
+            self._points.pop(i, None)
+            self._pending.pop(i, None)
+        kept: list[_Group] = []
+        for group in self._groups:
+            keep = np.array([int(i) not in gone for i in group.ids], dtype=bool)
+            if not keep.any():
+                continue
+            if not keep.all():
+                group.ids = group.ids[keep]
+                group.anchor_cells = group.anchor_cells[keep]
+                group.labels = np.ascontiguousarray(group.labels[:, keep])
+                group.ref_sims = np.ascontiguousarray(group.ref_sims[keep])
+                group.ref_top_v = group.ref_top_v[keep]
+                group.ref_top_c = group.ref_top_c[keep]
+                group.ref_unsure = group.ref_unsure[keep]
+            kept.append(group)
+        self._groups = kept
+
+    def clear(self) -> None:
+        """Drop every point (tracked and pending). The context frames are kept."""
+        self._groups.clear()
+        self._points.clear()
+        self._pending.clear()
+
+    def reset(self) -> None:
+        """Forget the context (e.g. after a recurrent-state reset); keep the points.
+
+        On the next :meth:`update` every point is re-anchored, like a new query, at its
+        last position, and the grid size may change. A point that is not visible at the
+        reset is re-anchored with an all-zero label map: it stays not visible (confidence
+        0, at its last visible position) until removed, rather than latching onto whatever
+        now covers that position. Pending queries stay pending.
+        """
+        for i, point in self._points.items():
+            visible = point.confidence >= self.config.visibility_threshold
+            self._pending[i] = (point.xy.copy(), 1.0 if visible else 0.0)
+        self._points.clear()
+        self._groups.clear()
+        self._ring = None
+        self._ring_index.fill(-1)
+        self._next_slot = 0
+        self._sim_buffer = None
+        self._grid = None
+
+    # ------------------------------------------------------------------------- tracking
+
+    def update(self, features: np.ndarray) -> TrackState:
+        """Track all points into a new frame.
+
+        Args:
+            features: float ``[h, w, C]`` patch features of the frame (row-major grid,
+                without the CLS token).
+
+        Returns:
+            The state of every point (pending queries included, now anchored), ascending id.
+
+        Raises:
+            ValueError: features that are not a finite float ``[h, w, C]`` array, a grid
+                shape that differs from the context's without a :meth:`reset`, or (after a
+                reset onto a smaller grid) a point outside the new grid. The tracker is
+                unchanged when it raises.
+        """
+        feats = np.asarray(features)
+        if feats.ndim != 3 or min(feats.shape) < 1:
+            raise ValueError(f"update: features must have shape [h, w, C], got {feats.shape}")
+        if not np.issubdtype(feats.dtype, np.floating):
+            raise ValueError(f"update: features must be floating point, got dtype {feats.dtype}")
+        h, w, c = (int(s) for s in feats.shape)
+        if self._grid is not None and self._grid != (h, w, c):
+            gh, gw, gc = self._grid
+            raise ValueError(
+                f"update: feature grid {h}x{w}x{c} differs from the context's {gh}x{gw}x{gc}; "
+                "call reset() when the input size changes"
+            )
+        finite = np.isfinite(feats).all(axis=-1)
+        if not finite.all():
+            r, col = np.argwhere(~finite)[0]
+            raise ValueError(
+                f"update: features are not finite in {int((~finite).sum())} cells "
+                f"(first: row {int(r)}, column {int(col)})"
+            )
+        if self._pending:
+            xy = np.stack([p for p, _ in self._pending.values()])
+            out = (xy[:, 0] > w) | (xy[:, 1] > h)
+            if out.any():
+                ids_out = [i for i, o in zip(self._pending, out, strict=True) if o]
+                raise ValueError(f"update: points {sorted(ids_out)} lie outside the {h}x{w} grid")
+
+        n = h * w
+        flat = feats.reshape(n, c).astype(np.float32)  # [N, C] (a copy)
+        flat /= np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), _EPS)
+        index = self._frame_index
+        self._grid = (h, w, c)
+        r_slots = self.config.n_context
+        if r_slots > 0:
+            self._make_room(n, c)
+        slot = self._next_slot  # where this frame goes (evicting the oldest when full)
+
+        if self._groups:
+            results = self._propagate_all(flat)
+            for group, (heat, reference, anchor_sims) in zip(self._groups, results, strict=True):
+                self._read_out(group.ids, heat.reshape(h, w, -1), reference)
+                if r_slots > 0:
+                    # This frame becomes context block 1 + slot: its labels, and the
+                    # similarities of the query cells to it (reach is symmetric).
+                    block = slice((1 + slot) * n, (2 + slot) * n)
+                    group.labels[block] = heat
+                    group.ref_sims[:, block] = anchor_sims[:, group.anchor_cells].T
+                    self._store_ref_top(group, 1 + slot)
+
+        if self._pending:
+            self._anchor_pending(flat, index, h, w)
+
+        if self._ring is not None:
+            self._ring[slot] = flat
+            self._ring_index[slot] = index
+            self._next_slot = (slot + 1) % r_slots
+        self._frame_index += 1
+        return self.state()
+
+    def state(self) -> TrackState:
+        """The current state of the tracked points (pending queries not included)."""
+        ids = sorted(self._points)
+        pts = [self._points[i] for i in ids]
+        conf = np.array([p.confidence for p in pts], dtype=np.float32)
+        return TrackState(
+            ids=np.array(ids, dtype=np.int32),
+            xy=np.array([p.xy for p in pts], dtype=np.float32).reshape(-1, 2),
+            visible=conf >= self.config.visibility_threshold,
+            confidence=conf,
+        )
+
+    # ------------------------------------------------------------------------ internals
+
+    def _make_room(self, n: int, c: int) -> None:
+        """Grow the ring (and every group's per-block arrays) to hold slot ``_next_slot``.
+
+        The ring grows by doubling up to ``n_context`` slots rather than being allocated
+        whole, so a large ``n_context`` costs memory only once that many frames came.
+        """
+        cap = 0 if self._ring is None else self._ring.shape[0]
+        if self._next_slot < cap:
+            return
+        new = min(self.config.n_context, max(4, 2 * cap))
+        ring = np.zeros((new, n, c), dtype=np.float32)
+        if self._ring is not None:
+            ring[:cap] = self._ring
+        self._ring = ring
+        extra = new - cap
+        for g in self._groups:
+            pg = g.ids.shape[0]
+            g.labels = np.concatenate([g.labels, np.zeros((extra * n, pg), np.float32)])
+            g.ref_sims = np.concatenate([g.ref_sims, np.zeros((pg, extra * n), np.float32)], axis=1)
+            kb = g.ref_top_v.shape[2]
+            g.ref_top_v = np.concatenate(
+                [g.ref_top_v, np.full((pg, extra, kb), -np.inf, np.float32)], axis=1
+            )
+            g.ref_top_c = np.concatenate(
+                [g.ref_top_c, np.zeros((pg, extra, kb), g.ref_top_c.dtype)], axis=1
+            )
+            g.ref_unsure = np.concatenate([g.ref_unsure, np.zeros((pg, extra), bool)], axis=1)
+
+    def _radius_mask(self, h: int, w: int) -> np.ndarray | None:
+        """float32 ``[N, N]``: ``-inf`` where context cell j is out of reach of target cell
+        i, else 0 (``None`` when nothing is out of reach). Symmetric."""
+        if not self.config.restricted:
+            return None
+        if self._neighbourhood is None or self._neighbourhood[0] != (h, w):
+            rows, cols = np.divmod(np.arange(h * w), w)
+            d2 = (rows[:, None] - rows[None, :]) ** 2 + (cols[:, None] - cols[None, :]) ** 2
+            far = d2 > self.config.radius**2
+            penalty = np.where(far, -np.inf, 0.0).astype(np.float32) if far.any() else None
+            self._neighbourhood = ((h, w), penalty)
+        return self._neighbourhood[1]
+
+    def _select(
+        self,
+        pieces: list[tuple[np.ndarray, int, np.ndarray]],
+        k: int,
+        candidates: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k softmax weights of target rows over context columns split into pieces.
+
+        The top-k is ordered by similarity, ties going to the smaller key (the earlier
+        frame, then the lower cell), so the result does not depend on how the columns are
+        split or on the order a selection algorithm visits equal values.
+
+        Args:
+            pieces: ``(sims [R, m], first label row, keys [m])`` per piece: similarities
+                (``-inf`` out of reach), the row of ``labels`` that column 0 stands for
+                (columns are consecutive rows), and each column's tie-break key.
+            k: entries to keep (at most the total number of columns).
+            candidates: ``(values, label rows, keys, unsure)`` (``[R, M]`` x3, ``[R]``)
+                already picked from the pieces as :func:`_candidates` does (each piece's
+                top-k among them); computed from ``pieces`` when ``None``.
+
+        Returns:
+            ``(label rows [R, k], weights [R, k])``.
+        """
+        if candidates is None:
+            vals, rows, keys = [], [], []
+            unsure = np.zeros(pieces[0][0].shape[0], dtype=bool)  # [R] rows with cut-off ties
+            for sims, first, key in pieces:
+                v_p, i_p, u_p = _candidates(sims, k)
+                vals.append(v_p)
+                rows.append(i_p + first)
+                keys.append(key[i_p])
+                unsure |= u_p
+            candidates = (
+                np.concatenate(vals, axis=1),
+                np.concatenate(rows, axis=1),
+                np.concatenate(keys, axis=1),
+                unsure,
+            )
+        v, r, key_v, unsure = candidates  # [R, M] x3, [R]
+        order = np.lexsort((key_v, -v), axis=1)[:, :k]  # [R, k]
+        top_sims = np.take_along_axis(v, order, axis=1)
+        top = np.take_along_axis(r, order, axis=1)
+        for row in np.flatnonzero(unsure).tolist():  # rare: exact ties (duplicated features)
+            row_v = np.concatenate([p[row] for p, _, _ in pieces])
+            row_r = np.concatenate([f + np.arange(p.shape[1]) for p, f, _ in pieces])
+            row_o = np.lexsort((np.concatenate([key for _, _, key in pieces]), -row_v))[:k]
+            top_sims[row], top[row] = row_v[row_o], row_r[row_o]
+        # A cell's own position is always within reach, so every row has a finite max.
+        logits = (top_sims - top_sims[:, :1]) / self.config.temperature
+        weights = np.exp(logits)  # exp(-inf) = 0 for out-of-reach entries
+        weights /= weights.sum(axis=1, keepdims=True)  # [R, k]
+        return top, weights
+
+    def _store_ref_top(self, group: _Group, block: int) -> None:
+        """Refresh the reference's top-k candidates of context block ``block``."""
+        n = group.anchor_features.shape[0]
+        v, c, unsure = _candidates(group.ref_sims[:, block * n : (block + 1) * n], self.config.topk)
+        group.ref_top_v[:, block] = v
+        group.ref_top_c[:, block] = c
+        group.ref_unsure[:, block] = unsure
+
+    def _propagate_all(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Propagate every group's labels into the frame ``flat`` ``[N, C]``.
+
+        The similarities of the frame to the ring frames are computed once for all groups
+        (in chunks of target cells that keep the temporaries near 8 MB); each group adds
+        its anchor frame and keeps only the ring frames after its anchor.
+
+        Returns:
+            Per group ``(heat [N, Pg], reference [Pg], anchor_sims [N, N])``: the
+            propagated heatmaps; for each point the value the same context gives the
+            query frame's own feature at the point's query cell (what a perfect
+            re-observation would receive); the frame's similarities to the anchor frame
+            (reach applied).
+        """
+        h, w, c = self._grid  # type: ignore[misc]
+        n = h * w
+        topk = self.config.topk
+        reach = self._radius_mask(h, w)  # [N, N] or None
+        occupied = int((self._ring_index >= 0).sum())  # slots 0..occupied-1 hold frames
+        import torch  # here, not at module level: TrackerConfig users stay light
+
+        flat_t = torch.from_numpy(flat)
+        ring_t = (
+            torch.from_numpy(self._ring[:occupied].reshape(occupied * n, c))
+            if self._ring is not None and occupied
+            else None
+        )  # [R'*N, C]
+        cells = np.arange(n)
+        # Tie-break keys (frame index * N + cell) of the ring columns, [R'*N].
+        ring_keys = (self._ring_index[:occupied, None] * n + cells).reshape(-1)
+        runs: list[list[tuple[int, int]]] = []  # per group: runs [a, b) of slots after anchor
+        anchor_sims = []  # per group [N, N]
+        for group in self._groups:
+            after = self._ring_index[:occupied] > group.anchor_index  # [R']
+            edges = np.flatnonzero(np.diff(np.concatenate(([0], after.view(np.int8), [0]))))
+            runs.append([(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)])
+            a_sims = _matmul_t(flat, group.anchor_features)  # [N, N]
+            if reach is not None:
+                a_sims += reach
+            anchor_sims.append(a_sims)
+        heats = [np.empty((n, g.ids.shape[0]), dtype=np.float32) for g in self._groups]
+
+        chunk = n if ring_t is None else max(1, min(n, _CHUNK_ELEMENTS // (occupied * n)))
+        if ring_t is not None and (
+            self._sim_buffer is None or self._sim_buffer.shape != (chunk, occupied * n)
+        ):
+            self._sim_buffer = np.empty((chunk, occupied * n), dtype=np.float32)
+        for lo in range(0, n, chunk):
+            hi = min(n, lo + chunk)
+            ring_sims = None
+            if ring_t is not None:
+                assert self._sim_buffer is not None
+                ring_sims = self._sim_buffer[: hi - lo]
+                torch.matmul(flat_t[lo:hi], ring_t.T, out=torch.from_numpy(ring_sims))
+                if reach is not None:  # ring_sims: [r, R'*N]
+                    view = ring_sims.reshape(hi - lo, occupied, n)
+                    np.add(view, reach[lo:hi, None, :], out=view)
+            for g, group in enumerate(self._groups):
+                # Pieces: the anchor block, then each run of ring slots after the anchor.
+                pieces = [(anchor_sims[g][lo:hi], 0, group.anchor_index * n + cells)]
+                if ring_sims is not None:
+                    for a, b in runs[g]:
+                        cols = slice(a * n, b * n)
+                        pieces.append((ring_sims[:, cols], (1 + a) * n, ring_keys[cols]))
+                k = min(topk, sum(p.shape[1] for p, _, _ in pieces))
+                top, weights = self._select(pieces, k)  # [r, k]
+                # [r, k] x [r, k, Pg] -> [r, Pg]
+                heats[g][lo:hi] = np.einsum("nk,nkp->np", weights, group.labels[top])
+
+        out = []
+        for g, group in enumerate(self._groups):
+            # Reference: the query cells of the anchor frame over the same context.
+            # Candidates: each block's stored top-k, merged (the context moved by a frame
+            # since the last update, the blocks did not change).
+            slots = [s for a, b in runs[g] for s in range(a, b)]
+            blocks = np.array([0] + [1 + s for s in slots])  # context blocks
+            frames = np.array([group.anchor_index, *self._ring_index[slots].tolist()])
+            pg = group.ids.shape[0]
+            cells_c = group.ref_top_c[:, blocks]  # [Pg, B, kb]
+            candidates = (
+                group.ref_top_v[:, blocks].reshape(pg, -1),
+                (blocks[None, :, None] * n + cells_c).reshape(pg, -1),
+                (frames[None, :, None] * n + cells_c).reshape(pg, -1),
+                np.asarray(group.ref_unsure[:, blocks].any(axis=1)),
+            )
+            pieces = [
+                (group.ref_sims[:, b * n : (b + 1) * n], b * n, f * n + cells)
+                for b, f in zip(blocks.tolist(), frames.tolist(), strict=True)
+            ]
+            k = min(topk, len(blocks) * n)
+            top_r, weights_r = self._select(pieces, k, candidates)  # [Pg, k]
+            columns = np.arange(pg)[:, None]  # [Pg, 1]
+            reference = (weights_r * group.labels[top_r, columns]).sum(axis=1)  # [Pg]
+            out.append((heats[g], reference.astype(np.float32), anchor_sims[g]))
+        return out
+
+    def _read_out(self, ids: np.ndarray, heat: np.ndarray, reference: np.ndarray) -> None:
+        """Update points ``ids`` from their heatmaps ``heat`` ``[h, w, Pg]``."""
+        h, w, pg = heat.shape
+        flat = heat.reshape(h * w, pg)
+        peak_cell = flat.argmax(axis=0)  # [Pg]
+        peak = flat[peak_cell, np.arange(pg)]  # [Pg]
+        r0, c0 = np.divmod(peak_cell, w)
+        offsets = np.arange(-_WINDOW, _WINDOW + 1)
+        rows = r0[:, None] + offsets[None, :]  # [Pg, 3]
+        cols = c0[:, None] + offsets[None, :]  # [Pg, 3]
+        padded = np.pad(heat, ((_WINDOW, _WINDOW), (_WINDOW, _WINDOW), (0, 0)))
+        window = padded[
+            rows[:, :, None] + _WINDOW, cols[:, None, :] + _WINDOW, np.arange(pg)[:, None, None]
+        ]  # [Pg, 3, 3], zero outside the grid
+        mass = window.sum(axis=(1, 2))  # [Pg]
+        safe = np.maximum(mass, _EPS)
+        x = (window.sum(axis=1) * (cols + 0.5)).sum(axis=1) / safe  # [Pg]
+        y = (window.sum(axis=2) * (rows + 0.5)).sum(axis=1) / safe  # [Pg]
+        ok = reference > _EPS
+        ratio = np.where(ok, peak / np.where(ok, reference, 1), 0).astype(np.float32)
+        confidence = np.clip(ratio, 0.0, 1.0).tolist()  # [Pg]
+        moved = (
+            (np.asarray(confidence) >= self.config.visibility_threshold) & (mass > _EPS)
+        ).tolist()
+        xy = np.stack([x, y], axis=1).astype(np.float32)  # [Pg, 2]
+        for j, pid in enumerate(ids.tolist()):
+            point = self._points[pid]
+            point.confidence = confidence[j]
+            if moved[j]:
+                point.xy = xy[j].copy()
+
+    def _anchor_pending(self, flat: np.ndarray, index: int, h: int, w: int) -> None:
+        """Turn pending queries into a new group anchored on this frame."""
+        n = h * w
+        ids = np.array(sorted(self._pending), dtype=np.int32)
+        xy = np.stack([self._pending[int(i)][0] for i in ids]).astype(np.float32)  # [P, 2]
+        peaks = np.array([self._pending[int(i)][1] for i in ids], dtype=np.float32)  # [P]
+        rows, cols = np.divmod(np.arange(n), w)
+        dx = (cols + 0.5)[:, None] - xy[None, :, 0]  # [N, P]
+        dy = (rows + 0.5)[:, None] - xy[None, :, 1]  # [N, P]
+        labels = np.exp(-(dx * dx + dy * dy) / (2.0 * self.config.label_sigma**2))  # [N, P]
+        labels = labels / np.maximum(labels.max(axis=0, keepdims=True), _EPS) * peaks[None, :]
+        cells = labels.argmax(axis=0)  # [P]
+        blocks = 1 + (0 if self._ring is None else self._ring.shape[0])
+        label_buf = np.zeros((blocks * n, ids.shape[0]), dtype=np.float32)  # [(1+R)*N, P]
+        label_buf[:n] = labels
+        ref_sims = np.zeros((ids.shape[0], blocks * n), dtype=np.float32)  # [P, (1+R)*N]
+        ref_sims[:, :n] = _matmul_t(flat[cells], flat)  # [P, N]
+        reach = self._radius_mask(h, w)
+        if reach is not None:
+            ref_sims[:, :n] += reach[cells]
+        kb = min(n, self.config.topk + 1)
+        group = _Group(
+            anchor_index=index,
+            anchor_features=flat,
+            anchor_cells=cells,
+            ids=ids,
+            labels=label_buf,
+            ref_sims=ref_sims,
+            ref_top_v=np.full((ids.shape[0], blocks, kb), -np.inf, dtype=np.float32),
+            ref_top_c=np.zeros((ids.shape[0], blocks, kb), dtype=np.int64),
+            ref_unsure=np.zeros((ids.shape[0], blocks), dtype=bool),
+        )
+        self._store_ref_top(group, 0)
+        self._groups.append(group)
+        for i, p, c in zip(ids.tolist(), xy, peaks.tolist(), strict=True):
+            self._points[i] = _Point(xy=p.copy(), confidence=float(c))
+        self._pending.clear()
+
+
+def _candidates(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The columns of ``sims`` ``[R, m]`` that can make a row's top-k.
+
+    Returns:
+        ``(values [R, kk], columns [R, kk], unsure [R])`` with ``kk = min(m, k + 1)``: the
+        ``k + 1`` largest per row (unordered; all columns when ``m <= k + 1``). The extra
+        one tells whether values equal to the k-th largest were cut off (``unsure``;
+        ``-inf`` ties do not count, their weight is 0): when not, the row's top-k under
+        any tie order is among the returned columns, and merging pieces never picks a
+        piece's extra one (it would need all k above it too).
+    """
+    rows, m = sims.shape
+    if m <= k + 1:
+        return sims, np.broadcast_to(np.arange(m), (rows, m)), np.zeros(rows, dtype=bool)
+    idx = np.argpartition(sims, m - k - 1, axis=1)[:, m - k - 1 :]  # [R, k+1]
+    v = np.take_along_axis(sims, idx, axis=1)
+    two = np.partition(v, 1, axis=1)[:, :2]  # [(k+1)-th, k-th] largest
+    unsure = (two[:, 0] == two[:, 1]) & np.isfinite(two[:, 1])
+    return v, idx, unsure
+
+
+def _matmul_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b.T`` for float32 ``[m, C]``, ``[n, C]`` -> ``[m, n]``.
+
+    Through torch, like the big product, so that a single BLAS thread pool runs (two pools
+    spinning against each other on few cores cost more than the products themselves).
+    """
+    import torch
+
+    return torch.matmul(torch.from_numpy(a), torch.from_numpy(b).T).numpy()

@@ -149,8 +149,9 @@ class LossSection:
         patch_norm: Weight of the MSE between per-patch normalised prediction and target
             (each patch's own mean and standard deviation removed: structure, not colour).
         correspondence: Weight of the dense correspondence term (synthetic scenes only):
-            cross-entropy of the softmax affinity between consecutive source frames'
-            features against the exactly known patch correspondence.
+            cross-entropy of the softmax affinity between the first source frame's and the
+            farthest target's features (each one step from the zero state) against the
+            exactly known patch correspondence.
         temperature: Softmax temperature of the correspondence term.
     """
 

@@ -46,8 +46,8 @@ class Clip:
         target: ``[T, H, W, 3]`` target frames.
         offsets: ``[T]`` frame offset of each target after the last source frame.
         visible: ``[T, V]`` visible patch indices of each target.
-        correspondence: ``[K-1, h*w]`` for each patch of source frame ``k+1`` the patch of
-            frame ``k`` it came from (-1: unknown / not visible).
+        correspondence: ``[T, h*w]`` for each patch of target ``j`` the patch of the first
+            source frame its centre came from (-1: unknown / not visible; videos: all -1).
     """
 
     source: np.ndarray
@@ -355,7 +355,7 @@ class ClipDataset(torch.utils.data.Dataset[Clip]):
 
     def _no_corr(self) -> np.ndarray:
         n = self.grid[0] * self.grid[1]
-        return np.full((self.data.source_frames - 1, n), -1, np.int64)
+        return np.full((self.data.target_frames, n), -1, np.int64)
 
     def _offsets(self, rng: np.random.Generator, largest: int) -> np.ndarray:
         d = self.data
@@ -416,13 +416,7 @@ class ClipDataset(torch.utils.data.Dataset[Clip]):
             scale=float(rng.uniform(d.min_scale, d.max_scale)),
         )
         frames = np.stack([scene.render(float(ti)) for ti in times])
-        corr = (
-            np.stack(
-                [scene.correspondence(float(i), float(i + 1), self.patch) for i in range(k - 1)]
-            )
-            if k > 1
-            else self._no_corr()
-        )
+        corr = np.stack([scene.correspondence(0.0, float(ti), self.patch) for ti in times[k:]])
         return frames, corr, offsets
 
 
@@ -435,7 +429,7 @@ class Batch:
         target: ``[B, T, H, W, 3]`` uint8.
         offsets: ``[B, T]`` int64.
         visible: ``[B, T, V]`` int64.
-        correspondence: ``[B, K-1, h*w]`` int64.
+        correspondence: ``[B, T, h*w]`` int64.
     """
 
     source: torch.Tensor

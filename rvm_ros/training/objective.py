@@ -133,33 +133,34 @@ def masked_patch_errors(
 
 
 def correspondence_loss(
-    feats: torch.Tensor, correspondence: torch.Tensor, temperature: float
+    first: torch.Tensor, later: torch.Tensor, correspondence: torch.Tensor, temperature: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy of consecutive-frame affinities against known patch correspondences.
+    """Cross-entropy of patch affinities between two frames against the known correspondence.
+
+    Both frames' features are single steps from the zero state (what a stream's first frame
+    gets), so the term rewards features that identify content, not position: the motion
+    between the first source frame and a target spans several patches.
 
     Args:
-        feats: Source core outputs ``[B, K, N, D]`` (token 0 = CLS, ignored).
-        correspondence: ``[B, K-1, h*w]``: for each patch of frame k+1 the patch of frame k
+        first: Features of the first source frame ``[B, N, D]`` (token 0 = CLS, ignored).
+        later: Features of a target frame ``[B, N, D]``.
+        correspondence: ``[B, h*w]``: for each patch of ``later`` the patch of ``first``
             (-1: unknown).
         temperature: Softmax temperature over the cosine similarities.
 
     Returns:
         ``(loss [B], has [B] bool)``; clips without a known correspondence have loss 0.
     """
-    b, k = feats.shape[:2]
-    if k < 2:
-        zero = feats.new_zeros(b, dtype=torch.float32)
-        return zero, torch.zeros(b, dtype=torch.bool, device=feats.device)
-    patches = F.normalize(feats[:, :, 1:].float(), dim=-1)  # [B, K, hw, D]
-    prev, nxt = patches[:, :-1], patches[:, 1:]  # [B, K-1, hw, D]
-    logits = torch.einsum("bkid,bkjd->bkij", nxt, prev) / temperature  # [B, K-1, hw, hw]
-    target = correspondence.long()  # [B, K-1, hw]
+    a = F.normalize(first[:, 1:].float(), dim=-1)  # [B, hw, D]
+    b = F.normalize(later[:, 1:].float(), dim=-1)  # [B, hw, D]
+    logits = torch.einsum("bid,bjd->bij", b, a) / temperature  # [B, hw, hw]
+    target = correspondence.long()  # [B, hw]
     valid = target >= 0
     ce = F.cross_entropy(
-        logits.flatten(0, 2), target.clamp(min=0).flatten(), reduction="none"
-    ).reshape(target.shape)  # [B, K-1, hw]
-    count = valid.sum((1, 2))  # [B]
-    loss = (ce * valid).sum((1, 2)) / count.clamp(min=1)
+        logits.flatten(0, 1), target.clamp(min=0).flatten(), reduction="none"
+    ).reshape(target.shape)  # [B, hw]
+    count = valid.sum(1)  # [B]
+    loss = (ce * valid).sum(1) / count.clamp(min=1)
     return loss, count > 0
 
 
@@ -181,7 +182,8 @@ def compute_loss(
         target: ``[B, T, H, W, 3]`` uint8.
         offsets: ``[B, T]`` target offsets.
         visible: ``[B, T, V]`` visible indices.
-        correspondence: ``[B, K-1, h*w]`` known correspondences (-1: none).
+        correspondence: ``[B, T, h*w]`` known correspondences from the first source frame
+            to each target (-1: none); the term uses the last (farthest) target.
         weights: Loss weights.
         autocast: Run the model under bfloat16 autocast.
 
@@ -202,7 +204,13 @@ def compute_loss(
     corr = torch.zeros_like(pixel)
     has = torch.zeros_like(pixel, dtype=torch.bool)
     if weights.correspondence > 0:
-        corr, has = correspondence_loss(feats, correspondence, weights.temperature)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            last = tgt[:, -1]  # [B, H, W, 3]
+            encoded = model.encoder(last)  # [B, N, D]
+            later = model.core(encoded, torch.zeros_like(encoded))  # [B, N, D]
+        corr, has = correspondence_loss(
+            feats[:, 0], later, correspondence[:, -1], weights.temperature
+        )
         per_clip = per_clip + weights.correspondence * corr
     return LossOutput(
         total=per_clip.mean(),

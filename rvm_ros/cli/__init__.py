@@ -28,6 +28,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "replay",
     "play",
     "demo",
+    "train",
+    "eval_reconstruction",
 )
 
 

@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
+from rvm_ros.errors import RvmRosError
 from rvm_ros.model import VARIANTS, RVMConfig
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(RvmRosError, ValueError):
     """An invalid training configuration (the message names the key)."""
+
+    cause = "train_config"
+    exit_code = 2
 
 
 @dataclass(frozen=True)

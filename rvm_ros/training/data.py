@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rvm_ros.errors import RvmRosError
 from rvm_ros.training.config import DataSection
 from rvm_ros.training.masking import num_visible, sample_visible
 from rvm_ros.training.synthetic import MotionLimits, SyntheticScene, procedural_texture
@@ -33,8 +34,10 @@ EVALUATION_VIDEOS = ("carphone_pristine.mp4", "bigbuckbunny.mp4")
 _STORE_FACTOR = 2.5
 
 
-class DataError(ValueError):
+class DataError(RvmRosError, ValueError):
     """Training data that cannot be read or is unusable (the message names it)."""
+
+    cause = "train_data"
 
 
 @dataclass(frozen=True)

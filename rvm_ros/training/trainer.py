@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rvm_ros.errors import RvmRosError
 from rvm_ros.model import RVM, RVMConfig
 from rvm_ros.training.config import LossSection, TrainConfig, load_config
 from rvm_ros.training.data import Batch, ClipDataset, StepSampler, make_loader
@@ -43,8 +44,10 @@ _RESUME_FREE = (
 _RESUME_FREE_DATA = ("workers",)
 
 
-class TrainError(RuntimeError):
+class TrainError(RvmRosError, RuntimeError):
     """A training run that cannot start or continue (the message says why)."""
+
+    cause = "train"
 
 
 @dataclass(frozen=True)

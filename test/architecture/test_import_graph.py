@@ -9,8 +9,8 @@ Layers (a package may import its own modules and packages of lower layers only):
     runtime   tracking   wire   bags   viz
     imaging
     checkpoint
-    model
-    errors   fsutil
+    model   fsutil
+    errors
 
 rclpy (and the generated ``rvm_ros.msg`` / ``rvm_ros.srv``, which need it) is imported
 only by ``node``, ``cli`` and the node-overhead benchmark; ``replay`` never imports
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2] / "rvm_ros"
 
 LAYER = {
     "errors": 0,
-    "fsutil": 0,
+    "fsutil": 1,  # imports errors (its OutputError)
     "model": 1,
     "checkpoint": 2,
     "imaging": 3,

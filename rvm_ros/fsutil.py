@@ -158,11 +158,13 @@ class OutputPlan:
         final: The output path the user asked for.
         work: The temporary sibling the command writes (a file or a folder, not created).
         force: Whether a previous ``final`` is replaced on :meth:`commit`.
+        holder: A hidden folder holding ``work`` (``keep_name``), removed after commit.
     """
 
     final: Path
     work: Path
     force: bool
+    holder: Path | None = None
 
     def commit(self) -> Path:
         """Swap the complete ``work`` in as ``final``; only then remove a previous output.
@@ -174,6 +176,14 @@ class OutputPlan:
             OutputError: ``final`` appeared meanwhile and ``force`` is off (``work`` is
                 left in place and named in the message), or the rename failed.
         """
+        work = self.work
+        try:
+            return self._swap()
+        finally:
+            if self.holder is not None and not os.path.lexists(work):
+                _remove(self.holder)
+
+    def _swap(self) -> Path:
         final, work = self.final, self.work
         if not os.path.lexists(final):
             try:
@@ -206,6 +216,8 @@ class OutputPlan:
     def discard(self) -> None:
         """Remove ``work`` (whatever was written of it); ``final`` is untouched."""
         _remove(self.work)
+        if self.holder is not None:
+            _remove(self.holder)
 
 
 def _remove(path: Path) -> None:
@@ -228,6 +240,7 @@ def plan_output(
     force: bool = False,
     work: str | os.PathLike[str] | None = None,
     what: str = "output",
+    keep_name: bool = False,
 ) -> OutputPlan:
     """Check ``out`` (:func:`check_output`), create its parent, and pick the work path.
 
@@ -239,13 +252,19 @@ def plan_output(
             beside ``out``, keeping the suffix so writers that look at it still work). It
             is checked against the inputs like ``out``; an existing one is removed.
         what: How messages name ``out``.
+        keep_name: Build at ``.<name>.tmp-<id>/<name>`` (same base name as ``out``), for
+            writers that name inner files after their folder (rosbag2).
 
     Raises:
         OutputError: See :func:`check_output`; also when the parent cannot be created.
     """
     path = check_output(out, inputs, force, what)
     inputs = list(inputs)
-    if work is None:
+    holder = None
+    if work is None and keep_name:
+        holder = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        work_path = holder / path.name
+    elif work is None:
         work_path = path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
     else:
         work_path = Path(work)
@@ -262,7 +281,12 @@ def plan_output(
         )
     if os.path.lexists(work_path):
         _remove(work_path)
-    return OutputPlan(path, work_path, force)
+    if holder is not None:
+        try:
+            holder.mkdir()
+        except OSError as exc:
+            raise _unwritable(path, exc) from exc
+    return OutputPlan(path, work_path, force, holder)
 
 
 @contextlib.contextmanager
@@ -271,6 +295,7 @@ def staged_output(
     inputs: Iterable[str | os.PathLike[str]] = (),
     force: bool = False,
     what: str = "output",
+    keep_name: bool = False,
 ) -> Iterator[Path]:
     """Build an output in a temporary sibling and swap it in when the block succeeds.
 
@@ -278,7 +303,7 @@ def staged_output(
     exception (KeyboardInterrupt included) the work path is removed and ``out``, if it
     existed, is untouched. See :func:`plan_output` for the arguments and errors.
     """
-    plan = plan_output(out, inputs, force, what=what)
+    plan = plan_output(out, inputs, force, what=what, keep_name=keep_name)
     try:
         yield plan.work
     except BaseException:
@@ -291,7 +316,7 @@ def staged_output(
     try:
         plan.commit()
     except BaseException:
-        if os.path.lexists(plan.work) and plan.force:
+        if plan.force:
             plan.discard()
         raise
 

@@ -84,3 +84,13 @@ def test_current_directory_and_bad_parents(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(OutputError, match="is not a folder") as info:
         check_output(tmp_path / "file" / "out.npy")
     assert info.value.exit_code == 1
+
+
+def test_keep_name_builds_under_a_hidden_holder(tmp_path: Path) -> None:
+    out = tmp_path / "bag"
+    with staged_output(out, keep_name=True) as tmp:
+        assert tmp.name == "bag" and tmp.parent.name.startswith(".bag.tmp-")
+        tmp.mkdir()
+        (tmp / "bag_0.mcap").write_bytes(b"x")
+    assert (out / "bag_0.mcap").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]

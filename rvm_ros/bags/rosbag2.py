@@ -30,8 +30,9 @@ IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
 FEATURE_MAP_TYPE = "rvm_ros/msg/FeatureMap"
 TRACKED_POINT_TYPE = "rvm_ros/msg/TrackedPoint"
 TRACKED_POINTS_TYPE = "rvm_ros/msg/TrackedPoints"
-# Message files registered from ``msg/`` (order matters: TrackedPoints uses TrackedPoint).
-MSG_NAMES = ("FeatureMap", "TrackedPoint", "TrackedPoints")
+SCENE_TOKENS_TYPE = "rvm_ros/msg/SceneTokens"
+# Message files registered from ``msg/`` (order matters: a message after the ones it uses).
+MSG_NAMES = ("FeatureMap", "TrackedPoint", "TrackedPoints", "CameraGeometry", "SceneTokens")
 
 Storage = Literal["mcap", "sqlite3"]
 STORAGES: tuple[str, ...] = ("mcap", "sqlite3")

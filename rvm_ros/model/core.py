@@ -35,5 +35,5 @@ class GatedCore(nn.Module):
         update = torch.sigmoid(self.input_update(encoded) + self.state_update(state))
         reset = torch.sigmoid(self.input_reset(encoded) + self.state_reset(state))
         kv = reset * self.state_norm(state)  # [B, N, D]
-        candidate = self.transformer(encoded, kv)  # [B, N, D]
+        candidate: torch.Tensor = self.transformer(encoded, kv)  # [B, N, D]
         return (1.0 - update) * state + update * candidate

@@ -34,7 +34,8 @@ class Decoder(nn.Module):
 
     def embed_source(self, source_features: torch.Tensor) -> torch.Tensor:
         """Core outputs ``[B, K*N, D]`` -> decoder key/values ``[B, K*N, Dd]``."""
-        return self.decoder_embedder(source_features)
+        out: torch.Tensor = self.decoder_embedder(source_features)
+        return out
 
     def forward(
         self,
@@ -70,7 +71,7 @@ class Decoder(nn.Module):
             queries = queries + self.delta_embedder(onehot).unsqueeze(1)  # [B, hw, Dd]
         x = torch.cat([cls, queries], dim=1)  # [B, 1+hw, Dd]
         x = self.transformer(x, kv)  # [B, 1+hw, Dd]
-        patches = self.detokenizer(x[:, 1:])  # [B, hw, p*p*3]
+        patches: torch.Tensor = self.detokenizer(x[:, 1:])  # [B, hw, p*p*3]
         p = self.patch_size
         pixels = patches.reshape(b, h, w, p, p, 3).permute(0, 1, 3, 2, 4, 5)  # [B, h, p, w, q, 3]
         return pixels.reshape(b, h * p, w * p, 3)

@@ -11,6 +11,9 @@ from rvm_ros.model.config import RVMConfig
 from rvm_ros.model.layers import EncoderBlock, LayerNorm, is_tracing
 from rvm_ros.model.posenc import grid_position_table
 
+# torch.jit re-exports TracerWarning without listing it in __all__.
+TracerWarning: type[Warning] = torch.jit.TracerWarning  # type: ignore[attr-defined]
+
 
 def patchify(frames: torch.Tensor, patch: int) -> torch.Tensor:
     """Cut ``[B, H, W, C]`` into row-major patches ``[B, h*w, p*p*C]`` (order p, q, c)."""
@@ -39,13 +42,13 @@ class PositionTable(nn.Module):
         tracing = is_tracing()
         with warnings.catch_warnings():
             # The table is a constant of the grid size by design (fixed input size).
-            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", category=TracerWarning)
             h, w = int(h), int(w)  # plain ints even when shapes are traced
         key = (h, w, device, dtype)
         table = None if tracing else self._cache.get(key)
         if table is None:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", category=TracerWarning)
                 table = torch.tensor(
                     grid_position_table(self.dim, self.pos_grid, h, w), dtype=dtype, device=device
                 )
@@ -77,8 +80,9 @@ class Encoder(nn.Module):
         """Float frames ``[B, H, W, 3]`` -> patch tokens + position ``[B, h*w, D]``."""
         _, height, width, _ = frames.shape
         h, w = height // self.patch_size, width // self.patch_size
-        x = self.patch_embedding(patchify(frames, self.patch_size))  # [B, h*w, D]
-        return x + self.position(h, w, x.device, x.dtype)
+        x: torch.Tensor = self.patch_embedding(patchify(frames, self.patch_size))  # [B, h*w, D]
+        position: torch.Tensor = self.position(h, w, x.device, x.dtype)  # [h*w, D]
+        return x + position
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Patch tokens ``[B, n, D]`` -> encoded ``[B, 1+n, D]`` (token 0 = CLS)."""
@@ -87,7 +91,8 @@ class Encoder(nn.Module):
         x = torch.cat([cls, tokens], dim=1)  # [B, 1+n, D]
         for layer in self.layers:
             x = layer(x)
-        return self.norm(x)
+        out: torch.Tensor = self.norm(x)
+        return out
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Float frames ``[B, H, W, 3]`` -> encoded tokens ``[B, 1+h*w, D]``."""

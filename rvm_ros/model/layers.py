@@ -16,7 +16,8 @@ LN_EPS = 1e-6
 
 def is_tracing() -> bool:
     """True while the module is being traced or compiled (ONNX export, torch.compile)."""
-    if torch.jit.is_tracing():
+    # torch.jit re-exports is_tracing without __all__ or annotations.
+    if torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
         return True
     compiler = getattr(torch, "compiler", None)
     is_compiling = getattr(compiler, "is_compiling", None)
@@ -82,7 +83,8 @@ class Attention(nn.Module):
         ctx = torch.matmul(probs, v)  # [B, h, N, hd]
         b, _, n, _ = ctx.shape
         ctx = ctx.transpose(1, 2).reshape(b, n, self.heads * self.head_dim)  # [B, N, D]
-        return self.out(ctx)
+        out: torch.Tensor = self.out(ctx)
+        return out
 
 
 class MLP(nn.Module):
@@ -95,7 +97,9 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., D] -> [..., D]``."""
-        return self.dense_out(F.gelu(self.dense_in(x), approximate="tanh"))
+        hidden: torch.Tensor = self.dense_in(x)
+        out: torch.Tensor = self.dense_out(F.gelu(hidden, approximate="tanh"))
+        return out
 
 
 class EncoderBlock(nn.Module):
@@ -111,7 +115,8 @@ class EncoderBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, N, D] -> [B, N, D]``."""
         x = x + self.attention(self.attention_norm(x))
-        return x + self.mlp(self.mlp_norm(x))
+        out: torch.Tensor = x + self.mlp(self.mlp_norm(x))
+        return out
 
 
 class CrossBlock(nn.Module):
@@ -134,7 +139,8 @@ class CrossBlock(nn.Module):
         """``x [B, N, D]``, ``kv [B, M, D]`` -> ``[B, N, D]``."""
         x = x + self.ca_attention(self.ca_attention_norm(x), kv)
         x = x + self.mlp(self.mlp_norm(x))
-        return x + self.attention(self.attention_norm(x))
+        out: torch.Tensor = x + self.attention(self.attention_norm(x))
+        return out
 
 
 class CrossTransformer(nn.Module):
@@ -149,4 +155,5 @@ class CrossTransformer(nn.Module):
         """``x [B, N, D]``, ``kv [B, M, D]`` -> ``[B, N, D]``."""
         for block in self.blocks:
             x = block(x, kv)
-        return self.output_norm(x)
+        out: torch.Tensor = self.output_norm(x)
+        return out

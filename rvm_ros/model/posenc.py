@@ -83,11 +83,13 @@ def resize_grid(table: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     """Resize a ``[gh, gw, C]`` grid to ``[out_h, out_w, C]`` (jax-style bicubic)."""
     gh, gw, _ = table.shape
     if (gh, gw) == (out_h, out_w):
-        return table.copy()
+        copy: np.ndarray = table.copy()
+        return copy
     rows = resize_matrix(gh, out_h)  # [out_h, gh]
     cols = resize_matrix(gw, out_w)  # [out_w, gw]
     out = np.einsum("ih,hwc->iwc", rows, table)  # [out_h, gw, C]
-    return np.einsum("jw,iwc->ijc", cols, out)  # [out_h, out_w, C]
+    resized: np.ndarray = np.einsum("jw,iwc->ijc", cols, out)  # [out_h, out_w, C]
+    return resized
 
 
 @functools.lru_cache(maxsize=64)

@@ -754,3 +754,54 @@ def test_fuzz_compressed_to_array(blob: bytes, fmt_string: str) -> None:
     _, width, height = compressed_size(blob)
     assert out.shape == (height, width, 3) and out.dtype == np.uint8
     assert width * height <= FUZZ_LIMIT
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw_images(), st.booleans())
+def test_fuzz_raw_cdr_path_agrees(msg: SimpleNamespace, little_endian: bool) -> None:
+    """The fuzzed messages, serialised (rosbags, either CDR byte order) and decoded by the
+    node's raw path (rvm_ros.imaging.cdr), give what image_to_array gives on the fields."""
+    from rosbags.typesys import Stores, get_typestore
+
+    from rvm_ros.imaging.cdr import parse_image_cdr
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    types = store.types
+    header = types["std_msgs/msg/Header"](
+        stamp=types["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id="f"
+    )
+    payload = bytes(bytearray(msg.data))
+    ros_msg = types["sensor_msgs/msg/Image"](
+        header=header,
+        height=msg.height,
+        width=msg.width,
+        encoding=msg.encoding.replace("\x00", ""),
+        is_bigendian=int(msg.is_bigendian),
+        step=msg.step,
+        data=np.frombuffer(payload, np.uint8),
+    )
+    serialized = bytes(
+        store.serialize_cdr(ros_msg, "sensor_msgs/msg/Image", little_endian=little_endian)
+    )
+    raw = parse_image_cdr(serialized)
+    fields = SimpleNamespace(
+        height=msg.height,
+        width=msg.width,
+        encoding=msg.encoding.replace("\x00", ""),
+        is_bigendian=int(msg.is_bigendian),
+        step=msg.step,
+        data=payload,
+    )
+    outcomes = []
+    for source in (fields, raw):
+        try:
+            outcomes.append(("ok", image_to_array(source, max_image_pixels=FUZZ_LIMIT)))
+        except ImageError as exc:
+            outcomes.append(("error", exc.cause))
+    (kind_a, a), (kind_b, b) = outcomes
+    assert kind_a == kind_b
+    if kind_a == "ok":
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    else:
+        assert a == b

@@ -24,16 +24,31 @@ import numpy as np
 from rvm_ros import imaging
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.errors import RvmRosError
+from rvm_ros.fsutil import plan_output
+from rvm_ros.imaging.video import FrameError, iter_video, video_properties
 
 # Stamp of the first frame of every video: 2023-11-14T22:13:20Z (fixed for determinism).
 DEFAULT_START_NS = 1_700_000_000 * 10**9
 SAMPLE_VIDEOS = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
+# Largest image side make-bag writes (``--width``, and the height it implies).
+MAX_SIDE = 8192
+# Share of the available memory / free disk a bag may take before it is refused.
+_MEMORY_SHARE = 0.5
+_DISK_SHARE = 0.9
+_TOPIC_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class MakeBagError(RvmRosError):
     """A video could not be read or the bag could not be written (message says which)."""
 
     cause = "make_bag_failed"
+
+
+class MakeBagUsageError(MakeBagError):
+    """Bad arguments to make-bag (topic prefix, sizes): a usage error."""
+
+    cause = "invalid_argument"
+    exit_code = 2
 
 
 @dataclass
@@ -105,41 +120,106 @@ def _resize(rgb: np.ndarray, width: int | None) -> np.ndarray:
 
 
 def read_video(
-    video: Path | str, max_frames: int | None = None, width: int | None = None
+    video: Path | str,
+    max_frames: int | None = None,
+    width: int | None = None,
+    strict: bool = False,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Decode a video with OpenCV, yielding ``(time_ns since start, rgb uint8 [H, W, 3])``.
 
-    Frame times come from the container (``CAP_PROP_POS_MSEC``); where they do not
-    increase they are replaced by ``index / fps``, so times strictly increase.
+    Frame times are ``index / fps`` (strictly increasing). After the last frame the count
+    is checked against the container's (:func:`rvm_ros.imaging.video.check_frame_count`):
+    a damaged video gives a warning, or an error with ``strict``.
 
     Raises:
-        MakeBagError: the file cannot be opened or holds no frame.
+        MakeBagError: the file cannot be opened, holds no frame, or (``strict``) is damaged.
     """
     path = Path(video)
-    if not path.is_file():
-        raise MakeBagError(f"video {path} does not exist")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise MakeBagError(f"video {path} cannot be opened by OpenCV")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    last = -1
-    index = 0
     try:
-        while max_frames is None or index < max_frames:
-            ok, bgr = cap.read()
-            if not ok:
-                break
+        fps = video_properties(path)[0] or 30.0
+        last = -1
+        for index, rgb in enumerate(iter_video(path, max_frames, strict)):
             t_ns = round(index * 1e9 / fps)
             if t_ns <= last:
                 t_ns = last + 1
             last = t_ns
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             yield t_ns, _resize(rgb, width)
-            index += 1
-    finally:
-        cap.release()
-    if index == 0:
-        raise MakeBagError(f"video {path} holds no decodable frame")
+    except FrameError as exc:
+        raise MakeBagError(f"video {exc}", cause=exc.cause) from exc
+
+
+def validate_topic_prefix(prefix: str) -> str:
+    """The normalised topic prefix (``"cameras"`` → ``"/cameras"``, ``"/"`` → ``""``).
+
+    Raises:
+        MakeBagUsageError: a token is not a valid ROS name (letters, digits, ``_``; not
+            starting with a digit).
+    """
+    tokens = [t for t in prefix.strip("/").split("/")] if prefix.strip("/") else []
+    for token in tokens:
+        if not _TOPIC_TOKEN.match(token):
+            raise MakeBagUsageError(
+                f"--topic-prefix {prefix!r} is not a valid ROS topic prefix: {token!r} must "
+                "hold only letters, digits and _ and not start with a digit"
+            )
+    return "/" + "/".join(tokens) if tokens else ""
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _check_sizes(
+    props: list[tuple[float, int, int, int]],
+    videos: Sequence[Path | str],
+    width: int | None,
+    max_frames: int | None,
+    compressed: bool,
+    out_parent: Path,
+) -> None:
+    """Refuse sizes that cannot be written before anything is decoded or allocated."""
+    if width is not None and not 16 <= width <= MAX_SIDE:
+        raise MakeBagUsageError(f"--width must be between 16 and {MAX_SIDE}, got {width}")
+    memory = 64 << 20  # interpreter, codecs, the writer's chunk buffer
+    disk = 0
+    for (_fps, count, w0, h0), video in zip(props, videos, strict=True):
+        if w0 <= 0 or h0 <= 0:
+            continue
+        w = width or w0
+        h = max(1, round(h0 * w / w0))
+        if h > MAX_SIDE or w > MAX_SIDE:
+            raise MakeBagUsageError(
+                f"{video}: frames of {w}x{h} exceed {MAX_SIDE} pixels on a side; "
+                "choose a smaller --width"
+            )
+        frame = w * h * 3
+        # decoded source frame + its RGB copy, the resized frame, message data + CDR bytes
+        memory += 2 * w0 * h0 * 3 + 3 * frame
+        frames = min(count, max_frames) if max_frames else count
+        disk += 0 if compressed else frames * frame
+    avail = _available_memory()
+    if avail is not None and memory > _MEMORY_SHARE * avail:
+        raise MakeBagUsageError(
+            f"make-bag would need about {memory / 2**30:.1f} GiB of memory at once, more "
+            f"than half of the {avail / 2**30:.1f} GiB available; choose a smaller --width"
+        )
+    probe = out_parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if disk > _DISK_SHARE * free:
+        raise MakeBagUsageError(
+            f"the bag would take about {disk / 2**30:.1f} GiB, more than the "
+            f"{free / 2**30:.1f} GiB free in {probe}; choose a smaller --width, --max-frames "
+            "or --compressed"
+        )
 
 
 def _stamp(store: Any, t_ns: int, frame_id: str) -> Any:
@@ -188,6 +268,7 @@ def make_bag(
     start_ns: int = DEFAULT_START_NS,
     force: bool = False,
     progress: bool = False,
+    strict: bool = False,
 ) -> MakeBagResult:
     """Write the frames of ``videos`` into a new rosbag2 at ``out``, one camera per video.
 
@@ -200,25 +281,39 @@ def make_bag(
         max_frames: keep at most this many frames of each video.
         width: downscale frames to this width (aspect ratio kept).
         start_ns: header stamp (and bag time) of every video's first frame.
-        force: replace ``out`` if it exists.
+        force: replace ``out`` if it exists (only once the new bag is complete).
         progress: show a progress bar (stderr).
+        strict: a video with fewer frames than its container lists is an error (else a
+            logged warning).
 
     Returns:
         The bag path and what was written per camera.
 
     Raises:
-        MakeBagError: bad arguments, an unreadable video, or ``out`` exists without force.
+        MakeBagError: bad arguments (:class:`MakeBagUsageError`), an unreadable video.
+        OutputError: ``out`` exists without force, or is / contains / lies inside a video.
     """
     if not videos:
-        raise MakeBagError("no video given")
+        raise MakeBagUsageError("no video given")
     if storage not in bags.STORAGES:
-        raise MakeBagError(f"unknown storage {storage!r}; expected one of {bags.STORAGES}")
-    prefix = "/" + topic_prefix.strip("/") if topic_prefix.strip("/") else ""
-    out = Path(out)
-    if out.exists():
-        if not force:
-            raise MakeBagError(f"output {out} exists; pass --force to replace it")
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
+        raise MakeBagUsageError(f"unknown storage {storage!r}; expected one of {bags.STORAGES}")
+    if max_frames is not None and max_frames < 1:
+        raise MakeBagUsageError(f"--max-frames must be >= 1, got {max_frames}")
+    prefix = validate_topic_prefix(topic_prefix)
+    # Inputs are checked and sized before the output is touched; a previous output is
+    # replaced only once the new bag is complete (rvm_ros.fsutil).
+    plan = plan_output(out, videos, force, what="output", keep_name=True)
+    out = plan.final
+    try:
+        props = [video_properties(v) for v in videos]
+    except FrameError as exc:
+        plan.discard()
+        raise MakeBagError(f"video {exc}", cause=exc.cause) from exc
+    try:
+        _check_sizes(props, videos, width, max_frames, compressed, out.parent)
+    except MakeBagError:
+        plan.discard()
+        raise
     summaries: list[CameraSummary] = []
     streams = []
     total = 0
@@ -227,16 +322,16 @@ def make_bag(
         if any(s.camera == name for s in summaries):
             name = f"{name}_{i}"
         topic = f"{prefix}/{name}/image_raw" + ("/compressed" if compressed else "")
-        cap = cv2.VideoCapture(str(video))
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        fps, count = props[i][0], props[i][1]
         total += min(count, max_frames) if max_frames else count
-        cap.release()
         summaries.append(CameraSummary(name, topic, str(video), fps=fps))
-        streams.append(_tagged(read_video(video, max_frames, width), i))
+        streams.append(_tagged(read_video(video, max_frames, width, strict), i))
     store = bags.typestore()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    writer = bags.BagWriter(out, storage, store)
+    try:
+        writer = bags.BagWriter(plan.work, storage, store)
+    except BaseException:
+        plan.discard()
+        raise
     bar = None
     if progress:
         from tqdm import tqdm
@@ -252,12 +347,15 @@ def make_bag(
             summary.height, summary.width = int(rgb.shape[0]), int(rgb.shape[1])
             if bar is not None:
                 bar.update(1)
-    except BaseException:
         writer.close()
-        shutil.rmtree(out, ignore_errors=True)
+        plan.commit()
+    except BaseException:
+        try:
+            writer.close()
+        finally:
+            plan.discard()
         raise
     finally:
         if bar is not None:
             bar.close()
-    writer.close()
     return MakeBagResult(out, storage, summaries)

@@ -10,26 +10,24 @@ from rvm_ros.cli import CliError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rvm_ros.bags.make_bag import MakeBagError, make_bag
+    from rvm_ros.bags.make_bag import MAX_SIDE, make_bag
 
     if args.max_frames is not None and args.max_frames < 1:
         raise CliError(f"--max-frames must be >= 1, got {args.max_frames}")
-    if args.width is not None and args.width < 16:
-        raise CliError(f"--width must be >= 16, got {args.width}")
-    try:
-        result = make_bag(
-            [Path(v) for v in args.videos],
-            Path(args.out),
-            storage=args.storage,
-            compressed=args.compressed,
-            topic_prefix=args.topic_prefix,
-            max_frames=args.max_frames,
-            width=args.width,
-            force=args.force,
-            progress=sys.stderr.isatty(),
-        )
-    except MakeBagError as exc:
-        raise CliError(str(exc)) from exc
+    if args.width is not None and not 16 <= args.width <= MAX_SIDE:
+        raise CliError(f"--width must be between 16 and {MAX_SIDE}, got {args.width}")
+    result = make_bag(
+        [Path(v) for v in args.videos],
+        Path(args.out),
+        storage=args.storage,
+        compressed=args.compressed,
+        topic_prefix=args.topic_prefix,
+        max_frames=args.max_frames,
+        width=args.width,
+        force=args.force,
+        progress=sys.stderr.isatty(),
+        strict=args.strict,
+    )  # MakeBagError / OutputError: one line, exit 2 for usage errors, 1 for bad videos
     for cam in result.cameras:
         print(f"{cam.topic}: {cam.frames} frames {cam.width}x{cam.height} from {cam.video}")
     print(f"wrote {result.bag} ({result.storage})")
@@ -51,5 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topic-prefix", default="/cameras", help="topics: PREFIX/<camera>/image_raw")
     p.add_argument("--max-frames", type=int, default=None, help="frames per video at most")
     p.add_argument("--width", type=int, default=None, help="downscale frames to this width")
-    p.add_argument("--force", action="store_true", help="replace BAG if it exists")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace BAG if it exists (only after the new bag is complete; never an input)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a video with fewer frames than its container lists is an error (exit 1)",
+    )
     p.set_defaults(func=_run)

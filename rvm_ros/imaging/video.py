@@ -6,14 +6,17 @@ without pickle.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from rvm_ros.errors import RvmRosError
+
+log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 
@@ -36,39 +39,124 @@ class StreamEncoder(Protocol):
         ...
 
 
-def read_video(path: str | os.PathLike[str], max_frames: int | None = None) -> np.ndarray:
-    """Decode a video file to RGB frames.
+def check_frame_count(
+    path: str | os.PathLike[str],
+    decoded: int,
+    listed: int | None,
+    max_frames: int | None = None,
+    strict: bool = False,
+) -> str | None:
+    """Compare the frames decoded with the count the container lists.
+
+    A damaged video stops decoding at the damage; this is where that is told instead of
+    silently giving fewer frames.
 
     Args:
-        path: Video file readable by OpenCV.
-        max_frames: Stop after this many frames (None: all).
+        path: The video (for the message).
+        decoded: Frames decoded.
+        listed: Frame count the container states (None or <= 0: unknown, nothing checked).
+        max_frames: The caller stopped after this many on purpose.
+        strict: Raise instead of logging a warning.
 
     Returns:
-        uint8 ``[T, H, W, 3]`` RGB.
+        The warning text when fewer frames than listed were decoded, else None.
 
     Raises:
-        FrameError: Missing, undecodable, or empty video.
+        FrameError: ``strict`` and fewer frames than listed (cause ``video_truncated``).
+    """
+    if not listed or listed <= 0:
+        return None
+    wanted = min(listed, max_frames) if max_frames is not None else listed
+    if decoded >= wanted:
+        return None
+    text = (
+        f"{path}: decoded {decoded} of the {listed} frames its container lists; "
+        f"the video is damaged or cut short after frame {decoded}"
+    )
+    if strict:
+        raise FrameError(text, cause="video_truncated")
+    log.warning("%s (--strict makes this an error)", text)
+    return text
+
+
+def video_properties(path: str | os.PathLike[str]) -> tuple[float, int, int, int]:
+    """``(fps, listed frame count, width, height)`` from a video's container (0 if unknown).
+
+    Raises:
+        FrameError: Missing file or one OpenCV cannot open.
     """
     import cv2
 
     path = Path(path)
     if not path.is_file():
-        raise FrameError(f"{path}: no such file")
+        raise FrameError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
             raise FrameError(f"{path}: OpenCV cannot open this video")
-        frames: list[np.ndarray] = []
-        while max_frames is None or len(frames) < max_frames:
+        return (
+            float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
+            int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+            int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+            int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
+        )
+    finally:
+        cap.release()
+
+
+def iter_video(
+    path: str | os.PathLike[str], max_frames: int | None = None, strict: bool = False
+) -> Iterator[np.ndarray]:
+    """Decode a video file frame by frame, RGB uint8 ``[H, W, 3]``.
+
+    After the last frame the count decoded is checked against the container's
+    (:func:`check_frame_count`): a warning, or :class:`FrameError` with ``strict``.
+
+    Raises:
+        FrameError: Missing or undecodable video, no frame at all, or (``strict``) fewer
+            frames than the container lists.
+    """
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise FrameError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    cap = cv2.VideoCapture(str(path))
+    decoded = 0
+    try:
+        if not cap.isOpened():
+            raise FrameError(f"{path}: OpenCV cannot open this video")
+        listed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        while max_frames is None or decoded < max_frames:
             ok, bgr = cap.read()
             if not ok:
                 break
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            decoded += 1
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     finally:
         cap.release()
-    if not frames:
+    if not decoded:
         raise FrameError(f"{path}: no frame could be decoded")
-    return np.stack(frames)  # [T, H, W, 3]
+    check_frame_count(path, decoded, listed, max_frames, strict)
+
+
+def read_video(
+    path: str | os.PathLike[str], max_frames: int | None = None, strict: bool = False
+) -> np.ndarray:
+    """Decode a video file to RGB frames.
+
+    Args:
+        path: Video file readable by OpenCV.
+        max_frames: Stop after this many frames (None: all).
+        strict: Fewer frames than the container lists is an error (else a warning).
+
+    Returns:
+        uint8 ``[T, H, W, 3]`` RGB.
+
+    Raises:
+        FrameError: Missing, undecodable, or empty video; damaged with ``strict``.
+    """
+    return np.stack(list(iter_video(path, max_frames, strict)))  # [T, H, W, 3]
 
 
 def read_npy_frames(path: str | os.PathLike[str]) -> np.ndarray:
@@ -99,7 +187,7 @@ def read_npy_frames(path: str | os.PathLike[str]) -> np.ndarray:
         )
     if 0 in array.shape:
         raise FrameError(f"{path}: empty frame array {array.shape}")
-    return array
+    return np.asarray(array)
 
 
 def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -121,6 +209,7 @@ def load_frames(
     width: int | None = None,
     max_frames: int | None = None,
     patch_size: int = 16,
+    strict: bool = False,
 ) -> np.ndarray:
     """Frames of a video file or ``.npy``, optionally resized, ready for the model.
 
@@ -130,6 +219,8 @@ def load_frames(
         width: Output width.
         max_frames: Keep at most this many frames.
         patch_size: The result's H and W must be divisible by this.
+        strict: A video with fewer decodable frames than its container lists is an
+            error (by default a logged warning).
 
     Returns:
         uint8 ``[B, T, H, W, 3]`` RGB.
@@ -145,7 +236,7 @@ def load_frames(
         if max_frames is not None:
             frames = frames[:, :max_frames]
     else:
-        frames = read_video(path, max_frames)[None]
+        frames = read_video(path, max_frames, strict)[None]
     if height is not None and width is not None:
         if height <= 0 or width <= 0:
             raise FrameError(f"height and width must be positive, got {height}x{width}")

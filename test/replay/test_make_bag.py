@@ -20,6 +20,7 @@ from rvm_ros.bags.make_bag import (
     read_video,
 )
 from rvm_ros.cli import main as cli_main
+from rvm_ros.fsutil import OutputError
 from rvm_ros.imaging import image_to_array
 from rvm_ros.imaging.compressed import compressed_to_array
 
@@ -91,7 +92,7 @@ def test_camera_name() -> None:
 
 
 def test_missing_video(tmp_path: Path) -> None:
-    with pytest.raises(MakeBagError, match=r"video .*nope\.mp4 does not exist"):
+    with pytest.raises(MakeBagError, match=r"video .*nope\.mp4: no such file"):
         make_bag([tmp_path / "nope.mp4"], tmp_path / "b")
     assert not (tmp_path / "b").exists()  # no half-written bag left behind
 
@@ -106,7 +107,7 @@ def test_not_a_video(tmp_path: Path) -> None:
 def test_existing_output_needs_force(tmp_path: Path, sample_video: Path) -> None:
     out = tmp_path / "b"
     make_bag([sample_video], out, max_frames=1, width=32)
-    with pytest.raises(MakeBagError, match="exists; pass --force"):
+    with pytest.raises(OutputError, match="exists; pass --force"):
         make_bag([sample_video], out, max_frames=1, width=32)
     result = make_bag([sample_video], out, max_frames=2, width=32, force=True)
     assert result.cameras[0].frames == 2

@@ -12,8 +12,13 @@ from rvm_ros.model.config import VARIANTS
 def random_model(variant: str, seed: int = 0, with_decoder: bool = True) -> RVM:
     """A model of a named size with deterministic random weights (tests, demos, benchmarks)."""
     config = RVMConfig.from_variant(variant)
-    gen = torch.Generator().manual_seed(seed)
     model = RVM(config, with_decoder=with_decoder, model_id=f"{variant}-random{seed}")
+    return randomize_(model, seed)
+
+
+def randomize_(model: RVM, seed: int = 0) -> RVM:
+    """Fill ``model`` (any size) in place with the deterministic random weights of ``random:``."""
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if name.endswith("norm.weight"):

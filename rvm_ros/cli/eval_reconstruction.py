@@ -48,12 +48,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.correspondence:
         import json
 
+        from rvm_ros.checkpoint.random import randomize_
         from rvm_ros.model import RVM
 
-        random = RVM(model.config, with_decoder=False, model_id="random")
-        init_weights(random, args.seed)
-        random.eval()
-        models = {"model": model, "random": random, "pixels": None}
+        random = randomize_(RVM(model.config, with_decoder=False, model_id="random"), args.seed)
+        start = RVM(model.config, with_decoder=False, model_id="init")
+        init_weights(start, args.seed)
+        models = {
+            "model": model,
+            "random": random.eval(),
+            "training-init": start.eval(),
+            "pixels": None,
+        }
         results = {}
         for video in args.data:
             frames = read_eval_video(

@@ -214,26 +214,52 @@ def evaluate_reconstruction(
                 None
             ]  # [1, T, V]
             offs = torch.tensor(fit)[None]
-            feats = source_features(model, src)
-            pred = reconstruct(model, feats, tgt, offs, vis).float().clamp(0, 1)
-            err_model, _ = masked_patch_errors(pred, tgt, vis, patch)
-            err_copy, _ = masked_patch_errors(
-                src[:, -1:].expand_as(tgt).contiguous(), tgt, vis, patch
-            )
-            err_mean, _ = masked_patch_errors(_mean_colour(tgt, vis, patch), tgt, vis, patch)
-            for j, o in enumerate(fit):
-                bucket = next(b for b in OFFSET_BUCKETS if b[0] <= o <= b[1])
-                sums[bucket] += [
-                    1,
-                    float(err_model[0, j]),
-                    float(err_mean[0, j]),
-                    float(err_copy[0, j]),
-                ]
+            pred = _accumulate(sums, model, src, tgt, offs, vis)
             if png is not None and len(picture) < 6:
                 picture.append(_picture_row(src[0, -1], tgt[0], pred[0], vis[0], patch))
     if total_clips == 0:
         raise DataError(f"no clip of {source_frames}+{min(offsets)} frames fits in {list(videos)}")
-    report = ReconstructionReport(name, [str(v) for v in videos], total_clips, (height, width))
+    report = _report(name, [str(v) for v in videos], total_clips, (height, width), sums)
+    if png is not None and picture:
+        _write_png(np.concatenate(picture, axis=0), Path(png))
+    return report
+
+
+def _accumulate(
+    sums: dict[tuple[int, int], np.ndarray],
+    model: RVM,
+    src: torch.Tensor,
+    tgt: torch.Tensor,
+    offs: torch.Tensor,
+    vis: torch.Tensor,
+) -> torch.Tensor:
+    """Add one batch of clips' errors (model, mean colour, copy-last) to ``sums``; returns pred."""
+    patch = model.config.patch_size
+    feats = source_features(model, src)
+    pred = reconstruct(model, feats, tgt, offs, vis).float().clamp(0, 1)
+    err_model, _ = masked_patch_errors(pred, tgt, vis, patch)
+    err_copy, _ = masked_patch_errors(src[:, -1:].expand_as(tgt).contiguous(), tgt, vis, patch)
+    err_mean, _ = masked_patch_errors(_mean_colour(tgt, vis, patch), tgt, vis, patch)
+    for i in range(offs.shape[0]):
+        for j, o in enumerate(offs[i].tolist()):
+            bucket = next(b for b in OFFSET_BUCKETS if b[0] <= o <= b[1])
+            sums[bucket] += [
+                1,
+                float(err_model[i, j]),
+                float(err_mean[i, j]),
+                float(err_copy[i, j]),
+            ]
+    return pred
+
+
+def _report(
+    name: str,
+    sources: list[str],
+    clips: int,
+    size: tuple[int, int],
+    sums: dict[tuple[int, int], np.ndarray],
+) -> ReconstructionReport:
+    report = ReconstructionReport(name, sources, clips, size)
     all_sum = np.zeros(4)
     for b in OFFSET_BUCKETS:
         s = sums[b]
@@ -248,9 +274,48 @@ def evaluate_reconstruction(
         all_sum[2] / n,
         all_sum[3] / n,
     )
-    if png is not None and picture:
-        _write_png(np.concatenate(picture, axis=0), Path(png))
     return report
+
+
+@torch.no_grad()
+def evaluate_synthetic(
+    model: RVM,
+    images: Sequence[str],
+    clips: int = 64,
+    height: int = 128,
+    width: int = 128,
+    seed: int = 12345,
+    max_speed: float = 1.0,
+) -> ReconstructionReport:
+    """The same report on clips made from held-out still images under synthetic motion.
+
+    For tuning without touching the evaluation videos: the images must not be training
+    images (:data:`rvm_ros.training.data.HELD_OUT_SAMPLE_IMAGES` are kept out of
+    ``data.sample_images``). Offsets are drawn from 4 to 48.
+    """
+    from rvm_ros.training.config import DataSection
+    from rvm_ros.training.data import ClipDataset, collate
+
+    data = DataSection(
+        images=tuple(images),
+        height=height,
+        width=width,
+        max_speed=max_speed,
+        workers=0,
+    )
+    dataset = ClipDataset(data, seed, model.config.patch_size)
+    sums = {b: np.zeros(4) for b in OFFSET_BUCKETS}
+    for first in range(0, clips, 8):
+        batch = collate([dataset[i] for i in range(first, min(clips, first + 8))])
+        _accumulate(
+            sums,
+            model,
+            batch.source.float() / 255,
+            batch.target.float() / 255,
+            batch.offsets,
+            batch.visible,
+        )
+    return _report(model.model_id, [str(i) for i in images], clips, (height, width), sums)
 
 
 def _mean_colour(target: torch.Tensor, visible: torch.Tensor, patch: int) -> torch.Tensor:
@@ -290,6 +355,51 @@ def _write_png(rgb: np.ndarray, path: Path) -> None:
     if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {path}")
     os.replace(tmp, path)
+
+
+def held_out_image_paths() -> list[Path]:
+    """Still images kept out of training for tuning: scikit-image's held-out data images and
+    matplotlib's ``grace_hopper.jpg`` (whichever are installed)."""
+    import importlib.util
+
+    from rvm_ros.training.data import HELD_OUT_SAMPLE_IMAGES
+
+    paths: list[Path] = []
+    for package, folder, names in (
+        ("skimage", "data", HELD_OUT_SAMPLE_IMAGES),
+        ("matplotlib", "mpl-data/sample_data", ("grace_hopper.jpg",)),
+    ):
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for loc in spec.submodule_search_locations:
+            paths.extend(
+                Path(loc) / folder / n for n in names if (Path(loc) / folder / n).is_file()
+            )
+    if not paths:
+        raise DataError("no held-out still image found (install scikit-image)")
+    return paths
+
+
+def still_crops(paths: Sequence[Path], side: int, per_image: int = 4, seed: int = 0) -> np.ndarray:
+    """Square crops (40-100 % of the shorter side) of still images resized to ``side``: uint8."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for path in paths:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise DataError(f"image {path} cannot be read")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        hs, ws = rgb.shape[:2]
+        for _ in range(per_image):
+            c = int(min(hs, ws) * rng.uniform(0.4, 1.0))
+            y, x = int(rng.integers(0, hs - c + 1)), int(rng.integers(0, ws - c + 1))
+            out.append(
+                cv2.resize(rgb[y : y + c, x : x + c], (side, side), interpolation=cv2.INTER_AREA)
+            )
+    return np.stack(out)
 
 
 @dataclass

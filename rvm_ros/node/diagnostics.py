@@ -16,10 +16,12 @@ import numpy as np
 
 __all__ = [
     "ERROR",
+    "LOSS_HINT",
     "OK",
     "WARN",
     "CameraCounters",
     "NodeStats",
+    "StampGapEstimator",
     "StatusSummary",
     "summarize",
     "to_diagnostic_array",
@@ -31,6 +33,12 @@ ERROR = 2
 
 HARDWARE_ID = "rvm_ros"
 
+#: What a WARN about frames lost in transport tells the user.
+LOSS_HINT = (
+    "frames larger than the shared-memory segment are fragmented over UDP; "
+    "use config/fastdds_large_images.xml or reliable QoS"
+)
+
 
 @dataclass
 class CameraCounters:
@@ -38,7 +46,9 @@ class CameraCounters:
 
     Every received frame ends up in exactly one of: processed, dropped (replaced by a
     newer frame before processing), ignored (node not active), rejected (by cause) or
-    skipped (by the processor, by reason).
+    skipped (by the processor, by reason). ``lost`` counts frames that never reached the
+    node (published but lost in transport): from the RMW's message-lost event, or, where
+    the RMW has none (``lost_estimated``), estimated from gaps in the stamp sequence.
     """
 
     received: int = 0
@@ -48,6 +58,8 @@ class CameraCounters:
     rejected: Counter[str] = field(default_factory=Counter)
     resets: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    lost: int = 0
+    lost_estimated: bool = False
 
     def copy(self) -> CameraCounters:
         """A deep copy."""
@@ -59,6 +71,8 @@ class CameraCounters:
             Counter(self.rejected),
             Counter(self.resets),
             Counter(self.skipped),
+            self.lost,
+            self.lost_estimated,
         )
 
 
@@ -157,6 +171,23 @@ class NodeStats:
             self._qos[topic] += 1
             return first
 
+    def lost(self, camera: str, count: int, estimated: bool = False) -> bool:
+        """``count`` frames of ``camera`` were lost before reaching the node (``estimated``:
+        from stamp gaps, not the RMW); returns True the first time for this camera."""
+        with self._lock:
+            cam = self._cams[camera]
+            cam.lost += count
+            cam.lost_estimated = cam.lost_estimated or estimated
+            key = (camera, "lost")
+            first = key not in self._logged
+            self._logged.add(key)
+            return first
+
+    def estimate_loss(self, camera: str) -> None:
+        """Mark ``camera``'s loss count as an estimate (the RMW reports no lost samples)."""
+        with self._lock:
+            self._cams[camera].lost_estimated = True
+
     def snapshot(self) -> dict[str, Any]:
         """A consistent copy of every counter."""
         with self._lock:
@@ -168,6 +199,43 @@ class NodeStats:
                 "qos": dict(self._qos),
                 "errors": dict(self._errors),
             }
+
+
+class StampGapEstimator:
+    """Frames lost before the node, estimated from gaps in one camera's stamp sequence.
+
+    The camera's frame period is taken as a low percentile (the 10th) of the last
+    ``window`` stamp intervals, so it stays right when many frames are lost (as long as
+    some consecutive frames arrive). An interval longer than 1.5 periods counts
+    ``round(interval / period) - 1`` lost frames; intervals longer than ``max_gap_periods``
+    periods (the camera paused or restarted) and stamps that go backwards count none.
+
+    Args:
+        window: Number of recent intervals the period is taken from.
+        min_intervals: Intervals needed before anything is counted.
+        max_gap_periods: Longest gap, in periods, still counted as loss.
+    """
+
+    def __init__(self, window: int = 64, min_intervals: int = 8, max_gap_periods: int = 30) -> None:
+        self._intervals: deque[int] = deque(maxlen=window)
+        self._min = min_intervals
+        self._max_gap = max_gap_periods
+        self._last: int | None = None
+
+    def update(self, stamp_ns: int) -> int:
+        """Record one received stamp; returns the number of frames estimated lost before it."""
+        last, self._last = self._last, stamp_ns
+        if last is None or stamp_ns <= last:
+            return 0
+        interval = stamp_ns - last
+        lost = 0
+        if len(self._intervals) >= self._min:
+            ordered = sorted(self._intervals)
+            period = ordered[len(ordered) // 10]
+            if period > 0 and 2 * interval > 3 * period and interval <= self._max_gap * period:
+                lost = round(interval / period) - 1
+        self._intervals.append(interval)
+        return lost
 
 
 def _counter_text(counter: Counter[str] | dict[str, int]) -> str:
@@ -237,9 +305,16 @@ def summarize(
         rate_in = (c.received - p.received) / dt if previous else float("nan")
         rate_out = (c.processed - p.processed) / dt if previous else float("nan")
         new_rejects = sum(c.rejected.values()) - sum(p.rejected.values())
+        new_lost = c.lost - p.lost
         cam_level = OK
         cam_msg = "ok"
-        if new_rejects:
+        if new_lost > 0:
+            how = "estimated from stamp gaps" if c.lost_estimated else "DDS message-lost event"
+            cam_level = WARN
+            cam_msg = (
+                f"{new_lost} frame(s) lost in transport in the last period ({how}): {LOSS_HINT}"
+            )
+        elif new_rejects:
             cam_level, cam_msg = WARN, f"{new_rejects} input(s) rejected in the last period"
         elif c.received == 0:
             cam_msg = "no input yet"
@@ -260,6 +335,8 @@ def summarize(
                     ("rejected", str(sum(c.rejected.values()))),
                     ("rejected_by_cause", _counter_text(c.rejected)),
                     ("skipped_by_reason", _counter_text(c.skipped)),
+                    ("lost_in_transport", str(c.lost)),
+                    ("lost_source", "estimate (stamp gaps)" if c.lost_estimated else "rmw event"),
                 ),
             )
         )

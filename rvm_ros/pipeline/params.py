@@ -206,6 +206,13 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("input_depth", 1, "int", "QoS history depth of the image subscriptions", (), 1, 1000),
     ParamSpec(
+        "raw_subscriptions",
+        True,
+        "bool",
+        "Take images as serialized CDR and view their pixels without copying (false: rclpy's "
+        "ordinary deserialisation)",
+    ),
+    ParamSpec(
         "output_reliability",
         "reliable",
         "str",
@@ -253,6 +260,7 @@ class NodeConfig:
         camera_transports: Camera name -> ``raw`` | ``compressed``.
         input_reliability: ``best_effort`` | ``reliable`` (image subscriptions).
         input_depth: History depth of the image subscriptions.
+        raw_subscriptions: Subscribe to images in serialized form (zero-copy CDR decoding).
         output_reliability: ``best_effort`` | ``reliable`` (publishers).
         output_depth: History depth of the publishers.
         publish_debug_image: Publish debug images while subscribed.
@@ -269,6 +277,7 @@ class NodeConfig:
     camera_transports: dict[str, str] = field(default_factory=dict)
     input_reliability: str = "best_effort"
     input_depth: int = 1
+    raw_subscriptions: bool = True
     output_reliability: str = "reliable"
     output_depth: int = 5
     publish_debug_image: bool = True
@@ -440,6 +449,7 @@ def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
         camera_transports=transports,
         input_reliability=values["input_reliability"],
         input_depth=values["input_depth"],
+        raw_subscriptions=values["raw_subscriptions"],
         output_reliability=values["output_reliability"],
         output_depth=values["output_depth"],
         publish_debug_image=values["publish_debug_image"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 
 from rvm_ros.node.diagnostics import ERROR, OK, WARN, NodeStats, summarize
@@ -93,3 +94,63 @@ def test_node_errors_are_reported_and_a_dead_inference_thread_is_an_error() -> N
     stats.error("inference_thread_died")
     (node, _) = summarize(stats.snapshot(), None, 1.0, "/rvm", "x", True)
     assert node.level == ERROR and "inference thread stopped" in node.message
+
+
+@pytest.mark.parametrize("estimated", [False, True])
+def test_lost_frames_warn_with_the_hint_and_say_where_the_count_comes_from(
+    estimated: bool,
+) -> None:
+    from rvm_ros.node.diagnostics import LOSS_HINT
+
+    stats = NodeStats(["front"])
+    if estimated:
+        stats.estimate_loss("front")
+    prev = stats.snapshot()
+    stats.received("front")
+    assert stats.lost("front", 7, estimated=estimated) is True
+    assert stats.lost("front", 2, estimated=estimated) is False  # logged once
+    _, cam = summarize(stats.snapshot(), prev, 1.0, "/rvm", "x", True)
+    assert cam.level == WARN
+    assert "9 frame(s) lost in transport" in cam.message and LOSS_HINT in cam.message
+    assert ("estimated from stamp gaps" in cam.message) is estimated
+    values = _values(cam)
+    assert values["lost_in_transport"] == "9"
+    assert values["lost_source"] == ("estimate (stamp gaps)" if estimated else "rmw event")
+    # No new loss in the next period: OK again, the total stays.
+    snap = stats.snapshot()
+    _, cam2 = summarize(stats.snapshot(), snap, 1.0, "/rvm", "x", True)
+    assert cam2.level == OK and _values(cam2)["lost_in_transport"] == "9"
+
+
+@pytest.mark.parametrize(
+    ("kept", "expected"),
+    [
+        (lambda i: True, 0),  # nothing lost
+        # Every third frame lost: frames 13, 16, ..., 97 (the 4 lost within the first 8
+        # intervals are not counted: no period known yet).
+        (lambda i: i % 3 != 1, 29),
+        # 8 of every 10 lost from frame 22 on: 22-29, 32-39, ..., 82-89.
+        (lambda i: i < 20 or i % 10 == 0 or i % 10 == 1, 56),
+        (lambda i: i < 50 or i >= 90, 0),  # a 40-frame pause: not counted as loss
+    ],
+)
+def test_stamp_gap_estimator_counts_missing_frames(kept, expected: int) -> None:
+    from rvm_ros.node.diagnostics import StampGapEstimator
+
+    est = StampGapEstimator()
+    rng = np.random.default_rng(0)
+    period = 33_333_333
+    total = 0
+    for i in range(100):
+        if kept(i):
+            jitter = int(rng.integers(-2_000_000, 2_000_000))  # +-2 ms
+            total += est.update(10**12 + i * period + jitter)
+    assert total == expected
+
+
+def test_stamp_gap_estimator_ignores_time_going_backwards() -> None:
+    from rvm_ros.node.diagnostics import StampGapEstimator
+
+    est = StampGapEstimator(min_intervals=2)
+    for t in (0, 10, 20, 30, 5, 15):
+        assert est.update(t) == 0

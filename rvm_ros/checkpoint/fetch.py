@@ -5,7 +5,6 @@ sha256 printed and stored next to the file, then converted to ``.safetensors``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import logging
 import os
@@ -15,8 +14,10 @@ import urllib.request
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 from rvm_ros.errors import RvmRosError
+from rvm_ros.fsutil import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,6 @@ def checkpoint_url(variant: str, base_url: str | None = None) -> str:
     return f"{base.rstrip('/')}/{CHECKPOINT_FILES[variant]}"
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _total_from_headers(status: int, headers: Message, start: int) -> int | None:
     content_range = headers.get("Content-Range")
     if status == 206 and content_range and "/" in content_range:
@@ -163,7 +155,7 @@ def download(
             start = 0
         total = _total_from_headers(status, response.headers, start)
         mode = "ab" if start else "wb"
-        bar_cm: contextlib.AbstractContextManager = contextlib.nullcontext(None)
+        bar_cm: contextlib.AbstractContextManager[Any] = contextlib.nullcontext(None)
         if progress:
             from tqdm import tqdm
 
@@ -202,7 +194,7 @@ def _finish(part: Path, dest: Path, size: int, resumed_from: int) -> Download:
     actual = part.stat().st_size
     if actual != size:
         raise FetchError(f"{part}: size {actual} != expected {size}")
-    digest = sha256_file(part)
+    digest = file_sha256(part)
     os.replace(part, dest)
     dest.with_name(dest.name + ".sha256").write_text(f"{digest}  {dest.name}\n")
     return Download(dest, size, digest, resumed_from)

@@ -6,21 +6,20 @@ import contextlib
 import math
 import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from rvm_ros.checkpoint.errors import CheckpointError, _listing
+from rvm_ros.checkpoint.errors import CheckpointError
 from rvm_ros.checkpoint.official import (
     _check_state_dict,
-    _Entry,
     _has_decoder,
-    _to_torch_layout,
     config_from_official_shapes,
-    official_layout,
+    official_to_torch,
 )
 from rvm_ros.model import RVMConfig
 
@@ -73,7 +72,7 @@ def read_npz_header(path: str | os.PathLike[str]) -> NpzHeader:
                         raise CheckpointError(
                             f"{path}: member {name!r} has unsupported .npy version {version}"
                         )
-                    offset = f.tell()  # type: ignore[attr-defined]
+                    offset = f.tell()
                 if dtype.hasobject or dtype.kind != "f":
                     raise CheckpointError(
                         f"{path}: key {key!r} has dtype {dtype}, expected floating point"
@@ -104,33 +103,40 @@ def read_npz_header(path: str | os.PathLike[str]) -> NpzHeader:
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
 
 
-def _progress(total: int, desc: str, enabled: bool | None) -> contextlib.AbstractContextManager:
+def _progress(
+    total: int, desc: str, enabled: bool | None
+) -> contextlib.AbstractContextManager[Any]:
     show = total >= PROGRESS_MIN_BYTES if enabled is None else enabled
     if not show:
         return contextlib.nullcontext(None)
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc)
+    bar: contextlib.AbstractContextManager[Any] = tqdm(
+        total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc
+    )
+    return bar
 
 
-def _iter_official_arrays(
-    path: Path, entries: list[_Entry], progress: bool | None, total: int
-) -> Iterator[tuple[_Entry, np.ndarray]]:
-    with _progress(total, f"reading {path.name}", progress) as bar:
+class _ArchiveArrays(Mapping[str, np.ndarray]):
+    """An open ``np.load`` archive as a lazy key -> array mapping that advances a bar."""
+
+    def __init__(self, npz: Mapping[str, np.ndarray], bar: Any) -> None:
+        self._npz, self._bar = npz, bar
+
+    def __getitem__(self, key: str) -> np.ndarray:
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                for entry in entries:
-                    array = npz[entry.official]
-                    if tuple(array.shape) != entry.shape:  # headers were checked; be safe
-                        raise CheckpointError(
-                            f"{path}: key {entry.official!r} has shape {array.shape}, "
-                            f"expected {entry.shape}"
-                        )
-                    if bar is not None:
-                        bar.update(array.nbytes)
-                    yield entry, array
+            array = self._npz[key]
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
-            raise CheckpointError(f"{path}: read failed ({exc}); truncated or corrupt") from None
+            raise CheckpointError(f"read failed ({exc}); truncated or corrupt") from None
+        if self._bar is not None:
+            self._bar.update(array.nbytes)
+        return array
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._npz)
+
+    def __len__(self) -> int:
+        return len(self._npz)
 
 
 def read_official(
@@ -154,15 +160,14 @@ def read_official(
     header = read_npz_header(path)
     config = config_from_official_shapes(header.shapes)
     with_decoder = _has_decoder(header.shapes)
-    entries = official_layout(config, with_decoder)
-    state: dict[str, torch.Tensor] = {}
-    consumed: set[str] = set()
-    for entry, array in _iter_official_arrays(path, entries, progress, header.nbytes):
-        data = _to_torch_layout(entry.kind, array.astype(np.float32, copy=False))
-        state[entry.torch_name] = torch.from_numpy(np.ascontiguousarray(data))
-        consumed.add(entry.official)
-    unconsumed = sorted(set(header.shapes) - consumed)
-    if unconsumed:
-        raise CheckpointError(f"{path}: key(s) not consumed: {_listing(unconsumed)}")
+    with _progress(header.nbytes, f"reading {path.name}", progress) as bar:
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = official_to_torch(_ArchiveArrays(npz, bar), config, with_decoder)
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise CheckpointError(f"{path}: read failed ({exc}); truncated or corrupt") from None
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}", cause=exc.cause) from None
+    state = {name: torch.from_numpy(array) for name, array in arrays.items()}
     _check_state_dict(state, config, with_decoder, str(path))
     return config, state, with_decoder

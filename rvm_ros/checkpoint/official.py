@@ -1,5 +1,9 @@
 """The official (Flax) key layout: names, shapes and array transforms to the torch model, and
-the architecture read from an official file's shapes. Pure: no file I/O."""
+the architecture read from an official file's shapes. Pure: no file I/O.
+
+The remap itself is two pure dict -> dict functions, :func:`official_to_torch` (official
+key -> array, to torch parameter name -> array) and :func:`torch_to_official` (back); the
+``.npz`` reader and :func:`state_to_official` are thin callers of them."""
 
 from __future__ import annotations
 
@@ -137,31 +141,91 @@ def official_layout(config: RVMConfig, with_decoder: bool = True) -> list[_Entry
 
 
 def _to_torch_layout(kind: str, array: np.ndarray) -> np.ndarray:
+    result: np.ndarray
     if kind == "vec":
-        return array
-    if kind == "dense":
-        return array.T
-    if kind == "qkv":
-        return array.reshape(array.shape[0], -1).T
-    if kind == "qkv_bias":
-        return array.reshape(-1)
-    if kind == "out":
-        return array.reshape(-1, array.shape[-1]).T
-    if kind == "patch":
-        return array.reshape(-1, array.shape[-1]).T
-    raise AssertionError(kind)
+        result = array
+    elif kind == "dense":
+        result = array.T
+    elif kind == "qkv_bias":
+        result = array.reshape(-1)
+    elif kind == "qkv":  # [D, h, hd] -> [h*hd, D]
+        result = array.reshape(array.shape[0], -1).T
+    elif kind in ("out", "patch"):  # [h, hd, D] / [1, p, p, 3, D] -> [D, fan_in]
+        result = array.reshape(-1, array.shape[-1]).T
+    else:
+        raise AssertionError(kind)
+    return result
 
 
 def _from_torch_layout(kind: str, tensor: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    result: np.ndarray
     if kind in ("vec", "qkv_bias"):
-        return tensor.reshape(shape)
-    if kind == "dense":
-        return tensor.T
-    if kind == "qkv":
-        return tensor.T.reshape(shape)
-    if kind in ("out", "patch"):
-        return tensor.T.reshape(shape)
-    raise AssertionError(kind)
+        result = tensor.reshape(shape)
+    elif kind == "dense":
+        result = tensor.T
+    elif kind in ("qkv", "out", "patch"):
+        result = tensor.T.reshape(shape)
+    else:
+        raise AssertionError(kind)
+    return result
+
+
+def official_to_torch(
+    arrays: Mapping[str, np.ndarray], config: RVMConfig, with_decoder: bool
+) -> dict[str, np.ndarray]:
+    """Official key -> array, to torch parameter name -> float32 array in torch layout.
+
+    Pure (no I/O). ``arrays`` is read one key at a time, in layout order, so a lazy
+    mapping (an open ``np.load`` archive) is never held in memory twice.
+
+    Args:
+        arrays: Official (Flax) key -> array, exactly the layout of ``config``.
+        config: The architecture (e.g. from :func:`config_from_official_shapes`).
+        with_decoder: Whether the decoder's keys are part of ``arrays``.
+
+    Returns:
+        Torch ``state_dict`` names -> C-contiguous float32 arrays.
+
+    Raises:
+        CheckpointError: A key is missing, has the wrong shape, or is left unconsumed.
+    """
+    out: dict[str, np.ndarray] = {}
+    for entry in official_layout(config, with_decoder):
+        if entry.official not in arrays:
+            raise CheckpointError(f"missing key {entry.official!r}")
+        array = np.asarray(arrays[entry.official])
+        if tuple(array.shape) != entry.shape:
+            raise CheckpointError(
+                f"key {entry.official!r} has shape {tuple(array.shape)}, expected {entry.shape}"
+            )
+        data = _to_torch_layout(entry.kind, array.astype(np.float32, copy=False))
+        out[entry.torch_name] = np.ascontiguousarray(data)
+    consumed = {e.official for e in official_layout(config, with_decoder)}
+    unconsumed = sorted(set(arrays) - consumed)
+    if unconsumed:
+        raise CheckpointError(f"key(s) not consumed: {_listing(unconsumed)}")
+    return out
+
+
+def torch_to_official(
+    state: Mapping[str, np.ndarray], config: RVMConfig, with_decoder: bool
+) -> dict[str, np.ndarray]:
+    """Torch parameter name -> array, to official key -> float32 array (the inverse).
+
+    ``torch_to_official(official_to_torch(a, c, d), c, d)`` equals ``a`` (as float32).
+
+    Raises:
+        CheckpointError: A parameter of the layout is missing from ``state``.
+    """
+    out: dict[str, np.ndarray] = {}
+    for entry in official_layout(config, with_decoder):
+        if entry.torch_name not in state:
+            raise CheckpointError(f"missing parameter {entry.torch_name!r}")
+        tensor = np.asarray(state[entry.torch_name], dtype=np.float32)
+        out[entry.official] = np.ascontiguousarray(
+            _from_torch_layout(entry.kind, tensor, entry.shape)
+        )
+    return out
 
 
 def _layer_count(shapes: Mapping[str, tuple[int, ...]], prefix: str, what: str) -> int:
@@ -304,12 +368,7 @@ def _check_state_dict(
 def state_to_official(model: RVM) -> dict[str, np.ndarray]:
     """The model's weights in the official (Flax) key layout, float32 numpy."""
     state = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
-    out: dict[str, np.ndarray] = {}
-    for entry in official_layout(model.config, model.decoder is not None):
-        out[entry.official] = np.ascontiguousarray(
-            _from_torch_layout(entry.kind, state[entry.torch_name], entry.shape)
-        )
-    return out
+    return torch_to_official(state, model.config, model.decoder is not None)
 
 
 _DECODER_ROOTS = ("decoder/", "mask_token", "decoder_embedder/", "delta_embedder/", "detokenizer/")

@@ -1,7 +1,8 @@
-"""The wire format: ``FeatureMap`` / ``TrackedPoints`` messages, both ways.
+"""The wire format: ``FeatureMap`` / ``TrackedPoints`` / ``SceneTokens`` messages, both ways.
 
 :mod:`.encode` (processing results -> message fields, filling rclpy or rosbags classes),
-:mod:`.decode` (messages -> numpy, for consumers such as planners).
+:mod:`.decode` (messages -> numpy, for consumers such as planners), :mod:`.scene_tokens`
+(synchronised multi-camera steps -> SceneTokens -> torch).
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ from rvm_ros.wire.encode import (
     payload_bytes,
     tracked_points_fields,
 )
+from rvm_ros.wire.scene_tokens import (
+    SceneTokensArrays,
+    SceneTokensClasses,
+    SceneTokensError,
+    scene_tokens_message,
+    scene_tokens_to_numpy,
+    scene_tokens_to_torch,
+)
 
 __all__ = [
     "DTYPE_FLOAT16",
@@ -33,6 +42,9 @@ __all__ = [
     "FeatureMapArrays",
     "FeatureMapError",
     "MessageFieldError",
+    "SceneTokensArrays",
+    "SceneTokensClasses",
+    "SceneTokensError",
     "Tracks",
     "dtype_code",
     "feature_map_fields",
@@ -41,6 +53,9 @@ __all__ = [
     "fill_message",
     "payload_bytes",
     "pixel_to_cell",
+    "scene_tokens_message",
+    "scene_tokens_to_numpy",
+    "scene_tokens_to_torch",
     "tokens",
     "tracked_points_fields",
     "tracks_to_numpy",

@@ -1,0 +1,387 @@
+"""SceneTokens on the wire: a step -> message (node, replay), a message -> torch (planner).
+
+Building (``scene_tokens_message``) works on rclpy and rosbags classes alike: the caller
+hands the message classes in (:class:`SceneTokensClasses`), so this module imports no
+ROS. Reading (:func:`scene_tokens_to_torch`) takes any object with the fields of
+``msg/SceneTokens.msg`` and returns what a planner consumes::
+
+    batch = scene_tokens_to_torch(msg, "cuda")
+    batch["img_feats"]       # [N_cam, C, h, w]   (CLS excluded), dtype as sent
+    batch["cls"]             # [N_cam, C]
+    batch["projection_mat"]  # [N_cam, 4, 4] float32, base frame -> network pixels
+    batch["image_wh"]        # [N_cam, 2] float32, network input (width, height)
+    batch["timestamp"]       # float64 scalar tensor, seconds
+    batch["valid"]           # [N_cam] bool
+
+On the CPU the token tensors are views of the message payload (no copy).
+"""
+
+from __future__ import annotations
+
+import array
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from rvm_ros.errors import RvmRosError
+from rvm_ros.imaging.decode import _data_bytes
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "SceneTokensArrays",
+    "SceneTokensClasses",
+    "SceneTokensError",
+    "scene_tokens_message",
+    "scene_tokens_to_numpy",
+    "scene_tokens_to_torch",
+]
+
+_DTYPES = {0: np.dtype("<f4"), 1: np.dtype("<f2")}
+_CODES = {4: 0, 2: 1}
+
+
+class SceneTokensError(RvmRosError, ValueError):
+    """A SceneTokens message whose fields do not agree (sizes, dtype, camera lists)."""
+
+    cause = "invalid_scene_tokens"
+
+
+class _SceneGeometryLike(Protocol):
+    intrinsics: np.ndarray
+    intrinsics_network: np.ndarray
+    intrinsics_cell: np.ndarray
+    camera_to_base: np.ndarray
+    projection: np.ndarray
+    distortion_model: str
+    distortion: tuple[float, ...]
+    extrinsics_source: str
+
+
+class _GeometryLike(Protocol):
+    image_height: int
+    image_width: int
+    mode: str
+    scale_x: float
+    scale_y: float
+    offset_x: float
+    offset_y: float
+
+
+class SceneCameraLike(Protocol):
+    """One camera of a step (``rvm_ros.pipeline.scene.SceneCamera`` satisfies it)."""
+
+    camera: str
+    stamp_ns: int
+    frame_id: str
+    valid: bool
+    reason: str
+    has_tokens: bool
+    state_reset: bool
+    frames_since_reset: int
+    geometry: _GeometryLike | None
+    scene: _SceneGeometryLike
+
+
+class SceneStepLike(Protocol):
+    """A step (``rvm_ros.pipeline.scene.SceneStep`` satisfies it)."""
+
+    seq: int
+    stamp_ns: int
+    cameras: tuple[SceneCameraLike, ...]
+    tokens: np.ndarray  # [N_cam, 1 + h*w, C]
+    grid_height: int
+    grid_width: int
+    model_height: int
+    model_width: int
+    cell_size: int
+    model_id: str
+
+
+@dataclass(frozen=True)
+class SceneTokensClasses:
+    """The message classes of one flavour (rclpy or rosbags).
+
+    Attributes:
+        scene: ``SceneTokens``.
+        geometry: ``CameraGeometry``.
+        header: ``std_msgs/Header``.
+        time: ``builtin_interfaces/Time``.
+        rclpy: True for rclpy classes (``uint8[]`` as ``array.array``), False for
+            rosbags (numpy arrays).
+    """
+
+    scene: Any
+    geometry: Any
+    header: Any
+    time: Any
+    rclpy: bool
+
+
+def _time(classes: SceneTokensClasses, stamp_ns: int) -> Any:
+    sec, nsec = divmod(int(stamp_ns), 1_000_000_000)
+    return classes.time(sec=sec, nanosec=nsec)
+
+
+def _flat(m: np.ndarray, n: int) -> np.ndarray:
+    return np.ascontiguousarray(m, dtype=np.float64).reshape(n)
+
+
+def scene_tokens_message(classes: SceneTokensClasses, step: SceneStepLike, base_frame: str) -> Any:
+    """The SceneTokens message of a step.
+
+    Args:
+        classes: Message classes of the flavour to build.
+        step: The assembled step.
+        base_frame: ``header.frame_id``: the frame the transforms refer to.
+
+    Returns:
+        A ``classes.scene`` instance.
+
+    Raises:
+        SceneTokensError: Tokens of another shape or dtype than the step says.
+    """
+    tokens = step.tokens
+    n_cam = len(step.cameras)
+    n_tok = 1 + step.grid_height * step.grid_width
+    if tokens.ndim != 3 or tokens.shape[:2] != (n_cam, n_tok):
+        raise SceneTokensError(
+            f"tokens have shape {tokens.shape}, expected [{n_cam}, {n_tok}, C]"
+        )
+    if tokens.dtype.kind != "f" or tokens.dtype.itemsize not in _CODES:
+        raise SceneTokensError(f"tokens must be float16 or float32, got {tokens.dtype}")
+    little = tokens.dtype.newbyteorder("<")
+    raw = memoryview(np.ascontiguousarray(tokens, dtype=little)).cast("B")
+    payload: Any
+    if classes.rclpy:
+        payload = array.array("B")
+        payload.frombytes(raw)
+    else:
+        payload = np.frombuffer(raw, dtype=np.uint8)
+    geoms = []
+    for cam in step.cameras:
+        g, s = cam.geometry, cam.scene
+        dist: Any = (
+            array.array("d", s.distortion)
+            if classes.rclpy
+            else np.asarray(s.distortion, dtype=np.float64)
+        )
+        geoms.append(
+            classes.geometry(
+                header=classes.header(stamp=_time(classes, cam.stamp_ns), frame_id=cam.frame_id),
+                camera=cam.camera,
+                valid=bool(cam.valid),
+                invalid_reason=cam.reason,
+                has_tokens=bool(cam.has_tokens),
+                state_reset=bool(cam.state_reset),
+                frames_since_reset=int(cam.frames_since_reset),
+                image_height=int(g.image_height) if g is not None else 0,
+                image_width=int(g.image_width) if g is not None else 0,
+                model_height=int(step.model_height),
+                model_width=int(step.model_width),
+                grid_height=int(step.grid_height),
+                grid_width=int(step.grid_width),
+                cell_size=int(step.cell_size),
+                resize_mode=g.mode if g is not None else "",
+                scale_x=float(g.scale_x) if g is not None else float("nan"),
+                scale_y=float(g.scale_y) if g is not None else float("nan"),
+                offset_x=float(g.offset_x) if g is not None else float("nan"),
+                offset_y=float(g.offset_y) if g is not None else float("nan"),
+                intrinsics=_flat(s.intrinsics, 9),
+                intrinsics_network=_flat(s.intrinsics_network, 9),
+                intrinsics_cell=_flat(s.intrinsics_cell, 9),
+                distortion_model=s.distortion_model,
+                distortion=dist,
+                camera_to_base=_flat(s.camera_to_base, 16),
+                projection=_flat(s.projection, 16),
+                extrinsics_source=s.extrinsics_source,
+            )
+        )
+    return classes.scene(
+        header=classes.header(stamp=_time(classes, step.stamp_ns), frame_id=base_frame),
+        seq=int(step.seq),
+        model_id=step.model_id,
+        cameras=[c.camera for c in step.cameras],
+        geometry=geoms,
+        complete=all(c.valid for c in step.cameras),
+        grid_height=int(step.grid_height),
+        grid_width=int(step.grid_width),
+        channels=int(tokens.shape[2]),
+        model_height=int(step.model_height),
+        model_width=int(step.model_width),
+        cell_size=int(step.cell_size),
+        dtype=_CODES[tokens.dtype.itemsize],
+        tokens=payload,
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, eq=False)
+class SceneTokensArrays:
+    """A SceneTokens message as numpy arrays (views of the payload where possible).
+
+    Attributes:
+        cameras: Camera names in order.
+        stamp_ns: Step stamp.
+        camera_stamps_ns: ``[N_cam]`` int64 per-camera image stamps (0: no frame).
+        tokens: ``[N_cam, 1 + h*w, C]`` as sent (float16 / float32).
+        valid: ``[N_cam]`` bool.
+        has_tokens: ``[N_cam]`` bool.
+        invalid_reason: Per camera, ``""`` when valid.
+        projection: ``[N_cam, 4, 4]`` float64, base -> network pixels.
+        intrinsics_network: ``[N_cam, 3, 3]`` float64.
+        intrinsics_cell: ``[N_cam, 3, 3]`` float64.
+        camera_to_base: ``[N_cam, 4, 4]`` float64.
+        grid_height: h.
+        grid_width: w.
+        model_height: Network input rows.
+        model_width: Network input columns.
+        cell_size: Network pixels per cell.
+        base_frame: The header's frame id.
+        seq: The message's step counter.
+    """
+
+    cameras: tuple[str, ...]
+    stamp_ns: int
+    camera_stamps_ns: np.ndarray
+    tokens: np.ndarray
+    valid: np.ndarray
+    has_tokens: np.ndarray
+    invalid_reason: tuple[str, ...]
+    projection: np.ndarray
+    intrinsics_network: np.ndarray
+    intrinsics_cell: np.ndarray
+    camera_to_base: np.ndarray
+    grid_height: int
+    grid_width: int
+    model_height: int
+    model_width: int
+    cell_size: int
+    base_frame: str
+    seq: int
+
+
+def _stamp(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def scene_tokens_to_numpy(msg: Any) -> SceneTokensArrays:
+    """Check a SceneTokens message and view it as arrays.
+
+    Raises:
+        SceneTokensError: Unknown dtype, payload size not ``N_cam * (1 + h*w) * C``
+            elements, ``geometry`` not one per camera (in the same order).
+    """
+    cams = tuple(str(c) for c in msg.cameras)
+    geoms = list(msg.geometry)
+    if len(geoms) != len(cams) or any(g.camera != c for g, c in zip(geoms, cams, strict=False)):
+        raise SceneTokensError(
+            f"SceneTokens: geometry cameras {[g.camera for g in geoms]} do not match "
+            f"cameras {list(cams)}"
+        )
+    dtype = _DTYPES.get(int(msg.dtype))
+    if dtype is None:
+        raise SceneTokensError(f"SceneTokens: unknown dtype {msg.dtype}")
+    h, w, c = int(msg.grid_height), int(msg.grid_width), int(msg.channels)
+    n_tok = 1 + h * w
+    raw = _data_bytes(msg.tokens, "SceneTokens.tokens")
+    expected = len(cams) * n_tok * c * dtype.itemsize
+    if raw.size != expected:
+        raise SceneTokensError(
+            f"SceneTokens: tokens hold {raw.size} bytes, expected {expected} "
+            f"({len(cams)} cameras x {n_tok} tokens x {c} channels x {dtype.itemsize})"
+        )
+    tokens = raw.view(dtype).reshape(len(cams), n_tok, c)
+    if sys.byteorder != "little":  # pragma: no cover - every supported robot is little endian
+        tokens = tokens.astype(tokens.dtype.newbyteorder("="))
+    n = len(cams)
+
+    def stack(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        if not n:
+            return np.zeros((0, *shape))
+        return np.stack([np.asarray(getattr(g, name), dtype=np.float64) for g in geoms]).reshape(
+            n, *shape
+        )
+
+    return SceneTokensArrays(
+        cameras=cams,
+        stamp_ns=_stamp(msg.header),
+        camera_stamps_ns=np.array([_stamp(g.header) for g in geoms], dtype=np.int64),
+        tokens=tokens,
+        valid=np.array([bool(g.valid) for g in geoms], dtype=bool),
+        has_tokens=np.array([bool(g.has_tokens) for g in geoms], dtype=bool),
+        invalid_reason=tuple(str(g.invalid_reason) for g in geoms),
+        projection=stack("projection", (4, 4)),
+        intrinsics_network=stack("intrinsics_network", (3, 3)),
+        intrinsics_cell=stack("intrinsics_cell", (3, 3)),
+        camera_to_base=stack("camera_to_base", (4, 4)),
+        grid_height=h,
+        grid_width=w,
+        model_height=int(msg.model_height),
+        model_width=int(msg.model_width),
+        cell_size=int(msg.cell_size),
+        base_frame=str(msg.header.frame_id),
+        seq=int(msg.seq),
+    )
+
+
+def arrays_to_torch(
+    arrays: SceneTokensArrays, device: Any = "cpu", dtype: torch.dtype | None = None
+) -> dict[str, Any]:
+    """The planner dict of :func:`scene_tokens_to_torch` from already decoded arrays."""
+    import torch
+
+    tokens_np = arrays.tokens
+    with warnings.catch_warnings():
+        # A read-only payload (bytes) still gives a view; the tensors must not be written.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        tokens = torch.from_numpy(tokens_np)  # [N, 1 + h*w, C], shares the payload
+    n, h, w = len(arrays.cameras), arrays.grid_height, arrays.grid_width
+    c = int(tokens.shape[2])
+    img_feats = tokens[:, 1:, :].reshape(n, h, w, c).permute(0, 3, 1, 2)  # [N, C, h, w] view
+    cls = tokens[:, 0, :]  # [N, C]
+    target = torch.device(device)
+    if target.type != "cpu" or dtype is not None:
+        img_feats = img_feats.to(device=target, dtype=dtype, non_blocking=True)
+        cls = cls.to(device=target, dtype=dtype, non_blocking=True)
+    wh = np.tile(np.array([arrays.model_width, arrays.model_height], np.float32), (n, 1))
+    return {
+        "img_feats": img_feats,
+        "cls": cls,
+        "projection_mat": torch.from_numpy(arrays.projection.astype(np.float32)).to(target),
+        "image_wh": torch.from_numpy(wh).to(target),
+        "timestamp": torch.tensor(arrays.stamp_ns / 1e9, dtype=torch.float64, device=target),
+        "valid": torch.from_numpy(arrays.valid.copy()).to(target),
+        "has_tokens": torch.from_numpy(arrays.has_tokens.copy()).to(target),
+        "cameras": arrays.cameras,
+    }
+
+
+def scene_tokens_to_torch(
+    msg: Any, device: Any = "cpu", dtype: torch.dtype | None = None
+) -> dict[str, Any]:
+    """What a planner consumes from one SceneTokens message.
+
+    Args:
+        msg: rclpy or rosbags SceneTokens (or any object with its fields).
+        device: Target device. On the CPU (and ``dtype`` None) ``img_feats`` and ``cls``
+            are views of the payload (no copy); elsewhere one copy each.
+        dtype: Convert the features to this dtype (default: as sent).
+
+    Returns:
+        ``img_feats [N_cam, C, h, w]``, ``cls [N_cam, C]``, ``projection_mat [N_cam, 4, 4]``
+        (float32, base frame -> network pixels), ``image_wh [N_cam, 2]`` (float32, the
+        network input width and height the projection refers to), ``timestamp`` (float64
+        seconds of the step stamp), ``valid [N_cam]``, ``has_tokens [N_cam]`` (bool) and
+        ``cameras`` (names in order).
+
+    Raises:
+        SceneTokensError: See :func:`scene_tokens_to_numpy`.
+    """
+    return arrays_to_torch(scene_tokens_to_numpy(msg), device, dtype)

@@ -17,7 +17,9 @@ from rvm_ros.checkpoint.official import (
     check_official_shapes,
     config_from_official_shapes,
     official_layout,
+    official_to_torch,
     state_to_official,
+    torch_to_official,
     variant_of,
 )
 from rvm_ros.checkpoint.random import random_model
@@ -44,6 +46,7 @@ __all__ = [
     "file_sha256",
     "load_model",
     "official_layout",
+    "official_to_torch",
     "random_model",
     "read_config",
     "read_npz_header",
@@ -51,5 +54,6 @@ __all__ = [
     "read_safetensors_config",
     "save_safetensors",
     "state_to_official",
+    "torch_to_official",
     "variant_of",
 ]

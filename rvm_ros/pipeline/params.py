@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from rvm_ros.pipeline.config import ConfigError, ProcessingConfig
+from rvm_ros.pipeline.scene_config import SceneTokensConfig, scene_tokens_config
 from rvm_ros.tracking.config import TrackerConfig
 
 __all__ = [
@@ -43,7 +44,13 @@ CAMERA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _TOPIC = re.compile(r"^(~/|/)?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 
 # Per-camera parameters: cameras.<name>.<suffix>.
-CAMERA_PARAM_SUFFIXES: tuple[str, ...] = ("topic", "transport")
+CAMERA_PARAM_SUFFIXES: tuple[str, ...] = (
+    "topic",
+    "transport",
+    "camera_info_topic",  # scene tokens: sensor_msgs/CameraInfo of the camera
+    "translation",  # scene tokens: static camera-to-base translation [x, y, z] (m)
+    "rotation",  # scene tokens: static camera-to-base quaternion [x, y, z, w]
+)
 TRANSPORTS: tuple[str, ...] = ("raw", "compressed")
 
 
@@ -235,6 +242,42 @@ PARAMS: tuple[ParamSpec, ...] = (
         max_value=3600.0,
     ),
     ParamSpec("autostart", True, "bool", "Configure and activate on start-up"),
+    ParamSpec(
+        "scene_tokens.enabled",
+        False,
+        "bool",
+        "Publish ~/scene_tokens: every camera's tokens of a step with its geometry",
+    ),
+    ParamSpec(
+        "scene_tokens.base_frame",
+        "base_link",
+        "str",
+        "Scene tokens: frame of camera_to_base and projection (SceneTokens.header.frame_id)",
+    ),
+    ParamSpec(
+        "scene_tokens.sync_policy",
+        "partial",
+        "str",
+        "Scene tokens: partial publishes every step (late cameras invalid); complete only "
+        "steps with every camera valid",
+        choices=("partial", "complete"),
+    ),
+    ParamSpec(
+        "scene_tokens.tolerance_ms",
+        50.0,
+        "float",
+        "Scene tokens: a camera further than this from the step stamp is out_of_sync (ms)",
+        min_value=0.0,
+        max_value=10000.0,
+    ),
+    ParamSpec(
+        "scene_tokens.extrinsics",
+        "auto",
+        "str",
+        "Scene tokens: camera-to-base source; auto: cameras.<name>.translation/rotation "
+        "where given, else TF (if tf2_ros is installed)",
+        choices=("auto", "static", "tf"),
+    ),
 )
 
 _SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMS}
@@ -266,6 +309,7 @@ class NodeConfig:
         publish_debug_image: Publish debug images while subscribed.
         diagnostics_period_s: Period of ``/diagnostics`` (s).
         autostart: Configure and activate on start-up.
+        scene_tokens: The ``scene_tokens.*`` and per-camera geometry parameters.
     """
 
     processing: ProcessingConfig
@@ -283,6 +327,7 @@ class NodeConfig:
     publish_debug_image: bool = True
     diagnostics_period_s: float = 1.0
     autostart: bool = True
+    scene_tokens: SceneTokensConfig = field(default_factory=SceneTokensConfig)
 
     @property
     def cameras(self) -> tuple[str, ...]:
@@ -364,6 +409,12 @@ def _cameras(params: Mapping[str, Any], names: Sequence[str]) -> tuple[dict[str,
         topics[cam] = topic
         transports[cam] = transport
     return topics, transports
+
+
+def _check_topic(key: str, topic: Any) -> str:
+    if not isinstance(topic, str) or not _TOPIC.match(topic):
+        raise ConfigError(key, f"not a valid ROS topic name: {topic!r}")
+    return topic
 
 
 def unknown_parameters(params: Mapping[str, Any]) -> list[str]:
@@ -455,6 +506,7 @@ def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
         publish_debug_image=values["publish_debug_image"],
         diagnostics_period_s=values["diagnostics_period_s"],
         autostart=values["autostart"],
+        scene_tokens=scene_tokens_config(values, params, cameras, _check_topic),
     )
 
 
@@ -575,5 +627,17 @@ def parameters_markdown() -> str:
     rows.append(
         "| `cameras.<name>.transport` | str | `raw` | one of "
         f"{', '.join(TRANSPORTS)} | `sensor_msgs/Image` (raw) or `CompressedImage` |"
+    )
+    rows.append(
+        "| `cameras.<name>.camera_info_topic` | str | `/<name>/camera_info` | a ROS topic "
+        "name | Scene tokens: `sensor_msgs/CameraInfo` of camera `<name>` |"
+    )
+    rows.append(
+        "| `cameras.<name>.translation` | float list | unset | 3 numbers (m) | Scene tokens: "
+        "static camera-to-base translation `[x, y, z]` of the camera frame in the base frame |"
+    )
+    rows.append(
+        "| `cameras.<name>.rotation` | float list | unset | unit quaternion | Scene tokens: "
+        "static camera-to-base rotation `[x, y, z, w]` (with `translation`) |"
     )
     return "\n".join(rows) + "\n"

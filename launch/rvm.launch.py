@@ -8,8 +8,12 @@
 Arguments: ``config_file`` (ROS 2 parameters YAML; default: the package's config/rvm.yaml),
 ``namespace``, ``checkpoint`` (required: .npz / .safetensors path or random:<variant>),
 ``backend`` (auto | torch | onnxruntime | tensorrt), ``image_topic`` (remaps the default
-single-camera input ``/front/image_raw``), ``log_level``, ``fastdds_profile`` (sets
-``FASTDDS_DEFAULT_PROFILES_FILE`` for the node, e.g. config/fastdds_large_images.xml).
+single-camera input ``/front/image_raw``), ``log_level``, ``fastdds_profile`` (the Fast DDS
+XML profile set as ``FASTDDS_DEFAULT_PROFILES_FILE`` for the node; default: the package's
+config/fastdds_large_images.xml, whose 16 MiB shared-memory segment holds camera images),
+``use_fastdds_profile`` (``false``: leave the node's Fast DDS configuration as the
+environment has it). The camera driver needs the same profile (or reliable QoS): the
+sender's segment carries the data (docs/NODE.md, "Large images").
 
 Input topics come from the ``cameras.<name>.topic`` parameters; every topic (inputs and the
 ``~/<camera>/...`` outputs) can also be remapped with ordinary ROS remapping rules.
@@ -32,6 +36,9 @@ BACKENDS = ["auto", "torch", "onnxruntime", "tensorrt"]
 def generate_launch_description() -> LaunchDescription:
     """The launch description: arguments and the ``rvm`` lifecycle node."""
     default_config = PathJoinSubstitution([FindPackageShare("rvm_ros"), "config", "rvm.yaml"])
+    default_profile = PathJoinSubstitution(
+        [FindPackageShare("rvm_ros"), "config", "fastdds_large_images.xml"]
+    )
     arguments = [
         DeclareLaunchArgument(
             "config_file",
@@ -56,18 +63,28 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument(
             "fastdds_profile",
-            default_value="",
+            default_value=default_profile,
             description=(
-                "Fast DDS XML profile for the node (e.g. the package's "
-                "config/fastdds_large_images.xml); empty: Fast DDS defaults"
+                "Fast DDS XML profile for the node (default: the package's "
+                "config/fastdds_large_images.xml, a shared-memory segment that holds "
+                "camera images); empty: Fast DDS defaults"
             ),
+        ),
+        DeclareLaunchArgument(
+            "use_fastdds_profile",
+            default_value="true",
+            choices=["true", "false"],
+            description="Apply fastdds_profile to the node (false: the environment's setup)",
         ),
     ]
     profile = LaunchConfiguration("fastdds_profile")
+    use_profile = LaunchConfiguration("use_fastdds_profile")
     set_profile = SetEnvironmentVariable(
         "FASTDDS_DEFAULT_PROFILES_FILE",
         profile,
-        condition=IfCondition(PythonExpression(["'", profile, "' != ''"])),
+        condition=IfCondition(
+            PythonExpression(["'", use_profile, "' == 'true' and '", profile, "' != ''"])
+        ),
     )
     node = LifecycleNode(
         package="rvm_ros",

@@ -65,3 +65,46 @@ def test_launch_description_builds(repo_root: Path) -> None:  # pragma: no cover
     desc = module.generate_launch_description()
     names = {a.name for a in desc.get_launch_arguments()}
     assert {"config_file", "namespace", "checkpoint", "backend"} <= names
+
+
+def _argument_defaults(tree: ast.Module) -> dict[str, ast.expr | None]:
+    out: dict[str, ast.expr | None] = {}
+    for call in _calls(tree, "DeclareLaunchArgument"):
+        kw = {k.arg: k.value for k in call.keywords}
+        out[_str_arg(call)] = kw.get("default_value")
+    return out
+
+
+def _resolve(tree: ast.Module, node: ast.expr | None) -> ast.expr | None:
+    """A Name bound once in generate_launch_description -> its assigned expression."""
+    if isinstance(node, ast.Name):
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == node.id for t in n.targets
+            ):
+                return n.value
+    return node
+
+
+def test_launch_applies_the_shm_profile_by_default_with_an_argument_to_turn_it_off(
+    repo_root: Path,
+) -> None:
+    tree = _tree(repo_root)
+    defaults = _argument_defaults(tree)
+    # fastdds_profile defaults to the package's config/fastdds_large_images.xml ...
+    default = _resolve(tree, defaults["fastdds_profile"])
+    assert isinstance(default, ast.Call) and ast.unparse(default.func) == "PathJoinSubstitution"
+    parts = [ast.literal_eval(e) for e in default.args[0].elts[1:]]  # type: ignore[attr-defined]
+    assert parts == ["config", "fastdds_large_images.xml"]
+    assert (repo_root / "config" / "fastdds_large_images.xml").is_file()
+    # ... applied unless use_fastdds_profile:=false.
+    switch = defaults["use_fastdds_profile"]
+    assert switch is not None and ast.literal_eval(switch) == "true"
+    (env,) = _calls(tree, "SetEnvironmentVariable")
+    assert ast.literal_eval(env.args[0]) == "FASTDDS_DEFAULT_PROFILES_FILE"
+    condition = ast.unparse({k.arg: k.value for k in env.keywords}["condition"])
+    assert "use_profile" in condition and "== 'true'" in condition
+    # The action comes before the node in the description, so the node's process gets it.
+    (ret,) = [n for n in ast.walk(tree) if isinstance(n, ast.Return)]
+    order = [ast.unparse(e) for e in ret.value.args[0].elts]  # type: ignore[union-attr]
+    assert order.index("set_profile") < order.index("node")

@@ -23,6 +23,7 @@ import numpy as np
 from rvm_ros.errors import RvmRosError
 from rvm_ros.imaging.decode import _data_bytes, _data_length
 from rvm_ros.imaging.preprocess import RESIZE_MODES, Geometry
+from rvm_ros.wire.dtypes import DTYPE_FLOAT16, DTYPE_FLOAT32, WIRE_DTYPES, dtype_code
 
 if TYPE_CHECKING:
     import torch
@@ -40,14 +41,6 @@ __all__ = [
     "tokens",
     "tracks_to_numpy",
 ]
-
-#: FeatureMap.dtype values (msg/FeatureMap.msg).
-DTYPE_FLOAT32 = 0
-DTYPE_FLOAT16 = 1
-_WIRE_DTYPES: dict[int, np.dtype[Any]] = {
-    DTYPE_FLOAT32: np.dtype("<f4"),
-    DTYPE_FLOAT16: np.dtype("<f2"),
-}
 
 
 class FeatureMapError(RvmRosError, ValueError):
@@ -200,7 +193,7 @@ def feature_map_to_numpy(msg: Any) -> FeatureMapArrays:
     w = _uint(msg, "grid_width")
     c = _uint(msg, "channels")
     code = _uint(msg, "dtype")
-    if code not in _WIRE_DTYPES:
+    if code not in WIRE_DTYPES:
         raise FeatureMapError(
             "unknown_dtype",
             f"FeatureMap.dtype {code} is unknown (0 = float32, 1 = float16)",
@@ -209,7 +202,7 @@ def feature_map_to_numpy(msg: Any) -> FeatureMapArrays:
         raise FeatureMapError(
             "empty", f"FeatureMap grid is empty: grid_height {h}, grid_width {w}, channels {c}"
         )
-    dtype = _WIRE_DTYPES[code]
+    dtype = WIRE_DTYPES[code]
     cls = _payload(msg, "cls_token", c, dtype, f"channels {c}")
     feats = _payload(
         msg, "features", h * w * c, dtype, f"grid_height {h} x grid_width {w} x channels {c}"
@@ -301,24 +294,6 @@ def tokens(arrays: FeatureMapArrays, include_cls: bool = True) -> np.ndarray:
     return np.concatenate([arrays.cls[None, :], grid], axis=0)  # [1 + h*w, C]
 
 
-def dtype_code(dtype: Any) -> int:
-    """FeatureMap.dtype code for a numpy / torch dtype or name (float32 or float16).
-
-    Raises:
-        ValueError: Any other dtype.
-    """
-    text = str(dtype)
-    try:
-        np_dtype = np.dtype(text[len("torch.") :] if text.startswith("torch.") else dtype)
-    except TypeError:
-        np_dtype = None
-    if np_dtype is not None and np_dtype.kind == "f" and np_dtype.itemsize == 4:
-        return DTYPE_FLOAT32
-    if np_dtype is not None and np_dtype.kind == "f" and np_dtype.itemsize == 2:
-        return DTYPE_FLOAT16
-    raise ValueError(f"FeatureMap payload dtype must be float32 or float16, got {dtype!r}")
-
-
 def feature_map_payload(
     features: np.ndarray, cls: np.ndarray, dtype: Any = np.float32
 ) -> tuple[bytes, bytes]:
@@ -335,7 +310,7 @@ def feature_map_payload(
     Raises:
         ValueError: Shapes that do not agree or an unsupported dtype.
     """
-    wire = _WIRE_DTYPES[dtype_code(dtype)]
+    wire = WIRE_DTYPES[dtype_code(dtype)]
     feats = np.asarray(features)
     cls_arr = np.asarray(cls)
     if feats.ndim != 3 or cls_arr.shape != (feats.shape[2],):

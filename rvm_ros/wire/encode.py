@@ -22,6 +22,7 @@ import numpy as np
 
 from rvm_ros.errors import RvmRosError
 from rvm_ros.imaging.preprocess import Geometry
+from rvm_ros.wire.dtypes import DTYPE_FLOAT16, DTYPE_FLOAT32, wire_code
 
 __all__ = [
     "DTYPE_FLOAT16",
@@ -32,11 +33,6 @@ __all__ = [
     "payload_bytes",
     "tracked_points_fields",
 ]
-
-#: FeatureMap.DTYPE_FLOAT32
-DTYPE_FLOAT32 = 0
-#: FeatureMap.DTYPE_FLOAT16
-DTYPE_FLOAT16 = 1
 
 
 class TracksLike(Protocol):
@@ -75,13 +71,6 @@ class FrameResultLike(Protocol):
     tracks: TracksLike | None
 
 
-def _dtype_code(dtype: np.dtype) -> int | None:
-    """FeatureMap dtype constant of a float16 / float32 dtype (any byte order), else None."""
-    if dtype.kind != "f":
-        return None
-    return {4: DTYPE_FLOAT32, 2: DTYPE_FLOAT16}.get(dtype.itemsize)
-
-
 class MessageFieldError(RvmRosError, ValueError):
     """The fields do not match the message class (missing / unknown names)."""
 
@@ -101,7 +90,7 @@ def payload_bytes(values: np.ndarray) -> bytes:
         ValueError: For another dtype.
     """
     dtype = np.dtype(values.dtype)
-    if _dtype_code(dtype) is None:
+    if wire_code(dtype) is None:
         raise ValueError(f"payload dtype must be float16 or float32, got {dtype}")
     little = dtype.newbyteorder("<")
     return np.ascontiguousarray(values, dtype=little).tobytes()
@@ -135,7 +124,7 @@ def feature_map_fields(result: FrameResultLike) -> dict[str, Any]:
         )
     if cls.dtype != feats.dtype:
         raise ValueError(f"cls dtype {cls.dtype} differs from features dtype {feats.dtype}")
-    code = _dtype_code(np.dtype(feats.dtype))
+    code = wire_code(np.dtype(feats.dtype))
     if code is None:
         raise ValueError(f"feature dtype must be float16 or float32, got {feats.dtype}")
     g = result.geometry
@@ -210,7 +199,7 @@ def _rclpy_fields(msg_cls: type) -> dict[str, str]:
 def _rosbags_fields(msg_cls: type) -> dict[str, str]:
     return {
         f.name: str(f.type)
-        for f in dataclass_fields(msg_cls)  # type: ignore[arg-type]
+        for f in dataclass_fields(msg_cls)
         if not str(f.type).startswith("ClassVar")
     }
 

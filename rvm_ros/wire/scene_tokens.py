@@ -28,6 +28,7 @@ import numpy as np
 
 from rvm_ros.errors import RvmRosError
 from rvm_ros.imaging.decode import _data_bytes
+from rvm_ros.wire.dtypes import WIRE_DTYPES, wire_code
 
 if TYPE_CHECKING:
     import torch
@@ -40,9 +41,6 @@ __all__ = [
     "scene_tokens_to_numpy",
     "scene_tokens_to_torch",
 ]
-
-_DTYPES = {0: np.dtype("<f4"), 1: np.dtype("<f2")}
-_CODES = {4: 0, 2: 1}
 
 
 class SceneTokensError(RvmRosError, ValueError):
@@ -149,13 +147,12 @@ def scene_tokens_message(classes: SceneTokensClasses, step: SceneStepLike, base_
     n_cam = len(step.cameras)
     n_tok = 1 + step.grid_height * step.grid_width
     if tokens.ndim != 3 or tokens.shape[:2] != (n_cam, n_tok):
-        raise SceneTokensError(
-            f"tokens have shape {tokens.shape}, expected [{n_cam}, {n_tok}, C]"
-        )
-    if tokens.dtype.kind != "f" or tokens.dtype.itemsize not in _CODES:
+        raise SceneTokensError(f"tokens have shape {tokens.shape}, expected [{n_cam}, {n_tok}, C]")
+    code = wire_code(tokens.dtype)
+    if code is None:
         raise SceneTokensError(f"tokens must be float16 or float32, got {tokens.dtype}")
     little = tokens.dtype.newbyteorder("<")
-    raw = memoryview(np.ascontiguousarray(tokens, dtype=little)).cast("B")
+    raw = np.ascontiguousarray(tokens, dtype=little).data.cast("B")
     payload: Any
     if classes.rclpy:
         payload = array.array("B")
@@ -214,7 +211,7 @@ def scene_tokens_message(classes: SceneTokensClasses, step: SceneStepLike, base_
         model_height=int(step.model_height),
         model_width=int(step.model_width),
         cell_size=int(step.cell_size),
-        dtype=_CODES[tokens.dtype.itemsize],
+        dtype=code,
         tokens=payload,
     )
 
@@ -285,7 +282,7 @@ def scene_tokens_to_numpy(msg: Any) -> SceneTokensArrays:
             f"SceneTokens: geometry cameras {[g.camera for g in geoms]} do not match "
             f"cameras {list(cams)}"
         )
-    dtype = _DTYPES.get(int(msg.dtype))
+    dtype = WIRE_DTYPES.get(int(msg.dtype))
     if dtype is None:
         raise SceneTokensError(f"SceneTokens: unknown dtype {msg.dtype}")
     h, w, c = int(msg.grid_height), int(msg.grid_width), int(msg.channels)

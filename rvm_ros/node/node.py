@@ -9,7 +9,9 @@ Lifecycle:
     * ``on_cleanup`` / ``on_shutdown``: everything created in ``on_configure`` goes.
 
 Data flow: each camera's subscription callback (executor thread) decodes the message into
-an RGB array and puts it into `LatestFrameSlots` (newest frame per camera; a frame that is
+an RGB array (with ``raw_subscriptions``, the default, the callback gets the serialized
+CDR bytes and `rvm_ros.imaging.cdr` views the pixels in them without rclpy's
+deserialisation copy) and puts it into `LatestFrameSlots` (newest frame per camera; a frame that is
 replaced before it was processed counts as dropped). One inference thread takes batches
 (frames of different cameras arriving within ``max_batch_wait_ms``), runs
 ``Processor.process`` and publishes the results with each frame's own header.
@@ -28,17 +30,26 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.event_handler import (
     PublisherEventCallbacks,
+    QoSMessageLostInfo,
     QoSRequestedIncompatibleQoSInfo,
     SubscriptionEventCallbacks,
+    UnsupportedEventTypeError,
 )
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from rvm_ros.msg import FeatureMap, TrackedPoints
-from rvm_ros.node.diagnostics import NodeStats, summarize, to_diagnostic_array
+from rvm_ros.node.diagnostics import (
+    LOSS_HINT,
+    NodeStats,
+    StampGapEstimator,
+    summarize,
+    to_diagnostic_array,
+)
 from rvm_ros.node.qos import (
     describe_qos,
     incompatible_publisher_message,
@@ -99,6 +110,8 @@ class RvmNode(LifecycleNode):
         self.stats: NodeStats | None = None
         self._io: dict[str, _CameraIO] = {}
         self._subs: list[Any] = []
+        # Cameras whose RMW reports no lost samples: loss estimated from stamp gaps.
+        self._gap_estimators: dict[str, StampGapEstimator] = {}
         self._qos_in: QoSProfile | None = None
         self._qos_out: QoSProfile | None = None
         self._diag_pub: Publisher[DiagnosticArray] | None = None
@@ -184,21 +197,13 @@ class RvmNode(LifecycleNode):
             topic = cfg.camera_topics[cam]
             transport = cfg.camera_transports[cam]
             msg_type = CompressedImage if transport == "compressed" else Image
-            sub = self.create_subscription(
-                msg_type,
-                topic,
-                partial(self._on_image, cam),
-                self._qos_in,
-                event_callbacks=SubscriptionEventCallbacks(
-                    incompatible_qos=partial(
-                        self._on_incompatible_publisher, self.resolve_topic_name(topic)
-                    )
-                ),
-            )
+            sub, loss = self._subscribe(cam, msg_type, topic, cfg.raw_subscriptions)
             self._subs.append(sub)
             log.info(
                 f"camera {cam}: subscribing {sub.topic_name} ({msg_type.__name__}, "
-                f"{describe_qos(self._qos_in)})"
+                f"{describe_qos(self._qos_in)}) as "
+                f"{'serialized CDR (zero-copy)' if cfg.raw_subscriptions else 'messages'}; "
+                f"lost frames: {loss}"
             )
         log.info(
             f"outputs: ~/<camera>/features|tracks|debug_image with {describe_qos(self._qos_out)}"
@@ -207,6 +212,54 @@ class RvmNode(LifecycleNode):
         self._diag_prev = None
         self._diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
         return super().on_configure(state)
+
+    def _subscribe(self, cam: str, msg_type: Any, topic: str, raw: bool) -> tuple[Any, str]:
+        """One camera's subscription, with the message-lost event where the RMW has it
+        (else a stamp-gap estimator); returns it and how loss is counted."""
+        incompatible = partial(self._on_incompatible_publisher, self.resolve_topic_name(topic))
+        callback = partial(self._on_image, cam)
+        qos = self._qos_in
+        assert qos is not None
+        try:
+            sub = self.create_subscription(
+                msg_type,
+                topic,
+                callback,
+                qos,
+                event_callbacks=SubscriptionEventCallbacks(
+                    incompatible_qos=incompatible, message_lost=partial(self._on_lost, cam)
+                ),
+                raw=raw,
+            )
+            return sub, "RMW message-lost event"
+        except UnsupportedEventTypeError:
+            pass
+        sub = self.create_subscription(
+            msg_type,
+            topic,
+            callback,
+            qos,
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=incompatible),
+            raw=raw,
+        )
+        self._gap_estimators[cam] = StampGapEstimator()
+        assert self.stats is not None
+        self.stats.estimate_loss(cam)
+        return sub, "estimated from stamp gaps (the RMW reports no lost samples)"
+
+    def _on_lost(self, cam: str, info: QoSMessageLostInfo) -> None:
+        self._count_lost(cam, int(info.total_count_change), estimated=False)
+
+    def _count_lost(self, cam: str, count: int, estimated: bool) -> None:
+        stats, cfg = self.stats, self.cfg
+        if stats is None or cfg is None or count <= 0:
+            return
+        if stats.lost(cam, count, estimated):
+            how = " (estimated from stamp gaps)" if estimated else ""
+            self.get_logger().warning(
+                f"camera {cam}: {count} frame(s) from {cfg.camera_topics[cam]} lost in "
+                f"transport{how}: {LOSS_HINT} [logged once; counted in /diagnostics]"
+            )
 
     def _make_publishers(self, cam: str, cfg: NodeConfig) -> _CameraIO:
         assert self._qos_out is not None
@@ -312,6 +365,7 @@ class RvmNode(LifecycleNode):
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
+        self._gap_estimators = {}
         for io in self._io.values():
             for pub in (io.features, io.tracks, io.debug):
                 if pub is not None:
@@ -356,6 +410,8 @@ class RvmNode(LifecycleNode):
     # -- input -----------------------------------------------------------------------
 
     def _on_image(self, cam: str, msg: Any) -> None:
+        """One image of ``cam``: a message, or its serialized bytes (raw subscriptions)."""
+        from rvm_ros.imaging.cdr import parse_compressed_image_cdr, parse_image_cdr
         from rvm_ros.imaging.compressed import compressed_to_array
         from rvm_ros.imaging.decode import ImageError, image_to_array
         from rvm_ros.pipeline import FrameInput
@@ -367,8 +423,14 @@ class RvmNode(LifecycleNode):
         if not self._active or slots is None:
             stats.ignored(cam)
             return
+        compressed = cfg.camera_transports[cam] == "compressed"
         try:
-            if isinstance(msg, CompressedImage):
+            if isinstance(msg, bytes):
+                msg = parse_compressed_image_cdr(msg) if compressed else parse_image_cdr(msg)
+            estimator = self._gap_estimators.get(cam)
+            if estimator is not None:
+                self._count_lost(cam, estimator.update(_stamp_ns(msg.header)), estimated=True)
+            if compressed:
                 image = compressed_to_array(msg, cfg.processing.max_image_pixels)
             else:
                 image = image_to_array(msg, cfg.processing.max_image_pixels)
@@ -379,7 +441,11 @@ class RvmNode(LifecycleNode):
                     f"({exc.cause}): {exc} [logged once per cause; counted in /diagnostics]"
                 )
             return
-        frame = FrameInput(cam, _stamp_ns(msg.header), msg.header, image)
+        header = msg.header
+        if not isinstance(header, Header):  # parsed from CDR: the publishers need a Header
+            header = Header(frame_id=header.frame_id)
+            header.stamp.sec, header.stamp.nanosec = msg.header.stamp.sec, msg.header.stamp.nanosec
+        frame = FrameInput(cam, _stamp_ns(header), header, image)
         dropped = slots.put(frame)
         if dropped:
             stats.dropped(cam, int(dropped))

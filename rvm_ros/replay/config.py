@@ -2,12 +2,51 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.replay.settings import DEFAULT_CHECKPOINT, ReplayError, ReplaySettings
 from rvm_ros.replay.topics import resolve_topic, topic_cameras
+
+log = logging.getLogger(__name__)
+
+
+def check_overrides(overrides: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+    """Refuse ``-p`` names the node does not know (the node's own rule, one implementation).
+
+    Args:
+        overrides: The ``-p NAME=VALUE`` overrides.
+        params: Every parameter the replay runs with (gives the camera names).
+
+    Raises:
+        ReplayError: An unknown name (a typo, or ``cameras.<camera>.*`` of a camera that
+            is not configured); the message lists the cameras there are.
+    """
+    from rvm_ros.pipeline.params import unknown_parameters
+
+    probe: dict[str, Any] = dict.fromkeys(overrides)
+    if "cameras" in params:
+        probe["cameras"] = params["cameras"]
+    unknown = unknown_parameters(probe)
+    if not unknown:
+        return
+    hint = ""
+    if any(n.startswith("cameras.") for n in unknown):
+        cams = params.get("cameras")
+        hint = (
+            f"; the cameras are {', '.join(cams)}"
+            if isinstance(cams, (list, tuple))
+            else "; no camera list is set"
+        )
+        hint += " (without --config they are named after the bag's image topics)"
+    err = ReplayError(
+        f"unknown parameter(s) {', '.join(unknown)} (typo? see config/rvm.yaml){hint}",
+        cause="unknown_parameter",
+    )
+    err.exit_code = 2
+    raise err
 
 
 def build_config(
@@ -23,7 +62,8 @@ def build_config(
         ``(NodeConfig, {topic: camera})``.
 
     Raises:
-        ReplayError: invalid configuration, or no configured camera topic in the bag.
+        ReplayError: invalid configuration, an unknown ``-p`` name (:func:`check_overrides`),
+            or no configured camera topic in the bag.
     """
     from rvm_ros.pipeline.config import ConfigError
     from rvm_ros.pipeline.params import config_from_params, load_params_file
@@ -41,7 +81,18 @@ def build_config(
             params[f"cameras.{cam}.topic"] = topic
             compressed = image_topics[topic] == bags.COMPRESSED_IMAGE_TYPE
             params[f"cameras.{cam}.transport"] = "compressed" if compressed else "raw"
+    if settings.config is not None:
+        from rvm_ros.pipeline.params import unknown_parameters
+
+        ignored = unknown_parameters(params)
+        if ignored:  # the node warns about the same names in the same file
+            log.warning(
+                "config %s: ignoring unknown parameter(s): %s (typo? see config/rvm.yaml)",
+                settings.config,
+                ", ".join(ignored),
+            )
     params.update(settings.params)
+    check_overrides(settings.params, params)
     for key, value in (
         ("checkpoint", settings.checkpoint),
         ("backend", settings.backend),

@@ -14,6 +14,7 @@ from replay_helpers import FRAMES, small_settings
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.bags.make_bag import make_bag
 from rvm_ros.cli import main as cli_main
+from rvm_ros.fsutil import OutputError
 from rvm_ros.pipeline import Processor
 from rvm_ros.replay.settings import PARTIAL_MARKER, ReplayError
 from rvm_ros.replay.topics import camera_name_from_topic, resolve_topic, topic_cameras
@@ -210,7 +211,7 @@ def test_output_exists_needs_force(bag_factory: Callable[..., Path], tmp_path: P
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(ReplayError, match="exists; pass --force"):
+    with pytest.raises(OutputError, match="exists; pass --force"):
         replay([bag_factory()], out, small_settings())
     assert (out / "keep.txt").read_text() == "mine"
     outcome = replay([bag_factory()], out, small_settings(), force=True)

@@ -16,7 +16,7 @@ BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt", "auto")
 PRECISION_CHOICES = ("fp32", "bf16", "fp16", "int8")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``bench`` subcommand."""
     p = sub.add_parser(
         "bench",

@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.replay.complete else 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``demo``."""
     p = sub.add_parser(
         "demo",

@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``eval-reconstruction``."""
     p = sub.add_parser(
         "eval-reconstruction",

@@ -34,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``fetch``."""
     from rvm_ros.checkpoint.fetch import CHECKPOINT_FILES, URL_ENV
 

@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if stats.read_errors else 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``play``."""
     p = sub.add_parser(
         "play",

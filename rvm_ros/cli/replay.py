@@ -88,7 +88,7 @@ def summary_table(report: dict[str, Any]) -> str:
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) for r in rows)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``replay``."""
     p = sub.add_parser(
         "replay",

@@ -28,6 +28,7 @@ from rvm_ros.pipeline.types import (
 
 if TYPE_CHECKING:
     from rvm_ros.imaging.preprocess import Geometry
+    from rvm_ros.runtime.base import StepRunner
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class Processor:
         ConfigError: When the encoder's input size or patch grid does not fit ``config``.
     """
 
-    def __init__(self, config: ProcessingConfig, encoder: Any) -> None:
+    def __init__(self, config: ProcessingConfig, encoder: StepRunner[Any]) -> None:
         info = encoder.info
         if (int(info.height), int(info.width)) != (config.model_height, config.model_width):
             raise ConfigError(

@@ -84,7 +84,7 @@ def debug_image(
     # The mapping is axis-aligned and monotonic, so each image column / row has one grid
     # column / row (pixel centre at i + 0.5, as in Geometry.image_to_cell) and the pixels
     # with a cell form one rectangle, filled by repeating each cell colour.
-    out = img.copy()
+    out: np.ndarray = img.copy()
     span_x = _cell_span(geometry.image_width, geometry.scale_x, geometry.offset_x, cell, gw)
     span_y = _cell_span(geometry.image_height, geometry.scale_y, geometry.offset_y, cell, gh)
     if span_x is not None and span_y is not None:

@@ -48,7 +48,8 @@ def _top_directions(centred: np.ndarray, k: int, iterations: int = 30) -> np.nda
         q, _ = np.linalg.qr(centred.T @ (centred @ q))  # [C, m]
     projected = centred @ q  # [N, m]
     _, vectors = np.linalg.eigh(projected.T @ projected)  # eigenvalues ascending
-    return (q @ vectors[:, ::-1][:, :k]).T  # [k, C]
+    basis: np.ndarray = (q @ vectors[:, ::-1][:, :k]).T  # [k, C]
+    return basis
 
 
 def _fit_basis(flat: np.ndarray) -> PcaBasis:

@@ -61,7 +61,7 @@ def draw_tracks(
             f"draw_tracks: xs, ys, visible, ids must have the same length, got "
             f"{x.size}, {y.size}, {vis.size}, {tid.size}"
         )
-    out = img.copy()
+    out: np.ndarray = img.copy()
     for xi, yi, vi, ii in zip(x, y, vis, tid, strict=True):
         if not (np.isfinite(xi) and np.isfinite(yi)) or abs(xi) > 1e6 or abs(yi) > 1e6:
             continue

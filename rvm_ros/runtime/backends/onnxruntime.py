@@ -222,4 +222,4 @@ class OrtEncoder(StepRunner[Any]):
         return out.cpu().numpy(), list(out_state.unbind(0))
 
     def _release(self) -> None:
-        self.session = None  # type: ignore[assignment]
+        self.session = None

@@ -139,7 +139,9 @@ class TorchEncoder(StepRunner[torch.Tensor]):
     def _zero(self) -> torch.Tensor:
         return torch.zeros(self._tokens, self._dim, device=self.device, dtype=self.dtype)
 
-    def _gather(self, states: list[torch.Tensor | None], out: torch.Tensor | None = None):
+    def _gather(
+        self, states: list[torch.Tensor | None], out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         parts = [s if s is not None else self._zero() for s in states]
         if out is None:
             return torch.stack(parts)  # [B, N, D]
@@ -174,7 +176,8 @@ class TorchEncoder(StepRunner[torch.Tensor]):
             batch, info.height, info.width, 3, dtype=torch.uint8, device=self.device
         )
         state = torch.zeros(batch, self._tokens, self._dim, dtype=self.dtype, device=self.device)
-        stream = torch.cuda.Stream(self.device)
+        # torch.cuda.Stream's constructor is unannotated in torch's own hints.
+        stream = torch.cuda.Stream(self.device)  # type: ignore[no-untyped-call]
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
             for _ in range(3):  # warm-up: cuBLAS handles, autotuning, allocator pools

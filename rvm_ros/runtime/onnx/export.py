@@ -9,7 +9,6 @@ torch on random input and summarises the graph with polygraphy.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -23,6 +22,9 @@ import numpy as np
 import torch
 
 from rvm_ros.errors import RvmRosError
+
+# Re-exported (runtime.backends.tensorrt imports it from here); defined once in fsutil.
+from rvm_ros.fsutil import file_sha256 as file_sha256
 
 if TYPE_CHECKING:
     from rvm_ros.model import RVM
@@ -177,15 +179,6 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise InputError(
             f"{path} has no rvm_ros metadata ({exc}); export it with `rvm-ros export`"
         ) from None
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass

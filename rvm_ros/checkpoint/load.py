@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from rvm_ros.checkpoint.errors import CheckpointError
+from rvm_ros.checkpoint.finite import check_finite
 from rvm_ros.checkpoint.npz import read_npz_header, read_official
 from rvm_ros.checkpoint.official import config_from_official_shapes
 from rvm_ros.checkpoint.random import _parse_random, random_model
@@ -87,6 +88,7 @@ def load_model(
 
             config, with_decoder = read_safetensors_config(p)
             state = load_file(str(p))
+            check_finite(state, str(p))
         else:
             raise CheckpointError(
                 f"{p}: unknown checkpoint type {p.suffix!r} (expected .npz or .safetensors)"

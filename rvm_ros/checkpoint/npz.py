@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from rvm_ros.checkpoint.errors import CheckpointError
+from rvm_ros.checkpoint.finite import check_finite
 from rvm_ros.checkpoint.official import (
     _check_state_dict,
     _has_decoder,
@@ -170,4 +171,5 @@ def read_official(
             raise CheckpointError(f"{path}: {exc}", cause=exc.cause) from None
     state = {name: torch.from_numpy(array) for name, array in arrays.items()}
     _check_state_dict(state, config, with_decoder, str(path))
+    check_finite(state, str(path))
     return config, state, with_decoder

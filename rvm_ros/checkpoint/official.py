@@ -251,6 +251,49 @@ def _shape(shapes: Mapping[str, tuple[int, ...]], key: str, ndim: int) -> tuple[
     return shape
 
 
+def _voted(
+    shapes: Mapping[str, tuple[int, ...]],
+    first: str,
+    ndim: int,
+    axis: int,
+    votes: tuple[tuple[str, int, int], ...],
+) -> int:
+    """A dimension read from every key that carries it, by majority.
+
+    One damaged (e.g. transposed) key then cannot change the architecture derived from the
+    file, so the consistency check names that key and not the keys that are right.
+
+    Args:
+        shapes: Official key -> shape.
+        first: The key that must exist (layer 0); gives the value on a tie.
+        ndim: Its number of dimensions.
+        axis: The axis of ``first`` holding the dimension.
+        votes: ``(regex over keys, ndim, axis)`` of every other key carrying it.
+    """
+    value = _shape(shapes, first, ndim)[axis]
+    counts: dict[int, int] = {value: 1}
+    for pattern, nd, ax in votes:
+        rx = re.compile(pattern)
+        for key, shape in shapes.items():
+            if key != first and len(shape) == nd and rx.fullmatch(key):
+                counts[shape[ax]] = counts.get(shape[ax], 0) + 1
+    best = max(counts.values())
+    return value if counts[value] == best else max(counts, key=lambda v: counts[v])
+
+
+def _attention_votes(root: str) -> tuple[tuple[str, int, int], ...]:
+    kernels = rf"{root}_\d+/attention/(query|key|value)/kernel"
+    return ((kernels, 3, 1), (rf"{root}_\d+/attention/(query|key|value)/bias", 2, 0))
+
+
+def _mlp_votes(root: str) -> tuple[tuple[str, int, int], ...]:
+    return (
+        (rf"{root}_\d+/mlp/dense_in/kernel", 2, 1),
+        (rf"{root}_\d+/mlp/dense_in/bias", 1, 0),
+        (rf"{root}_\d+/mlp/dense_out/kernel", 2, 0),
+    )
+
+
 def _has_decoder(shapes: Mapping[str, tuple[int, ...]]) -> bool:
     return any(key.startswith(_DECODER_ROOTS) for key in shapes)
 
@@ -271,17 +314,27 @@ def config_from_official_shapes(shapes: Mapping[str, tuple[int, ...]]) -> RVMCon
     patch = _shape(shapes, "tokenizer/patch_embedding/Conv_0/kernel", 5)
     p = patch[1]
     enc_layers = _layer_count(shapes, "encoder/layers_", "encoder layers")
-    enc_q = _shape(shapes, "encoder/layers_0/attention/query/kernel", 3)
-    enc_mlp = _shape(shapes, "encoder/layers_0/mlp/dense_in/kernel", 2)[1]
+    enc_heads = _voted(
+        shapes, "encoder/layers_0/attention/query/kernel", 3, 1, _attention_votes("encoder/layers")
+    )
+    enc_mlp = _voted(
+        shapes, "encoder/layers_0/mlp/dense_in/kernel", 2, 1, _mlp_votes("encoder/layers")
+    )
     core_layers = _layer_count(shapes, "rnn_core/transformer/xa_blocks_", "core blocks")
-    core_q = _shape(shapes, "rnn_core/transformer/xa_blocks_0/attention/query/kernel", 3)
-    core_mlp = _shape(shapes, "rnn_core/transformer/xa_blocks_0/mlp/dense_in/kernel", 2)[1]
+    core_root = "rnn_core/transformer/xa_blocks"
+    core_heads = _voted(
+        shapes, f"{core_root}_0/attention/query/kernel", 3, 1, _attention_votes(core_root)
+    )
+    core_mlp = _voted(shapes, f"{core_root}_0/mlp/dense_in/kernel", 2, 1, _mlp_votes(core_root))
     with_decoder = _has_decoder(shapes)
     if with_decoder:
         dd = _shape(shapes, "mask_token", 2)[1]
         dec_layers = _layer_count(shapes, "decoder/xa_blocks_", "decoder blocks")
-        dec_heads = _shape(shapes, "decoder/xa_blocks_0/attention/query/kernel", 3)[1]
-        dec_mlp = _shape(shapes, "decoder/xa_blocks_0/mlp/dense_in/kernel", 2)[1]
+        dec_root = "decoder/xa_blocks"
+        dec_heads = _voted(
+            shapes, f"{dec_root}_0/attention/query/kernel", 3, 1, _attention_votes(dec_root)
+        )
+        dec_mlp = _voted(shapes, f"{dec_root}_0/mlp/dense_in/kernel", 2, 1, _mlp_votes(dec_root))
     else:
         ref = RVMConfig.from_variant("L")
         dd, dec_layers, dec_heads, dec_mlp = ref.dec_dim, ref.dec_layers, ref.dec_heads, ref.dec_mlp
@@ -289,10 +342,10 @@ def config_from_official_shapes(shapes: Mapping[str, tuple[int, ...]]) -> RVMCon
         config = RVMConfig(
             dim=d,
             enc_layers=enc_layers,
-            enc_heads=enc_q[1],
+            enc_heads=enc_heads,
             enc_mlp=enc_mlp,
             core_layers=core_layers,
-            core_heads=core_q[1],
+            core_heads=core_heads,
             core_mlp=core_mlp,
             dec_dim=dd,
             dec_layers=dec_layers,
@@ -315,7 +368,7 @@ def check_official_shapes(
     missing = sorted(set(expected) - set(shapes))
     unexpected = sorted(set(shapes) - set(expected))
     mismatched = sorted(
-        f"{k} {tuple(shapes[k])} (expected {expected[k]})"
+        f"{k} {tuple(shapes[k])} (expected {expected[k]}{_permuted_hint(shapes[k], expected[k])})"
         for k in set(expected) & set(shapes)
         if tuple(shapes[k]) != expected[k]
     )
@@ -331,6 +384,13 @@ def check_official_shapes(
             f"checkpoint does not form a consistent RVM ({config.variant}, D={config.dim}): "
             + "; ".join(problems)
         )
+
+
+def _permuted_hint(shape: tuple[int, ...], expected: tuple[int, ...]) -> str:
+    shape = tuple(shape)
+    if shape == expected or sorted(shape) != sorted(expected):
+        return ""
+    return "; transposed?" if len(shape) == 2 else "; axes swapped?"
 
 
 def _expected_torch_shapes(config: RVMConfig, with_decoder: bool) -> dict[str, tuple[int, ...]]:

@@ -126,6 +126,7 @@ class RvmNode(LifecycleNode):
         self._active = False
         self._runtime_text = "not loaded"
         self._renderers: dict[str, Any] = {}
+        self._scene: Any = None  # rvm_ros.node.scene_tokens.SceneTokensIO when enabled
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(SetQueryPoints, "~/set_query_points", self._on_set_query_points)
 
@@ -159,6 +160,20 @@ class RvmNode(LifecycleNode):
                         description=f"Input image topic of camera {cam}", dynamic_typing=True
                     ),
                 )
+            for suffix, default, text in (
+                ("camera_info_topic", f"/{cam}/camera_info", "CameraInfo topic"),
+                ("translation", None, "static camera-to-base translation [x, y, z] (m)"),
+                ("rotation", None, "static camera-to-base quaternion [x, y, z, w]"),
+            ):
+                if not self.has_parameter(f"cameras.{cam}.{suffix}"):
+                    self.declare_parameter(
+                        f"cameras.{cam}.{suffix}",
+                        default,
+                        ParameterDescriptor(
+                            description=f"Scene tokens: {text} of camera {cam}",
+                            dynamic_typing=True,
+                        ),
+                    )
 
     def _parameter_values(self) -> dict[str, Any]:
         self._declare_camera_parameters()
@@ -208,6 +223,10 @@ class RvmNode(LifecycleNode):
         log.info(
             f"outputs: ~/<camera>/features|tracks|debug_image with {describe_qos(self._qos_out)}"
         )
+        if cfg.scene_tokens.enabled:
+            from rvm_ros.node.scene_tokens import SceneTokensIO
+
+            self._scene = SceneTokensIO(self, cfg, self._qos_in, self._qos_out)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_prev = None
         self._diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
@@ -304,6 +323,7 @@ class RvmNode(LifecycleNode):
                 height=pc.model_height,
                 width=pc.model_width,
                 max_batch=len(cfg.cameras),
+                tensorrt_options={"accept_build_error": cfg.tensorrt_accept_build_error},
             )
         except Exception as exc:  # the message names the checkpoint / backend problem
             self.get_logger().error(f"cannot load the runtime: {type(exc).__name__}: {exc}")
@@ -371,6 +391,9 @@ class RvmNode(LifecycleNode):
                 if pub is not None:
                     self.destroy_lifecycle_publisher(pub)
         self._io = {}
+        if self._scene is not None:
+            self._scene.destroy()
+            self._scene = None
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = None
@@ -516,6 +539,15 @@ class RvmNode(LifecycleNode):
                             f"camera {res.camera}: publishing the result failed: "
                             f"{type(exc).__name__}: {exc} [logged once; counted in /diagnostics]"
                         )
+            if self._scene is not None:
+                try:
+                    self._scene.publish_step(results, batch)
+                except Exception as exc:
+                    if stats.error("scene_tokens_error"):
+                        self.get_logger().error(
+                            f"publishing scene tokens failed: {type(exc).__name__}: {exc} "
+                            "[logged once; counted in /diagnostics]"
+                        )
 
     def _publish_result(self, res: Any, frame: Any) -> None:
         from rvm_ros.pipeline import FrameSkip
@@ -624,4 +656,6 @@ class RvmNode(LifecycleNode):
             self._active,
         )
         self._diag_prev = (now, snap)
+        if self._scene is not None:
+            statuses.append(self._scene.status(self.get_fully_qualified_name()))
         pub.publish(to_diagnostic_array(statuses, self.get_clock().now().to_msg()))

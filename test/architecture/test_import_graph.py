@@ -5,7 +5,7 @@ Layers (a package may import its own modules and packages of lower layers only):
     cli
     bench
     replay   node
-    pipeline   training
+    pipeline   training   datasets
     runtime   tracking   wire   bags   viz
     imaging
     checkpoint
@@ -40,6 +40,7 @@ LAYER = {
     "viz": 4,
     "pipeline": 5,
     "training": 5,
+    "datasets": 5,  # reads replay outputs through bags / wire
     "replay": 6,
     "node": 6,
     "bench": 7,

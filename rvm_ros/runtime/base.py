@@ -19,7 +19,7 @@ import numpy as np
 
 from rvm_ros.errors import RvmRosError
 
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt", "auto")
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt", "openvino", "auto")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
 
 StateT = TypeVar("StateT")
@@ -43,7 +43,7 @@ class EncoderInfo:
     """What an `StepRunner` runs.
 
     Attributes:
-        backend: ``torch``, ``onnxruntime`` or ``tensorrt``.
+        backend: ``torch``, ``onnxruntime``, ``tensorrt`` or ``openvino``.
         precision: ``fp32``, ``bf16``, ``fp16`` or ``int8``.
         device: where the step runs, e.g. ``cpu``, ``cuda:0``.
         model_id: the model's id (variant and checkpoint hash).

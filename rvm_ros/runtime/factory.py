@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,18 +15,23 @@ if TYPE_CHECKING:
     pass
 
 from rvm_ros.runtime.base import BACKENDS, PRECISIONS, BackendUnavailable, InputError, StepRunner
+from rvm_ros.runtime.cpu_table import cpu_choice
 from rvm_ros.runtime.source import load_any
 
 log = logging.getLogger(__name__)
 
-# Measured on the 2-core AVX-512 CI-size CPU (docs/BENCHMARKS.md): the fastest CPU backend
-# per precision, used by backend="auto" when no GPU is usable.
-CPU_CHOICE: dict[str, tuple[str, str]] = {
-    "fp32": ("onnxruntime", "ONNX Runtime fp32 measured faster than torch eager fp32 on CPU"),
-    "bf16": ("torch", "bf16 on CPU runs on torch (oneDNN AVX-512 BF16 / AMX kernels)"),
-    "int8": ("onnxruntime", "int8 on CPU runs on ONNX Runtime dynamic quantization"),
-    "fp16": ("torch", "fp16 needs a GPU"),
-}
+
+def _cpu_backend_available(backend: str) -> tuple[bool, str]:
+    """Whether a CPU backend can be created here, and why not."""
+    if backend == "onnxruntime":
+        from rvm_ros.runtime.backends.onnxruntime import ort_available
+
+        return ort_available(), "onnxruntime is not installed"
+    if backend == "openvino":
+        from rvm_ros.runtime.backends.openvino import openvino_available
+
+        return openvino_available()
+    return True, ""
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,8 @@ def choose_backend(precision: str = "fp32", device: str | None = None) -> Choice
     """Pick a backend for ``backend="auto"``.
 
     TensorRT when it imports and a CUDA device exists; else torch on CUDA (CUDA graphs);
-    else the fastest CPU backend for the precision (`CPU_CHOICE`).
+    else the fastest installed CPU backend for the CPU's feature set and the precision,
+    from the measured table `rvm_ros.runtime.cpu_table.CPU_TABLE`.
 
     Args:
         precision: requested precision.
@@ -50,7 +57,6 @@ def choose_backend(precision: str = "fp32", device: str | None = None) -> Choice
     Returns:
         The `Choice`, with a reason naming why the better options were not taken.
     """
-    from rvm_ros.runtime.backends.onnxruntime import ort_available
     from rvm_ros.runtime.backends.tensorrt import TRT_PRECISIONS, tensorrt_available
 
     wants_cpu = device is not None and torch.device(device).type == "cpu"
@@ -71,9 +77,7 @@ def choose_backend(precision: str = "fp32", device: str | None = None) -> Choice
         notes.append(
             f"no CUDA backend runs {precision}" if torch.cuda.is_available() else "no CUDA device"
         )
-    backend, why = CPU_CHOICE.get(precision, ("torch", ""))
-    if backend == "onnxruntime" and not ort_available():
-        backend, why = "torch", "onnxruntime not installed"
+    backend, why = cpu_choice(precision, _cpu_backend_available)
     prefix = f"{'; '.join(notes)}; " if notes else ""
     return Choice(backend, "cpu", f"{prefix}{why}")
 
@@ -90,13 +94,17 @@ def create_encoder(
     cache_dir: str | Path | None = None,
     threads: int | None = None,
     cuda_graphs: bool = True,
+    tensorrt_options: Mapping[str, Any] | None = None,
+    calibration: str | Path | None = None,
 ) -> StepRunner[Any]:
     """Create an `StepRunner` for one model on one backend.
 
     Args:
         checkpoint: a checkpoint path (``.npz`` / ``.safetensors``), ``random:<variant>``,
-            an already loaded `RVM`, or (onnxruntime / tensorrt) an exported ``.onnx``.
-        backend: ``torch``, ``onnxruntime``, ``tensorrt`` or ``auto``.
+            an already loaded `RVM`, (onnxruntime / tensorrt) an exported ``.onnx``, or
+            (tensorrt, auto) a TensorRT ``.plan`` / ``.engine`` with its JSON sidecar
+            (``rvm-ros export --format engine``; its precision and size are the plan's).
+        backend: ``torch``, ``onnxruntime``, ``tensorrt``, ``openvino`` or ``auto``.
         precision: ``fp32``, ``bf16``, ``fp16`` or ``int8`` (not every backend runs each).
         device: ``cpu``, ``cuda[:i]`` or ``None`` (best available).
         height: input frame height (fixed; a multiple of the patch size).
@@ -104,8 +112,13 @@ def create_encoder(
         max_batch: largest number of frames (cameras) in one `step`.
         cache_dir: where exported ONNX files and TensorRT plans are cached
             (default ``$RVM_ROS_CACHE`` or ``~/.cache/rvm_ros``).
-        threads: CPU threads of the onnxruntime backend (default: all cores).
+        threads: CPU threads of the onnxruntime / openvino backends (default: all cores).
         cuda_graphs: torch backend on CUDA: capture the step in CUDA graphs.
+        tensorrt_options: tensorrt backend: keyword arguments of
+            `rvm_ros.runtime.backends.tensorrt.encoder_from_onnx` (``accept_build_error``,
+            ``cuda_graphs`` (default off), ``version_compatible``, ``hardware_compatibility``).
+        calibration: openvino int8: frames to calibrate on (video file or ``.npy``);
+            default synthetic frames.
 
     Returns:
         The encoder; its ``info.reason`` says why the backend was chosen.
@@ -119,6 +132,25 @@ def create_encoder(
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
     reason = "requested"
+    from rvm_ros.runtime.backends.tensorrt_plan import is_plan_path
+
+    if is_plan_path(checkpoint):  # a TensorRT plan: only the tensorrt backend runs it
+        if backend not in ("auto", "tensorrt"):
+            raise InputError(f"{checkpoint} is a TensorRT plan; use backend tensorrt or auto")
+        from rvm_ros.runtime.backends.tensorrt import encoder_from_plan
+
+        trt_plan = dict(tensorrt_options or {})
+        for key in ("version_compatible", "hardware_compatibility"):  # fixed at build time
+            trt_plan.pop(key, None)
+        return encoder_from_plan(
+            checkpoint,
+            device=device,
+            max_batch=max_batch,
+            height=height,
+            width=width,
+            reason="requested" if backend == "tensorrt" else "auto: a TensorRT plan was given",
+            **trt_plan,
+        )
     if backend == "auto":
         choice = choose_backend(precision, device)
         backend, device, reason = choice.backend, choice.device, f"auto: {choice.reason}"
@@ -131,6 +163,12 @@ def create_encoder(
         trt_ok, trt_why = tensorrt_available()
         if not trt_ok:  # say so before spending time on an ONNX export
             raise BackendUnavailable(f"the tensorrt backend cannot run: {trt_why}")
+    if backend == "openvino":
+        from rvm_ros.runtime.backends.openvino import openvino_available
+
+        ov_ok, ov_why = openvino_available()
+        if not ov_ok:  # say so before spending time on an ONNX export
+            raise BackendUnavailable(f"the openvino backend cannot run: {ov_why}")
     if backend == "torch":
         if onnx_file is not None:
             raise InputError(f"the torch backend needs a checkpoint, not an ONNX file: {onnx_file}")
@@ -174,9 +212,27 @@ def create_encoder(
         from rvm_ros.runtime.backends.onnxruntime import OrtEncoder
 
         return OrtEncoder(onnx_file, threads=threads, **common)
-    from rvm_ros.runtime.backends.tensorrt import TensorRTEncoder
+    if backend == "openvino":
+        from rvm_ros.runtime.backends.openvino import OpenVINOEncoder
 
-    return TensorRTEncoder(onnx_file, cache=resolve_cache(cache_dir), **common)
+        return OpenVINOEncoder(
+            onnx_file,
+            threads=threads,
+            cache=resolve_cache(cache_dir),
+            calibration=calibration,
+            **common,
+        )
+    from rvm_ros.runtime.backends.tensorrt import encoder_from_onnx
+
+    return encoder_from_onnx(
+        onnx_file,
+        precision=precision,
+        device=device,
+        max_batch=max_batch,
+        cache=resolve_cache(cache_dir),
+        reason=reason,
+        **dict(tensorrt_options or {}),
+    )
 
 
 def _onnx_path(checkpoint: Any) -> Path | None:

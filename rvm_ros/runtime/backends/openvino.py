@@ -1,0 +1,491 @@
+"""OpenVINO backend: the exported ONNX step compiled by OpenVINO (CPU, GPU, NPU or AUTO).
+
+Precisions:
+
+- ``fp32``: ``INFERENCE_PRECISION_HINT f32`` (exact to ~1e-5 of torch).
+- ``bf16``: ``INFERENCE_PRECISION_HINT bf16`` (AMX / AVX-512 BF16 kernels on CPUs that
+  have them; refused where the device does not report ``BF16``).
+- ``int8``: post-training quantisation with NNCF (`quantize_ir`; the layers NNCF leaves
+  unquantised run in bf16 where the CPU has it, else f32), calibrated on frames
+  the user gives (``calibration=``: a video file or ``.npy``) or on synthetic frames; the
+  quantised IR is cached next to the export, with a JSON record of its calibration data
+  and its accuracy (per-token cosine to float32 on held-out frames).
+
+One compiled model (static shapes: faster on CPU than a dynamic batch axis) and one
+`InferRequest` with pre-allocated input tensors per batch size. Compiled blobs go to
+OpenVINO's model cache (``CACHE_DIR``, under the project cache), so a restart skips
+compilation. States are host arrays (``[N, D]`` float32 per camera; OpenVINO's CPU
+device works on host memory): the step writes them into the request's state tensor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rvm_ros.runtime.base import BackendUnavailable, EncoderInfo, InputError, StepRunner
+from rvm_ros.runtime.onnx.export import INPUT_NAMES, OUTPUT_NAMES
+
+log = logging.getLogger(__name__)
+
+OV_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
+OV_DEVICES: tuple[str, ...] = ("CPU", "GPU", "NPU", "AUTO")
+QUANTIZER_VERSION = 1  # bump when `quantize_ir` changes what it writes
+CALIBRATION_FRAMES = 32  # frames streamed for calibration (the last quarter held out)
+
+_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "bf16"}
+_CAPABILITY = {"bf16": "BF16", "fp16": "FP16", "int8": "INT8"}
+
+
+def openvino_available() -> tuple[bool, str]:
+    """Whether OpenVINO imports, and a reason either way (its version, or the error)."""
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        return False, (
+            f"openvino is not installed ({exc}); install it with `pip install rvm_ros[openvino]`"
+        )
+    return True, f"openvino {ov.get_version()}"
+
+
+def _import_openvino() -> Any:
+    ok, why = openvino_available()
+    if not ok:
+        raise BackendUnavailable(f"the openvino backend cannot run: {why}")
+    import openvino as ov
+
+    return ov
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def device_name(device: str | None) -> str:
+    """The OpenVINO device of a runtime ``device`` string (``None``/``cpu`` -> ``CPU``).
+
+    Raises:
+        BackendUnavailable: a device OpenVINO has no plugin name for (e.g. ``cuda``).
+    """
+    name = (device or "CPU").upper()
+    base = name.split(".", 1)[0].split(":", 1)[0]
+    if base not in OV_DEVICES:
+        raise BackendUnavailable(
+            f"the openvino backend runs on {', '.join(OV_DEVICES)} (Intel devices), not {device!r}"
+        )
+    return name
+
+
+def compile_config(
+    precision: str, device: str, threads: int | None, bf16: bool = True
+) -> dict[str, Any]:
+    """Compile properties: latency hint, one stream, the precision hint, threads (CPU).
+
+    ``int8`` models run their unquantised layers in bf16 when ``bf16`` (the device has
+    it; measured slightly faster than f32 with the same accuracy bound), else f32.
+
+    CPU threads are not pinned (``ENABLE_CPU_PINNING`` off): on a machine shared with
+    other work, pinned threads wait for busy cores (measured here: 448 ms instead of
+    286 ms per float32 step with a loaded machine).
+    """
+    config: dict[str, Any] = {
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+        "INFERENCE_PRECISION_HINT": _HINTS[precision] if bf16 or precision != "int8" else "f32",
+    }
+    if device.startswith("CPU"):
+        config["INFERENCE_NUM_THREADS"] = int(threads or usable_cores())
+        config["ENABLE_CPU_PINNING"] = False
+    return config
+
+
+def blob_dir(cache: Path, device: str, config: dict[str, Any], version: str) -> Path:
+    """OpenVINO's compiled-model cache folder for one device and compile configuration.
+
+    One folder per configuration, not one shared folder: OpenVINO 2026.4's CPU cache key
+    ignores ``INFERENCE_PRECISION_HINT`` (seen here: a bf16 compile after an fp32 one of
+    the same model, sharing ``CACHE_DIR``, loaded the fp32 blob and returned NaN, and a
+    later start crashed on it).
+    """
+    text = json.dumps({"device": device, "config": config, "openvino": version}, sort_keys=True)
+    return cache / "openvino" / "blobs" / hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Frames used to calibrate int8 and what the quantised model kept of float32.
+
+    Attributes:
+        source: ``synthetic:<seed>`` or the frames file.
+        frames: frames streamed from the zero state (the first ``fit`` calibrate).
+        fit: frames whose (frame, state) pairs were given to NNCF.
+        cosine: mean per-token cosine of int8 vs float32 features on the held-out frames.
+        cosine_min: the worst token's cosine there.
+        seconds: time the quantisation took.
+    """
+
+    source: str
+    frames: int
+    fit: int
+    cosine: float
+    cosine_min: float
+    seconds: float
+
+
+def calibration_frames(
+    source: str | Path | None, height: int, width: int, count: int = CALIBRATION_FRAMES
+) -> tuple[np.ndarray, str]:
+    """``uint8 [T, H, W, 3]`` calibration frames and their description.
+
+    Args:
+        source: a video file or ``.npy`` of frames (resized to ``height x width``), or
+            ``None`` / ``synthetic[:<seed>]`` for the package's synthetic moving frames.
+        height: model input height.
+        width: model input width.
+        count: frames to keep (fewer when the source is shorter).
+
+    Raises:
+        InputError: the frames cannot be read.
+    """
+    spec = str(source) if source is not None else "synthetic:0"
+    if spec.startswith("synthetic"):
+        from rvm_ros.imaging.synthetic import synthetic_frames
+
+        seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
+        return synthetic_frames(count, 1, height, width, seed)[:, 0], f"synthetic:{seed}"
+    from rvm_ros.errors import RvmRosError
+    from rvm_ros.imaging.video import load_frames
+
+    try:
+        frames = load_frames(spec, height, width, max_frames=count)[0]
+    except RvmRosError as exc:
+        raise InputError(f"cannot read int8 calibration frames: {exc}") from exc
+    if len(frames) < 4:
+        raise InputError(f"int8 calibration needs at least 4 frames, {spec} has {len(frames)}")
+    return frames, str(Path(spec).resolve())
+
+
+def _stream(request: Any, frames: np.ndarray, tokens: int, dim: int) -> list[np.ndarray]:
+    """States seen while streaming ``frames`` from the zero state: state before each frame,
+    then the final one (``len(frames) + 1`` arrays ``[1, N, D]``)."""
+    state = np.zeros((1, tokens, dim), np.float32)
+    seen = [state]
+    for frame in frames:
+        request.infer({"frames": frame[None], "state": state})
+        state = np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        seen.append(state)
+    return seen
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    num = (a.astype(np.float64) * b).sum(-1)
+    return np.asarray(
+        num / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
+    )
+
+
+def quantize_ir(
+    onnx_path: Path,
+    dst: Path,
+    frames: np.ndarray,
+    source: str,
+    *,
+    tokens: int,
+    dim: int,
+    threads: int | None = None,
+) -> Calibration:
+    """Quantise an ONNX step to an int8 OpenVINO IR with NNCF (static, per-channel weights).
+
+    The float32 model streams ``frames`` from the zero state; the (frame, state) pairs of
+    the first three quarters calibrate the activation ranges (``ModelType.TRANSFORMER``,
+    ``MIXED`` preset: symmetric weights, asymmetric activations); the last quarter is held
+    out to measure what the int8 model keeps of float32. ``dst`` (``.xml`` + ``.bin``) and
+    ``dst.json`` (the `Calibration`) are written beside and swapped in.
+
+    Raises:
+        BackendUnavailable: nncf is not installed.
+    """
+    ov = _import_openvino()
+    try:
+        import nncf
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"int8 on openvino needs nncf ({exc}); install it with `pip install rvm_ros[openvino]`"
+        ) from exc
+    start = time.perf_counter()
+    core = ov.Core()
+    model = core.read_model(str(onnx_path))
+    height, width = frames.shape[1:3]
+    model.reshape({"frames": [1, height, width, 3], "state": [1, tokens, dim]})
+    ref = core.compile_model(model, "CPU", compile_config("fp32", "CPU", threads))
+    ref_req = ref.create_infer_request()
+    fit = max(1, (len(frames) * 3) // 4)
+    states = _stream(ref_req, frames, tokens, dim)
+    items = [{"frames": frames[t][None], "state": states[t]} for t in range(fit)]
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    nncf_log.setLevel(logging.ERROR)
+    try:
+        quantized = nncf.quantize(
+            model,
+            nncf.Dataset(items),
+            model_type=nncf.ModelType.TRANSFORMER,
+            preset=nncf.QuantizationPreset.MIXED,
+            subset_size=len(items),
+        )
+    finally:
+        nncf_log.setLevel(level)
+    seconds = time.perf_counter() - start
+    bf16 = "BF16" in list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    q_req = core.compile_model(
+        quantized, "CPU", compile_config("int8", "CPU", threads, bf16)
+    ).create_infer_request()
+    held = frames[fit:]
+    want = np.concatenate(_stream(ref_req, held, tokens, dim)[1:])
+    got = np.concatenate(_stream(q_req, held, tokens, dim)[1:])
+    cos = _cosine(got, want)
+    record = Calibration(
+        source=source,
+        frames=len(frames),
+        fit=fit,
+        cosine=float(cos.mean()) if cos.size else float("nan"),
+        cosine_min=float(cos.min()) if cos.size else float("nan"),
+        seconds=seconds,
+    )
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f"{dst.stem}.{os.getpid()}.part.xml")
+    try:
+        ov.save_model(quantized, str(tmp), compress_to_fp16=False)
+        tmp.with_suffix(".bin").replace(dst.with_suffix(".bin"))
+        tmp.replace(dst)
+        meta = dst.with_suffix(".json")
+        meta_tmp = meta.with_name(f"{meta.name}.{os.getpid()}.part")
+        meta_tmp.write_text(json.dumps(record.__dict__, indent=2) + "\n")
+        meta_tmp.replace(meta)
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.with_suffix(".bin").unlink(missing_ok=True)
+    log.info(
+        "int8 IR %s: calibrated on %d frames of %s, held-out cosine %.5f (min %.5f)",
+        dst,
+        fit,
+        source,
+        record.cosine,
+        record.cosine_min,
+    )
+    return record
+
+
+def quantized_ir(
+    onnx_path: Path,
+    calibration: str | Path | None,
+    *,
+    height: int,
+    width: int,
+    tokens: int,
+    dim: int,
+    cache: Path,
+    threads: int | None = None,
+) -> tuple[Path, Calibration]:
+    """The cached int8 IR of ``onnx_path`` for a calibration source (made when missing).
+
+    Keyed by the export file (path, size, mtime), the calibration frames' content and
+    `QUANTIZER_VERSION` with the nncf / openvino versions.
+    """
+    import nncf
+
+    ov = _import_openvino()
+    frames, source = calibration_frames(calibration, height, width)
+    st = onnx_path.stat()
+    digest = hashlib.sha256()
+    for part in (
+        str(onnx_path.resolve()),
+        str(st.st_size),
+        str(st.st_mtime_ns),
+        str(QUANTIZER_VERSION),
+        nncf.__version__,
+        ov.get_version(),
+    ):
+        digest.update(part.encode() + b"|")
+    digest.update(frames.tobytes())
+    dst = cache / "openvino" / f"{onnx_path.stem}.int8-{digest.hexdigest()[:16]}.xml"
+    meta = dst.with_suffix(".json")
+    if dst.is_file() and dst.with_suffix(".bin").is_file() and meta.is_file():
+        record = Calibration(**json.loads(meta.read_text()))
+        return dst, record
+    log.info("quantising %s to int8 with nncf (calibration: %s)", onnx_path.name, source)
+    record = quantize_ir(onnx_path, dst, frames, source, tokens=tokens, dim=dim, threads=threads)
+    return dst, record
+
+
+class OpenVINOEncoder(StepRunner[np.ndarray]):
+    """Runs an exported step with OpenVINO; states are host float32 arrays ``[N, D]``.
+
+    Args:
+        onnx_path: the float32 ONNX step (from `rvm_ros.runtime.cache`).
+        model_id: model facts recorded in `EncoderInfo`.
+        dim: feature width D.
+        patch_size: patch size in pixels.
+        height: frame height.
+        width: frame width.
+        precision: ``fp32``, ``bf16``, ``int8`` (``fp16`` on GPU / NPU).
+        device: ``cpu`` / ``CPU`` (default), ``GPU``, ``NPU`` or ``AUTO``.
+        max_batch: largest batch `step` accepts.
+        threads: CPU inference threads (default: the usable cores).
+        cache: the project cache folder (OpenVINO's compiled-model cache lives in
+            ``<cache>/openvino``, beside the int8 IRs).
+        calibration: int8 only: frames to calibrate on (video / ``.npy``), default synthetic.
+        reason: recorded in `EncoderInfo.reason`.
+
+    Raises:
+        BackendUnavailable: OpenVINO (or nncf for int8) is missing, the device is absent,
+            or it does not run the precision.
+        InputError: the ONNX file is not an RVM step for this size.
+    """
+
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        *,
+        model_id: str,
+        dim: int,
+        patch_size: int,
+        height: int,
+        width: int,
+        precision: str = "fp32",
+        device: str | None = None,
+        max_batch: int = 8,
+        threads: int | None = None,
+        cache: str | Path,
+        calibration: str | Path | None = None,
+        reason: str = "requested",
+    ) -> None:
+        ov = _import_openvino()
+        if precision not in OV_PRECISIONS:
+            raise BackendUnavailable(
+                f"precision {precision!r} is not supported by the openvino backend "
+                f"(choose one of {list(OV_PRECISIONS)})"
+            )
+        dev = device_name(device)
+        self._core = ov.Core()
+        present = list(self._core.available_devices)
+        base = dev.split(".", 1)[0]
+        if base != "AUTO" and not any(d.split(".", 1)[0] == base for d in present):
+            raise BackendUnavailable(
+                f"OpenVINO device {dev} is not present here (devices: {present or 'none'})"
+            )
+        caps = list(self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        if base == "CPU" and _CAPABILITY.get(precision, "") not in ("", *caps):
+            raise BackendUnavailable(
+                f"this CPU does not run {precision} in OpenVINO (OPTIMIZATION_CAPABILITIES: {caps})"
+            )
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise InputError(f"ONNX file not found: {path}")
+        self._tokens = 1 + (height // patch_size) * (width // patch_size)
+        self._dim = int(dim)
+        cache_root = Path(cache)
+        self.calibration: Calibration | None = None
+        if precision == "int8":
+            path, self.calibration = quantized_ir(
+                path,
+                calibration,
+                height=height,
+                width=width,
+                tokens=self._tokens,
+                dim=self._dim,
+                cache=cache_root,
+                threads=threads,
+            )
+        self.model_path = path
+        self._config = compile_config(precision, dev, threads, "BF16" in caps)
+        self.blob_dir = blob_dir(cache_root, dev, self._config, ov.get_version())
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        self._core.set_property({"CACHE_DIR": str(self.blob_dir)})
+        self._model = self._core.read_model(str(path))
+        got_in = tuple(i.get_any_name() for i in self._model.inputs)
+        got_out = tuple(o.get_any_name() for o in self._model.outputs)
+        if got_in != INPUT_NAMES or got_out != OUTPUT_NAMES:
+            raise InputError(
+                f"{path} is not an RVM step export: inputs {got_in}, outputs {got_out} "
+                f"(expected {INPUT_NAMES} -> {OUTPUT_NAMES})"
+            )
+        frame_shape = self._model.inputs[0].get_partial_shape()
+        if [int(d.get_length()) for d in list(frame_shape)[1:]] != [height, width, 3]:
+            raise InputError(
+                f"{path} was exported for frames {frame_shape}, not [?, {height}, {width}, 3]"
+            )
+        self._device = dev
+        self._requests: dict[int, Any] = {}
+        info = EncoderInfo(
+            backend="openvino",
+            precision=precision,
+            device=dev.lower() if dev == "CPU" else dev,
+            model_id=model_id,
+            dim=int(dim),
+            patch_size=int(patch_size),
+            height=int(height),
+            width=int(width),
+            reason=reason,
+        )
+        super().__init__(info, max_batch)
+        self._request(1)  # compile batch 1 now: a broken model fails at creation
+
+    def _request(self, batch: int) -> Any:
+        """The infer request of ``batch`` frames (its model compiled on first use)."""
+        req = self._requests.get(batch)
+        if req is None:
+            model = self._model.clone()
+            info = self.info
+            model.reshape(
+                {
+                    "frames": [batch, info.height, info.width, 3],
+                    "state": [batch, self._tokens, self._dim],
+                }
+            )
+            start = time.perf_counter()
+            compiled = self._core.compile_model(model, self._device, self._config)
+            log.info(
+                "openvino compiled batch %d on %s (%s) in %.1f s",
+                batch,
+                self._device,
+                self.info.precision,
+                time.perf_counter() - start,
+            )
+            req = compiled.create_infer_request()
+            self._requests[batch] = req
+        return req
+
+    def _run(
+        self, frames: np.ndarray, states: list[np.ndarray | None]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        batch = frames.shape[0]
+        req = self._request(batch)
+        frames_in = req.get_tensor("frames").data  # pre-allocated [B, H, W, 3] uint8
+        state_in = req.get_tensor("state").data  # pre-allocated [B, N, D] float32
+        np.copyto(frames_in, frames)
+        for i, s in enumerate(states):
+            if s is None:
+                state_in[i].fill(0.0)
+            else:
+                np.copyto(state_in[i], s)
+        req.infer()
+        features = np.array(req.get_tensor("features").data, dtype=np.float32, copy=True)
+        # features == new state; one copy per camera so the caller may modify its result.
+        return features, [features[i].copy() for i in range(batch)]
+
+    def _release(self) -> None:
+        self._requests.clear()
+        self._model = None

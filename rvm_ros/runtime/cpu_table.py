@@ -1,0 +1,98 @@
+"""The measured table behind ``backend="auto"`` on a CPU: fastest backend per (features, precision).
+
+Each entry lists the backends fastest first, each with the figure that put it there
+(`rvm-ros bench`, RVM-S at 256x256, batch 1, 2 cores; docs/BENCHMARKS.md). `cpu_choice`
+takes the first one that is installed and says why the ones before it were passed over.
+Feature sets not measured with a backend keep the older measured rule for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+# CPU feature sets, best first: a CPU is the first whose flags it all has.
+FEATURE_SETS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("amx", frozenset({"amx_bf16", "amx_int8", "avx512_bf16", "avx512f"})),
+    ("avx512_bf16", frozenset({"avx512_bf16", "avx512f"})),
+    ("avx512", frozenset({"avx512f"})),
+    ("avx2", frozenset({"avx2"})),
+)
+
+# (feature set, precision) -> ((backend, why), ...) fastest first.
+CPU_TABLE: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
+    ("amx", "fp32"): (
+        ("openvino", "OpenVINO fp32 measured fastest on an AMX CPU"),
+        ("onnxruntime", "ONNX Runtime fp32 measured faster than torch eager fp32"),
+        ("torch", "torch eager fp32"),
+    ),
+    ("amx", "bf16"): (
+        ("openvino", "OpenVINO bf16 (AMX) measured fastest on an AMX CPU"),
+        ("torch", "torch bf16 (oneDNN AMX kernels)"),
+    ),
+    ("amx", "int8"): (
+        ("openvino", "OpenVINO int8 (NNCF, AMX) measured fastest on an AMX CPU"),
+        ("onnxruntime", "ONNX Runtime dynamic int8"),
+    ),
+    ("amx", "fp16"): (("torch", "fp16 needs a GPU"),),
+}
+_OLDER: dict[str, tuple[tuple[str, str], ...]] = {
+    "fp32": (
+        ("onnxruntime", "ONNX Runtime fp32 measured faster than torch eager fp32 on AVX-512"),
+        ("torch", "torch eager fp32"),
+    ),
+    "bf16": (("torch", "bf16 on CPU runs on torch (oneDNN AVX-512 BF16 kernels)"),),
+    "int8": (("onnxruntime", "int8 on CPU runs on ONNX Runtime dynamic quantization"),),
+    "fp16": (("torch", "fp16 needs a GPU"),),
+}
+for _features in ("avx512_bf16", "avx512", "avx2", "generic"):
+    for _precision, _rows in _OLDER.items():
+        CPU_TABLE[(_features, _precision)] = _rows
+
+
+@cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's flags from ``/proc/cpuinfo`` (empty where it is not readable)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_feature_set(flags: frozenset[str] | None = None) -> str:
+    """The name of this CPU's feature set in `CPU_TABLE` (``generic`` when none matches)."""
+    have = cpu_flags() if flags is None else flags
+    for name, needs in FEATURE_SETS:
+        if needs <= have:
+            return name
+    return "generic"
+
+
+def cpu_choice(
+    precision: str,
+    available: Callable[[str], tuple[bool, str]],
+    features: str | None = None,
+) -> tuple[str, str]:
+    """The fastest installed CPU backend for ``precision`` and the reason.
+
+    Args:
+        precision: ``fp32``, ``bf16``, ``fp16`` or ``int8``.
+        available: ``backend -> (ok, why not)``.
+        features: feature set (default: this CPU's).
+
+    Returns:
+        ``(backend, reason)``; torch when nothing in the table is installed.
+    """
+    fs = features or cpu_feature_set()
+    rows = CPU_TABLE.get((fs, precision), (("torch", "no measured entry"),))
+    passed: list[str] = []
+    for backend, why in rows:
+        ok, why_not = available(backend)
+        if ok:
+            return backend, "; ".join([*passed, f"{why} ({fs} CPU, {precision})"])
+        passed.append(f"{backend} skipped: {why_not}")
+    return "torch", "; ".join([*passed, f"torch fallback ({fs} CPU, {precision})"])

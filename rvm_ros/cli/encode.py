@@ -84,7 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="encode at most this many")
     p.add_argument(
         "--backend",
-        choices=("torch", "onnxruntime", "tensorrt", "auto"),
+        choices=("torch", "onnxruntime", "tensorrt", "openvino", "auto"),
         default="torch",
         help="inference backend (rvm_ros.runtime)",
     )

@@ -116,7 +116,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="node whose section of --config applies; outputs go to /NODE/<camera>/...",
     )
     p.add_argument("--checkpoint", default=None, help="default: the config's, else random:tiny")
-    p.add_argument("--backend", default=None, choices=("auto", "torch", "onnxruntime", "tensorrt"))
+    p.add_argument(
+        "--backend", default=None, choices=("auto", "torch", "onnxruntime", "tensorrt", "openvino")
+    )
     p.add_argument("--precision", default=None, choices=("fp32", "fp16", "bf16"))
     p.add_argument("--device", default=None, help="torch device (cpu, cuda)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")

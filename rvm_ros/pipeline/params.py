@@ -100,7 +100,7 @@ PARAMS: tuple[ParamSpec, ...] = (
         "auto",
         "str",
         "Inference backend",
-        choices=("auto", "torch", "onnxruntime", "tensorrt"),
+        choices=("auto", "torch", "onnxruntime", "tensorrt", "openvino"),
     ),
     ParamSpec(
         "precision", "fp32", "str", "Inference precision", choices=("fp32", "bf16", "fp16", "int8")
@@ -296,7 +296,7 @@ class NodeConfig:
     Attributes:
         processing: Everything the pure processing core needs.
         checkpoint: Checkpoint path or ``random:<variant>[:<seed>]``.
-        backend: ``auto`` | ``torch`` | ``onnxruntime`` | ``tensorrt``.
+        backend: ``auto`` | ``torch`` | ``onnxruntime`` | ``tensorrt`` | ``openvino``.
         precision: ``fp32`` | ``fp16`` | ``bf16``.
         device: Torch device string, empty for the backend's choice.
         camera_topics: Camera name -> input topic.

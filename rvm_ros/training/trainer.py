@@ -330,11 +330,18 @@ def train(
     config_path = out_dir / "config.yaml"
     last_state = _checkpoint_paths(out_dir, "last")[1]
     if last_state.is_file() and config_path.is_file():
-        saved = load_config(config_path)
-        if _comparable(saved.to_dict()) != _comparable(cfg.to_dict()):
+        saved, now = _comparable(load_config(config_path).to_dict()), _comparable(cfg.to_dict())
+        if saved != now and saved.get("steps") != now.get("steps"):
+            # The length may change while the run is still in its warm-up: the schedule so
+            # far does not depend on it, so the result equals a fresh run of the new length.
+            done = int(torch.load(last_state, map_location="cpu", weights_only=True)["step"])
+            if done <= cfg.optim.warmup_steps and done < cfg.steps:
+                saved["steps"] = now["steps"]
+        if saved != now:
             raise TrainError(
                 f"{out_dir} holds a run with another configuration ({config_path}); use a new "
-                "out_dir or the same configuration to resume"
+                "out_dir or the same configuration to resume (steps may change only until the "
+                "end of the warm-up)"
             )
     if dist.main:
         tmp = config_path.with_name(".config.yaml.tmp")

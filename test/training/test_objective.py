@@ -1,0 +1,73 @@
+"""The masked-reconstruction objective: learns on a fixed batch, ignores visible patches."""
+
+from __future__ import annotations
+
+import torch
+
+from rvm_ros.training.config import LossSection
+from rvm_ros.training.data import ClipDataset, collate
+from rvm_ros.training.objective import compute_loss, masked_patch_errors
+from rvm_ros.training.optim import decays, make_optimizer
+from rvm_ros.training.trainer import build_model
+
+from .conftest import small_config
+
+
+def test_few_steps_lower_the_loss_on_a_fixed_batch(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = small_config(tmp_path, "optim.lr=3e-3", "optim.warmup_steps=0")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    batch = collate([ClipDataset(cfg.data, 0)[i] for i in range(4)])
+    optimizer = make_optimizer(model, cfg.optim)
+    weights = LossSection(pixel=1.0, patch_norm=0.05, correspondence=0.05)
+    losses = []
+    for _ in range(8):
+        out = compute_loss(
+            model,
+            batch.source,
+            batch.target,
+            batch.offsets,
+            batch.visible,
+            batch.correspondence,
+            weights,
+            autocast=False,
+        )
+        optimizer.zero_grad()
+        out.total.backward()
+        optimizer.step()
+        losses.append(float(out.total.detach()))
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_visible_patches_do_not_count() -> None:
+    torch.manual_seed(0)
+    target = torch.rand(1, 1, 32, 32, 3)
+    pred = target.clone()
+    visible = torch.tensor([[[0, 3]]])
+    # Wrong only on the visible patches 0 and 3 -> zero error; on patch 1 -> positive.
+    pred[0, 0, :16, :16] = 0.0
+    pred[0, 0, 16:, 16:] = 1.0
+    pixel, norm = masked_patch_errors(pred, target, visible, 16)
+    assert float(pixel) == 0.0 and float(norm) == 0.0
+    pred[0, 0, :16, 16:] = 0.0
+    pixel, _ = masked_patch_errors(pred, target, visible, 16)
+    expected = float((target[0, 0, :16, 16:] ** 2).mean()) / 2  # one of two masked patches
+    assert abs(float(pixel) - expected) < 1e-6
+
+
+def test_weight_decay_exempts_norms_biases_tokens(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = build_model(small_config(tmp_path))
+    named = dict(model.named_parameters())
+    assert decays(
+        "encoder.layers.0.mlp.dense_in.weight", named["encoder.layers.0.mlp.dense_in.weight"]
+    )
+    for name in (
+        "encoder.cls_token",
+        "decoder.mask_token",
+        "encoder.norm.weight",
+        "encoder.layers.0.mlp.dense_in.bias",
+    ):
+        assert not decays(name, named[name]), name
+    groups = make_optimizer(model, small_config(tmp_path).optim).param_groups
+    assert groups[0]["weight_decay"] > 0 and groups[1]["weight_decay"] == 0.0
+    assert sum(len(g["params"]) for g in groups) == len(named)

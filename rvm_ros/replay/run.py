@@ -175,7 +175,16 @@ def _replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) 
     )
     bar = _progress(total or None, f"replay {bag.name}", settings.progress)
 
+    scene = None
+    if cfg.scene_tokens.enabled:
+        from rvm_ros.replay.scene_tokens import SceneTokensWriter
+
+        scene = SceneTokensWriter(reader, cfg, settings.node_name, store)
+
     def write_result(writer: bags.BagWriter, frame: Any, out: Any) -> None:
+        if out is None and scene is not None:  # frame = (SceneTokens message, log time)
+            writer.write(scene.topic, bags.SCENE_TOKENS_TYPE, frame[0], frame[1])
+            return
         header, _index, bag_time = frame.header
         t1 = time.perf_counter()
         node = settings.node_name
@@ -243,6 +252,10 @@ def _replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) 
                 if gt is not None:
                     _record_gt_predictions(gt, frame, out)
                 sink.put(frame, out)
+            if scene is not None:
+                scene_msg = scene.step_message(batch, outputs)
+                if scene_msg is not None:
+                    sink.put(scene_msg, None)
             bar.update(len(batch))
         report["complete"] = True
     except KeyboardInterrupt:
@@ -266,6 +279,8 @@ def _replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) 
         report["model_step_fps"] = processed / timing["step_s"] if timing["step_s"] > 0 else None
         report["overhead_fraction"] = 1.0 - timing["step_s"] / wall if wall > 0 else None
         report["cameras"] = {cam: lg.summary(wall) for cam, lg in logs.items()}
+        if scene is not None:
+            report["scene_tokens"] = scene.summary()
         for cam, gt in ground_truth.items():
             report["cameras"][cam]["tapvid"] = (
                 _tapvid(gt, logs[cam].image_size)

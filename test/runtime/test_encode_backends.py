@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from rvm_ros.cli import main
+from rvm_ros.runtime import choose_backend
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "auto"])
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino", "auto"])
 def test_encode_backends_reproduce_official_features(
     backend: str,
     fixtures_dir: Path,
@@ -28,7 +29,7 @@ def test_encode_backends_reproduce_official_features(
     rc = main(["encode", *args, "--output", str(out), "--backend", backend])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    want_backend = "onnxruntime" if backend == "auto" else backend
+    want_backend = choose_backend("fp32").backend if backend == "auto" else backend
     assert f"{want_backend} fp32 on cpu" in captured.out
     feats = np.load(out)
     assert feats.shape == tiny_io["stream2_features"].shape

@@ -17,19 +17,31 @@ from rvm_ros.runtime import (
     encode_video,
 )
 from rvm_ros.runtime.backends.tensorrt import tensorrt_available
+from rvm_ros.runtime.cpu_table import CPU_TABLE, cpu_feature_set
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only choice")
-def test_auto_on_a_cpu_machine_explains_its_choice() -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_auto_on_a_cpu_machine_follows_the_measured_table(precision: str) -> None:
     trt_ok, trt_why = tensorrt_available()
     assert not trt_ok
-    choice = choose_backend("fp32")
-    assert (choice.backend, choice.device) == ("onnxruntime", "cpu")
+    features = cpu_feature_set()
+    rows = CPU_TABLE[(features, precision)]
+    choice = choose_backend(precision)
+    assert choice.device == "cpu"
+    assert choice.backend == next(b for b, _ in rows if _installed(b))  # fastest installed
     assert trt_why in choice.reason and "no CUDA device" in choice.reason
-    assert "faster than torch eager" in choice.reason
-    assert choose_backend("bf16").backend == "torch"
-    assert choose_backend("int8").backend == "onnxruntime"
-    assert choose_backend("fp32", device="cpu").reason.startswith("ONNX Runtime")
+    assert f"({features} CPU, {precision})" in choice.reason
+    assert (
+        choose_backend(precision, device="cpu").reason.startswith(dict(rows)[choice.backend])
+        or "skipped" in choose_backend(precision, device="cpu").reason
+    )
+
+
+def _installed(backend: str) -> bool:
+    import importlib.util
+
+    return backend == "torch" or importlib.util.find_spec(backend) is not None
 
 
 def test_auto_creates_a_working_encoder(

@@ -160,15 +160,16 @@ class RvmNode(LifecycleNode):
                         description=f"Input image topic of camera {cam}", dynamic_typing=True
                     ),
                 )
-            for suffix, default, text in (
+            scene_params: tuple[tuple[str, str | None, str], ...] = (
                 ("camera_info_topic", f"/{cam}/camera_info", "CameraInfo topic"),
                 ("translation", None, "static camera-to-base translation [x, y, z] (m)"),
                 ("rotation", None, "static camera-to-base quaternion [x, y, z, w]"),
-            ):
+            )
+            for suffix, scene_default, text in scene_params:
                 if not self.has_parameter(f"cameras.{cam}.{suffix}"):
                     self.declare_parameter(
                         f"cameras.{cam}.{suffix}",
-                        default,
+                        scene_default,
                         ParameterDescriptor(
                             description=f"Scene tokens: {text} of camera {cam}",
                             dynamic_typing=True,

@@ -149,7 +149,9 @@ class SceneTokensIO:
             except Exception as exc:  # tf2 lookup / connectivity / extrapolation errors
                 self.assembler.set_extrinsics(cam, None)
                 self._log_once(
-                    cam, "tf", f"camera {cam}: no transform {self._cfg.base_frame} <- {frame!r}: {exc}"
+                    cam,
+                    "tf",
+                    f"camera {cam}: no transform {self._cfg.base_frame} <- {frame!r}: {exc}",
                 )
 
     def _log_once(self, cam: str, reason: str, text: str) -> None:

@@ -137,7 +137,7 @@ def cell_intrinsics(k_network: np.ndarray, cell_size: int) -> np.ndarray:
     if cell_size <= 0:
         raise GeometryError(f"cell_size must be > 0, got {cell_size}")
     scale = np.diag([1.0 / cell_size, 1.0 / cell_size, 1.0])
-    return scale @ np.asarray(k_network, dtype=np.float64)
+    return np.asarray(scale @ np.asarray(k_network, dtype=np.float64))
 
 
 def pose_matrix(translation: Sequence[float], quaternion_xyzw: Sequence[float]) -> np.ndarray:
@@ -182,7 +182,7 @@ def projection_matrix(k_network: np.ndarray, camera_to_base: np.ndarray) -> np.n
     """``[4, 4]`` projection of base-frame points into network pixels: ``K4 @ T_cam_base``."""
     k4 = np.eye(4)
     k4[:3, :3] = k_network
-    return k4 @ invert_rigid(np.asarray(camera_to_base, dtype=np.float64))
+    return np.asarray(k4 @ invert_rigid(np.asarray(camera_to_base, dtype=np.float64)))
 
 
 def project_points(projection: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -270,7 +270,8 @@ def camera_geometry(
     """
     reason = ""
     k = k_net = k_cell = _NAN3
-    model, dist, frame = "", (), frame_id
+    model, frame = "", frame_id
+    dist: tuple[float, ...] = ()
     if intrinsics is None:
         reason = "no_camera_info"
     else:

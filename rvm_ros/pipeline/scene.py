@@ -252,7 +252,9 @@ class SceneAssembler:
             # the CameraInfo size so the intrinsics still show.
             h = intr.height if intr is not None else self.model_height
             w = intr.width if intr is not None else self.model_width
-            geometry_used = fit_geometry(h, w, self.model_height, self.model_width, self.resize_mode)
+            geometry_used = fit_geometry(
+                h, w, self.model_height, self.model_width, self.resize_mode
+            )
         else:
             geometry_used = geometry
         scene = camera_geometry(
@@ -287,9 +289,9 @@ class SceneAssembler:
         frame_ids = frame_ids or {}
         with self._lock:
             by_cam: dict[str, FrameResult | FrameSkip] = {}
-            for out in outputs:
-                if out.camera in self._intrinsics:
-                    by_cam[out.camera] = out
+            for given in outputs:
+                if given.camera in self._intrinsics:
+                    by_cam[given.camera] = given
             results = [o for o in by_cam.values() if isinstance(o, FrameResult)]
             for r in results:
                 self._channels = int(r.features.shape[-1])

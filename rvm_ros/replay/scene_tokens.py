@@ -99,9 +99,7 @@ class SceneTokensWriter:
         i = bisect.bisect_right(times, log_time_ns) - 1
         return values[max(i, 0)]
 
-    def step_message(
-        self, batch: Sequence[Any], outputs: Sequence[Any]
-    ) -> tuple[Any, int] | None:
+    def step_message(self, batch: Sequence[Any], outputs: Sequence[Any]) -> tuple[Any, int] | None:
         """The SceneTokens message of one batch and its log time (None: policy dropped it).
 
         Args:

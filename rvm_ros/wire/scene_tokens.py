@@ -50,54 +50,89 @@ class SceneTokensError(RvmRosError, ValueError):
 
 
 class _SceneGeometryLike(Protocol):
-    intrinsics: np.ndarray
-    intrinsics_network: np.ndarray
-    intrinsics_cell: np.ndarray
-    camera_to_base: np.ndarray
-    projection: np.ndarray
-    distortion_model: str
-    distortion: tuple[float, ...]
-    extrinsics_source: str
+    @property
+    def intrinsics(self) -> np.ndarray: ...
+    @property
+    def intrinsics_network(self) -> np.ndarray: ...
+    @property
+    def intrinsics_cell(self) -> np.ndarray: ...
+    @property
+    def camera_to_base(self) -> np.ndarray: ...
+    @property
+    def projection(self) -> np.ndarray: ...
+    @property
+    def distortion_model(self) -> str: ...
+    @property
+    def distortion(self) -> tuple[float, ...]: ...
+    @property
+    def extrinsics_source(self) -> str: ...
 
 
 class _GeometryLike(Protocol):
-    image_height: int
-    image_width: int
-    mode: str
-    scale_x: float
-    scale_y: float
-    offset_x: float
-    offset_y: float
+    @property
+    def image_height(self) -> int: ...
+    @property
+    def image_width(self) -> int: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def scale_x(self) -> float: ...
+    @property
+    def scale_y(self) -> float: ...
+    @property
+    def offset_x(self) -> float: ...
+    @property
+    def offset_y(self) -> float: ...
 
 
 class SceneCameraLike(Protocol):
     """One camera of a step (``rvm_ros.pipeline.scene.SceneCamera`` satisfies it)."""
 
-    camera: str
-    stamp_ns: int
-    frame_id: str
-    valid: bool
-    reason: str
-    has_tokens: bool
-    state_reset: bool
-    frames_since_reset: int
-    geometry: _GeometryLike | None
-    scene: _SceneGeometryLike
+    @property
+    def camera(self) -> str: ...
+    @property
+    def stamp_ns(self) -> int: ...
+    @property
+    def frame_id(self) -> str: ...
+    @property
+    def valid(self) -> bool: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def has_tokens(self) -> bool: ...
+    @property
+    def state_reset(self) -> bool: ...
+    @property
+    def frames_since_reset(self) -> int: ...
+    @property
+    def geometry(self) -> _GeometryLike | None: ...
+    @property
+    def scene(self) -> _SceneGeometryLike: ...
 
 
 class SceneStepLike(Protocol):
     """A step (``rvm_ros.pipeline.scene.SceneStep`` satisfies it)."""
 
-    seq: int
-    stamp_ns: int
-    cameras: tuple[SceneCameraLike, ...]
-    tokens: np.ndarray  # [N_cam, 1 + h*w, C]
-    grid_height: int
-    grid_width: int
-    model_height: int
-    model_width: int
-    cell_size: int
-    model_id: str
+    @property
+    def seq(self) -> int: ...
+    @property
+    def stamp_ns(self) -> int: ...
+    @property
+    def cameras(self) -> tuple[SceneCameraLike, ...]: ...
+    @property
+    def tokens(self) -> np.ndarray: ...  # [N_cam, 1 + h*w, C]
+    @property
+    def grid_height(self) -> int: ...
+    @property
+    def grid_width(self) -> int: ...
+    @property
+    def model_height(self) -> int: ...
+    @property
+    def model_width(self) -> int: ...
+    @property
+    def cell_size(self) -> int: ...
+    @property
+    def model_id(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,9 @@ def test_projection_lands_in_the_cell_of_the_camera_pixel(
     """The goal: |cell(projection) - cell(camera pixel)| < 1e-3 cells, same cell index."""
     geometry = fit_geometry(480, 640, model_hw[0], model_hw[1], mode)
     intr = CameraIntrinsics(K, 640, 480, "plumb_bob", (0.1, -0.05, 0.0, 0.0, 0.0), "cam")
-    scene = camera_geometry(intr, pose_matrix(T_BASE_CAM, Q_BASE_CAM), "static", geometry, cell_size)
+    scene = camera_geometry(
+        intr, pose_matrix(T_BASE_CAM, Q_BASE_CAM), "static", geometry, cell_size
+    )
     assert scene.valid and scene.extrinsics_source == "static"
     k4 = np.eye(4)
     k4[:3, :3] = scene.intrinsics_cell

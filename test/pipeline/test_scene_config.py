@@ -1,4 +1,4 @@
-"""scene_tokens.* and per-camera geometry parameters -> SceneTokensConfig (errors name the parameter)."""
+"""scene_tokens.* and per-camera geometry parameters -> SceneTokensConfig."""
 
 from __future__ import annotations
 
@@ -43,7 +43,11 @@ def test_per_camera_names_are_known() -> None:
             "cameras.front.rotation",
             "unit length",
         ),
-        ({"cameras.rear.camera_info_topic": "not a topic"}, "cameras.rear.camera_info_topic", "topic"),
+        (
+            {"cameras.rear.camera_info_topic": "not a topic"},
+            "cameras.rear.camera_info_topic",
+            "topic",
+        ),
         ({"scene_tokens.base_frame": "/map"}, "scene_tokens.base_frame", "leading /"),
         ({"scene_tokens.sync_policy": "all"}, "scene_tokens.sync_policy", "must be one of partial"),
         ({"scene_tokens.tolerance_ms": -1.0}, "scene_tokens.tolerance_ms", ">= 0"),

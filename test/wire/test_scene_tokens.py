@@ -112,7 +112,9 @@ def test_round_trip_through_cdr_to_planner_tensors(store, classes, dtype: type) 
 def test_missing_camera_is_invalid_with_zero_tokens(store, classes) -> None:
     step, _ = make_step(np.float16, missing="left")
     msg = store.deserialize_cdr(
-        store.serialize_cdr(scene_tokens_message(classes, step, "base_link"), bags.SCENE_TOKENS_TYPE),
+        store.serialize_cdr(
+            scene_tokens_message(classes, step, "base_link"), bags.SCENE_TOKENS_TYPE
+        ),
         bags.SCENE_TOKENS_TYPE,
     )
     assert not msg.complete

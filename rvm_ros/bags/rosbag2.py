@@ -6,7 +6,10 @@ definitions (and RIHS01 hashes) that ``rosidl`` generates and are readable by RO
 
 Reading is tolerant of damage: :class:`BagReader` yields every message it can read and
 records what it could not read in :attr:`BagReader.errors` (a truncated MCAP file whose
-index is gone is read record by record up to the damage).
+index is gone is read record by record up to the damage, :mod:`.mcap_scan`; a ``.db3``
+SQLite refuses to open is read row by row up to the damage, :mod:`.sqlite_scan`). A bag
+of which nothing at all can be read raises :class:`BagError` (cause ``bag_damaged``)
+naming the damage, never "no topics".
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from rvm_ros.bags.mcap_scan import McapScan, scan_mcap
+from rvm_ros.bags.sqlite_scan import SqliteDamage, SqliteScan, open_damaged_db3
 from rvm_ros.errors import RvmRosError
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -242,24 +247,71 @@ class BagReader:
             raise BagError(f"bag {self.path} does not exist")
         self._reader: Reader | None = None
         self._mcap_files: list[Path] = []
+        self._sqlite: list[SqliteScan] = []
         try:
             reader = self._open_reader()
         except Exception as exc:
-            self._mcap_files = self._find_mcap_files()
-            if not self._mcap_files:
-                raise BagError(f"cannot read bag {self.path}: {exc}") from exc
-            self.errors.append(
-                f"{self.path}: index unreadable ({exc}); reading messages sequentially "
-                "up to the damage"
-            )
-            self.recovered = True
-            self.storage = "mcap"
-            self._scan_recovered_topics()
+            self._recover(exc)
             return
         self._reader = reader
         self.topics = {c.topic: c.msgtype for c in reader.connections}
         self.message_count = reader.message_count
         self.storage = self._detect_storage()
+
+    def _recover(self, exc: Exception) -> None:
+        """The storage cannot be opened normally: read its files up to the damage."""
+        self._mcap_files = self._find_files(".mcap")
+        databases = self._find_files(".db3")
+        if self._mcap_files:
+            self._recover_mcap(exc)
+        elif databases:
+            self._recover_sqlite(databases, exc)
+        else:
+            raise BagError(f"cannot read bag {self.path}: {exc}") from exc
+        self.recovered = True
+
+    def _recover_mcap(self, exc: Exception) -> None:
+        self.storage = "mcap"
+        found = []
+        for file in self._mcap_files:
+            scan = McapScan(file)
+            for _ in scan_mcap(file, scan, with_data=False):
+                pass
+            found.append(scan)
+            for topic, msgtype in scan.topics.items():
+                self.topics.setdefault(topic, msgtype)
+        self.message_count = sum(s.messages for s in found)
+        if not self.topics:
+            why = "; ".join(f"{s.path}: {s.damage or 'no channel'}" for s in found)
+            raise BagError(
+                f"bag {self.path} is damaged and nothing in it can be read: {why}",
+                cause="bag_damaged",
+            ) from exc
+        self.errors.append(
+            f"{self.path}: index unreadable ({exc}); reading messages sequentially up to the damage"
+        )
+
+    def _recover_sqlite(self, databases: list[Path], exc: Exception) -> None:
+        self.storage = "sqlite3"
+        why = []
+        for file in databases:
+            try:
+                scan = open_damaged_db3(file)
+            except SqliteDamage as damage:
+                why.append(str(damage))
+                continue
+            self._sqlite.append(scan)
+            for topic, msgtype in scan.topics.items():
+                self.topics.setdefault(topic, msgtype)
+        if not self._sqlite:
+            raise BagError(
+                f"bag {self.path} is damaged and nothing in it can be read: {'; '.join(why)}",
+                cause="bag_damaged",
+            ) from exc
+        self.errors.append(
+            f"{self.path}: cannot open the database ({exc}); reading its rows up to the damage"
+        )
+        self.errors.extend(why)
 
     def _open_reader(self) -> Reader:
         """rosbags' reader; a folder without metadata.yaml (a recorder that was killed)
@@ -281,52 +333,26 @@ class BagReader:
             return "mcap"
         return "sqlite3"
 
-    def _find_mcap_files(self) -> list[Path]:
+    def _find_files(self, suffix: str) -> list[Path]:
         if self.path.is_file():
-            return [self.path] if self.path.suffix == ".mcap" else []
-        return sorted(self.path.glob("*.mcap"))
+            return [self.path] if self.path.suffix == suffix else []
+        return sorted(self.path.glob(f"*{suffix}"))
 
-    def _scan_recovered_topics(self) -> None:
-        for _conn, _ts, _data in self._iter_mcap_records(scan_only=True):
-            pass
-
-    def _iter_mcap_records(
-        self, scan_only: bool = False
-    ) -> Iterator[tuple[_RecoveredConn, int, bytes]]:
-        """Read MCAP records front to back (no index needed), stopping at damage."""
-        from mcap.records import Channel, Message, Schema
-        from mcap.stream_reader import StreamReader
-
+    def _iter_recovered(self) -> Iterator[tuple[_RecoveredConn, int, bytes]]:
+        """Messages of a bag whose storage could not be opened, up to the damage."""
         for file in self._mcap_files:
-            schemas: dict[int, str] = {}
-            channels: dict[int, _RecoveredConn] = {}
-            count = 0
-            try:
-                with open(file, "rb") as fh:
-                    stream: BinaryIO = fh
-                    for record in StreamReader(stream, skip_magic=False).records:
-                        if isinstance(record, Schema):
-                            schemas[record.id] = record.name
-                        elif isinstance(record, Channel):
-                            msgtype = schemas.get(record.schema_id, "")
-                            channels[record.id] = _RecoveredConn(record.topic, msgtype)
-                            self.topics.setdefault(record.topic, msgtype)
-                        elif isinstance(record, Message):
-                            count += 1
-                            conn = channels.get(record.channel_id)
-                            if conn is not None and not scan_only:
-                                yield conn, int(record.log_time), bytes(record.data)
-            except Exception as exc:
-                if scan_only:
-                    self.message_count = (self.message_count or 0) + count
-                    continue
+            scan = McapScan(file)
+            for topic, ts, data in scan_mcap(file, scan):
+                yield _RecoveredConn(topic, self.topics.get(topic, "")), ts, data
+            if scan.damage:
                 self.errors.append(
-                    f"{file}: could not read past message {count} "
-                    f"({type(exc).__name__}: {str(exc) or 'file ends inside a record: truncated'})"
+                    f"{file}: could not read past message {scan.messages} ({scan.damage})"
                 )
-            else:
-                if scan_only:
-                    self.message_count = (self.message_count or 0) + count
+        for db in self._sqlite:
+            for topic, msgtype, ts, data in db.rows():
+                yield _RecoveredConn(topic, msgtype), ts, data
+            if db.damage:
+                self.errors.append(f"{db.path}: {db.damage}")
 
     def raw_messages(
         self, topics: list[str] | None = None
@@ -338,7 +364,7 @@ class BagReader:
         """
         wanted = set(self.topics) if topics is None else set(topics)
         if self._reader is None:
-            for conn, ts, data in self._iter_mcap_records():
+            for conn, ts, data in self._iter_recovered():
                 if conn.topic in wanted:
                     yield conn.topic, conn.msgtype, int(ts), bytes(data)
             return
@@ -362,7 +388,7 @@ class BagReader:
         store = self.store
         if self._reader is None:
             source: Iterator[tuple[Any, int, bytes]] = (
-                (c, t, d) for c, t, d in self._iter_mcap_records() if c.topic in wanted
+                (c, t, d) for c, t, d in self._iter_recovered() if c.topic in wanted
             )
         else:
             conns = [c for c in self._reader.connections if c.topic in wanted]
@@ -393,6 +419,8 @@ class BagReader:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        for db in self._sqlite:
+            db.close()
 
     def __enter__(self) -> BagReader:
         return self

@@ -288,6 +288,8 @@ def _replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) 
                 else {"error": "tracking is off in the config; no predictions to score"}
             )
         report["read_errors"] = _unique(reader.errors + prefetch.errors)
+        if report["read_errors"]:  # something could not be read: never a complete result
+            report["complete"] = False
         try:
             report["plots"] = visuals.finish(report)
         except Exception as exc:  # plots must never hide the replay's result

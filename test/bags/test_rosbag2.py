@@ -186,8 +186,9 @@ def test_truncated_mcap_reads_up_to_the_damage(tmp_path: Path) -> None:
     assert reader.recovered
     assert reader.topics == {"/cam/image_raw": bags.IMAGE_TYPE}
     msgs = list(reader.messages())
-    # Whole chunks before the cut are readable, in order, with intact payloads.
-    assert 20 <= len(msgs) < 60
+    # Every message before the cut is readable (also those of the chunk the file ends
+    # in), in order, with intact payloads; 60% of the file holds at most 60 of them.
+    assert 50 <= len(msgs) <= 60
     assert [int(m.msg.data[0]) for m in msgs] == list(range(len(msgs)))
     assert any("index unreadable" in e and "bag" in e for e in reader.errors)
     assert any(str(data_file) in e and "truncated" in e for e in reader.errors)

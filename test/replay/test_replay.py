@@ -166,7 +166,12 @@ def test_truncated_bag_processes_what_it_can(
     assert code == 1
     assert f"read error: {data}: could not read past message" in captured.err
     assert "truncated" in captured.err
+    # Something could not be read: the output is marked partial, never complete-looking.
+    assert not out.exists()
+    out = tmp_path / "out.partial"
+    assert (out / PARTIAL_MARKER).is_file()
     report = json.loads((out / "report.json").read_text())
+    assert report["complete"] is False and report["bags"][0]["complete"] is False
     errors = report["read_errors"]
     assert any("index unreadable" in e for e in errors)
     cam = report["cameras"]["carphone_pristine"]

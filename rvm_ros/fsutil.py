@@ -39,6 +39,7 @@ __all__ = [
     "OutputError",
     "OutputPlan",
     "atomic_write",
+    "available_memory",
     "check_output",
     "file_sha256",
     "plan_output",
@@ -301,11 +302,20 @@ def staged_output(
 
     Yields the work path (not created: write a file there or create a folder). On an
     exception (KeyboardInterrupt included) the work path is removed and ``out``, if it
-    existed, is untouched. See :func:`plan_output` for the arguments and errors.
+    existed, is untouched; an OSError in the block becomes an :class:`OutputError`
+    (``output_unwritable``, one line). See :func:`plan_output` for the arguments.
     """
     plan = plan_output(out, inputs, force, what=what, keep_name=keep_name)
     try:
         yield plan.work
+    except OSError as exc:  # the disk is full, a folder is read-only, ...
+        plan.discard()
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise OutputError(
+            f"writing {plan.final} failed: {exc.strerror or exc}{where}",
+            cause="output_unwritable",
+            exit_code=1,
+        ) from exc
     except BaseException:
         plan.discard()
         raise
@@ -319,6 +329,21 @@ def staged_output(
         if plan.force:
             plan.discard()
         raise
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available for new allocations (``MemAvailable``), None if unknown.
+
+    Commands check their memory estimate against it before allocating.
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:

@@ -11,18 +11,19 @@ from rvm_ros.cli import CliError
 def _run(args: argparse.Namespace) -> int:
     from rvm_ros.checkpoint.convert import convert
     from rvm_ros.checkpoint.errors import CheckpointError
+    from rvm_ros.fsutil import staged_output
 
     src, dst = Path(args.input), Path(args.output)
     if not src.is_file():
-        raise CliError(f"input checkpoint {src} not found")
+        raise CliError(
+            f"input checkpoint {src} not found" if not src.exists() else f"{src} is not a file"
+        )
     if dst.suffix != ".safetensors":
         raise CliError(f"output must end in .safetensors, got {dst}")
-    if dst.exists() and not args.force:
-        raise CliError(f"{dst} exists (use --force to replace it)")
-    if dst.resolve() == src.resolve():
-        raise CliError("input and output are the same file")
     try:
-        config = convert(src, dst, progress=False if args.quiet else None)
+        # built beside OUT and swapped in only when complete; never over the input
+        with staged_output(dst, [src], force=args.force) as tmp:
+            config = convert(src, tmp, progress=False if args.quiet else None)
     except CheckpointError as exc:
         raise CliError(str(exc)) from exc
     print(
@@ -44,6 +45,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("input", metavar="OFFICIAL.npz", help="official checkpoint")
     p.add_argument("output", metavar="OUT.safetensors", help="converted checkpoint to write")
-    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace OUT if it exists (once the new file is complete; never the input)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

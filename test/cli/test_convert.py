@@ -23,7 +23,7 @@ def test_convert_ok(tiny_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert load_model(out).config.variant == "tiny"
     # refuses to overwrite without --force
     assert main(["convert", str(tiny_npz), str(out)]) == 2
-    assert "exists (use --force" in capsys.readouterr().err
+    assert "exists; pass --force" in capsys.readouterr().err
     assert main(["convert", "--force", "-q", str(tiny_npz), str(out)]) == 0
 
 

@@ -101,6 +101,7 @@ def play(
         PlayError: unreadable bag, unknown topic or message type, bad rate.
     """
     import rclpy
+    from rclpy.exceptions import InvalidTopicNameException
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     if not rate >= 0:
@@ -127,7 +128,16 @@ def play(
     rclpy.init(context=context)
     node = rclpy.create_node("rvm_ros_play", context=context)
     try:
-        pubs = {t: node.create_publisher(classes[t], t, qos) for t in chosen}
+        pubs = {}
+        for t in chosen:
+            try:
+                pubs[t] = node.create_publisher(classes[t], t, qos)
+            except InvalidTopicNameException as exc:
+                why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
+                raise PlayError(
+                    f"bag topic {t!r} is not a valid ROS topic name ({why}); "
+                    "pick the valid ones with --topics"
+                ) from None
         if wait_subscribers > 0:
             deadline = time.monotonic() + wait_timeout_s
             while time.monotonic() < deadline and not (stop and stop.is_set()):

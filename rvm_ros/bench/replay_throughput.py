@@ -40,7 +40,8 @@ def measure(
     """
     import torch
 
-    from rvm_ros.bags.make_bag import find_sample_video, make_bag, read_video
+    from rvm_ros.bags.make_bag import make_bag, read_timed_frames
+    from rvm_ros.imaging.video import find_sample_video
     from rvm_ros.replay.settings import ReplaySettings
     from rvm_ros.replay.workers import replay
     from rvm_ros.runtime import create_encoder
@@ -56,7 +57,7 @@ def measure(
             np.ascontiguousarray(
                 cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)[None]
             )
-            for _, rgb in read_video(video, frames, 640)
+            for _, rgb in read_timed_frames(video, frames, 640)
         ]
         encoder = create_encoder(checkpoint, backend, precision, None, height, width, 1)
         for img in images[:warmup]:

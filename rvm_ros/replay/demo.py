@@ -11,7 +11,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from rvm_ros.bags.make_bag import MakeBagResult, find_sample_video, make_bag
+from rvm_ros.bags.make_bag import MakeBagResult, make_bag
+from rvm_ros.imaging.video import find_sample_video
 from rvm_ros.replay.settings import DEFAULT_CHECKPOINT, ReplayOutcome, ReplaySettings
 from rvm_ros.replay.workers import replay
 

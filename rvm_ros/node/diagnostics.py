@@ -32,6 +32,8 @@ WARN = 1
 ERROR = 2
 
 HARDWARE_ID = "rvm_ros"
+# Distinct messages logged per camera and failure cause in one diagnostics period.
+LOG_DISTINCT_PER_PERIOD = 5
 
 #: What a WARN about frames lost in transport tells the user.
 LOSS_HINT = (
@@ -103,6 +105,8 @@ class NodeStats:
         self._qos: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
         self._logged: set[tuple[str, str]] = set()
+        # (camera, kind, message) logged in the current diagnostics period
+        self._logged_period: set[tuple[str, str, str]] = set()
 
     @property
     def cameras(self) -> tuple[str, ...]:
@@ -124,23 +128,39 @@ class NodeStats:
         with self._lock:
             self._cams[camera].ignored += 1
 
-    def rejected(self, camera: str, cause: str) -> bool:
-        """A frame of ``camera`` was refused; returns True the first time for this cause."""
+    def rejected(self, camera: str, cause: str, message: str = "") -> bool:
+        """A frame of ``camera`` was refused; returns True when this is worth logging.
+
+        True for the first rejection of each distinct ``message`` (per cause) in the
+        current period (:meth:`new_period`), at most :data:`LOG_DISTINCT_PER_PERIOD`
+        messages per camera and cause: a later, different failure with the same cause is
+        still logged, a repeated one is only counted.
+        """
         with self._lock:
             self._cams[camera].rejected[cause] += 1
-            key = (camera, cause)
-            first = key not in self._logged
-            self._logged.add(key)
-            return first
+            return self._first_in_period(camera, cause, message)
 
-    def skipped(self, camera: str, reason: str) -> bool:
-        """The processor skipped a frame; returns True the first time for this reason."""
+    def skipped(self, camera: str, reason: str, message: str = "") -> bool:
+        """The processor skipped a frame; returns True when worth logging (see
+        :meth:`rejected`)."""
         with self._lock:
             self._cams[camera].skipped[reason] += 1
-            key = (camera, "skip:" + reason)
-            first = key not in self._logged
-            self._logged.add(key)
-            return first
+            return self._first_in_period(camera, "skip:" + reason, message)
+
+    def _first_in_period(self, camera: str, kind: str, message: str) -> bool:
+        key = (camera, kind, message)
+        if key in self._logged_period:
+            return False
+        same_kind = sum(1 for c, k, _m in self._logged_period if c == camera and k == kind)
+        if same_kind >= LOG_DISTINCT_PER_PERIOD:
+            return False
+        self._logged_period.add(key)
+        return True
+
+    def new_period(self) -> None:
+        """Start a diagnostics period: each distinct failure message may be logged again."""
+        with self._lock:
+            self._logged_period.clear()
 
     def processed(self, camera: str, reset_reason: str | None = None) -> None:
         """A frame of ``camera`` was processed (after a reset when ``reset_reason`` is set)."""
@@ -308,7 +328,14 @@ def summarize(
         new_lost = c.lost - p.lost
         cam_level = OK
         cam_msg = "ok"
-        if new_lost > 0:
+        new_non_finite = c.skipped.get("non_finite", 0) - p.skipped.get("non_finite", 0)
+        if new_non_finite and c.processed == p.processed:
+            cam_level, cam_msg = (
+                ERROR,
+                f"nothing processed: all {new_non_finite} frame(s) of the last period gave "
+                "non-finite values (check the checkpoint and precision)",
+            )
+        elif new_lost > 0:
             how = "estimated from stamp gaps" if c.lost_estimated else "DDS message-lost event"
             cam_level = WARN
             cam_msg = (

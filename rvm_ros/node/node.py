@@ -459,10 +459,11 @@ class RvmNode(LifecycleNode):
             else:
                 image = image_to_array(msg, cfg.processing.max_image_pixels)
         except ImageError as exc:
-            if stats.rejected(cam, exc.cause):
+            if stats.rejected(cam, exc.cause, str(exc)):
                 self.get_logger().warning(
                     f"camera {cam}: rejected an image from {cfg.camera_topics[cam]} "
-                    f"({exc.cause}): {exc} [logged once per cause; counted in /diagnostics]"
+                    f"({exc.cause}): {exc} [each distinct message logged once per "
+                    "diagnostics period; counted in /diagnostics]"
                 )
             return
         header = msg.header
@@ -559,10 +560,11 @@ class RvmNode(LifecycleNode):
         if stats is None or io is None:
             return
         if isinstance(res, FrameSkip):
-            if stats.skipped(res.camera, res.reason):
+            if stats.skipped(res.camera, res.reason, res.detail):
                 self.get_logger().warning(
                     f"camera {res.camera}: frame skipped ({res.reason}): {res.detail} "
-                    "[logged once per cause; counted in /diagnostics]"
+                    "[each distinct message logged once per diagnostics period; counted in "
+                    "/diagnostics]"
                 )
             return
         stats.processed(res.camera, res.reset_reason if res.state_reset else None)
@@ -646,6 +648,7 @@ class RvmNode(LifecycleNode):
             return
         now = time.monotonic()
         snap = stats.snapshot()
+        stats.new_period()
         prev_t, prev = self._diag_prev if self._diag_prev else (now, None)
         period = now - prev_t if prev is not None else 0.0
         statuses = summarize(

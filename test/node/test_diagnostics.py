@@ -154,3 +154,36 @@ def test_stamp_gap_estimator_ignores_time_going_backwards() -> None:
     est = StampGapEstimator(min_intervals=2)
     for t in (0, 10, 20, 30, 5, 15):
         assert est.update(t) == 0
+
+
+def test_each_distinct_failure_message_is_logged_once_per_period() -> None:
+    """A later, different failure with the same cause is logged (issue 12, defect 9)."""
+    stats = NodeStats(["front"])
+    assert stats.rejected("front", "too_large", "image 5000x5000 is too large") is True
+    assert stats.rejected("front", "too_large", "image 5000x5000 is too large") is False
+    assert stats.rejected("front", "too_large", "image 9000x9000 is too large") is True
+    assert stats.skipped("front", "non_finite", "model output has 3 NaN/inf values") is True
+    assert stats.skipped("front", "non_finite", "model output has 3 NaN/inf values") is False
+    stats.new_period()  # the next diagnostics period: the same message is logged again
+    assert stats.rejected("front", "too_large", "image 5000x5000 is too large") is True
+    # bounded: a flood of distinct messages is only counted after the first few
+    logged = [stats.rejected("front", "empty", f"message {i}") for i in range(20)]
+    assert sum(logged) == 5
+    assert stats.snapshot()["cameras"]["front"].rejected["empty"] == 20
+
+
+def test_camera_is_error_when_every_frame_is_non_finite() -> None:
+    """A camera that processes nothing because of NaN output is ERROR, not OK (issue 12)."""
+    stats = NodeStats(["front", "rear"])
+    prev = stats.snapshot()
+    for _ in range(4):
+        stats.received("front")
+        stats.skipped("front", "non_finite", "model output has NaN values")
+        stats.received("rear")
+        stats.processed("rear")
+    stats.received("rear")
+    stats.skipped("rear", "non_finite", "model output has NaN values")
+    _node, front, rear = summarize(stats.snapshot(), prev, 1.0, "/rvm", "torch", True)
+    assert front.level == ERROR and "non-finite" in front.message
+    assert "all 4 frame(s)" in front.message
+    assert rear.level == OK  # one NaN frame among processed ones is not an outage

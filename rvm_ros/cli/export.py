@@ -37,6 +37,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--tolerance", type=float, default=1e-4, help="max abs error allowed (fp32 graph)"
     )
     p.add_argument("--summary", action="store_true", help="print polygraphy's model summary")
+    engine = p.add_argument_group(
+        "engine",
+        "--format engine: build on the target GPU; writes the plan and <out>.json (its sidecar) "
+        "only when the engine passes the build check against ONNX Runtime",
+    )
+    engine.add_argument("--device", default=None, help="CUDA device (default cuda)")
+    engine.add_argument(
+        "--accept-build-error",
+        action="store_true",
+        help="write the engine even when it fails the build check (the error is recorded)",
+    )
+    engine.add_argument(
+        "--version-compatible",
+        action="store_true",
+        help="plan runnable by later TensorRT versions of the same major (can be slower)",
+    )
+    engine.add_argument(
+        "--hardware-compatibility",
+        choices=("none", "ampere_plus", "same_compute_capability"),
+        default="none",
+        help="plan runnable on other GPUs of that level (can be slower)",
+    )
     p.set_defaults(func=run)
 
 
@@ -60,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
             precision=args.precision,
             tolerance=args.tolerance,
             say=lambda line: print(line, file=sys.stderr, flush=True),
+            device=args.device,
+            accept_build_error=args.accept_build_error,
+            version_compatible=args.version_compatible,
+            hardware_compatibility=args.hardware_compatibility,
         )
     except (InputError, BackendUnavailable, ExportError, FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from exc
@@ -69,4 +95,6 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {result.path} ({result.format}, {result.precision}, {result.model_id}); "
         f"max abs error vs torch {result.verify.max_abs_error:.3g}"
     )
+    if result.engine_check is not None:
+        print(f"wrote {result.sidecar}; {result.engine_check.describe()}")
     return 0

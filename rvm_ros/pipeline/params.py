@@ -106,6 +106,12 @@ PARAMS: tuple[ParamSpec, ...] = (
         "precision", "fp32", "str", "Inference precision", choices=("fp32", "bf16", "fp16", "int8")
     ),
     ParamSpec("device", "", "str", "Torch device (cpu, cuda, cuda:1); empty: backend's choice"),
+    ParamSpec(
+        "tensorrt.accept_build_error",
+        False,
+        "bool",
+        "TensorRT: use (and cache) an engine that fails its build check against ONNX Runtime",
+    ),
     ParamSpec("cameras", ["front"], "str_list", "Camera names; one input topic each"),
     ParamSpec("model_height", 256, "int", "Network input height (multiple of 16)", (), 16, 4096),
     ParamSpec("model_width", 256, "int", "Network input width (multiple of 16)", (), 16, 4096),
@@ -299,6 +305,7 @@ class NodeConfig:
         backend: ``auto`` | ``torch`` | ``onnxruntime`` | ``tensorrt`` | ``openvino``.
         precision: ``fp32`` | ``fp16`` | ``bf16``.
         device: Torch device string, empty for the backend's choice.
+        tensorrt_accept_build_error: Use a TensorRT engine that failed its build check.
         camera_topics: Camera name -> input topic.
         camera_transports: Camera name -> ``raw`` | ``compressed``.
         input_reliability: ``best_effort`` | ``reliable`` (image subscriptions).
@@ -327,6 +334,7 @@ class NodeConfig:
     publish_debug_image: bool = True
     diagnostics_period_s: float = 1.0
     autostart: bool = True
+    tensorrt_accept_build_error: bool = False
     scene_tokens: SceneTokensConfig = field(default_factory=SceneTokensConfig)
 
     @property
@@ -506,6 +514,7 @@ def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
         publish_debug_image=values["publish_debug_image"],
         diagnostics_period_s=values["diagnostics_period_s"],
         autostart=values["autostart"],
+        tensorrt_accept_build_error=values["tensorrt.accept_build_error"],
         scene_tokens=scene_tokens_config(values, params, cameras, _check_topic),
     )
 

@@ -2,14 +2,19 @@
 
 ONNX exports of a checkpoint (and files derived from them: optimised, quantised) are
 kept under one cache folder, keyed by the model's weights, the input size and the model
-code, so a restart reuses them instead of exporting again."""
+code, so a restart reuses them instead of exporting again. TensorRT engines are kept in
+its ``engines/`` folder (key, path, timing cache, pruning: the second half of this file).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -143,3 +148,123 @@ def cached_export_of(
         tmp.write_text(str(path.resolve()) + "\n")
         tmp.replace(index)
     return path
+
+
+# --------------------------------------------------------------------------- TensorRT
+# Engines live in <cache>/engines/: <model_id>-<key>.plan, its sidecar <...>.plan.json and
+# one timing cache per TensorRT version and compute capability (reused by every build,
+# so a new ONNX file of the same model family rebuilds in a fraction of the first time).
+
+ENGINE_DIR = "engines"
+KEEP_ENGINES = 3
+_STALE_TMP_S = 3600.0
+
+
+def engine_cache_key(
+    onnx_sha256: str,
+    trt_version: str,
+    gpu_name: str,
+    compute_capability: str,
+    precision: str,
+    height: int,
+    width: int,
+    max_batch: int,
+    opt_batch: int | None = None,
+    build_flags: Mapping[str, object] | None = None,
+) -> str:
+    """The cache key of an engine: a hex digest over everything the plan depends on.
+
+    Args:
+        onnx_sha256: sha256 of the ONNX file's bytes.
+        trt_version: ``tensorrt.__version__``.
+        gpu_name: the GPU's name (plans are not portable between GPUs).
+        compute_capability: the GPU's compute capability, e.g. ``"8.7"``.
+        precision: ``fp32``, ``fp16`` or ``bf16``.
+        height: frame height.
+        width: frame width.
+        max_batch: upper bound of the batch profile (lower bound is 1).
+        opt_batch: batch size the profile optimises for (default ``max_batch``).
+        build_flags: the builder options that change the plan (workspace, version and
+            hardware compatibility); JSON-serialisable values.
+
+    Returns:
+        24 hex characters.
+
+    Raises:
+        ValueError: unknown precision or a batch bound below 1.
+    """
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise ValueError(f"precision must be one of ['fp32', 'fp16', 'bf16'], got {precision!r}")
+    opt = max_batch if opt_batch is None else opt_batch
+    if max_batch < 1 or not 1 <= opt <= max_batch:
+        raise ValueError(f"need 1 <= opt_batch ({opt}) <= max_batch ({max_batch})")
+    fields = {
+        "onnx": onnx_sha256,
+        "trt": trt_version,
+        "gpu": gpu_name,
+        "sm": compute_capability,
+        "precision": precision,
+        "frames": [[1, height, width, 3], [opt, height, width, 3], [max_batch, height, width, 3]],
+        "flags": dict(build_flags or {}),
+    }
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def engine_cache_path(cache: str | Path, model_id: str, key: str) -> Path:
+    """Where the plan for ``key`` lives: ``<cache>/engines/<model_id>-<key>.plan``."""
+    return Path(cache) / ENGINE_DIR / f"{model_id}-{key}.plan"
+
+
+def timing_cache_path(cache: str | Path, trt_version: str, compute_capability: str) -> Path:
+    """The TensorRT timing cache shared by builds with one TensorRT version and GPU kind."""
+    safe = "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in trt_version)
+    return Path(cache) / ENGINE_DIR / f"timing-trt{safe}-sm{compute_capability}.cache"
+
+
+def touch_engine(plan: Path) -> None:
+    """Mark a cached plan as just used (pruning keeps the most recently used)."""
+    with contextlib.suppress(OSError):
+        os.utime(plan)
+
+
+def prune_engines(cache: str | Path, model_id: str, keep: int = KEEP_ENGINES) -> list[Path]:
+    """Delete all but the ``keep`` most recently used plans of ``model_id`` (and sidecars).
+
+    Also removes temporary files of interrupted writes older than an hour. Plans of
+    other models are never touched. Run after a build, so superseded engines (an older
+    ONNX export, another size or precision) do not pile up.
+
+    Returns:
+        The plan files deleted.
+
+    Raises:
+        ValueError: ``keep`` below 1.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, got {keep}")
+    folder = Path(cache) / ENGINE_DIR
+    if not folder.is_dir():
+        return []
+    mine: list[tuple[float, Path]] = []
+    now = time.time()
+    for path in folder.iterdir():
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        if path.name.startswith(".") and ".tmp-" in path.name:
+            if now - mtime > _STALE_TMP_S:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            continue
+        if path.suffix == ".plan" and path.stem.rsplit("-", 1)[0] == model_id:
+            mine.append((mtime, path))
+    mine.sort(key=lambda item: (item[0], item[1].name), reverse=True)
+    removed = []
+    for _, plan in mine[keep:]:
+        for victim in (plan.with_name(plan.name + ".json"), plan):
+            with contextlib.suppress(FileNotFoundError):
+                victim.unlink()
+        removed.append(plan)
+        log.info("pruned superseded TensorRT engine %s", plan)
+    return removed

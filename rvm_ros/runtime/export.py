@@ -7,10 +7,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rvm_ros.runtime.backends.tensorrt_check import BuildCheck
 from rvm_ros.runtime.base import BackendUnavailable, InputError
 from rvm_ros.runtime.onnx.export import VerifyReport, export_onnx, verify_onnx
+
+if TYPE_CHECKING:
+    from rvm_ros.runtime.backends.tensorrt import EngineDevice
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,9 @@ class ExportResult:
         model_id: the model's id.
         verify: checks of the float32 ONNX graph (checker, ORT vs torch, polygraphy).
         int8_cosine: int8 ONNX only: mean per-token cosine of its features vs float32.
+        engine_check: engine only: the build check of the engine against ONNX Runtime.
+        sidecar: engine only: the JSON sidecar written next to the plan.
+        build_seconds: engine only: how long TensorRT took to build it.
     """
 
     path: Path
@@ -36,6 +43,9 @@ class ExportResult:
     model_id: str
     verify: VerifyReport
     int8_cosine: float | None = None
+    engine_check: BuildCheck | None = None
+    sidecar: Path | None = None
+    build_seconds: float | None = None
 
 
 def export_model(
@@ -49,19 +59,36 @@ def export_model(
     precision: str = "fp32",
     tolerance: float = 1e-4,
     say: Callable[[str], None] | None = None,
+    device: str | None = None,
+    accept_build_error: bool = False,
+    version_compatible: bool = False,
+    hardware_compatibility: str = "none",
+    cache: str | Path | None = None,
+    engine_device: EngineDevice | None = None,
 ) -> ExportResult:
     """Export one recurrent step of a checkpoint.
 
     ``onnx``: the float32 graph (``precision=fp32``), or its int8 dynamic quantization
     (``precision=int8``, for the onnxruntime CPU backend). ``engine``: a TensorRT plan in
-    fp32 / fp16 / bf16 with a batch profile ``1..max_batch``. The float32 graph is always
-    checked first: `onnx.checker`, ONNX Runtime vs torch on random input (max abs error
-    at most ``tolerance``), polygraphy inspection.
+    fp32 / fp16 / bf16 with a batch profile ``1..max_batch``, built on this machine's GPU,
+    written with its JSON sidecar (``<out>.json``) only when it passes the build check
+    against ONNX Runtime (`rvm_ros.runtime.backends.tensorrt_check`) or
+    ``accept_build_error`` is set. The float32 graph is always checked first:
+    `onnx.checker`, ONNX Runtime vs torch on random input (max abs error at most
+    ``tolerance``), polygraphy inspection.
+
+    Engine-only arguments: ``device`` (``cuda[:i]``), ``accept_build_error``,
+    ``version_compatible`` and ``hardware_compatibility`` (see
+    `rvm_ros.runtime.backends.tensorrt_build.BuildOptions`), ``cache`` (its timing cache
+    is used; default the runtime cache folder) and ``engine_device`` (replaces the CUDA
+    device: tests with a stand-in TensorRT).
 
     Raises:
         InputError: bad format / precision / size.
         BackendUnavailable: ``engine`` without TensorRT.
         ExportError: the export or a check failed.
+        EngineCheckFailed: the engine failed its build check (nothing written).
+        TensorRTError: a TensorRT call failed (nothing written).
     """
     from rvm_ros.runtime.source import load_any
 
@@ -81,7 +108,7 @@ def export_model(
         )
     if max_batch < 1:
         raise InputError(f"max_batch must be at least 1, got {max_batch}")
-    if fmt == "engine":
+    if fmt == "engine" and engine_device is None:
         from rvm_ros.runtime.backends.tensorrt import tensorrt_available
 
         ok, why = tensorrt_available()
@@ -106,7 +133,34 @@ def export_model(
             result.int8_cosine = _quantize(onnx_path, out, model, height, width)
             say(f"int8: mean per-token cosine vs float32 {result.int8_cosine:.5f}")
         elif fmt == "engine":
-            _engine(onnx_path, out, model, height, width, max_batch, precision, say)
+            from rvm_ros.runtime.backends.tensorrt import CudaDevice, build_plan_file
+            from rvm_ros.runtime.backends.tensorrt_build import BuildOptions
+            from rvm_ros.runtime.cache import cache_dir
+
+            options = BuildOptions(
+                precision=precision,
+                max_batch=max_batch,
+                version_compatible=version_compatible,
+                hardware_compatibility=hardware_compatibility,
+            )
+            dev = engine_device or CudaDevice(device)
+            say(
+                f"building TensorRT {precision} engine (batch 1..{max_batch}) on {dev.name}; "
+                "this takes minutes"
+            )
+            built = build_plan_file(
+                onnx_path,
+                out,
+                options,
+                dev,
+                cache=cache_dir(cache),
+                accept_build_error=accept_build_error,
+            )
+            assert built.build_check is not None  # set by every build
+            result.engine_check = built.build_check
+            result.sidecar = out.with_name(out.name + ".json")
+            result.build_seconds = built.sidecar.build_seconds
+            say(f"build check: {built.build_check.describe()}")
     return result
 
 
@@ -136,29 +190,3 @@ def _quantize(src: Path, out: Path, model: Any, height: int, width: int) -> floa
             (state * r).sum(-1) / (np.linalg.norm(state, axis=-1) * np.linalg.norm(r, axis=-1))
         )
     return float(np.mean(cos))
-
-
-def _engine(
-    onnx_path: Path,
-    out: Path,
-    model: Any,
-    height: int,
-    width: int,
-    max_batch: int,
-    precision: str,
-    say: Callable[[str], None],
-) -> None:  # pragma: no cover - needs TensorRT
-    from rvm_ros.runtime.backends.tensorrt import build_engine
-
-    say(f"building TensorRT {precision} engine (batch 1..{max_batch})")
-    build_engine(
-        onnx_path,
-        out,
-        precision=precision,
-        height=height,
-        width=width,
-        tokens=model.config.num_tokens(height, width),
-        dim=model.config.dim,
-        max_batch=max_batch,
-    )
-    say(f"wrote {out}")

@@ -1,34 +1,102 @@
-"""TensorRT backend: an engine built from the exported ONNX step, cached on disk.
+"""TensorRT backend: an engine of the exported step, loaded from a plan file or the cache.
 
-The engine has one optimisation profile over the batch (camera) dimension
-(``1 .. max_batch``) and is built in fp32, fp16 or bf16. The plan file is cached under a
-key made of the ONNX file's sha256, the TensorRT version, the GPU name, the precision and
-the shapes (`engine_cache_key`), so it is rebuilt only when one of them changes. After a
-build the engine is checked once against ONNX Runtime on random input and the max abs
-error is logged (`TensorRTEncoder.build_check_error`). Device buffers and the CUDA stream
-belong to torch; no pycuda.
+Where the engine comes from:
 
-TensorRT cannot be installed in this project's CI; this module imports it lazily and
-`tensorrt_available` says why it cannot run.
+- ``checkpoint`` / ``.onnx`` input: the engine is looked up in the cache
+  (``<cache>/engines/<model_id>-<key>.plan``; the key covers the ONNX file's sha256, the
+  TensorRT version, the GPU and its compute capability, the precision, the shapes and
+  the build flags). When missing it is built (minutes), checked against ONNX Runtime
+  (`tensorrt_check`: above the precision's bound the start fails and nothing is cached,
+  unless ``accept_build_error``), written atomically with its JSON sidecar, and older
+  engines of the model are pruned. Builds share a timing cache.
+- ``.plan`` / ``.engine`` input (``rvm-ros export --format engine``): loaded with its
+  sidecar, after checking that it was built with this TensorRT version for this GPU.
+
+At load the engine's I/O tensor names and types are checked against the step's
+(``frames``, ``state`` -> ``features``, ``new_state``). Every ``set_input_shape``,
+``set_tensor_address`` and ``execute_async_v3`` result is checked; failures raise
+`TensorRTError` naming the plan and key.
+
+State on the GPU: per batch size two device state buffers ``[B, N, D]``; each step reads
+one and writes the other (the output is bound to the next step's input), so a steady
+set of cameras costs no state copy at all. When the set of cameras in a batch changes,
+the states are gathered on the device (device-to-device copies), and states that would
+be overwritten are first moved to their own device tensors. Optionally (``cuda_graphs``,
+off by default until measured) the step is captured in a CUDA graph per buffer parity and
+batch size. Device buffers and streams belong to torch; no pycuda.
+
+TensorRT cannot be installed in this project's CI: this module imports it lazily and
+`tensorrt_available` says why it cannot run. Everything but the CUDA calls is exercised
+by the tests with a stand-in ``tensorrt`` module on the CPU (`EngineDevice`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import logging
-import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
-from rvm_ros.runtime.base import BackendUnavailable, EncoderInfo, StepRunner
-from rvm_ros.runtime.onnx.export import OUTPUT_NAMES, file_sha256
+from rvm_ros.fsutil import file_sha256
+from rvm_ros.runtime.backends.tensorrt_build import (
+    TRT_PRECISIONS,
+    BuildOptions,
+    TensorRTError,
+    build_plan,
+)
+from rvm_ros.runtime.backends.tensorrt_check import (
+    BuildCheck,
+    EngineCheckFailed,
+    check_inputs,
+    compare_outputs,
+)
+from rvm_ros.runtime.backends.tensorrt_plan import (
+    PlanError,
+    PlanMismatch,
+    PlanSidecar,
+    check_compatible,
+    read_sidecar,
+    write_plan,
+)
+from rvm_ros.runtime.base import BackendUnavailable, EncoderInfo, InputError, StepRunner
+from rvm_ros.runtime.cache import (
+    KEEP_ENGINES,
+    engine_cache_key,
+    engine_cache_path,
+    prune_engines,
+    timing_cache_path,
+    touch_engine,
+)
+from rvm_ros.runtime.onnx.export import INPUT_NAMES, OUTPUT_NAMES
+
+if TYPE_CHECKING:
+    import tensorrt as trt
 
 log = logging.getLogger(__name__)
 
-TRT_PRECISIONS = ("fp32", "fp16", "bf16")
+__all__ = [
+    "TRT_PRECISIONS",
+    "BuildOptions",
+    "CudaDevice",
+    "EngineCheckFailed",
+    "EngineDevice",
+    "LoadedEngine",
+    "PlanError",
+    "PlanMismatch",
+    "TensorRTEncoder",
+    "TensorRTError",
+    "build_plan_file",
+    "cached_engine",
+    "open_plan",
+    "tensorrt_available",
+]
 
 
 def tensorrt_available() -> tuple[bool, str]:
@@ -38,272 +106,718 @@ def tensorrt_available() -> tuple[bool, str]:
         ``(True, "tensorrt <version>")`` or ``(False, reason)``.
     """
     try:
-        import tensorrt as trt
+        import tensorrt as trt_mod
     except Exception as exc:  # ImportError, or a stub wheel failing at import
         return False, f"tensorrt cannot be imported ({type(exc).__name__}: {exc})"
+    if not hasattr(trt_mod, "Builder") or not hasattr(trt_mod, "__version__"):
+        return False, "tensorrt imports but is not the TensorRT runtime (type stubs only?)"
     if not torch.cuda.is_available():
         return False, "tensorrt is installed but torch sees no CUDA device"
-    return True, f"tensorrt {trt.__version__}"
+    return True, f"tensorrt {trt_mod.__version__}"
 
 
-def engine_cache_key(
-    onnx_sha256: str,
-    trt_version: str,
-    gpu_name: str,
-    precision: str,
-    height: int,
-    width: int,
-    max_batch: int,
-    opt_batch: int | None = None,
-) -> str:
-    """The cache key of an engine: a hex digest over everything the plan depends on.
+# ------------------------------------------------------------------------- device
+class EngineDevice(Protocol):
+    """The accelerator side of the encoder: where buffers live, the stream, graphs.
 
-    Args:
-        onnx_sha256: sha256 of the ONNX file's bytes.
-        trt_version: ``tensorrt.__version__``.
-        gpu_name: ``torch.cuda.get_device_name()`` (plans are not portable between GPUs).
-        precision: ``fp32``, ``fp16`` or ``bf16``.
-        height: frame height.
-        width: frame width.
-        max_batch: upper bound of the batch profile (lower bound is 1).
-        opt_batch: batch size the profile optimises for (default ``max_batch``).
+    `CudaDevice` is the real one; the tests supply a CPU stand-in.
+    """
+
+    torch_device: torch.device
+    name: str
+    compute_capability: str
+
+    def stream_handle(self) -> int:
+        """The raw stream handle TensorRT enqueues on."""
+
+    def begin(self) -> None:
+        """Order the engine's stream after the work already queued by torch."""
+
+    def end(self) -> None:
+        """Order torch's later work after the engine's stream."""
+
+    def capture(self, launch: Callable[[], None]) -> Callable[[], None]:
+        """Capture ``launch`` (enqueue work on `stream_handle`) into a replayable graph."""
+
+    def activate(self) -> contextlib.AbstractContextManager[object]:
+        """Context in which TensorRT objects of this device are created."""
+
+
+class CudaDevice:
+    """A CUDA device with one torch stream for the engine; graphs are torch CUDA graphs."""
+
+    def __init__(self, device: str | torch.device | None = None) -> None:
+        dev = torch.device(device or "cuda")
+        if dev.type != "cuda":
+            raise BackendUnavailable(f"the tensorrt backend runs on CUDA devices, not {dev}")
+        if not torch.cuda.is_available():
+            raise BackendUnavailable(f"device {dev} requested but torch sees no CUDA device")
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        self.torch_device = dev
+        self.name = torch.cuda.get_device_name(dev)
+        major, minor = torch.cuda.get_device_capability(dev)
+        self.compute_capability = f"{major}.{minor}"
+        # torch.cuda.Stream.__new__ carries no annotations: call it through a typed name.
+        new_stream: Callable[[torch.device], torch.cuda.Stream] = torch.cuda.Stream
+        self._stream = new_stream(dev)
+
+    def stream_handle(self) -> int:
+        """The engine stream's ``cudaStream_t``."""
+        return int(self._stream.cuda_stream)
+
+    def begin(self) -> None:
+        """Engine stream waits for torch's current stream (frame upload, state gather)."""
+        self._stream.wait_stream(torch.cuda.current_stream(self.torch_device))
+
+    def end(self) -> None:
+        """Torch's current stream waits for the engine (feature download)."""
+        torch.cuda.current_stream(self.torch_device).wait_stream(self._stream)
+
+    def capture(self, launch: Callable[[], None]) -> Callable[[], None]:
+        """A CUDA graph of ``launch`` on the engine stream; returns its replay."""
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=self._stream):
+            launch()
+        stream = self._stream
+
+        def replay() -> None:
+            with torch.cuda.stream(stream):
+                graph.replay()
+
+        return replay
+
+    def activate(self) -> contextlib.AbstractContextManager[object]:
+        """``torch.cuda.device`` of this device."""
+        return torch.cuda.device(self.torch_device)
+
+
+# ------------------------------------------------------------------- the engine
+@dataclass
+class LoadedEngine:
+    """A deserialized engine and what it was built from.
+
+    Attributes:
+        runtime: the ``tensorrt.Runtime`` that owns it (kept alive with it).
+        engine: the ``tensorrt.ICudaEngine``.
+        plan_path: the plan file it was loaded from.
+        sidecar: the plan's sidecar.
+        build_check: the build check, when it was built (and checked) now.
+    """
+
+    runtime: trt.Runtime
+    engine: trt.ICudaEngine
+    plan_path: Path
+    sidecar: PlanSidecar
+    build_check: BuildCheck | None = None
+
+    @property
+    def where(self) -> str:
+        """Names the engine in messages: plan path and cache key."""
+        return _where(self.plan_path, self.sidecar.cache_key)
+
+
+def _where(plan: Path, key: str) -> str:
+    return f"engine {plan}" + (f" (key {key})" if key else "")
+
+
+def _deserialize(data: bytes, where: str, host_code: bool) -> tuple[trt.Runtime, trt.ICudaEngine]:
+    import tensorrt as trt
+
+    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    if host_code:  # version-compatible plans embed the lean runtime (host code)
+        runtime.engine_host_code_allowed = True
+    engine = runtime.deserialize_cuda_engine(data)
+    if engine is None:
+        raise TensorRTError(
+            f"TensorRT could not deserialize {where} (another TensorRT version or GPU, "
+            "or a damaged file); delete it to rebuild"
+        )
+    return runtime, engine
+
+
+def engine_io(engine: trt.ICudaEngine) -> tuple[list[str], list[str]]:
+    """The engine's input and output tensor names, in engine order."""
+    import tensorrt as trt
+
+    inputs, outputs = [], []
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        mode = engine.get_tensor_mode(name)
+        if mode == trt.TensorIOMode.INPUT:
+            inputs.append(name)
+        elif mode == trt.TensorIOMode.OUTPUT:
+            outputs.append(name)
+    return inputs, outputs
+
+
+def verify_io(engine: trt.ICudaEngine, where: str) -> tuple[list[str], list[str]]:
+    """Check the engine's I/O names and element types against the exported step's.
 
     Returns:
-        24 hex characters.
+        The engine's input and output names.
 
     Raises:
-        ValueError: unknown precision or a batch bound below 1.
-    """
-    if precision not in TRT_PRECISIONS:
-        raise ValueError(f"precision must be one of {list(TRT_PRECISIONS)}, got {precision!r}")
-    opt = max_batch if opt_batch is None else opt_batch
-    if max_batch < 1 or not 1 <= opt <= max_batch:
-        raise ValueError(f"need 1 <= opt_batch ({opt}) <= max_batch ({max_batch})")
-    fields = {
-        "onnx": onnx_sha256,
-        "trt": trt_version,
-        "gpu": gpu_name,
-        "precision": precision,
-        "frames": [[1, height, width, 3], [opt, height, width, 3], [max_batch, height, width, 3]],
-    }
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
-
-
-def engine_cache_path(cache: Path, model_id: str, key: str) -> Path:
-    """Where the plan for ``key`` lives: ``<cache>/engines/<model_id>-<key>.plan``."""
-    return Path(cache) / "engines" / f"{model_id}-{key}.plan"
-
-
-def build_engine(
-    onnx_path: str | Path,
-    plan_path: str | Path,
-    *,
-    precision: str,
-    height: int,
-    width: int,
-    tokens: int,
-    dim: int,
-    max_batch: int,
-    opt_batch: int | None = None,
-    workspace_gb: float = 4.0,
-) -> Path:  # pragma: no cover - needs TensorRT
-    """Build and serialise a TensorRT plan for the exported step.
-
-    Raises:
-        BackendUnavailable: TensorRT missing, or the ONNX parse / build failed.
+        TensorRTError: a name is missing or extra (the message lists both sets), or a
+            tensor has another element type than the buffers bound to it.
     """
     import tensorrt as trt
 
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    flags = 0
-    if int(trt.__version__.split(".")[0]) < 10:  # TensorRT 8.x (JetPack 6.0) needs it said
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise BackendUnavailable(f"TensorRT could not parse {onnx_path}: {errors}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif precision == "bf16":
-        if not hasattr(trt.BuilderFlag, "BF16"):
-            raise BackendUnavailable(f"TensorRT {trt.__version__} has no bf16 (needs 9 or later)")
-        config.set_flag(trt.BuilderFlag.BF16)
-    opt = max_batch if opt_batch is None else opt_batch
-    profile = builder.create_optimization_profile()
-    profile.set_shape(
-        "frames", (1, height, width, 3), (opt, height, width, 3), (max_batch, height, width, 3)
+    inputs, outputs = engine_io(engine)
+    if sorted(inputs) != sorted(INPUT_NAMES) or sorted(outputs) != sorted(OUTPUT_NAMES):
+        raise TensorRTError(
+            f"{where} has inputs {inputs} and outputs {outputs}; the step needs inputs "
+            f"{list(INPUT_NAMES)} and outputs {list(OUTPUT_NAMES)}"
+        )
+    want = {INPUT_NAMES[0]: trt.DataType.UINT8}
+    for name in (INPUT_NAMES[1], *OUTPUT_NAMES):
+        want[name] = trt.DataType.FLOAT
+    for name, dtype in want.items():
+        got = engine.get_tensor_dtype(name)
+        if got != dtype:
+            raise TensorRTError(f"{where}: tensor {name!r} is {got}, expected {dtype}")
+    return inputs, outputs
+
+
+class _Binding:
+    """One execution context and the checked calls made on it."""
+
+    def __init__(self, engine: trt.ICudaEngine, where: str) -> None:
+        context = engine.create_execution_context()
+        if context is None:
+            raise TensorRTError(f"TensorRT could not create an execution context for {where}")
+        self.context: trt.IExecutionContext = context
+        self.where = where
+        self.batch = 0
+
+    def shapes(self, batch: int, frames: torch.Tensor, state: torch.Tensor) -> None:
+        if batch == self.batch:
+            return
+        for name, t in ((INPUT_NAMES[0], frames), (INPUT_NAMES[1], state)):
+            shape = tuple(int(s) for s in t.shape)
+            if not self.context.set_input_shape(name, shape):
+                raise TensorRTError(
+                    f"set_input_shape({name!r}, {shape}) failed for {self.where} "
+                    "(outside its batch profile?)"
+                )
+        self.batch = batch
+
+    def addresses(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name, t in tensors.items():
+            if not self.context.set_tensor_address(name, t.data_ptr()):
+                raise TensorRTError(f"set_tensor_address({name!r}) failed for {self.where}")
+
+    def execute(self, stream: int) -> None:
+        if not self.context.execute_async_v3(stream):
+            raise TensorRTError(f"execute_async_v3 failed for {self.where}")
+
+
+def _onnx_config(onnx_path: Path) -> str:
+    """The model config JSON stored in an rvm_ros ONNX export (empty when absent)."""
+    import onnx
+
+    from rvm_ros.runtime.onnx.export import METADATA_PREFIX
+
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    props = {p.key: p.value for p in proto.metadata_props}
+    return str(props.get(METADATA_PREFIX + "config", ""))
+
+
+def _run_check(
+    engine: trt.ICudaEngine, onnx_path: Path, sidecar: PlanSidecar, device: EngineDevice
+) -> BuildCheck:
+    """Run the engine and ONNX Runtime on the fixed check inputs; compare."""
+    import onnxruntime as ort
+
+    where = _where(Path("<new>"), sidecar.cache_key)
+    batch = min(2, sidecar.max_batch)
+    frames, state = check_inputs(batch, sidecar.height, sidecar.width, sidecar.tokens, sidecar.dim)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    want = sess.run(list(OUTPUT_NAMES), {INPUT_NAMES[0]: frames, INPUT_NAMES[1]: state})
+    dev = device.torch_device
+    x = torch.from_numpy(frames).to(dev)
+    s = torch.from_numpy(state).to(dev)
+    outs = {name: torch.empty_like(s) for name in OUTPUT_NAMES}
+    binding = _Binding(engine, where)
+    binding.shapes(batch, x, s)
+    binding.addresses({INPUT_NAMES[0]: x, INPUT_NAMES[1]: s, **outs})
+    device.begin()
+    binding.execute(device.stream_handle())
+    device.end()
+    got = [outs[name].cpu().numpy() for name in OUTPUT_NAMES]
+    return compare_outputs(got, [np.asarray(w) for w in want], sidecar.precision)
+
+
+def _gate(check: BuildCheck, where: str, accept: bool) -> None:
+    if check.passed:
+        log.info("TensorRT build check passed: %s", check.describe())
+        return
+    if accept:
+        log.warning("TensorRT build check FAILED but accepted: %s", check.describe())
+        return
+    raise EngineCheckFailed(
+        f"{where}: {check.describe()}; the engine was not kept. Set the parameter "
+        "tensorrt.accept_build_error (export: --accept-build-error) to use it anyway"
     )
-    profile.set_shape("state", (1, tokens, dim), (opt, tokens, dim), (max_batch, tokens, dim))
-    config.add_optimization_profile(profile)
-    plan = builder.build_serialized_network(network, config)
-    if plan is None:
-        raise BackendUnavailable(f"TensorRT failed to build an engine from {onnx_path}")
-    plan_path = Path(plan_path)
-    plan_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = plan_path.with_name(f"{plan_path.name}.{os.getpid()}.part")
-    tmp.write_bytes(bytes(plan))
-    tmp.replace(plan_path)
-    return plan_path
 
 
-class TensorRTEncoder(StepRunner[torch.Tensor]):  # pragma: no cover - needs TensorRT + CUDA
-    """Runs a TensorRT engine of the step; states are float32 CUDA tensors ``[N, D]``.
+def _build_checked(
+    onnx_path: Path,
+    options: BuildOptions,
+    device: EngineDevice,
+    *,
+    cache: Path | None,
+    cache_key: str,
+    accept_build_error: bool,
+    where: str,
+) -> tuple[bytes, LoadedEngine]:
+    """Build, load, verify and gate an engine; nothing is written but the timing cache."""
+    import tensorrt as trt
+
+    from rvm_ros.runtime.onnx.export import read_metadata
+
+    meta = read_metadata(onnx_path)
+    h, w, patch = int(meta["height"]), int(meta["width"]), int(meta["patch_size"])
+    tokens = 1 + (h // patch) * (w // patch)
+    timing = timing_cache_path(cache, trt.__version__, device.compute_capability) if cache else None
+    log.info("building TensorRT %s %s (this takes minutes)", options.precision, where)
+    with device.activate():
+        data, seconds = build_plan(
+            onnx_path,
+            options,
+            height=h,
+            width=w,
+            tokens=tokens,
+            dim=int(meta["dim"]),
+            timing_cache=timing,
+            where=where,
+        )
+        runtime, engine = _deserialize(data, where, options.version_compatible)
+        inputs, outputs = verify_io(engine, where)
+        sidecar = PlanSidecar(
+            model_id=str(meta["model_id"]),
+            model_config=_onnx_config(onnx_path),
+            dim=int(meta["dim"]),
+            patch_size=patch,
+            height=h,
+            width=w,
+            tokens=tokens,
+            precision=options.precision,
+            min_batch=1,
+            opt_batch=options.opt,
+            max_batch=options.max_batch,
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            onnx_sha256=file_sha256(onnx_path),
+            plan_sha256="",
+            tensorrt_version=trt.__version__,
+            gpu_name=device.name,
+            compute_capability=device.compute_capability,
+            build_flags=options.flags(),
+            build_seconds=round(seconds, 3),
+            cache_key=cache_key,
+        )
+        check = _run_check(engine, onnx_path, sidecar, device)
+    log.info("built %s in %.1f s", where, seconds)
+    _gate(check, where, accept_build_error)
+    sidecar = replace(
+        sidecar,
+        plan_sha256=hashlib.sha256(data).hexdigest(),
+        build_check={**check.as_dict(), "accepted": not check.passed},
+    )
+    return data, LoadedEngine(runtime, engine, Path("<new>"), sidecar, check)
+
+
+def _accepted(sidecar: PlanSidecar, where: str, accept: bool) -> None:
+    """Refuse a plan whose recorded build check failed, unless accepted now too."""
+    if sidecar.check_passed or accept:
+        return
+    figures = {k: sidecar.build_check.get(k) for k in ("max_abs_error", "min_cosine")}
+    raise EngineCheckFailed(
+        f"{where} failed its build check ({figures}, bound {sidecar.build_check.get('bound')}) "
+        "and was kept only because the error was accepted then; set "
+        "tensorrt.accept_build_error to use it, or delete it to rebuild"
+    )
+
+
+def cached_engine(
+    onnx_path: str | Path,
+    options: BuildOptions,
+    device: EngineDevice,
+    *,
+    cache: str | Path,
+    accept_build_error: bool = False,
+    keep_engines: int = KEEP_ENGINES,
+) -> LoadedEngine:
+    """The engine of an ONNX step from the cache, built (and checked) when missing.
+
+    Raises:
+        TensorRTError: a TensorRT call failed.
+        EngineCheckFailed: a new engine failed the build check (nothing was cached), or
+            a cached one had failed it and ``accept_build_error`` is not set.
+    """
+    import tensorrt as trt
+
+    from rvm_ros.runtime.onnx.export import read_metadata
+
+    onnx_path = Path(onnx_path)
+    meta = read_metadata(onnx_path)
+    key = engine_cache_key(
+        file_sha256(onnx_path),
+        trt.__version__,
+        device.name,
+        device.compute_capability,
+        options.precision,
+        int(meta["height"]),
+        int(meta["width"]),
+        options.max_batch,
+        options.opt,
+        options.flags(),
+    )
+    plan = engine_cache_path(cache, str(meta["model_id"]), key)
+    where = _where(plan, key)
+    if plan.is_file():
+        try:
+            loaded = _load(plan, device, accept_build_error)
+        except PlanError as exc:  # a plan without a (matching) sidecar: rebuild it
+            log.warning("ignoring cached %s: %s", where, exc)
+        else:
+            touch_engine(plan)
+            log.info("using cached TensorRT %s", where)
+            return loaded
+    data, built = _build_checked(
+        onnx_path,
+        options,
+        device,
+        cache=Path(cache),
+        cache_key=key,
+        accept_build_error=accept_build_error,
+        where=where,
+    )
+    write_plan(plan, data, built.sidecar)
+    prune_engines(cache, str(meta["model_id"]), keep_engines)
+    built.plan_path = plan
+    return built
+
+
+def build_plan_file(
+    onnx_path: str | Path,
+    out: str | Path,
+    options: BuildOptions,
+    device: EngineDevice,
+    *,
+    cache: str | Path | None = None,
+    accept_build_error: bool = False,
+) -> LoadedEngine:
+    """Build, check and write a plan file with its sidecar (``rvm-ros export``).
+
+    Nothing is written to ``out`` unless the engine passes the build check (or the error
+    is accepted). The timing cache of ``cache`` is used and updated.
+
+    Raises:
+        TensorRTError: a TensorRT call failed.
+        EngineCheckFailed: the build check failed.
+    """
+    out = Path(out)
+    data, built = _build_checked(
+        Path(onnx_path),
+        options,
+        device,
+        cache=Path(cache) if cache is not None else None,
+        cache_key="",
+        accept_build_error=accept_build_error,
+        where=f"engine {out}",
+    )
+    write_plan(out, data, built.sidecar)
+    built.plan_path = out
+    return built
+
+
+def _load(plan: Path, device: EngineDevice, accept: bool) -> LoadedEngine:
+    import tensorrt as trt
+
+    sidecar = read_sidecar(plan)
+    where = _where(plan, sidecar.cache_key)
+    check_compatible(
+        sidecar,
+        plan,
+        tensorrt_version=trt.__version__,
+        gpu_name=device.name,
+        compute_capability=device.compute_capability,
+    )
+    _accepted(sidecar, where, accept)
+    with device.activate():
+        runtime, engine = _deserialize(
+            plan.read_bytes(), where, bool(sidecar.build_flags.get("version_compatible"))
+        )
+    inputs, outputs = verify_io(engine, where)
+    if (tuple(inputs), tuple(outputs)) != (sidecar.inputs, sidecar.outputs):
+        raise PlanError(
+            f"{where}: the engine's tensors {inputs} -> {outputs} differ from its sidecar's "
+            f"{list(sidecar.inputs)} -> {list(sidecar.outputs)}"
+        )
+    return LoadedEngine(runtime, engine, plan, sidecar)
+
+
+def open_plan(
+    plan: str | Path,
+    device: EngineDevice,
+    *,
+    height: int | None = None,
+    width: int | None = None,
+    accept_build_error: bool = False,
+) -> LoadedEngine:
+    """Load a plan file written by `build_plan_file` (``rvm-ros export --format engine``).
+
+    Raises:
+        PlanError: the plan or its sidecar is missing, unreadable or inconsistent.
+        PlanMismatch: built with another TensorRT version, for another GPU or size.
+        EngineCheckFailed: its build check failed and ``accept_build_error`` is not set.
+        TensorRTError: TensorRT could not load it.
+    """
+    plan = Path(plan)
+    sidecar = read_sidecar(plan)
+    if (
+        height is not None
+        and width is not None
+        and (sidecar.height, sidecar.width)
+        != (
+            height,
+            width,
+        )
+    ):
+        raise PlanMismatch(
+            f"{plan} takes {sidecar.height}x{sidecar.width} frames, not {height}x{width}; "
+            "rebuild it for that size with `rvm-ros export --format engine`"
+        )
+    return _load(plan, device, accept_build_error)
+
+
+# ------------------------------------------------------------------- the encoder
+@dataclass(eq=False)
+class _StateRef:
+    """A camera's state ``[N, D]``: a row of a state buffer, or its own device tensor."""
+
+    tensor: torch.Tensor
+
+
+@dataclass(eq=False)
+class _Buffers:
+    """The device buffers of one batch size: frames, two states, features, graphs."""
+
+    frames: torch.Tensor  # uint8 [B, H, W, 3]
+    states: tuple[torch.Tensor, torch.Tensor]  # float32 [B, N, D] each
+    features: torch.Tensor  # float32 [B, N, D]
+    binding: _Binding
+    parity: int = 0  # states[parity] holds the latest output
+    occupants: tuple[list[_StateRef], list[_StateRef]] = field(default_factory=lambda: ([], []))
+    graphs: dict[int, Callable[[], None]] = field(default_factory=dict)
+
+
+class TensorRTEncoder(StepRunner[_StateRef]):
+    """Runs a loaded TensorRT engine of the step; states stay in device buffers.
 
     Args:
-        onnx_path: the float32 ONNX step (`export_onnx`).
-        model_id: model id (names the cached plan).
-        dim: feature width.
-        patch_size: patch size.
-        height: frame height.
-        width: frame width.
-        precision: ``fp32``, ``fp16`` or ``bf16``.
-        device: ``cuda[:i]``.
-        max_batch: upper bound of the batch profile.
-        cache: cache folder of plans.
-        check: after a build, compare with ONNX Runtime on random input.
+        loaded: the engine (`cached_engine` or `open_plan`).
+        device: the device it runs on (`CudaDevice`).
+        max_batch: largest batch; at most the engine's profile maximum.
+        cuda_graphs: capture the step in a CUDA graph per buffer parity and batch size
+            (one execution context per batch size then). Off by default: not yet measured
+            against plain enqueue.
         reason: recorded in `EncoderInfo.reason`.
+
+    Raises:
+        InputError: ``max_batch`` above the engine's profile.
     """
 
     def __init__(
         self,
-        onnx_path: str | Path,
+        loaded: LoadedEngine,
         *,
-        model_id: str,
-        dim: int,
-        patch_size: int,
-        height: int,
-        width: int,
-        precision: str = "fp16",
-        device: str | None = None,
-        max_batch: int = 8,
-        cache: Path,
-        check: bool = True,
+        device: EngineDevice,
+        max_batch: int,
+        cuda_graphs: bool = False,
         reason: str = "requested",
     ) -> None:
-        ok, why = tensorrt_available()
-        if not ok:
-            raise BackendUnavailable(why)
-        import tensorrt as trt
-
-        if precision not in TRT_PRECISIONS:
-            raise BackendUnavailable(
-                f"precision {precision!r} is not supported by the tensorrt backend "
-                f"(choose one of {list(TRT_PRECISIONS)})"
+        side = loaded.sidecar
+        if max_batch > side.max_batch:
+            raise InputError(
+                f"max_batch {max_batch} exceeds the batch profile 1..{side.max_batch} of "
+                f"{loaded.where}; rebuild it with a larger --max-batch"
             )
-        dev = torch.device(device or "cuda")
-        if dev.type != "cuda":
-            raise BackendUnavailable(f"the tensorrt backend runs on CUDA devices, not {dev}")
-        if dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-        self.device = dev
-        self._tokens = 1 + (height // patch_size) * (width // patch_size)
-        self._dim = int(dim)
-        key = engine_cache_key(
-            file_sha256(onnx_path),
-            trt.__version__,
-            torch.cuda.get_device_name(dev),
-            precision,
-            height,
-            width,
-            max_batch,
-        )
-        plan = engine_cache_path(cache, model_id, key)
-        built = False
-        if not plan.is_file():
-            log.info("building TensorRT %s engine %s (this takes minutes)", precision, plan)
-            with torch.cuda.device(dev):
-                build_engine(
-                    onnx_path,
-                    plan,
-                    precision=precision,
-                    height=height,
-                    width=width,
-                    tokens=self._tokens,
-                    dim=self._dim,
-                    max_batch=max_batch,
-                )
-            built = True
-        else:
-            log.info("using cached TensorRT engine %s", plan)
-        self.plan_path = plan
-        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        with torch.cuda.device(dev):
-            self._engine = self._runtime.deserialize_cuda_engine(plan.read_bytes())
-            if self._engine is None:
-                raise BackendUnavailable(f"TensorRT could not load the plan {plan}; delete it")
-            self._context = self._engine.create_execution_context()
-        self._stream = torch.cuda.Stream(dev)
+        self.loaded = loaded
+        self.device = device
+        self.plan_path = loaded.plan_path
+        self.build_check = loaded.build_check
+        self._tokens, self._dim = side.tokens, side.dim
+        self._graphs = bool(cuda_graphs)
+        self._buffers: dict[int, _Buffers] = {}
+        self._shared: _Binding | None = None
+        self._zero = torch.zeros(side.tokens, side.dim, device=device.torch_device)
         info = EncoderInfo(
             backend="tensorrt",
-            precision=precision,
-            device=str(dev),
-            model_id=model_id,
-            dim=int(dim),
-            patch_size=int(patch_size),
-            height=int(height),
-            width=int(width),
+            precision=side.precision,
+            device=str(device.torch_device),
+            model_id=side.model_id,
+            dim=side.dim,
+            patch_size=side.patch_size,
+            height=side.height,
+            width=side.width,
             reason=reason,
         )
         super().__init__(info, max_batch)
-        self.build_check_error: float | None = None
-        if built and check:
-            self.build_check_error = self._check_against_ort(onnx_path)
-            log.warning(
-                "TensorRT %s engine vs ONNX Runtime on random input: max abs error %.3g",
-                precision,
-                self.build_check_error,
-            )
 
-    def _execute(self, frames: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        batch = frames.shape[0]
-        out = torch.empty(batch, self._tokens, self._dim, device=self.device)
-        out_state = torch.empty_like(out)
-        ctx = self._context
-        ctx.set_input_shape("frames", tuple(frames.shape))
-        ctx.set_input_shape("state", tuple(state.shape))
-        for name, t in (
-            ("frames", frames),
-            ("state", state),
-            ("features", out),
-            ("new_state", out_state),
-        ):
-            ctx.set_tensor_address(name, t.data_ptr())
-        self._stream.wait_stream(torch.cuda.current_stream(self.device))
-        if not ctx.execute_async_v3(self._stream.cuda_stream):
-            raise RuntimeError("TensorRT execute_async_v3 failed")
-        torch.cuda.current_stream(self.device).wait_stream(self._stream)
-        return out, out_state
+    # ----------------------------------------------------------------- buffers
+    def _buffers_for(self, batch: int) -> _Buffers:
+        bufs = self._buffers.get(batch)
+        if bufs is not None:
+            return bufs
+        dev, i = self.device.torch_device, self.info
+        if self._graphs:  # a context per batch size: a captured graph never sees a reshape
+            binding = _Binding(self.loaded.engine, self.loaded.where)
+        else:
+            if self._shared is None:
+                self._shared = _Binding(self.loaded.engine, self.loaded.where)
+            binding = self._shared
+        shape = (batch, self._tokens, self._dim)
+        bufs = _Buffers(
+            frames=torch.zeros(batch, i.height, i.width, 3, dtype=torch.uint8, device=dev),
+            states=(torch.zeros(shape, device=dev), torch.zeros(shape, device=dev)),
+            features=torch.zeros(shape, device=dev),
+            binding=binding,
+        )
+        self._buffers[batch] = bufs
+        return bufs
 
+    def _spill(self, bufs: _Buffers, which: int, keep: set[int]) -> None:
+        """Give live states held in ``bufs.states[which]`` their own tensors (it is rewritten)."""
+        for ref in bufs.occupants[which]:
+            if id(ref) in keep:
+                ref.tensor = ref.tensor.clone()
+        bufs.occupants[which].clear()
+
+    # -------------------------------------------------------------------- step
+    @torch.inference_mode()
     def _run(
-        self, frames: np.ndarray, states: list[torch.Tensor | None]
-    ) -> tuple[np.ndarray, list[torch.Tensor]]:
-        zero = torch.zeros(self._tokens, self._dim, device=self.device)
-        state = torch.stack([s if s is not None else zero for s in states]).contiguous()
-        x = torch.from_numpy(frames).to(self.device)
-        out, out_state = self._execute(x, state)
-        return out.cpu().numpy(), list(out_state.unbind(0))
-
-    def _check_against_ort(self, onnx_path: str | Path) -> float:
-        import onnxruntime as ort
-
-        rng = np.random.default_rng(0)
-        batch = min(2, self.max_batch)
-        frames = rng.integers(0, 256, (batch, self.info.height, self.info.width, 3), np.uint8)
-        state = rng.standard_normal((batch, self._tokens, self._dim)).astype(np.float32)
-        sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        want = sess.run(list(OUTPUT_NAMES), {"frames": frames, "state": state})
-        got = self._execute(
-            torch.from_numpy(frames).to(self.device), torch.from_numpy(state).to(self.device)
+        self, frames: np.ndarray, states: list[_StateRef | None]
+    ) -> tuple[np.ndarray, list[_StateRef]]:
+        batch = frames.shape[0]
+        bufs = self._buffers_for(batch)
+        src = bufs.parity
+        dst = 1 - src
+        in_batch = {id(s) for s in states if s is not None}
+        others = {id(r) for r in self._states.values()} - in_batch
+        resident = len(bufs.occupants[src]) == batch and all(
+            s is o for s, o in zip(states, bufs.occupants[src], strict=True)
         )
-        return max(
-            float(np.max(np.abs(g.cpu().numpy() - w))) for g, w in zip(got, want, strict=True)
-        )
+        if resident:  # the same cameras in the same order: the last output is the input
+            self._spill(bufs, dst, others)
+        else:
+            gathered = torch.stack([s.tensor if s is not None else self._zero for s in states])
+            self._spill(bufs, src, others)
+            self._spill(bufs, dst, others)
+            bufs.states[src].copy_(gathered)
+        bufs.frames.copy_(torch.from_numpy(frames))
+        self._launch(bufs, batch, src, dst)
+        bufs.parity = dst
+        new = [_StateRef(bufs.states[dst][i]) for i in range(batch)]
+        bufs.occupants[dst].extend(new)
+        return bufs.features.to("cpu", copy=True).numpy(), new
+
+    def _launch(self, bufs: _Buffers, batch: int, src: int, dst: int) -> None:
+        device = self.device
+        replay = bufs.graphs.get(src)
+        device.begin()
+        if replay is not None:
+            replay()
+        else:
+            b = bufs.binding
+            b.shapes(batch, bufs.frames, bufs.states[src])
+            b.addresses(
+                {
+                    INPUT_NAMES[0]: bufs.frames,
+                    INPUT_NAMES[1]: bufs.states[src],
+                    OUTPUT_NAMES[0]: bufs.features,
+                    OUTPUT_NAMES[1]: bufs.states[dst],
+                }
+            )
+            b.execute(device.stream_handle())  # the step itself (and the warm-up a capture needs)
+            if self._graphs:
+                bufs.graphs[src] = device.capture(lambda: b.execute(device.stream_handle()))
+                log.info(
+                    "captured a CUDA graph of the TensorRT step (batch %d, parity %d)", batch, src
+                )
+        device.end()
 
     def _release(self) -> None:
-        self._context = None
-        self._engine = None
-        self._runtime = None
+        self._buffers.clear()
+        self._shared = None
+
+
+# --------------------------------------------------------------- entry points
+def _device(device: str | None) -> CudaDevice:
+    ok, why = tensorrt_available()
+    if not ok:
+        raise BackendUnavailable(f"the tensorrt backend cannot run: {why}")
+    return CudaDevice(device)
+
+
+def encoder_from_onnx(
+    onnx_path: str | Path,
+    *,
+    precision: str,
+    device: str | None,
+    max_batch: int,
+    cache: Path,
+    reason: str = "requested",
+    cuda_graphs: bool = False,
+    accept_build_error: bool = False,
+    version_compatible: bool = False,
+    hardware_compatibility: str = "none",
+    engine_device: EngineDevice | None = None,
+) -> TensorRTEncoder:
+    """A `TensorRTEncoder` of an exported ONNX step, through the engine cache.
+
+    ``engine_device`` replaces the CUDA device (tests on the CPU with a stand-in
+    ``tensorrt``); by default the CUDA device ``device``.
+    """
+    if precision not in TRT_PRECISIONS:
+        raise BackendUnavailable(
+            f"precision {precision!r} is not supported by the tensorrt backend "
+            f"(choose one of {list(TRT_PRECISIONS)})"
+        )
+    dev = engine_device or _device(device)
+    options = BuildOptions(
+        precision=precision,
+        max_batch=max_batch,
+        version_compatible=version_compatible,
+        hardware_compatibility=hardware_compatibility,
+    )
+    started = time.monotonic()
+    loaded = cached_engine(
+        onnx_path, options, dev, cache=cache, accept_build_error=accept_build_error
+    )
+    log.info("TensorRT engine ready in %.1f s: %s", time.monotonic() - started, loaded.where)
+    return TensorRTEncoder(
+        loaded, device=dev, max_batch=max_batch, cuda_graphs=cuda_graphs, reason=reason
+    )
+
+
+def encoder_from_plan(
+    plan: str | Path,
+    *,
+    device: str | None,
+    max_batch: int,
+    height: int | None = None,
+    width: int | None = None,
+    reason: str = "requested",
+    cuda_graphs: bool = False,
+    accept_build_error: bool = False,
+    engine_device: EngineDevice | None = None,
+) -> TensorRTEncoder:
+    """A `TensorRTEncoder` of a plan file with its sidecar (see `open_plan`)."""
+    dev = engine_device or _device(device)
+    loaded = open_plan(plan, dev, height=height, width=width, accept_build_error=accept_build_error)
+    return TensorRTEncoder(
+        loaded, device=dev, max_batch=max_batch, cuda_graphs=cuda_graphs, reason=reason
+    )

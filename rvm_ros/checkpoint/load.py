@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from rvm_ros.checkpoint.builtin import resolve
 from rvm_ros.checkpoint.errors import CheckpointError
 from rvm_ros.checkpoint.finite import check_finite
 from rvm_ros.checkpoint.npz import read_npz_header, read_official
@@ -43,8 +44,9 @@ from rvm_ros.model import RVM, RVMConfig
 
 
 def read_config(path: str | os.PathLike[str]) -> RVMConfig:
-    """Architecture of a checkpoint (``.npz``, ``.safetensors``, ``random:``), not loading it."""
-    spec = str(path)
+    """Architecture of a checkpoint (``.npz``, ``.safetensors``, ``random:``, ``default``),
+    not loading it."""
+    spec = resolve(path)
     if spec.startswith("random:"):
         return RVMConfig.from_variant(_parse_random(spec)[0])
     p = Path(spec)
@@ -61,7 +63,8 @@ def load_model(
     """Load an RVM model in eval mode.
 
     Args:
-        path: Official ``.npz``, project ``.safetensors``, or ``random:<variant>[:<seed>]``.
+        path: Official ``.npz``, project ``.safetensors``, ``random:<variant>[:<seed>]``, or
+            a shipped model (``default`` / ``builtin:default``).
         device: Torch device.
         dtype: Parameter dtype (float32, bfloat16 or float16).
 
@@ -71,7 +74,7 @@ def load_model(
     Raises:
         CheckpointError: Unreadable or inconsistent checkpoint.
     """
-    spec = str(path)
+    spec = resolve(path)
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise ValueError(f"load_model: unsupported dtype {dtype}")
     if spec.startswith("random:"):

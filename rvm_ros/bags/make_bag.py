@@ -23,13 +23,13 @@ import numpy as np
 from rvm_ros import imaging
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.errors import RvmRosError
-from rvm_ros.fsutil import plan_output
+from rvm_ros.fsutil import available_memory, plan_output
 
 # SAMPLE_VIDEOS, SampleVideoError, find_sample_video: re-exported (defined once in imaging.video).
 from rvm_ros.imaging.video import SAMPLE_VIDEOS as SAMPLE_VIDEOS
+from rvm_ros.imaging.video import FrameError, iter_video, video_properties
 from rvm_ros.imaging.video import SampleVideoError as SampleVideoError
 from rvm_ros.imaging.video import find_sample_video as find_sample_video
-from rvm_ros.imaging.video import FrameError, iter_video, video_properties
 
 # Stamp of the first frame of every video: 2023-11-14T22:13:20Z (fixed for determinism).
 DEFAULT_START_NS = 1_700_000_000 * 10**9
@@ -147,17 +147,6 @@ def validate_topic_prefix(prefix: str) -> str:
     return "/" + "/".join(tokens) if tokens else ""
 
 
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 def _check_sizes(
     props: list[tuple[float, int, int, int]],
     videos: Sequence[Path | str],
@@ -186,7 +175,7 @@ def _check_sizes(
         memory += 2 * w0 * h0 * 3 + 3 * frame
         frames = min(count, max_frames) if max_frames else count
         disk += 0 if compressed else frames * frame
-    avail = _available_memory()
+    avail = available_memory()
     if avail is not None and memory > _MEMORY_SHARE * avail:
         raise MakeBagUsageError(
             f"make-bag would need about {memory / 2**30:.1f} GiB of memory at once, more "

@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from rvm_ros.cli import CliError
+from rvm_ros.errors import RvmRosError
+
+# Largest frame side encode resizes to (far above any camera the model is used with).
+MAX_SIDE = 8192
+
+
+def _check_memory(args: argparse.Namespace, dim: int, patch: int) -> None:
+    """Refuse a run whose frames and features would not fit, before allocating them."""
+    from rvm_ros.fsutil import available_memory
+    from rvm_ros.imaging.video import frames_shape
+
+    b, t, h, w = frames_shape(args.input, args.max_frames)
+    if args.height is not None:
+        h, w = args.height, args.width
+    tokens = 1 + (h // patch) * (w // patch)
+    need = b * t * (h * w * 3 + tokens * dim * 4 * 2)  # frames, features (+ their stack)
+    avail = available_memory()
+    if avail is not None and need > avail // 2:
+        raise CliError(
+            f"encoding {b}x{t} frames of {h}x{w} needs about {need / 2**30:.1f} GiB, more than "
+            f"half of the {avail / 2**30:.1f} GiB available; use --max-frames or a smaller size"
+        )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -14,6 +35,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from rvm_ros.checkpoint.errors import CheckpointError
     from rvm_ros.checkpoint.load import load_model
+    from rvm_ros.fsutil import check_output, staged_output
     from rvm_ros.imaging.video import FrameError, load_frames
 
     out = Path(args.output)
@@ -23,23 +45,31 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError("give both --height and --width, or neither")
     for name in ("height", "width"):
         value = getattr(args, name)
-        if value is not None and (value <= 0 or value % 16):
-            raise CliError(f"--{name} must be a positive multiple of 16, got {value}")
+        if value is not None and (value <= 0 or value % 16 or value > MAX_SIDE):
+            raise CliError(
+                f"--{name} must be a positive multiple of 16 up to {MAX_SIDE}, got {value}"
+            )
     if args.max_frames is not None and args.max_frames < 1:
         raise CliError(f"--max-frames must be >= 1, got {args.max_frames}")
+    inputs = [args.input, *([] if args.checkpoint.startswith("random:") else [args.checkpoint])]
+    check_output(out, inputs, force=args.force, what="--output")  # before any work
     try:
         model = load_model(args.checkpoint)  # float32 CPU; the runtime converts / exports it
     except (CheckpointError, ValueError) as exc:
         raise CliError(f"cannot load checkpoint {args.checkpoint}: {exc}") from exc
     try:
+        _check_memory(args, model.config.dim, model.config.patch_size)
         frames = load_frames(
             args.input,
             args.height,
             args.width,
             args.max_frames,
             patch_size=model.config.patch_size,
+            strict=args.strict,
         )
     except FrameError as exc:
+        if exc.cause == "video_truncated":  # --strict: a damaged input, exit 1
+            raise
         raise CliError(str(exc)) from exc
     from rvm_ros.runtime import BackendUnavailable, InputError, create_encoder, encode_video
 
@@ -51,13 +81,16 @@ def _run(args: argparse.Namespace) -> int:
     except (BackendUnavailable, InputError) as exc:
         raise CliError(str(exc)) from exc
     features = encode_video(encoder, frames)  # [B, T, N, D]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.npy")
-    try:
+    bad = int(np.count_nonzero(~np.isfinite(features)))
+    if bad:  # never save NaN features as if they were a result
+        raise RvmRosError(
+            f"the model gave {bad} non-finite feature values ({model.model_id}, "
+            f"{encoder.info.backend} {encoder.info.precision}); nothing written",
+            cause="non_finite_output",
+        )
+    # written beside --output and swapped in when complete (rvm_ros.fsutil)
+    with staged_output(out, inputs, force=args.force, what="--output") as tmp:
         np.save(tmp, features)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     b, t, n, d = features.shape
     info = encoder.info
     print(
@@ -90,4 +123,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "int8"), default="fp32")
     p.add_argument("--device", default=None, help="cpu or cuda[:i] (default: the backend's)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace OUTPUT if it exists (once the new file is complete; never an input)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a video with fewer frames than its container lists is an error (exit 1)",
+    )
     p.set_defaults(func=_run)

@@ -208,6 +208,40 @@ def read_npy_frames(path: str | os.PathLike[str]) -> np.ndarray:
     return np.asarray(array)
 
 
+def frames_shape(
+    path: str | os.PathLike[str], max_frames: int | None = None
+) -> tuple[int, int, int, int]:
+    """``(B, T, H, W)`` that :func:`load_frames` would return before resizing, without
+    decoding anything (container header, or the ``.npy`` header); T is 0 when the
+    container does not say.
+
+    Raises:
+        FrameError: Missing or unreadable file.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        if not path.is_file():
+            raise FrameError(
+                f"{path}: no such file" if not path.exists() else f"{path}: not a file"
+            )
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise FrameError(f"{path}: not a readable .npy array ({exc})") from None
+        shape = tuple(getattr(array, "shape", ()))
+        if len(shape) == 4:
+            shape = (1, *shape)
+        if len(shape) != 5:
+            return (1, 0, 0, 0)
+        b, t, h, w = (int(x) for x in shape[:4])
+    else:
+        _fps, t, w, h = video_properties(path)
+        b = 1
+    if max_frames is not None:
+        t = min(t, max_frames)
+    return b, t, h, w
+
+
 def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize ``[..., H, W, 3]`` uint8 frames to ``height x width`` (OpenCV, area/linear)."""
     import cv2

@@ -51,7 +51,10 @@ def test_encode_batch2_and_4d(fixtures_dir: Path, io_arrays: dict, tmp_path: Pat
     assert np.abs(np.load(out) - io_arrays["stream2_features"]).max() <= TOL
     one = tmp_path / "one.npy"
     np.save(one, io_arrays["stream2_video"][1])  # [T, H, W, 3]
-    assert _encode(fixtures_dir / "rvm_tiny_params.npz", one, out) == 0
+    # an existing output is only replaced with --force (issue 12)
+    assert _encode(fixtures_dir / "rvm_tiny_params.npz", one, out) == 2
+    assert np.abs(np.load(out) - io_arrays["stream2_features"]).max() <= TOL  # untouched
+    assert _encode(fixtures_dir / "rvm_tiny_params.npz", one, out, "--force") == 0
     assert np.abs(np.load(out)[0] - io_arrays["stream2_features"][1]).max() <= TOL
 
 
@@ -117,7 +120,7 @@ def test_encode_errors(
     assert _encode(ckpt, sample_video, out, "--height", "64") == 2
     assert "give both --height and --width" in capsys.readouterr().err
     assert _encode(ckpt, sample_video, out, "--height", "60", "--width", "64") == 2
-    assert "--height must be a positive multiple of 16, got 60" in capsys.readouterr().err
+    assert "--height must be a positive multiple of 16 up to 8192, got 60" in capsys.readouterr().err
     assert _encode(ckpt, sample_video, tmp_path / "f.txt") == 2
     assert "--output must end in .npy" in capsys.readouterr().err
     assert _encode(ckpt, tmp_path / "nothing.mp4", out) == 2

@@ -120,7 +120,9 @@ def test_encode_errors(
     assert _encode(ckpt, sample_video, out, "--height", "64") == 2
     assert "give both --height and --width" in capsys.readouterr().err
     assert _encode(ckpt, sample_video, out, "--height", "60", "--width", "64") == 2
-    assert "--height must be a positive multiple of 16 up to 8192, got 60" in capsys.readouterr().err
+    assert (
+        "--height must be a positive multiple of 16 up to 8192, got 60" in capsys.readouterr().err
+    )
     assert _encode(ckpt, sample_video, tmp_path / "f.txt") == 2
     assert "--output must end in .npy" in capsys.readouterr().err
     assert _encode(ckpt, tmp_path / "nothing.mp4", out) == 2

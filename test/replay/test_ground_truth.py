@@ -6,10 +6,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from replay_helpers import small_settings
 
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.bags.make_bag import image_message
+from rvm_ros.replay.ground_truth import _GroundTruth, _tapvid
 from rvm_ros.replay.workers import replay
 
 TOPIC = "/cam/image_raw"
@@ -55,8 +57,36 @@ def _write_bag(path: Path, video: Path) -> np.ndarray:
     return gt
 
 
+def _count_by_hand(features: Path, gt: np.ndarray, width: int, height: int) -> tuple[float, float]:
+    """Occlusion accuracy and mean pts-within over {1, 2, 4, 8, 16} px, by plain counting.
+
+    Ground-truth point i (ids 100 + i) is queried where it is first visible (frame 0, or
+    2 for point 3); the tracker numbers its tracks in query order. Pairs after the query
+    frame count; every ground-truth point is visible there; distances in 256x256 pixels.
+    """
+    with bags.BagReader(features) as reader:
+        frames = [m.msg for m in reader.messages(["/rvm/cam/tracks"])]
+    order: list[int] = []  # predicted ids in the order they appear
+    for msg in frames:
+        order += sorted(p.id for p in msg.points if p.id not in order)
+    query = {0: 0, 1: 0, 2: 0, 3: 2}
+    agree = total = 0
+    hits = {d: 0 for d in (1, 2, 4, 8, 16)}
+    for i, pred_id in enumerate(order):
+        for t in range(query[i] + 1, len(frames)):
+            (p,) = [p for p in frames[t].points if p.id == pred_id]
+            total += 1
+            agree += int(bool(p.visible))  # ground truth: visible on every counted frame
+            dx = (p.x - gt[i, t, 0]) * 256 / width
+            dy = (p.y - gt[i, t, 1]) * 256 / height
+            for d in hits:
+                hits[d] += int(dx * dx + dy * dy < d * d)
+    assert total == 3 * (T - 1) + (T - 3)
+    return agree / total, sum(h / total for h in hits.values()) / len(hits)
+
+
 def test_ground_truth_tracks_give_tapvid_metrics(tmp_path: Path, sample_video: Path) -> None:
-    _write_bag(tmp_path / "bag", sample_video)
+    gt = _write_bag(tmp_path / "bag", sample_video)
     settings = small_settings(params={"track_grid": 0, "model_width": 80, "model_height": 64})
     outcome = replay([tmp_path / "bag"], tmp_path / "out", settings)
     assert outcome.complete
@@ -68,6 +98,10 @@ def test_ground_truth_tracks_give_tapvid_metrics(tmp_path: Path, sample_video: P
     metrics = tap["metrics"]
     for name in ("occlusion_accuracy", "average_jaccard", "average_pts_within_thresh"):
         assert 0.0 <= metrics[name] <= 1.0, (name, metrics[name])
+    # The same numbers counted by hand from the predictions the replay wrote.
+    occ, within = _count_by_hand(tmp_path / "out" / "features", gt, width=160, height=144)
+    assert metrics["occlusion_accuracy"] == pytest.approx(occ, abs=1e-12)
+    assert metrics["average_pts_within_thresh"] == pytest.approx(within, abs=1e-12)
     # The tracker got one query per ground-truth point: 4 tracks, the 4th starting later.
     assert cam["tracks"]["count"] == 4
     lifetimes = cam["tracks"]["lifetime_frames"]
@@ -82,3 +116,43 @@ def test_ground_truth_tracks_give_tapvid_metrics(tmp_path: Path, sample_video: P
     avg = outcome.report["tapvid_average"]
     assert avg["videos"] == 1 and avg["metrics"] == metrics  # one stream: its own numbers
     assert "TAP-Vid over 1 camera stream(s)" in md
+
+
+def test_replay_metrics_of_a_hand_computed_case() -> None:
+    """Two points, three frames, a 256x256 image (no rescaling): every number by hand.
+
+    Point 100 is queried at frame 0 and predicted exactly, but called occluded at frame 1;
+    point 101 is visible from frame 1 (its query) and predicted 3 px off at frame 2.
+    Evaluated pairs (after the query): 100@1, 100@2, 101@2.
+    occlusion accuracy 2/3; within 1 and 2 px: 2/3, within 4, 8, 16 px: 3/3, so the mean
+    is 13/15; Jaccard at 1 and 2 px: TP 1 (100@2), FP 1 (101@2), FN 2 (100@1, 101@2) = 1/4,
+    at 4, 8, 16 px: TP 2, FP 0, FN 1 (100@1) = 2/3, so AJ = (2 * 1/4 + 3 * 2/3) / 5 = 1/2.
+    """
+    s0, s1, s2 = 10, 20, 30  # stamps
+    ids = np.array([100, 101])
+    gt = _GroundTruth(
+        frames={
+            s0: (ids, np.array([[50.0, 60.0], [0.0, 0.0]]), np.array([True, False])),
+            s1: (ids, np.array([[52.0, 60.0], [120.0, 80.0]]), np.array([True, True])),
+            s2: (ids, np.array([[54.0, 60.0], [124.0, 80.0]]), np.array([True, True])),
+        },
+        gt_to_pred={100: 7, 101: 8},
+        query_index={100: s0, 101: s1},
+        predictions=[
+            (s0, {100: (50.0, 60.0, True)}),
+            (s1, {100: (52.0, 60.0, False), 101: (120.0, 80.0, True)}),
+            (s2, {100: (54.0, 60.0, True), 101: (127.0, 80.0, True)}),
+        ],
+    )
+    out = _tapvid(gt, (256, 256))
+    assert (out["points"], out["frames"]) == (2, 3)
+    m = out["metrics"]
+    assert m["occlusion_accuracy"] == pytest.approx(2 / 3)
+    assert [m[f"pts_within_{d}"] for d in (1, 2, 4, 8, 16)] == pytest.approx(
+        [2 / 3, 2 / 3, 1.0, 1.0, 1.0]
+    )
+    assert m["average_pts_within_thresh"] == pytest.approx(13 / 15)
+    assert [m[f"jaccard_{d}"] for d in (1, 2, 4, 8, 16)] == pytest.approx(
+        [1 / 4, 1 / 4, 2 / 3, 2 / 3, 2 / 3]
+    )
+    assert m["average_jaccard"] == pytest.approx(1 / 2)

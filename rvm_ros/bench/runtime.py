@@ -6,7 +6,14 @@ warm-up, on the same deterministic frames. Torch eager float32 on the same devic
 always measured in the same run as the reference of ``speedup_vs_torch_eager_fp32`` and
 of ``cosine_vs_fp32`` (mean per-token cosine similarity of the features).
 With ``rounds > 1`` the configurations alternate (A B A B ...) and their step times are
-pooled, so a drifting machine affects them alike.
+pooled, so a drifting machine affects them alike. A configuration may run several cameras
+batched in one step (``Target.cameras``); each batch size gets its own reference row, and
+a batched row also reports its per-camera-frame cost against the same configuration at
+batch 1. Optionally (``peaks=True``) each round also measures the machine's matmul peak
+per precision (`rvm_ros.bench.peak`), and every row gets its achieved GFLOP/s (the model's
+FLOPs per frame, counted on the torch model, over its p50) and that figure's fraction of
+the peak of its precision. Frames are synthetic, or a real video (``video=``) whose
+frames every camera streams from a different start.
 """
 
 from __future__ import annotations
@@ -33,20 +40,23 @@ from rvm_ros.imaging.synthetic import synthetic_frames
 log = logging.getLogger(__name__)
 
 REFERENCE = ("torch", "fp32")
-COMPARE_STEPS = 4  # steps whose features are compared with the float32 reference
+COMPARE_STEPS = 8  # steps whose features are compared with the float32 reference
+CAMERA_OFFSET = 7  # frames between the start points of the cameras in a real video
 
 
 @dataclass(frozen=True)
 class Target:
-    """One configuration to measure."""
+    """One configuration to measure (``cameras``: frames per step, ``None``: run_bench's)."""
 
     backend: str
     precision: str
+    cameras: int | None = None
 
     @property
     def label(self) -> str:
-        """``backend/precision``."""
-        return f"{self.backend}/{self.precision}"
+        """``backend/precision`` (``xB`` appended for a batch of B cameras)."""
+        batch = f" x{self.cameras}" if self.cameras and self.cameras > 1 else ""
+        return f"{self.backend}/{self.precision}{batch}"
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,8 @@ class BenchSpec:
     cache_dir: str | None
     eager: bool
     seed: int = 0
+    video: str | None = None
+    count_flops: bool = False
 
 
 def _peak_rss_mb() -> float:
@@ -88,13 +100,18 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
 
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    video = synthetic_frames(
-        max(spec.frames, COMPARE_STEPS), spec.cameras, spec.height, spec.width, spec.seed
-    )
+    count = max(spec.frames, COMPARE_STEPS)
+    if spec.video:
+        video = video_frames(spec.video, count, spec.cameras, spec.height, spec.width)
+    else:
+        video = synthetic_frames(count, spec.cameras, spec.height, spec.width, spec.seed)
     names = [f"cam{i}" for i in range(spec.cameras)]
     start = time.perf_counter()
     model = load_model(spec.checkpoint)
     model.decoder = None  # streaming only
+    flop_tick = time.perf_counter()
+    gflop = step_gflop(model, spec.height, spec.width) if spec.count_flops else None
+    start += time.perf_counter() - flop_tick  # the FLOP count is not creation time
     encoder = create_encoder(
         model,
         backend=spec.backend,
@@ -130,17 +147,54 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
         "peak_rss_mb": _peak_rss_mb(),
         "create_s": create_s,
     }
+    if gflop is not None:
+        result["gflop_per_frame"] = gflop
     if cuda:
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     encoder.close()
     return result
 
 
+def step_gflop(model: Any, height: int, width: int) -> float:
+    """GFLOP of one recurrent step of one frame (torch's FLOP counter; multiply-add = 2)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    frames = torch.zeros(1, height, width, 3, dtype=torch.uint8)
+    state = model.init_state(1, height, width)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.step(frames, state)
+    return float(counter.get_total_flops()) / 1e9
+
+
+def video_frames(path: str, count: int, cameras: int, height: int, width: int) -> np.ndarray:
+    """``uint8 [count, cameras, H, W, 3]`` from a real video: camera ``c`` starts at frame
+    ``c * CAMERA_OFFSET`` and the video loops when it is shorter."""
+    from rvm_ros.imaging.video import load_frames
+
+    need = count + CAMERA_OFFSET * (cameras - 1)
+    clip = load_frames(path, height, width, max_frames=need)[0]  # [T, H, W, 3]
+    index = (np.arange(count)[:, None] + CAMERA_OFFSET * np.arange(cameras)[None]) % len(clip)
+    return np.ascontiguousarray(clip[index])
+
+
+def measure_peaks(threads: int | None) -> dict[str, Any]:
+    """The machine's matmul peak per precision (`rvm_ros.bench.peak.matmul_peaks`)."""
+    from rvm_ros.bench.peak import matmul_peaks
+
+    return {"peaks": matmul_peaks(threads=threads)}
+
+
 def _measure_isolated(spec: BenchSpec) -> dict[str, Any]:
     """`measure` in a fresh spawned process."""
+    return _isolated(measure, spec)
+
+
+def _isolated(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """``fn(*args)`` in a fresh spawned process."""
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        return pool.submit(measure, spec).result()
+        return pool.submit(fn, *args).result()
 
 
 def machine_info() -> dict[str, Any]:
@@ -156,7 +210,14 @@ def machine_info() -> dict[str, Any]:
                     cpu = line.split(":", 1)[1].strip()
                 if line.startswith("flags"):
                     have = set(line.split(":", 1)[1].split())
-                    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
+                    wanted = (
+                        "avx2",
+                        "avx512f",
+                        "avx512_bf16",
+                        "avx512_vnni",
+                        "amx_bf16",
+                        "amx_int8",
+                    )
                     flags = [f for f in wanted if f in have]
                     break
     except OSError:
@@ -177,6 +238,12 @@ def machine_info() -> dict[str, Any]:
         info["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         info["onnxruntime"] = None
+    for name in ("openvino", "nncf"):
+        try:
+            module = __import__(name)
+            info[name] = str(getattr(module, "__version__", "unknown")).split("-")[0]
+        except ImportError:
+            info[name] = None
     try:
         import tensorrt
 
@@ -207,36 +274,45 @@ def run_bench(
     cache_dir: str | None = None,
     rounds: int = 1,
     isolate: bool = True,
+    video: str | None = None,
+    peaks: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Measure each target and the torch eager float32 reference.
+    """Measure each target and the torch eager float32 reference (one per batch size).
 
     Args:
         checkpoint: checkpoint path or ``random:<variant>``.
-        targets: configurations to measure (the reference is added when missing).
+        targets: configurations to measure (the references are added when missing).
         height: frame height.
         width: frame width.
-        cameras: frames per step (batch).
+        cameras: frames per step of targets that do not set their own.
         frames: timed steps per target (split over ``rounds``).
         warmup: untimed steps before timing (per round).
         device: ``cpu``, ``cuda`` or ``None`` (the backend's default).
-        threads: CPU threads for torch / onnxruntime (default: all cores).
+        threads: CPU threads for torch / onnxruntime / openvino (default: all cores).
         cache_dir: cache of exported ONNX files / engines.
         rounds: alternate the targets this many times, pooling their step times.
         isolate: measure each target in its own fresh process (else in this one).
+        video: a real video whose frames are streamed (default: synthetic frames).
+        peaks: measure the matmul peak per precision in every round (its own process)
+            and report each row's GFLOP/s and fraction of its precision's peak.
         progress: called with a line of text after each measurement.
 
     Returns:
-        ``{"machine": {...}, "config": {...}, "results": [...]}``; each result has
-        ``backend, precision, device, cameras, height, width, latency_ms {p50, p90,
-        p99}, throughput_fps`` (camera-frames per second), ``steps_per_s``,
-        ``peak_rss_mb``, ``speedup_vs_torch_eager_fp32`` (reference p50 / p50),
-        ``cpu_ms_p50`` (process CPU time per step, all threads: less sensitive than wall
-        time to other load on a shared machine, but it counts spin-waiting threads),
-        ``cosine_vs_fp32``, ``round_p50_ms`` (p50 of each round) and ``speedup_paired``
-        (median over rounds of the reference's round p50 / this round p50: measured
-        back to back, the figure least disturbed by drifting load on a shared machine),
-        ``model_id``, ``reason``.
+        ``{"machine": {...}, "config": {...}, "results": [...]}`` (and ``"peaks"`` with
+        ``peaks=True``: per precision the median over rounds of each runtime's GFLOP/s and
+        ``peak``, the best); each result has ``backend, precision, device, cameras, height,
+        width, latency_ms {p50, p90, p99}, throughput_fps`` (camera-frames per second),
+        ``steps_per_s``, ``peak_rss_mb``, ``speedup_vs_torch_eager_fp32`` (reference p50 /
+        p50, same batch size), ``cpu_ms_p50`` (process CPU time per step, all threads: less
+        sensitive than wall time to other load on a shared machine, but it counts
+        spin-waiting threads), ``cosine_vs_fp32`` (mean per-token cosine of the first
+        `COMPARE_STEPS` steps of camera 0 against the reference), ``round_p50_ms`` and
+        ``speedup_paired`` (median over rounds of the reference's round p50 / this round
+        p50: measured back to back, the figure least disturbed by drifting load),
+        ``per_camera_frame_vs_batch1`` (batched rows with a batch-1 row of the same
+        configuration: (p50 / cameras) / batch-1 p50), ``gflop_per_s`` and
+        ``fraction_of_peak`` (with ``peaks``), ``model_id``, ``reason``.
 
     Raises:
         ValueError: bad counts.
@@ -247,46 +323,59 @@ def run_bench(
             f"(got {frames}, {rounds}, {cameras}, {warmup})"
         )
     say = progress or (lambda line: None)
-    reference = Target(*REFERENCE)
-    order = [reference, *[t for t in dict.fromkeys(targets) if t != reference]]
+    wanted = [Target(t.backend, t.precision, t.cameras or cameras) for t in targets]
+    batches = sorted({int(t.cameras or cameras) for t in wanted} or {cameras})
+    order: list[Target] = []
+    for batch in batches:
+        reference = Target(*REFERENCE, batch)
+        order += [
+            reference,
+            *[t for t in dict.fromkeys(wanted) if t.cameras == batch and t != reference],
+        ]
     per_round = max(1, -(-frames // rounds))
     runner = _measure_isolated if isolate else measure
-    collected: dict[Target, list[dict[str, Any]]] = {t: [] for t in order}
-    for target in [t for t in order if t.backend != "torch"]:
-        # untimed: exports / graph optimisations / quantisation are cached before timing
-        prep = BenchSpec(
-            checkpoint,
-            target.backend,
-            target.precision,
-            device,
-            height,
-            width,
-            cameras,
-            1,
-            0,
-            threads,
-            cache_dir,
-            eager=False,
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
+
+    def spec_of(target: Target, steps: int, warm: int, flops: bool = False) -> BenchSpec:
+        return BenchSpec(
+            checkpoint=checkpoint,
+            backend=target.backend,
+            precision=target.precision,
+            device=device,
+            height=height,
+            width=width,
+            cameras=int(target.cameras or cameras),
+            frames=steps,
+            warmup=warm,
+            threads=threads,
+            cache_dir=cache_dir,
+            eager=target.backend == REFERENCE[0] and target.precision == REFERENCE[1],
+            video=video,
+            count_flops=flops,
         )
-        out = runner(prep)
+
+    collected: dict[Target, list[dict[str, Any]]] = {t: [] for t in order}
+    prepared: set[tuple[str, str]] = set()
+    for target in [t for t in order if t.backend != "torch"]:
+        if (target.backend, target.precision) in prepared:
+            continue
+        # untimed: exports / graph optimisations / quantisation are cached before timing
+        out = runner(spec_of(target, 1, 0))
+        prepared.add((target.backend, target.precision))
         say(f"[bench] prepared {target.label} in {out['create_s']:.1f} s")
+    gflop: float | None = None
+    peak_rounds: list[dict[str, dict[str, float]]] = []
     for r in range(rounds):
+        if peaks:
+            got = _isolated(measure_peaks, threads) if isolate else measure_peaks(threads)
+            peak_rounds.append(got["peaks"])
+            figs = ", ".join(f"{k} {v.get('peak', 0):.0f}" for k, v in got["peaks"].items())
+            say(f"[bench] round {r + 1}/{rounds} matmul peak GFLOP/s: {figs}")
         for target in order:
-            spec = BenchSpec(
-                checkpoint=checkpoint,
-                backend=target.backend,
-                precision=target.precision,
-                device=device,
-                height=height,
-                width=width,
-                cameras=cameras,
-                frames=per_round,
-                warmup=warmup,
-                threads=threads,
-                cache_dir=cache_dir,
-                eager=target == reference,
-            )
-            out = runner(spec)
+            first_ref = gflop is None and target == order[0]
+            out = runner(spec_of(target, per_round, warmup, flops=peaks and first_ref))
+            if "gflop_per_frame" in out:
+                gflop = float(out["gflop_per_frame"])
             collected[target].append(out)
             lat = np.asarray(out["latencies_ms"])
             say(
@@ -294,22 +383,27 @@ def run_bench(
                 f"{len(lat)} steps, p50 {np.percentile(lat, 50):.2f} ms "
                 f"(created in {out['create_s']:.1f} s)"
             )
-    ref_lat = np.concatenate([o["latencies_ms"] for o in collected[reference]])
-    ref_p50 = float(np.percentile(ref_lat, 50))
-    ref_rounds = [float(np.percentile(o["latencies_ms"], 50)) for o in collected[reference]]
-    ref_features = collected[reference][0]["features"]
+    peak_table = _median_peaks(peak_rounds)
+    p50_of: dict[Target, float] = {}
+    for target in order:
+        lat = np.concatenate([o["latencies_ms"] for o in collected[target]])
+        p50_of[target] = float(np.percentile(lat, 50))
     results = []
     for target in order:
         outs = collected[target]
+        batch = int(target.cameras or cameras)
+        reference = Target(*REFERENCE, batch)
+        ref_outs = collected[reference]
+        ref_rounds = [float(np.percentile(o["latencies_ms"], 50)) for o in ref_outs]
         lat = np.concatenate([o["latencies_ms"] for o in outs])
-        p50 = float(np.percentile(lat, 50))
+        p50 = p50_of[target]
         round_p50 = [float(np.percentile(o["latencies_ms"], 50)) for o in outs]
         info = outs[0]["info"]
         entry: dict[str, Any] = {
             "backend": info["backend"],
             "precision": info["precision"],
             "device": info["device"],
-            "cameras": cameras,
+            "cameras": batch,
             "height": height,
             "width": width,
             "latency_ms": {
@@ -317,12 +411,12 @@ def run_bench(
                 "p90": float(np.percentile(lat, 90)),
                 "p99": float(np.percentile(lat, 99)),
             },
-            "throughput_fps": 1000.0 * cameras / p50,
+            "throughput_fps": 1000.0 * batch / p50,
             "steps_per_s": 1000.0 / p50,
             "cpu_ms_p50": float(np.percentile(np.concatenate([o["cpu_ms"] for o in outs]), 50)),
             "peak_rss_mb": max(o["peak_rss_mb"] for o in outs),
-            "speedup_vs_torch_eager_fp32": ref_p50 / p50,
-            "cosine_vs_fp32": _cosine(outs[0]["features"], ref_features),
+            "speedup_vs_torch_eager_fp32": p50_of[reference] / p50,
+            "cosine_vs_fp32": _cosine(outs[0]["features"][:, 0], ref_outs[0]["features"][:, 0]),
             "round_p50_ms": round_p50,
             "speedup_paired": float(
                 np.median([a / b for a, b in zip(ref_rounds, round_p50, strict=True)])
@@ -331,12 +425,21 @@ def run_bench(
             "model_id": info["model_id"],
             "reason": info["reason"],
         }
+        single = Target(target.backend, target.precision, 1)
+        if batch > 1 and single in p50_of:
+            entry["per_camera_frame_vs_batch1"] = (p50 / batch) / p50_of[single]
+        if gflop is not None:
+            entry["gflop_per_frame"] = gflop
+            entry["gflop_per_s"] = gflop * batch * 1000.0 / p50
+            peak = peak_table.get(info["precision"], {}).get("peak")
+            if peak:
+                entry["fraction_of_peak"] = entry["gflop_per_s"] / peak
         if "peak_cuda_mb" in outs[0]:
             entry["peak_cuda_mb"] = max(o["peak_cuda_mb"] for o in outs)
         if target == reference:
             entry["reference"] = True
         results.append(entry)
-    return {
+    report: dict[str, Any] = {
         "machine": machine_info(),
         "config": {
             "checkpoint": checkpoint,
@@ -345,46 +448,96 @@ def run_bench(
             "rounds": rounds,
             "threads": threads,
             "isolated": isolate,
+            "video": video,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "loadavg_start": list(load_start) if load_start else None,
+            "loadavg_end": list(os.getloadavg()) if load_start else None,
         },
         "results": results,
     }
+    if peaks:
+        report["peaks"] = peak_table
+    return report
+
+
+def _median_peaks(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Per precision and runtime the median GFLOP/s over rounds; ``peak`` the best median."""
+    table: dict[str, dict[str, float]] = {}
+    for precision in dict.fromkeys(k for r in rounds for k in r):
+        figs: dict[str, float] = {}
+        for runtime in dict.fromkeys(k for r in rounds for k in r.get(precision, {})):
+            if runtime != "peak":
+                figs[runtime] = float(
+                    np.median([r[precision][runtime] for r in rounds if runtime in r[precision]])
+                )
+        if figs:
+            figs["peak"] = max(figs.values())
+        table[precision] = figs
+    return table
 
 
 def markdown_table(report: dict[str, Any], command: str | None = None) -> str:
-    """A markdown section: the machine, the command and one row per result."""
+    """A markdown section: the machine, its load, the command and one row per result."""
     m = report["machine"]
     c = report["config"]
+    rows = report["results"]
+    sizes = sorted({r["cameras"] for r in rows})
     lines = [
-        f"### {c['checkpoint']} at {report['results'][0]['height']}x"
-        f"{report['results'][0]['width']}, {report['results'][0]['cameras']} camera(s) "
-        f"({c['date']})",
+        f"### {c['checkpoint']} at {rows[0]['height']}x{rows[0]['width']}, "
+        f"{' and '.join(str(n) for n in sizes)} camera(s) per step ({c['date']})",
         "",
         f"Machine: {m['cpu']} ({', '.join(m['cpu_flags']) or 'no AVX flags'}), "
         f"{m['cores']} cores, {m['os']}; Python {m['python']}, torch {m['torch']}, "
-        f"onnxruntime {m['onnxruntime']}, GPU {m['gpu'] or 'none'}.",
+        f"onnxruntime {m['onnxruntime']}, openvino {m.get('openvino')}, nncf {m.get('nncf')}, "
+        f"GPU {m['gpu'] or 'none'}.",
         "",
     ]
+    if c.get("loadavg_start"):
+        start = ", ".join(f"{x:.2f}" for x in c["loadavg_start"])
+        end = ", ".join(f"{x:.2f}" for x in c["loadavg_end"])
+        lines += [
+            f"Load average (1, 5, 15 min) at start: {start}; at end: {end} "
+            f"({m['cores']} cores; above {m['cores']} the machine was shared with other work).",
+            "",
+        ]
+    frames = f"frames of {c['video']}" if c.get("video") else "synthetic frames"
+    lines += [f"Frames: {frames}; {c['rounds']} interleaved round(s), medians pooled.", ""]
+    if report.get("peaks"):
+        peaks = "; ".join(
+            f"{k} {v['peak']:.0f} ("
+            + ", ".join(f"{rt} {fig:.0f}" for rt, fig in v.items() if rt != "peak")
+            + ")"
+            for k, v in report["peaks"].items()
+            if v
+        )
+        lines += [f"Matmul peak, GFLOP/s (GOP/s for int8), median of rounds: {peaks}.", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
     lines += [
-        "| backend | precision | device | p50 ms | p90 ms | p99 ms | CPU ms/step | camera-frames/s "
-        "| peak RSS MB | speed-up vs torch eager fp32 | paired speed-up (per round) "
+        "| backend | precision | device | cameras | p50 ms | p90 ms | p99 ms | CPU ms/step "
+        "| camera-frames/s | peak RSS MB | speed-up vs torch eager fp32 "
+        "| paired speed-up (per round) | per camera-frame vs batch 1 | GFLOP/s (of peak) "
         "| cosine vs fp32 |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    ref_rounds = report["results"][0]["round_p50_ms"]
-    for r in report["results"]:
+    ref_rounds = {r["cameras"]: r["round_p50_ms"] for r in rows if r.get("reference")}
+    for r in rows:
         lat = r["latency_ms"]
         ref = " (reference)" if r.get("reference") else ""
-        rounds = zip(ref_rounds, r["round_p50_ms"], strict=True)
-        per_round = ", ".join(f"{a / b:.2f}" for a, b in rounds)
+        pairs = zip(ref_rounds.get(r["cameras"], r["round_p50_ms"]), r["round_p50_ms"], strict=True)
+        per_round = ", ".join(f"{a / b:.2f}" for a, b in pairs)
+        batch = r.get("per_camera_frame_vs_batch1")
+        merit = ""
+        if "gflop_per_s" in r:
+            frac = r.get("fraction_of_peak")
+            merit = f"{r['gflop_per_s']:.0f}" + (f" ({100 * frac:.0f}%)" if frac else "")
         lines.append(
-            f"| {r['backend']}{ref} | {r['precision']} | {r['device']} | {lat['p50']:.1f} "
-            f"| {lat['p90']:.1f} | {lat['p99']:.1f} | {r['cpu_ms_p50']:.1f} "
+            f"| {r['backend']}{ref} | {r['precision']} | {r['device']} | {r['cameras']} "
+            f"| {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {r['cpu_ms_p50']:.1f} "
             f"| {r['throughput_fps']:.2f} "
             f"| {r['peak_rss_mb']:.0f} | {r['speedup_vs_torch_eager_fp32']:.2f}x "
             f"| {r['speedup_paired']:.2f}x ({per_round}) "
+            f"| {f'{batch:.2f}x' if batch else ''} | {merit} "
             f"| {r['cosine_vs_fp32']:.5f} |"
         )
     return "\n".join(lines) + "\n"

@@ -12,7 +12,7 @@ from rvm_ros.cli import CliError
 if TYPE_CHECKING:
     from rvm_ros.bench.runtime import Target
 
-BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt", "auto")
+BACKEND_CHOICES = ("torch", "onnxruntime", "tensorrt", "openvino", "auto")
 PRECISION_CHOICES = ("fp32", "bf16", "fp16", "int8")
 
 
@@ -50,7 +50,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--height", type=int, default=256)
     p.add_argument("--width", type=int, default=256)
-    p.add_argument("--cameras", type=int, default=1, help="frames per step (batch)")
+    p.add_argument(
+        "--cameras",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="frames per step (batch); several values measure each in the same run",
+    )
+    p.add_argument(
+        "--video",
+        default=None,
+        help="stream frames of this video (cosine on real frames); default synthetic frames",
+    )
+    p.add_argument(
+        "--peaks",
+        action="store_true",
+        help="measure the matmul peak per precision each round; report GFLOP/s and its "
+        "fraction of the peak per row",
+    )
     p.add_argument("--frames", type=int, default=50, help="timed steps per configuration")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     p.add_argument("--rounds", type=int, default=1, help="alternate configurations N times")
@@ -68,7 +85,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _targets(backends: list[str], precisions: list[str]) -> list[Target]:
+def _targets(backends: list[str], precisions: list[str], cameras: list[int]) -> list[Target]:
     from rvm_ros.bench.runtime import Target
     from rvm_ros.runtime.factory import choose_backend
 
@@ -76,6 +93,7 @@ def _targets(backends: list[str], precisions: list[str]) -> list[Target]:
         "torch": {"fp32", "bf16", "fp16"},
         "onnxruntime": {"fp32", "int8"},
         "tensorrt": {"fp32", "fp16", "bf16"},
+        "openvino": {"fp32", "bf16", "int8"},
     }
     out: list[Target] = []
     for backend in dict.fromkeys(backends):
@@ -84,7 +102,7 @@ def _targets(backends: list[str], precisions: list[str]) -> list[Target]:
             if backend == "auto":
                 name = choose_backend(precision).backend
             if precision in supported[name]:
-                out.append(Target(name, precision))
+                out += [Target(name, precision, n) for n in dict.fromkeys(cameras)]
             else:
                 print(f"[bench] skipping {name}/{precision}: not supported", file=sys.stderr)
     return out
@@ -95,7 +113,14 @@ def run(args: argparse.Namespace) -> int:
     from rvm_ros.bench.runtime import append_markdown, markdown_table, run_bench, write_json
     from rvm_ros.runtime import BackendUnavailable, InputError
 
-    for name in ("height", "width", "cameras", "frames", "rounds"):
+    if min(args.cameras) < 1:
+        raise CliError(f"--cameras must be at least 1, got {min(args.cameras)}")
+    if args.video is not None:
+        from pathlib import Path
+
+        if not Path(args.video).is_file():
+            raise CliError(f"--video {args.video}: no such file")
+    for name in ("height", "width", "frames", "rounds"):
         if getattr(args, name) < 1:
             raise CliError(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.warmup < 0:
@@ -110,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(
                 f"--random-variant {args.random_variant!r} is not one of {', '.join(VARIANTS)}"
             )
-    targets = _targets(args.backend, args.precision)
+    targets = _targets(args.backend, args.precision, args.cameras)
     if not targets:
         raise CliError("no backend/precision combination to measure")
     try:
@@ -119,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
             targets,
             height=args.height,
             width=args.width,
-            cameras=args.cameras,
+            cameras=args.cameras[0],
             frames=args.frames,
             warmup=args.warmup,
             device=args.device,
@@ -127,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
             cache_dir=args.cache_dir,
             rounds=args.rounds,
             isolate=not args.in_process,
+            video=args.video,
+            peaks=args.peaks,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except (BackendUnavailable, InputError, FileNotFoundError, ValueError) as exc:

@@ -109,3 +109,64 @@ def test_isolated_measurement_reports_its_own_process(tmp_path: Path) -> None:
 def test_bad_counts() -> None:
     with pytest.raises(ValueError, match="need frames >= 1"):
         run_bench("random:tiny", [], frames=0, isolate=False)
+
+
+def test_batched_rows_real_frames_and_figure_of_merit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rvm_ros.bench.runtime as bench
+
+    clip = tmp_path / "clip.npy"
+    np.save(clip, synthetic_frames(12, 1, 48, 64, seed=4)[:, 0])  # a stand-in "video" file
+    # a small matmul for the peak keeps the test short; the CLI measures 2048x2048
+    monkeypatch.setattr(
+        bench, "measure_peaks", lambda threads: {"peaks": bench_peaks(threads)}, raising=True
+    )
+    out = run_bench(
+        "random:tiny",
+        [Target("torch", "bf16", 1), Target("torch", "bf16", 3)],
+        height=32,
+        width=32,
+        frames=3,
+        warmup=0,
+        cache_dir=str(tmp_path),
+        isolate=False,
+        video=str(clip),
+        peaks=True,
+    )
+    rows = {(r["backend"], r["precision"], r["cameras"]): r for r in out["results"]}
+    assert set(rows) == {
+        ("torch", "fp32", 1),
+        ("torch", "bf16", 1),
+        ("torch", "fp32", 3),
+        ("torch", "bf16", 3),
+    }
+    assert rows[("torch", "fp32", 3)]["reference"] is True  # one reference per batch size
+    b1, b3 = rows[("torch", "bf16", 1)], rows[("torch", "bf16", 3)]
+    assert b3["per_camera_frame_vs_batch1"] == pytest.approx(
+        b3["latency_ms"]["p50"] / 3 / b1["latency_ms"]["p50"]
+    )
+    assert "per_camera_frame_vs_batch1" not in b1
+    assert out["config"]["video"] == str(clip) and len(out["config"]["loadavg_start"]) == 3
+    gflop = b1["gflop_per_frame"]
+    assert 0 < gflop < 1  # the tiny model at 32x32
+    assert b3["gflop_per_s"] == pytest.approx(gflop * 3 * 1000 / b3["latency_ms"]["p50"])
+    peak = out["peaks"]["bf16"]["peak"]
+    assert b3["fraction_of_peak"] == pytest.approx(b3["gflop_per_s"] / peak)
+    table = markdown_table(out)
+    assert "Matmul peak, GFLOP/s" in table and f"frames of {clip}" in table
+    assert "Load average (1, 5, 15 min) at start" in table
+
+
+def bench_peaks(threads: int | None) -> dict[str, dict[str, float]]:
+    from rvm_ros.bench.peak import matmul_peaks
+
+    return matmul_peaks(n=128, threads=threads, reps=2)
+
+
+def test_matmul_peaks_cover_each_precision() -> None:
+    peaks = bench_peaks(1)
+    assert set(peaks) == {"fp32", "bf16", "int8"}
+    assert peaks["fp32"]["torch"] > 0 and peaks["bf16"]["torch"] > 0
+    for figs in peaks.values():
+        assert figs["peak"] == max(v for k, v in figs.items() if k != "peak")

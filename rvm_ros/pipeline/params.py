@@ -93,7 +93,8 @@ PARAMS: tuple[ParamSpec, ...] = (
         "checkpoint",
         "",
         "str",
-        "RVM checkpoint: official .npz, project .safetensors, or random:<variant>[:<seed>]",
+        "RVM checkpoint: official .npz, project .safetensors, random:<variant>[:<seed>], "
+        "or a TensorRT .plan with its .plan.json sidecar",
     ),
     ParamSpec(
         "backend",

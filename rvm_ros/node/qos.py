@@ -63,6 +63,23 @@ def policy_name(kind: int) -> str:
         return f"policy {kind}"
 
 
+def _incompatible_message(
+    direction: str, topic: str, kind: int, own: QoSProfile, remedies: dict[int, str]
+) -> str:
+    """The one QoS-incompatibility message; ``direction`` is ``input`` or ``output``."""
+    name = policy_name(kind)
+    remedy = remedies.get(kind, f"align the {name} policy of publisher and subscription")
+    if direction == "input":
+        peer, ours, effect = "a publisher", "subscribes", "No images from it will arrive."
+    else:
+        peer, ours, effect = "a subscriber", "publishes", "It will receive nothing."
+    return (
+        f"incompatible QoS on {direction} topic '{topic}': {peer} cannot be matched "
+        f"(policy: {name}; this node {ours} with {describe_qos(own)}). "
+        f"{effect} Remedy: {remedy}."
+    )
+
+
 def incompatible_publisher_message(topic: str, kind: int, own: QoSProfile) -> str:
     """Warning for a publisher whose QoS our subscription cannot match.
 
@@ -71,21 +88,16 @@ def incompatible_publisher_message(topic: str, kind: int, own: QoSProfile) -> st
         kind: ``last_policy_kind`` of the incompatibility event.
         own: Our subscription's profile.
     """
-    name = policy_name(kind)
-    if kind == QoSPolicyKind.RELIABILITY:
-        remedy = (
+    remedies = {
+        int(QoSPolicyKind.RELIABILITY): (
             "the publisher is best_effort while this node subscribes reliable: set "
             "input_reliability:=best_effort (the default)"
-        )
-    elif kind == QoSPolicyKind.DURABILITY:
-        remedy = "the publisher is volatile while this subscription asks transient_local"
-    else:
-        remedy = f"align the {name} policy of publisher and subscription"
-    return (
-        f"incompatible QoS on input topic '{topic}': a publisher cannot be matched "
-        f"(policy: {name}; this node subscribes with {describe_qos(own)}). "
-        f"No images from it will arrive. Remedy: {remedy}."
-    )
+        ),
+        int(QoSPolicyKind.DURABILITY): (
+            "the publisher is volatile while this subscription asks transient_local"
+        ),
+    }
+    return _incompatible_message("input", topic, kind, own, remedies)
 
 
 def incompatible_subscription_message(topic: str, kind: int, own: QoSProfile) -> str:
@@ -96,18 +108,11 @@ def incompatible_subscription_message(topic: str, kind: int, own: QoSProfile) ->
         kind: ``last_policy_kind`` of the incompatibility event.
         own: Our publisher's profile.
     """
-    name = policy_name(kind)
-    if kind == QoSPolicyKind.RELIABILITY:
-        remedy = (
+    remedies = {
+        int(QoSPolicyKind.RELIABILITY): (
             "a subscriber asks reliable while this node publishes best_effort: set "
             "output_reliability:=reliable, or subscribe best_effort"
-        )
-    elif kind == QoSPolicyKind.DURABILITY:
-        remedy = "a subscriber asks transient_local; subscribe volatile"
-    else:
-        remedy = f"align the {name} policy of publisher and subscription"
-    return (
-        f"incompatible QoS on output topic '{topic}': a subscriber cannot be matched "
-        f"(policy: {name}; this node publishes with {describe_qos(own)}). "
-        f"It will receive nothing. Remedy: {remedy}."
-    )
+        ),
+        int(QoSPolicyKind.DURABILITY): "a subscriber asks transient_local; subscribe volatile",
+    }
+    return _incompatible_message("output", topic, kind, own, remedies)

@@ -138,3 +138,18 @@ def test_second_start_needs_no_checkpoint_loading(
     ckpt.touch()
     with pytest.raises(AssertionError, match="loaded again"):
         create_encoder(str(ckpt), backend="onnxruntime", cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize(("spin", "expected"), [(False, "0"), (True, None)])
+def test_spinning_is_off_unless_asked(spin: bool, expected: str | None) -> None:
+    from rvm_ros.runtime.backends.onnxruntime import session_options
+
+    opts = session_options(2, spin=spin)
+    assert opts.intra_op_num_threads == 2
+    entries = opts.get_session_config_entry  # raises for an entry never set
+    if expected is None:
+        with pytest.raises(Exception, match="allow_spinning"):
+            entries("session.intra_op.allow_spinning")
+    else:
+        assert entries("session.intra_op.allow_spinning") == expected
+        assert entries("session.inter_op.allow_spinning") == expected

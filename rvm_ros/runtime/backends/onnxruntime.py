@@ -72,11 +72,15 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def session_options(threads: int | None = None) -> Any:
+def session_options(threads: int | None = None, spin: bool = False) -> Any:
     """ORT session options: all graph optimisations, ``threads`` intra-op threads.
 
     ``threads`` defaults to the usable cores (ONNX Runtime's own default would count
-    the machine's cores, not this process's share).
+    the machine's cores, not this process's share). ``spin``: let idle intra-op threads
+    spin-wait for work (ONNX Runtime's default). Off by default: on a CPU shared with
+    other work the spinning threads take the cores the step needs (measured here on the
+    loaded 2-core Xeon, RVM-S 256x256: int8 541 ms with spinning, 235 ms without; fp32
+    1192 ms vs 501 ms; docs/BENCHMARKS.md).
     """
     import onnxruntime as ort
 
@@ -86,6 +90,9 @@ def session_options(threads: int | None = None) -> Any:
     opts.intra_op_num_threads = int(threads or usable_cores())
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return opts
 
 
@@ -100,6 +107,7 @@ class OrtEncoder(StepRunner[Any]):
         device: ``cpu`` or ``cuda[:i]`` (CUDA execution provider, float32 only).
         max_batch: largest batch `step` accepts.
         threads: intra-op threads (default: all cores).
+        spin: let idle threads spin-wait (see `session_options`; default off).
         optimize: run the CPU graph optimisations of `rvm_ros.runtime.onnx.optimize` first
             (written next to ``onnx_path`` as ``*.opt<version>.onnx``; fused attention, GELU,
             residual + LayerNorm).
@@ -119,6 +127,7 @@ class OrtEncoder(StepRunner[Any]):
         device: str | None = None,
         max_batch: int = 8,
         threads: int | None = None,
+        spin: bool = False,
         optimize: bool = True,
         reason: str = "requested",
     ) -> None:
@@ -153,7 +162,7 @@ class OrtEncoder(StepRunner[Any]):
             path = derived_file(path, ".int8", quantize_int8)
         self.onnx_path = path
         self.device = dev
-        opts = session_options(threads)
+        opts = session_options(threads, spin)
         if dev.type == "cuda":
             providers: list[Any] = [
                 ("CUDAExecutionProvider", {"device_id": dev.index}),

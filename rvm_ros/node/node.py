@@ -50,6 +50,7 @@ from rvm_ros.node.diagnostics import (
     summarize,
     to_diagnostic_array,
 )
+from rvm_ros.node.memory import retain_large_buffers
 from rvm_ros.node.qos import (
     describe_qos,
     incompatible_publisher_message,
@@ -205,6 +206,11 @@ class RvmNode(LifecycleNode):
             return FAILURE
         self.cfg = cfg
         self.stats = NodeStats(cfg.cameras)
+        if cfg.retain_large_buffers and not retain_large_buffers():
+            self.get_logger().warning(
+                "retain_large_buffers: the C library has no glibc mallopt; image buffers "
+                "are mapped afresh per frame (more CPU per frame)"
+            )
         self._qos_in = make_qos(cfg.input_reliability, cfg.input_depth)
         self._qos_out = make_qos(cfg.output_reliability, cfg.output_depth)
         log = self.get_logger()

@@ -227,6 +227,13 @@ PARAMS: tuple[ParamSpec, ...] = (
         "ordinary deserialisation)",
     ),
     ParamSpec(
+        "retain_large_buffers",
+        True,
+        "bool",
+        "Keep freed image-sized buffers in the malloc heap for reuse (process-wide glibc "
+        "mallopt) instead of mapping fresh pages for every frame",
+    ),
+    ParamSpec(
         "output_reliability",
         "reliable",
         "str",
@@ -312,6 +319,7 @@ class NodeConfig:
         input_reliability: ``best_effort`` | ``reliable`` (image subscriptions).
         input_depth: History depth of the image subscriptions.
         raw_subscriptions: Subscribe to images in serialized form (zero-copy CDR decoding).
+        retain_large_buffers: Raise glibc's mmap / trim thresholds (`rvm_ros.node.memory`).
         output_reliability: ``best_effort`` | ``reliable`` (publishers).
         output_depth: History depth of the publishers.
         publish_debug_image: Publish debug images while subscribed.
@@ -330,6 +338,7 @@ class NodeConfig:
     input_reliability: str = "best_effort"
     input_depth: int = 1
     raw_subscriptions: bool = True
+    retain_large_buffers: bool = True
     output_reliability: str = "reliable"
     output_depth: int = 5
     publish_debug_image: bool = True
@@ -510,6 +519,7 @@ def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
         input_reliability=values["input_reliability"],
         input_depth=values["input_depth"],
         raw_subscriptions=values["raw_subscriptions"],
+        retain_large_buffers=values["retain_large_buffers"],
         output_reliability=values["output_reliability"],
         output_depth=values["output_depth"],
         publish_debug_image=values["publish_debug_image"],

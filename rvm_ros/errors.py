@@ -9,6 +9,7 @@ Each package defines its own subclasses; the CLI prints any ``RvmRosError`` as o
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
@@ -40,4 +41,52 @@ def _rebuild(cls: type[RvmRosError], args: tuple[Any, ...], state: dict[str, Any
     return err
 
 
-__all__ = ["RvmRosError"]
+def listing(names: Iterable[str], limit: int | None = 8) -> str:
+    """``a, b, c (and 5 more)``: names joined, at most ``limit`` shown (None: all)."""
+    names = list(names)
+    shown = names if limit is None else names[:limit]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" (and {more} more)" if more > 0 else "")
+
+
+def key_differences(
+    expected: Mapping[str, Any] | Iterable[str],
+    got: Mapping[str, Any] | Iterable[str],
+    missing: str = "missing key(s):",
+    unexpected: str = "unexpected key(s):",
+    mismatched: str = "shape mismatch:",
+    limit: int | None = 8,
+    describe: Callable[[str, Any, Any], str] | None = None,
+) -> list[str]:
+    """The one reporter of two key sets that should agree (and, for mappings, their values).
+
+    Args:
+        expected: The keys wanted (a mapping also gives the value each should have).
+        got: The keys found (a mapping also gives their values).
+        missing: Label of the keys in ``expected`` only.
+        unexpected: Label of the keys in ``got`` only.
+        mismatched: Label of common keys whose values differ (both mappings only).
+        limit: Most names listed per kind (None: all).
+        describe: ``describe(key, got, expected)`` text of a value mismatch (default
+            ``key <got> (expected <expected>)``).
+
+    Returns:
+        One ``"<label> <names>"`` per kind that occurs, in the order missing, unexpected,
+        mismatched; empty when the two agree. Names are sorted.
+    """
+    want = set(expected)
+    have = set(got)
+    problems = []
+    if gone := sorted(want - have):
+        problems.append(f"{missing} {listing(gone, limit)}")
+    if extra := sorted(have - want):
+        problems.append(f"{unexpected} {listing(extra, limit)}")
+    if isinstance(expected, Mapping) and isinstance(got, Mapping):
+        text = describe or (lambda k, g, e: f"{k} {g} (expected {e})")
+        differ = sorted(text(k, got[k], expected[k]) for k in want & have if got[k] != expected[k])
+        if differ:
+            problems.append(f"{mismatched} {listing(differ, limit)}")
+    return problems
+
+
+__all__ = ["RvmRosError", "key_differences", "listing"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rvm_ros.errors import RvmRosError
+from rvm_ros.errors import RvmRosError, listing
 
 
 class CheckpointError(RvmRosError, ValueError):
@@ -12,9 +12,4 @@ class CheckpointError(RvmRosError, ValueError):
 
 
 def _listing(names: list[str]) -> str:
-    shown = ", ".join(names[:_MAX_LISTED])
-    more = len(names) - _MAX_LISTED
-    return shown + (f" (and {more} more)" if more > 0 else "")
-
-
-_MAX_LISTED = 8
+    return listing(names)

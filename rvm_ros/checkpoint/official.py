@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from rvm_ros.checkpoint.errors import CheckpointError, _listing
+from rvm_ros.errors import key_differences
 from rvm_ros.model import RVM, RVMConfig
 from rvm_ros.model.config import VARIANTS
 
@@ -365,20 +366,11 @@ def check_official_shapes(
 ) -> None:
     """Raise :class:`CheckpointError` unless ``shapes`` is exactly the layout of ``config``."""
     expected = {e.official: e.shape for e in official_layout(config, with_decoder)}
-    missing = sorted(set(expected) - set(shapes))
-    unexpected = sorted(set(shapes) - set(expected))
-    mismatched = sorted(
-        f"{k} {tuple(shapes[k])} (expected {expected[k]}{_permuted_hint(shapes[k], expected[k])})"
-        for k in set(expected) & set(shapes)
-        if tuple(shapes[k]) != expected[k]
+    problems = key_differences(
+        expected,
+        {k: tuple(v) for k, v in shapes.items()},
+        describe=lambda k, got, want: f"{k} {got} (expected {want}{_permuted_hint(got, want)})",
     )
-    problems = []
-    if missing:
-        problems.append(f"missing key(s): {_listing(missing)}")
-    if unexpected:
-        problems.append(f"unexpected key(s): {_listing(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatch: {_listing(mismatched)}")
     if problems:
         raise CheckpointError(
             f"checkpoint does not form a consistent RVM ({config.variant}, D={config.dim}): "
@@ -407,20 +399,9 @@ def _check_state_dict(
 ) -> None:
     expected = _expected_torch_shapes(config, with_decoder)
     got = {k: tuple(v) if isinstance(v, tuple) else tuple(v.shape) for k, v in shapes.items()}
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    mismatched = sorted(
-        f"{k} {got[k]} (expected {expected[k]})"
-        for k in set(expected) & set(got)
-        if got[k] != expected[k]
+    problems = key_differences(
+        expected, got, missing="parameter(s) not filled:", unexpected="unexpected tensor(s):"
     )
-    problems = []
-    if missing:
-        problems.append(f"parameter(s) not filled: {_listing(missing)}")
-    if unexpected:
-        problems.append(f"unexpected tensor(s): {_listing(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatch: {_listing(mismatched)}")
     if problems:
         raise CheckpointError(f"{where}: " + "; ".join(problems))
 

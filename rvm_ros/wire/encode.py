@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rvm_ros.errors import RvmRosError
+from rvm_ros.errors import RvmRosError, key_differences
 from rvm_ros.imaging.preprocess import Geometry
 from rvm_ros.wire.dtypes import DTYPE_FLOAT16, DTYPE_FLOAT32, wire_code
 
@@ -246,15 +246,9 @@ def _build(
         if "header" in given:
             raise MessageFieldError("pass the header as fill_message's header argument")
         given["header"] = header
-    missing = sorted(set(types) - set(given))
-    unknown = sorted(set(given) - set(types))
-    if missing or unknown:
+    parts = key_differences(set(types), set(given), "missing", "unknown", limit=None)
+    if parts:
         name = getattr(msg_cls, "__msgtype__", None) or msg_cls.__name__
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing)}")
-        if unknown:
-            parts.append(f"unknown {', '.join(unknown)}")
         raise MessageFieldError(f"fields do not match {name}: {'; '.join(parts)}")
     kwargs: dict[str, Any] = {}
     for name, value in given.items():

@@ -30,6 +30,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "demo",
     "train",
     "eval_reconstruction",
+    "eval_tracking",
 )
 
 

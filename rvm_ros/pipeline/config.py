@@ -74,7 +74,13 @@ class ProcessingConfig:
         tracking: Track points and report them with every result.
         track_grid: N > 0 tracks an N x N grid of points (spread evenly over the
             network input) seeded on the first frame after each state reset; 0: none.
-        tracker: Settings of `rvm_ros.tracking.tracker.PointTracker`; None uses its defaults.
+        track_corners: N > 0 seeds up to N automatic points on Shi-Tomasi corners of the
+            first frame after each state reset; 0: none.
+        track_reseed_s: automatic points (grid or corners) not visible for longer than
+            this many seconds (frame stamps) are replaced by new corner points with new
+            ids, up to ``track_corners`` (or the grid's size); 0: never.
+        tracker: Settings of the tracker (`rvm_ros.tracking.TrackerConfig`, its ``method``
+            picks it); None uses its defaults.
 
     Raises:
         ConfigError: On construction, for the first invalid field (``param`` names it).
@@ -91,6 +97,8 @@ class ProcessingConfig:
     max_image_pixels: int = 4096 * 4096
     tracking: bool = True
     track_grid: int = 0
+    track_corners: int = 0
+    track_reseed_s: float = 1.0
     tracker: TrackerConfig | None = None
 
     def __post_init__(self) -> None:
@@ -165,6 +173,20 @@ class ProcessingConfig:
         if not _is_int(self.track_grid) or self.track_grid < 0:
             raise ConfigError(
                 "track_grid", f"must be an integer >= 0 (0: none), got {self.track_grid!r}"
+            )
+        if not _is_int(self.track_corners) or self.track_corners < 0:
+            raise ConfigError(
+                "track_corners",
+                f"must be an integer >= 0 (0: none), got {self.track_corners!r}",
+            )
+        reseed = self.track_reseed_s
+        if (
+            isinstance(reseed, bool)
+            or not isinstance(reseed, (int, float))
+            or not (0 <= reseed < math.inf)
+        ):
+            raise ConfigError(
+                "track_reseed_s", f"must be a finite number >= 0 (0: never), got {reseed!r}"
             )
         if self.tracker is not None:
             from rvm_ros.tracking.config import TrackerConfig

@@ -67,7 +67,10 @@ class _Camera:
         self.geometries: dict[tuple[int, int], Geometry] = {}
         self.tracker: Any = None
         self.user_ids: list[int] = []
-        self.grid_ids = np.zeros(0, np.int32)
+        self.auto_ids = np.zeros(0, np.int32)  # automatic points (grid, corners)
+        self.lost_since: dict[int, int] = {}  # automatic id -> stamp it was first not visible
+        self.reseed = 0  # automatic points to seed on the next frame
+        self.last_xy: np.ndarray | None = None  # [P, 2] network pixels, of the last update
 
 
 class _Planned:
@@ -146,13 +149,14 @@ class Processor:
         self._batch = np.zeros(
             (len(config.cameras), config.model_height, config.model_width, 3), np.uint8
         )
+        self._reseed_ns = round(config.track_reseed_s * 1e9)
         if config.tracking:
             from rvm_ros.tracking.config import TrackerConfig
-            from rvm_ros.tracking.tracker import PointTracker
+            from rvm_ros.tracking.factory import create_tracker
 
             tracker_config = config.tracker if config.tracker is not None else TrackerConfig()
             for cam in self._cameras.values():
-                cam.tracker = PointTracker(tracker_config)
+                cam.tracker = create_tracker(tracker_config)
 
     # ------------------------------------------------------------------ public API
 
@@ -446,10 +450,18 @@ class Processor:
                     f"encoder returned shape {out.shape}, expected [{len(planned)}, {n_tokens}, D]"
                 )
             for j, p in enumerate(planned):
-                results[p.index] = self._finish(p, out[j], step_ms)
+                results[p.index] = self._finish(p, out[j], step_ms, self._batch[j])
         return [r for r in results if r is not None]
 
-    def _apply_reset(self, cam: _Camera, reason: str) -> None:
+    def _new_ids(self, count: int) -> np.ndarray:
+        with self._lock:
+            if self._next_id + count > _INT32_MAX:
+                raise RuntimeError("track ids exhausted (int32)")
+            ids = np.arange(self._next_id, self._next_id + count, dtype=np.int32)
+            self._next_id += count
+        return ids
+
+    def _apply_reset(self, cam: _Camera, reason: str, image: np.ndarray) -> None:
         cam.frames_since_reset = 0
         cam.reset_count += 1
         with self._lock:
@@ -457,19 +469,63 @@ class Processor:
         if cam.tracker is not None:
             cam.tracker.reset()
             n = self.config.track_grid
+            if n <= 0 and self.config.track_corners <= 0:
+                return
+            if cam.auto_ids.size:
+                cam.tracker.remove(cam.auto_ids)
+            cam.auto_ids = np.zeros(0, np.int32)
+            cam.lost_since.clear()
+            cam.reseed = 0
             if n > 0:
-                if cam.grid_ids.size:
-                    cam.tracker.remove(cam.grid_ids)
-                with self._lock:
-                    if self._next_id + n * n > _INT32_MAX:
-                        raise RuntimeError("track ids exhausted (int32)")
-                    cam.grid_ids = np.arange(self._next_id, self._next_id + n * n, dtype=np.int32)
-                    self._next_id += n * n
-                gx = (np.arange(n) + 0.5) * (self.grid_width / n)
-                gy = (np.arange(n) + 0.5) * (self.grid_height / n)
+                ids = self._new_ids(n * n)
+                gx = (np.arange(n) + 0.5) * (self.config.model_width / n)
+                gy = (np.arange(n) + 0.5) * (self.config.model_height / n)
                 xx, yy = np.meshgrid(gx, gy)  # [n, n] each, row-major
                 xy = np.stack([xx.ravel(), yy.ravel()], axis=-1).astype(np.float32)  # [n*n, 2]
-                cam.tracker.add_queries(xy, cam.grid_ids)
+                cam.tracker.add_queries(xy, ids)
+                cam.auto_ids = ids
+            if self.config.track_corners > 0:
+                self._seed_corners(cam, image, self.config.track_corners)
+
+    def _seed_corners(self, cam: _Camera, image: np.ndarray, count: int) -> None:
+        """Add up to ``count`` automatic points on corners of ``image`` (network input)
+        away from the camera's other points."""
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        h, w = grey.shape
+        spacing = max(4, min(h, w) // 32)
+        mask = np.full((h, w), 255, np.uint8)
+        if len(cam.tracker) and cam.last_xy is not None:
+            for x, y in cam.last_xy.tolist():
+                cv2.circle(mask, (int(x), int(y)), spacing, 0, -1)
+        corners = cv2.goodFeaturesToTrack(
+            grey, maxCorners=count, qualityLevel=0.01, minDistance=spacing, mask=mask
+        )
+        if corners is None:
+            return
+        xy = corners.reshape(-1, 2).astype(np.float32) + 0.5  # OpenCV -> continuous pixels
+        ids = self._new_ids(xy.shape[0])
+        cam.tracker.add_queries(xy, ids)
+        cam.auto_ids = np.concatenate([cam.auto_ids, ids])
+
+    def _reseed_lost(self, cam: _Camera, stamp: int, ids: np.ndarray, visible: np.ndarray) -> None:
+        """Drop automatic points not visible for longer than ``track_reseed_s``; their
+        replacements are seeded on the next frame."""
+        if self._reseed_ns <= 0 or not cam.auto_ids.size:
+            return
+        auto = np.isin(ids, cam.auto_ids)
+        for i, v in zip(ids[auto].tolist(), visible[auto].tolist(), strict=True):
+            if v:
+                cam.lost_since.pop(i, None)
+            else:
+                cam.lost_since.setdefault(i, stamp)
+        due = [i for i, s0 in cam.lost_since.items() if stamp - s0 > self._reseed_ns]
+        if not due:
+            return
+        cam.tracker.remove(due)
+        for i in due:
+            del cam.lost_since[i]
+        cam.auto_ids = cam.auto_ids[~np.isin(cam.auto_ids, due)]
+        cam.reseed += len(due)
 
     def _attach_queries(self, cam: _Camera, geometry: Geometry) -> None:
         with self._lock:
@@ -485,20 +541,22 @@ class Processor:
         y = np.concatenate(q.ys)
         ids = np.concatenate(q.ids).astype(np.int32)
         mx, my = geometry.image_to_model(x, y)
-        # network pixels -> feature-cell coordinates, clamped onto the grid
-        cx = np.clip(np.asarray(mx, dtype=np.float64) / self.patch_size, 0.0, self.grid_width)
-        cy = np.clip(np.asarray(my, dtype=np.float64) / self.patch_size, 0.0, self.grid_height)
+        # network-input pixels, clamped onto the network input
+        cx = np.clip(np.asarray(mx, dtype=np.float64), 0.0, float(self.config.model_width))
+        cy = np.clip(np.asarray(my, dtype=np.float64), 0.0, float(self.config.model_height))
         xy = np.stack([cx, cy], axis=-1).astype(np.float32)  # [P, 2]
         cam.tracker.add_queries(xy, ids)
         cam.user_ids.extend(int(i) for i in ids)
 
-    def _finish(self, p: _Planned, tokens: np.ndarray, step_ms: float) -> FrameResult | FrameSkip:
+    def _finish(
+        self, p: _Planned, tokens: np.ndarray, step_ms: float, image: np.ndarray
+    ) -> FrameResult | FrameSkip:
         cam, frame = p.cam, p.frame
         stamp = int(frame.stamp_ns)
         with self._lock:
             cam.stats.last_step_ms = step_ms
         if p.reset_reason:
-            self._apply_reset(cam, p.reset_reason)
+            self._apply_reset(cam, p.reset_reason, image)
         cam.last_stamp_ns = stamp
         cam.image_size = p.size
         cam.geometry = p.geometry
@@ -526,8 +584,15 @@ class Processor:
         if cam.tracker is not None:
             try:
                 self._attach_queries(cam, p.geometry)
-                state = cam.tracker.update(np.ascontiguousarray(grid32, dtype=np.float32))
+                if cam.reseed:
+                    count, cam.reseed = cam.reseed, 0
+                    self._seed_corners(cam, image, count)
+                feats = grid32 if cam.tracker.needs_features else None
+                # image: the network input [H, W, 3] uint8 this step saw
+                state = cam.tracker.update(image, feats)
+                cam.last_xy = np.asarray(state.xy)
                 tracks = self._to_image(state, p.geometry)
+                self._reseed_lost(cam, stamp, np.asarray(state.ids), np.asarray(state.visible))
             except ValueError as exc:
                 # The features are fine: publish them without tracks, say why, and start
                 # the tracker's context afresh (its points are kept).
@@ -575,8 +640,8 @@ class Processor:
 
     def _to_image(self, state: Any, geometry: Geometry) -> ImageTracks:
         ids = np.asarray(state.ids, dtype=np.int32).reshape(-1)
-        xy = np.asarray(state.xy, dtype=np.float64).reshape(-1, 2)  # [P, 2] cell coords
-        ix, iy = geometry.model_to_image(xy[:, 0] * self.patch_size, xy[:, 1] * self.patch_size)
+        xy = np.asarray(state.xy, dtype=np.float64).reshape(-1, 2)  # [P, 2] network pixels
+        ix, iy = geometry.model_to_image(xy[:, 0], xy[:, 1])
         return ImageTracks(
             ids=ids,
             x=np.asarray(ix, dtype=np.float32).reshape(-1),

@@ -7,12 +7,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
+METHODS: tuple[str, ...] = ("hybrid", "klt", "propagation")
+"""Tracker methods: see :func:`rvm_ros.tracking.factory.create_tracker`."""
+
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    """Label-propagation settings (defaults: the RVM evaluation notebook's).
+    """Point-tracker settings.
+
+    ``method`` picks the tracker (:data:`METHODS`): ``hybrid`` (pyramidal Lucas-Kanade for
+    sub-pixel motion; template and RVM-feature appearance for visibility and re-detection;
+    a motion prior from the other points while a point is hidden), ``klt`` (Lucas-Kanade
+    with a forward-backward check only) or ``propagation`` (label propagation over the RVM
+    feature grid; the label-propagation fields below, defaults: the RVM evaluation
+    notebook's).
 
     Attributes:
+        method: one of :data:`METHODS`.
+        lk_window: side in pixels of the Lucas-Kanade window (odd, 5-63).
+        lk_levels: pyramid levels above the full-resolution image (0-6).
+        fb_threshold: forward-backward error in pixels of the network input above which a
+            Lucas-Kanade step is rejected (> 0).
+        template_radius: half-size in pixels of the appearance template kept per point
+            (``hybrid``; 2-16).
+        search_radius: how far in pixels around its predicted position a hidden or lost
+            point is searched for (``hybrid``; 0-64).
+        feature_weight: weight in [0, 1] of the RVM-feature similarity in a ``hybrid``
+            point's confidence (the rest is template correlation).
         n_context: recent frames kept as context besides each point's query frame (≥ 0).
         temperature: softmax temperature applied to cosine similarities (> 0).
         topk: context cells each target cell draws its label from (≥ 1).
@@ -31,6 +52,13 @@ class TrackerConfig:
             the background around the point; soft-argmax still gives sub-cell positions.
     """
 
+    method: str = "hybrid"
+    lk_window: int = 21
+    lk_levels: int = 3
+    fb_threshold: float = 1.0
+    template_radius: int = 8
+    search_radius: float = 8.0
+    feature_weight: float = 0.0
     n_context: int = 20
     temperature: float = 0.7
     topk: int = 7
@@ -45,6 +73,36 @@ class TrackerConfig:
         def is_real(v: object) -> bool:
             return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
+        if self.method not in METHODS:
+            raise ValueError(
+                f"TrackerConfig.method must be one of {', '.join(METHODS)}, got {self.method!r}"
+            )
+        if not is_int(self.lk_window) or not (5 <= self.lk_window <= 63) or self.lk_window % 2 == 0:
+            raise ValueError(
+                f"TrackerConfig.lk_window must be an odd integer in [5, 63], got {self.lk_window!r}"
+            )
+        if not is_int(self.lk_levels) or not (0 <= self.lk_levels <= 6):
+            raise ValueError(
+                f"TrackerConfig.lk_levels must be an integer in [0, 6], got {self.lk_levels!r}"
+            )
+        if not is_real(self.fb_threshold) or not (0 < self.fb_threshold < math.inf):
+            raise ValueError(
+                f"TrackerConfig.fb_threshold must be a finite number > 0 pixels, "
+                f"got {self.fb_threshold!r}"
+            )
+        if not is_int(self.template_radius) or not (2 <= self.template_radius <= 16):
+            raise ValueError(
+                "TrackerConfig.template_radius must be an integer in [2, 16], "
+                f"got {self.template_radius!r}"
+            )
+        if not is_real(self.search_radius) or not (0 <= self.search_radius <= 64):
+            raise ValueError(
+                f"TrackerConfig.search_radius must be in [0, 64] pixels, got {self.search_radius!r}"
+            )
+        if not is_real(self.feature_weight) or not (0 <= self.feature_weight <= 1):
+            raise ValueError(
+                f"TrackerConfig.feature_weight must be in [0, 1], got {self.feature_weight!r}"
+            )
         if not is_int(self.n_context) or self.n_context < 0:
             raise ValueError(
                 f"TrackerConfig.n_context must be an integer ≥ 0, got {self.n_context!r}"

@@ -74,3 +74,26 @@ def draw_tracks(
             org = (round(xi) + radius + 1, round(yi) - radius - 1)
             cv2.putText(out, str(int(ii)), org, cv2.FONT_HERSHEY_PLAIN, 0.8, color, 1, cv2.LINE_AA)
     return out
+
+
+def draw_legend(image_rgb: np.ndarray) -> np.ndarray:
+    """A copy of ``image_rgb`` with a key in its top-right corner: filled disc = visible,
+    hollow circle = not visible (the markers of :func:`draw_tracks`)."""
+    img = np.asarray(image_rgb)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"draw_legend: expected uint8 [H, W, 3], got {img.dtype} {img.shape}")
+    out = img.copy()
+    h, w = out.shape[:2]
+    box_w, box_h = 116, 36
+    if w < box_w + 4 or h < box_h + 4:
+        return out
+    x0, y0 = w - box_w - 2, 2
+    region = out[y0 : y0 + box_h, x0 : x0 + box_w]
+    region[...] = (region.astype(np.float32) * 0.35).astype(np.uint8)
+    white = (255, 255, 255)
+    font = cv2.FONT_HERSHEY_PLAIN
+    cv2.circle(out, (x0 + 10, y0 + 10), 4, white, -1, cv2.LINE_AA)
+    cv2.putText(out, "visible", (x0 + 20, y0 + 14), font, 0.9, white, 1, cv2.LINE_AA)
+    cv2.circle(out, (x0 + 10, y0 + 26), 4, white, 1, cv2.LINE_AA)
+    cv2.putText(out, "not visible", (x0 + 20, y0 + 30), font, 0.9, white, 1, cv2.LINE_AA)
+    return out

@@ -1,0 +1,157 @@
+"""Run tracker methods on sequences with ground truth and score them (TAP-Vid metrics).
+
+Every method sees the same frames and query points; positions are continuous pixels of
+the frames (the network input). Time is measured around each method's per-frame update
+only (the model step that produces the features is not counted), wall clock, in the
+calling thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from rvm_ros.tracking.baselines import OpenCvLkBaseline, StaticBaseline, raw_pixel_features
+from rvm_ros.tracking.benchmark import TrackingSequence
+from rvm_ros.tracking.config import TrackerConfig
+from rvm_ros.tracking.factory import create_tracker
+from rvm_ros.tracking.tapvid import average_metrics, tapvid_metrics
+
+__all__ = ["METHODS", "MethodRun", "evaluate_sequences", "run_method"]
+
+METHODS: tuple[str, ...] = (
+    "hybrid",
+    "klt",
+    "propagation",
+    "opencv_lk_fb",
+    "raw_propagation",
+    "static",
+)
+"""Methods of ``rvm-ros eval-tracking``: the package's three, then the references."""
+
+FEATURE_METHODS = frozenset({"hybrid", "propagation"})
+
+Features = Callable[[TrackingSequence], np.ndarray]
+"""``sequence -> float32 [T, h, w, C]`` RVM patch features of its frames."""
+
+
+@dataclass
+class MethodRun:
+    """One method's predictions on one sequence."""
+
+    xy: np.ndarray  # [P, T, 2]
+    visible: np.ndarray  # [P, T]
+    ms: np.ndarray  # [T] update time per frame
+
+
+def _make(method: str, config: TrackerConfig) -> Any:
+    if method in ("hybrid", "klt", "propagation"):
+        return create_tracker(replace(config, method=method))
+    if method == "raw_propagation":
+        return create_tracker(replace(config, method="propagation"))
+    if method == "opencv_lk_fb":
+        return OpenCvLkBaseline()
+    if method == "static":
+        return StaticBaseline()
+    raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+
+
+def run_method(
+    method: str,
+    seq: TrackingSequence,
+    features: np.ndarray | None,
+    config: TrackerConfig | None = None,
+) -> MethodRun:
+    """Track ``seq``'s query points with ``method``.
+
+    Args:
+        method: one of :data:`METHODS`.
+        seq: the sequence (queries on their query frames).
+        features: ``[T, h, w, C]`` RVM features (needed by ``hybrid`` and ``propagation``).
+        config: tracker settings (``method`` is overridden); defaults when ``None``.
+    """
+    cfg = config if config is not None else TrackerConfig()
+    tracker = _make(method, cfg)
+    num_p, num_t = seq.gt_xy.shape[:2]
+    xy = np.zeros((num_p, num_t, 2))
+    vis = np.zeros((num_p, num_t), bool)
+    ms = np.zeros(num_t)
+    q_xy = seq.query_xy
+    for t in range(num_t):
+        frame = seq.frames[t]
+        new = np.flatnonzero(seq.query_frames == t)
+        if new.size:
+            tracker.add_queries(q_xy[new].astype(np.float32), new.astype(np.int32))
+        if method == "raw_propagation":
+            feats: np.ndarray | None = raw_pixel_features(frame)
+        elif getattr(tracker, "needs_features", False):
+            if features is None:
+                raise ValueError(f"method {method!r} needs RVM features")
+            feats = features[t]
+        else:
+            feats = None
+        t0 = time.perf_counter()
+        state = tracker.update(frame, feats)
+        ms[t] = (time.perf_counter() - t0) * 1e3
+        xy[state.ids, t] = state.xy
+        vis[state.ids, t] = state.visible
+    return MethodRun(xy=xy, visible=vis, ms=ms)
+
+
+def evaluate_sequences(
+    sequences: Sequence[TrackingSequence],
+    features: Features | None,
+    methods: Sequence[str] = METHODS,
+    config: TrackerConfig | None = None,
+    keep: Callable[[TrackingSequence, dict[str, MethodRun]], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Metrics per method over ``sequences`` (the mean of per-sequence TAP-Vid metrics).
+
+    Args:
+        sequences: the sequences (one split).
+        features: computes a sequence's RVM features (called once per sequence, only when
+            a method needs them).
+        methods: which methods.
+        config: tracker settings.
+        keep: called with each sequence and its runs (e.g. to draw them).
+
+    Returns:
+        ``{method: {"average_jaccard", "average_pts_within_thresh", "occlusion_accuracy",
+        "ms_per_frame", "ms_p95", ... every TAP-Vid metric}}``.
+    """
+    per: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    times: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    for seq in sequences:
+        feats = None
+        if features is not None and any(m in FEATURE_METHODS for m in methods):
+            feats = features(seq)
+        runs: dict[str, MethodRun] = {}
+        for m in methods:
+            run = run_method(m, seq, feats, config)
+            runs[m] = run
+            per[m].append(
+                tapvid_metrics(
+                    seq.gt_xy,
+                    seq.gt_visible,
+                    run.xy,
+                    run.visible,
+                    seq.query_frames,
+                    seq.image_size,
+                )
+            )
+            times[m].append(run.ms[1:])  # frame 0 only starts the points
+        if keep is not None:
+            keep(seq, runs)
+    out: dict[str, dict[str, Any]] = {}
+    for m in methods:
+        metrics: dict[str, Any] = dict(average_metrics(per[m]))
+        all_ms = np.concatenate(times[m]) if times[m] else np.zeros(0)
+        metrics["ms_per_frame"] = float(np.mean(all_ms)) if all_ms.size else float("nan")
+        metrics["ms_p95"] = float(np.percentile(all_ms, 95)) if all_ms.size else float("nan")
+        metrics["sequences"] = len(per[m])
+        out[m] = metrics
+    return out

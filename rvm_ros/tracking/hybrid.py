@@ -1,0 +1,190 @@
+"""The ``hybrid`` tracker: Lucas-Kanade for precision, appearance for visibility.
+
+Per frame:
+
+1. **Local motion.** Every point takes a pyramidal Lucas-Kanade step from its last
+   estimate, checked forward-backward (:class:`~rvm_ros.tracking.lk.LucasKanade`).
+2. **Motion prior.** The steps of the points that were visible and passed the check give
+   the frame's motion (:mod:`~rvm_ros.tracking.motion`): a hidden, out-of-view or
+   failed point is predicted through it instead of being left behind.
+3. **Appearance.** At the candidate position (the Lucas-Kanade result where it passed the
+   check, else the prediction) the point's confidence is
+   ``(1 - feature_weight) * a + feature_weight * f``: ``a`` the best normalised
+   cross-correlation of the image patch with the point's query template or its latest
+   confirmed template (``template_radius``), ``f`` the cosine similarity of the RVM
+   feature read at the position with the query's feature, rescaled so that the query's
+   median similarity to its own frame maps to 0 and a perfect match to 1.
+4. **Re-detection.** Where that confidence is below ``visibility_threshold`` (an occluder
+   took the point, Lucas-Kanade drifted or failed, the point comes back into view), the
+   templates are searched for within ``search_radius`` pixels of the prediction and the
+   better candidate kept.
+5. A point is visible when its confidence reaches ``visibility_threshold`` and it lies in
+   the image. A visible point moves to its candidate and refreshes its latest template; a
+   hidden one follows the prediction (its reported position is the tracker's estimate).
+
+After :meth:`reset` (a gap, a resolution change, a recurrent-state reset) the points and
+their templates are kept and searched for around their last estimates on the next frame.
+Cost per frame: one pyramid, two Lucas-Kanade passes, one RANSAC fit, two patch reads
+per point and a template search for the weak ones, all bounded by the number of points.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rvm_ros.tracking.appearance import (
+    match_templates,
+    raw_patches,
+    sample_features,
+    similarity,
+)
+from rvm_ros.tracking.config import TrackerConfig
+from rvm_ros.tracking.klt import inside
+from rvm_ros.tracking.lk import LucasKanade
+from rvm_ros.tracking.motion import apply_motion, fit_motion
+from rvm_ros.tracking.points import ImagePointTracker
+
+__all__ = ["HybridTracker"]
+
+_MOTION_THRESHOLD = 1.5  # RANSAC inlier distance in pixels
+_GATE = 2.0
+_REFRESH = 0.3
+
+
+def _normed(t: np.ndarray) -> np.ndarray:
+    """Zero-mean patches scaled to unit norm (flat ones stay zero)."""
+    n = np.sqrt((t * t).sum(axis=(1, 2), keepdims=True))
+    return np.asarray(np.where(n > 1.0, t / np.maximum(n, 1e-6), 0.0), dtype=np.float32)
+
+
+class HybridTracker(ImagePointTracker):
+    """Lucas-Kanade + appearance tracker (see the module docstring)."""
+
+    def __init__(self, config: TrackerConfig | None = None, use_features: bool = True) -> None:
+        """Create a tracker.
+
+        Args:
+            config: settings (``method`` is not checked); the defaults when ``None``.
+            use_features: read the RVM features (``update`` then requires them); False
+                scores appearance on the image templates only.
+        """
+        super().__init__(config if config is not None else TrackerConfig(method="hybrid"))
+        self.needs_features = bool(use_features) and self.config.feature_weight > 0
+        self._lk = LucasKanade(self.config.lk_window, self.config.lk_levels)
+        self._prev: Any = None
+        r = self.config.template_radius
+        side = 2 * r + 1
+        self._tmpl = np.zeros((0, side, side), np.float32)  # query templates
+        self._recent = np.zeros((0, side, side), np.float32)  # latest confirmed templates
+        self._qfeat = np.zeros((0, 0), np.float32)  # [P, C] query features (normalised)
+        self._fbase = np.zeros(0, np.float32)  # [P] median similarity on the query frame
+        self._last_query_match = np.zeros(0, np.float32)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def reset(self) -> None:
+        """Forget the previous frame; keep the points and their appearance."""
+        self._forget()
+        self._size = None
+
+    def _forget(self) -> None:
+        self._prev = None
+
+    def _keep(self, keep: np.ndarray) -> None:
+        super()._keep(keep)
+        self._tmpl = self._tmpl[keep]
+        self._recent = self._recent[keep]
+        if self._qfeat.shape[0]:
+            self._qfeat = self._qfeat[keep]
+        self._fbase = self._fbase[keep]
+
+    def _anchor(
+        self,
+        grey: np.ndarray,
+        features: np.ndarray | None,
+        ids: np.ndarray,
+        xy: np.ndarray,
+        alive: np.ndarray,
+    ) -> None:
+        g32 = grey.astype(np.float32)
+        tmpl = raw_patches(g32, xy, self.config.template_radius)
+        if features is not None:
+            assert self._size is not None
+            q = sample_features(features, xy, self._size)  # [P, C]
+            grid = features.reshape(-1, features.shape[-1]).astype(np.float32)
+            grid /= np.maximum(np.linalg.norm(grid, axis=1, keepdims=True), 1e-6)
+            base = np.median(grid @ q.T, axis=0).astype(np.float32)  # [P]
+            if self._qfeat.shape[1] != q.shape[1]:
+                self._qfeat = np.zeros((self._ids.shape[0], q.shape[1]), np.float32)
+            self._qfeat = np.concatenate([self._qfeat, q])
+            self._fbase = np.concatenate([self._fbase, base])
+        else:
+            self._fbase = np.concatenate([self._fbase, np.zeros(ids.shape[0], np.float32)])
+        self._tmpl = np.concatenate([self._tmpl, tmpl])
+        self._recent = np.concatenate([self._recent, tmpl])
+        self._append(ids, xy, alive)
+
+    # ------------------------------------------------------------------ tracking
+
+    def _score(
+        self, g32: np.ndarray, features: np.ndarray | None, xy: np.ndarray, rows: np.ndarray
+    ) -> np.ndarray:
+        """Confidence ``[len(rows)]`` of points ``rows`` at positions ``xy``."""
+        patch = raw_patches(g32, xy, self.config.template_radius)
+        a_query = similarity(self._tmpl[rows], patch)
+        a = np.maximum(a_query, similarity(self._recent[rows], patch))
+        self._last_query_match = a_query
+        wf = self.config.feature_weight
+        if features is None or wf == 0 or not self._qfeat.shape[0]:
+            return a.astype(np.float32)
+        assert self._size is not None
+        cos = (sample_features(features, xy, self._size) * self._qfeat[rows]).sum(axis=1)
+        base = self._fbase[rows]
+        f = np.clip((cos - base) / np.maximum(1.0 - base, 1e-6), 0.0, 1.0)
+        return ((1.0 - wf) * a + wf * f).astype(np.float32)
+
+    def _track(self, grey: np.ndarray, features: np.ndarray | None) -> None:
+        pyr = self._lk.pyramid(grey)
+        n = int(self._ids.shape[0])
+        if n == 0:
+            self._prev = pyr
+            return
+        assert self._size is not None
+        cfg = self.config
+        g32 = grey.astype(np.float32)
+        prev_xy = self._xy
+        if self._prev is not None:
+            new, ok, fb = self._lk.track(self._prev, pyr, prev_xy)
+            good = ok & (fb < cfg.fb_threshold)
+            reliable = good & self._visible
+            motion, solid = fit_motion(prev_xy[reliable], new[reliable], _MOTION_THRESHOLD)
+            prior = apply_motion(motion, prev_xy)
+            if solid and _GATE > 0:  # a step that disagrees with a well-supported prior
+                good &= np.linalg.norm(new - prior, axis=1) < _GATE
+        else:  # after a reset: search around the last estimates
+            new, good, prior = prev_xy, np.zeros(n, bool), prev_xy.copy()
+        rows = np.arange(n)
+        cand = np.where(good[:, None], new, prior).astype(np.float32)
+        score = self._score(g32, features, cand, rows)
+        query_match = self._last_query_match
+        radius = round(cfg.search_radius)
+        weak = np.flatnonzero((score < cfg.visibility_threshold) & inside(prior, self._size))
+        if weak.size and radius > 0:
+            found_q, s_q = match_templates(g32, prior[weak], _normed(self._tmpl[weak]), radius)
+            found_r, s_r = match_templates(g32, prior[weak], _normed(self._recent[weak]), radius)
+            found = np.where((s_r > s_q)[:, None], found_r, found_q)
+            s_found = self._score(g32, features, found, weak)
+            better = s_found > score[weak]
+            cand[weak[better]] = found[better]
+            score[weak[better]] = s_found[better]
+            query_match[weak[better]] = self._last_query_match[better]
+        visible = (score >= cfg.visibility_threshold) & inside(cand, self._size)
+        self._xy = np.where(visible[:, None], cand, prior).astype(np.float32)
+        refresh = visible & (query_match >= _REFRESH)
+        if refresh.any():
+            self._recent[refresh] = raw_patches(g32, self._xy[refresh], cfg.template_radius)
+        self._visible = visible
+        self._conf = np.where(inside(cand, self._size), score, 0.0).astype(np.float32)
+        self._prev = pyr

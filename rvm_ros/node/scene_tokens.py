@@ -11,6 +11,7 @@ TF are then invalid (``no_transform``) and the log says why once.
 
 from __future__ import annotations
 
+import array
 import threading
 from collections import Counter
 from functools import partial
@@ -69,6 +70,8 @@ class SceneTokensIO:
         self._logged: set[tuple[str, str]] = set()
         self._bad_info: Counter[str] = Counter()
         self._prev: tuple[int, int, int] = (0, 0, 0)
+        self._buffer: array.array[int] = array.array("B")
+        self._geometry_msgs: dict[str, Any] = {}  # per-camera CameraGeometry, reused
         log = node.get_logger()
         self._tf_cams = [c for c in cfg.cameras if sc.extrinsics_source(c) == "tf"]
         for cam in cfg.cameras:
@@ -164,6 +167,13 @@ class SceneTokensIO:
 
     # -- per step --------------------------------------------------------------------
 
+    def _payload(self, nbytes: int) -> array.array[int]:
+        """The token buffer, reused step after step: ``publish`` copies the message before
+        it returns, and the message is dropped then (one inference thread)."""
+        if len(self._buffer) != nbytes:
+            self._buffer = array.array("B", [0]) * nbytes
+        return self._buffer
+
     def publish_step(self, results: list[Any], batch: list[Any]) -> bool:
         """Assemble and publish the step of one processed batch.
 
@@ -172,14 +182,15 @@ class SceneTokensIO:
         """
         frame_ids = {f.camera: str(getattr(f.header, "frame_id", "")) for f in batch}
         self._update_tf(frame_ids)
-        step = self.assembler.assemble(results, frame_ids)
+        step = self.assembler.assemble(results, frame_ids, self._payload)
         if step is None:
             return False
         for cam in step.cameras:
             if cam.reason and cam.reason not in ("missing", "out_of_sync"):
                 self._log_once(cam.camera, cam.reason, f"camera {cam.camera}: scene tokens "
                                f"invalid ({cam.reason})")  # fmt: skip
-        self.publisher.publish(scene_tokens_message(_CLASSES, step, self._cfg.base_frame))
+        msg = scene_tokens_message(_CLASSES, step, self._cfg.base_frame, self._geometry_msgs)
+        self.publisher.publish(msg)
         return True
 
     def status(self, node_name: str) -> StatusSummary:

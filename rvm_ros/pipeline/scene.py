@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +101,8 @@ class SceneStep:
         model_width: Network input columns.
         cell_size: Network pixels per cell side.
         model_id: Encoder model id.
+        payload: The buffer ``tokens`` is a little-endian view of, when the caller supplied
+            one (see :meth:`SceneAssembler.assemble`), else None.
     """
 
     seq: int
@@ -113,6 +115,7 @@ class SceneStep:
     model_width: int
     cell_size: int
     model_id: str
+    payload: Any = None
 
     @property
     def complete(self) -> bool:
@@ -274,6 +277,7 @@ class SceneAssembler:
         self,
         outputs: Sequence[FrameResult | FrameSkip],
         frame_ids: Mapping[str, str] | None = None,
+        payload: Callable[[int], Any] | None = None,
     ) -> SceneStep | None:
         """The step of one batch.
 
@@ -281,6 +285,9 @@ class SceneAssembler:
             outputs: `Processor.process` results of one batch (any order; cameras not
                 configured are ignored).
             frame_ids: Camera -> image header frame id (used where CameraInfo names none).
+            payload: ``nbytes -> writable buffer`` (e.g. an ``array.array('B')`` that an
+                rclpy message takes without copying); the tokens are written straight
+                into it (little endian) and it is kept as ``SceneStep.payload``.
 
         Returns:
             The step, or None when the policy drops it (``complete`` and not complete) or
@@ -305,7 +312,14 @@ class SceneAssembler:
             )
             stamp = stamps[(len(stamps) - 1) // 2] if stamps else 0
             n_tok = 1 + self.grid_height * self.grid_width
-            tokens = np.empty((len(self.cameras), n_tok, self._channels), dtype=self._dtype)
+            shape = (len(self.cameras), n_tok, self._channels)
+            buffer = None
+            if payload is None:
+                tokens = np.empty(shape, dtype=self._dtype)
+            else:
+                little = self._dtype.newbyteorder("<")
+                buffer = payload(int(np.prod(shape)) * little.itemsize)
+                tokens = np.frombuffer(buffer, dtype=little).reshape(shape)
             cams: list[SceneCamera] = []
             for i, cam in enumerate(self.cameras):
                 out = by_cam.get(cam)
@@ -368,6 +382,7 @@ class SceneAssembler:
                 self.model_width,
                 self.cell_size,
                 self._model_id,
+                buffer,
             )
             self._seq += 1
             return step

@@ -164,13 +164,63 @@ def _flat(m: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(m, dtype=np.float64).reshape(n)
 
 
-def scene_tokens_message(classes: SceneTokensClasses, step: SceneStepLike, base_frame: str) -> Any:
+def _geometry_message(
+    classes: SceneTokensClasses, step: SceneStepLike, cam: SceneCameraLike
+) -> Any:
+    g, s = cam.geometry, cam.scene
+    dist: Any = (
+        array.array("d", s.distortion)
+        if classes.rclpy
+        else np.asarray(s.distortion, dtype=np.float64)
+    )
+    return classes.geometry(
+        header=classes.header(stamp=_time(classes, cam.stamp_ns), frame_id=cam.frame_id),
+        camera=cam.camera,
+        valid=bool(cam.valid),
+        invalid_reason=cam.reason,
+        has_tokens=bool(cam.has_tokens),
+        state_reset=bool(cam.state_reset),
+        frames_since_reset=int(cam.frames_since_reset),
+        image_height=int(g.image_height) if g is not None else 0,
+        image_width=int(g.image_width) if g is not None else 0,
+        model_height=int(step.model_height),
+        model_width=int(step.model_width),
+        grid_height=int(step.grid_height),
+        grid_width=int(step.grid_width),
+        cell_size=int(step.cell_size),
+        resize_mode=g.mode if g is not None else "",
+        scale_x=float(g.scale_x) if g is not None else float("nan"),
+        scale_y=float(g.scale_y) if g is not None else float("nan"),
+        offset_x=float(g.offset_x) if g is not None else float("nan"),
+        offset_y=float(g.offset_y) if g is not None else float("nan"),
+        intrinsics=_flat(s.intrinsics, 9),
+        intrinsics_network=_flat(s.intrinsics_network, 9),
+        intrinsics_cell=_flat(s.intrinsics_cell, 9),
+        distortion_model=s.distortion_model,
+        distortion=dist,
+        camera_to_base=_flat(s.camera_to_base, 16),
+        projection=_flat(s.projection, 16),
+        extrinsics_source=s.extrinsics_source,
+    )
+
+
+def scene_tokens_message(
+    classes: SceneTokensClasses,
+    step: SceneStepLike,
+    base_frame: str,
+    geometry_cache: dict[str, Any] | None = None,
+) -> Any:
     """The SceneTokens message of a step.
 
     Args:
         classes: Message classes of the flavour to build.
         step: The assembled step.
         base_frame: ``header.frame_id``: the frame the transforms refer to.
+        geometry_cache: A dict kept by the caller between steps: each camera's
+            CameraGeometry message is then built once per geometry and only its
+            per-step fields are updated. The messages are reused, so use it only when
+            each message is published (copied) before the next one is built, as the
+            node does; never when messages are kept (bag writing in another thread).
 
     Returns:
         A ``classes.scene`` instance.
@@ -189,51 +239,39 @@ def scene_tokens_message(classes: SceneTokensClasses, step: SceneStepLike, base_
     little = tokens.dtype.newbyteorder("<")
     raw = np.ascontiguousarray(tokens, dtype=little).data.cast("B")
     payload: Any
-    if classes.rclpy:
+    given = getattr(step, "payload", None)
+    if (
+        classes.rclpy
+        and isinstance(given, array.array)
+        and len(given) == tokens.nbytes
+        and np.may_share_memory(tokens, given)
+    ):
+        payload = given  # the tokens were written into it: no copy
+    elif classes.rclpy:
         payload = array.array("B")
         payload.frombytes(raw)
     else:
         payload = np.frombuffer(raw, dtype=np.uint8)
     geoms = []
     for cam in step.cameras:
-        g, s = cam.geometry, cam.scene
-        dist: Any = (
-            array.array("d", s.distortion)
-            if classes.rclpy
-            else np.asarray(s.distortion, dtype=np.float64)
-        )
-        geoms.append(
-            classes.geometry(
-                header=classes.header(stamp=_time(classes, cam.stamp_ns), frame_id=cam.frame_id),
-                camera=cam.camera,
-                valid=bool(cam.valid),
-                invalid_reason=cam.reason,
-                has_tokens=bool(cam.has_tokens),
-                state_reset=bool(cam.state_reset),
-                frames_since_reset=int(cam.frames_since_reset),
-                image_height=int(g.image_height) if g is not None else 0,
-                image_width=int(g.image_width) if g is not None else 0,
-                model_height=int(step.model_height),
-                model_width=int(step.model_width),
-                grid_height=int(step.grid_height),
-                grid_width=int(step.grid_width),
-                cell_size=int(step.cell_size),
-                resize_mode=g.mode if g is not None else "",
-                scale_x=float(g.scale_x) if g is not None else float("nan"),
-                scale_y=float(g.scale_y) if g is not None else float("nan"),
-                offset_x=float(g.offset_x) if g is not None else float("nan"),
-                offset_y=float(g.offset_y) if g is not None else float("nan"),
-                intrinsics=_flat(s.intrinsics, 9),
-                intrinsics_network=_flat(s.intrinsics_network, 9),
-                intrinsics_cell=_flat(s.intrinsics_cell, 9),
-                distortion_model=s.distortion_model,
-                distortion=dist,
-                camera_to_base=_flat(s.camera_to_base, 16),
-                projection=_flat(s.projection, 16),
-                extrinsics_source=s.extrinsics_source,
-            )
-        )
-    return classes.scene(
+        key = (cam.camera, cam.scene, cam.geometry, cam.frame_id, step.grid_height,
+               step.grid_width, step.model_height, step.model_width)  # fmt: skip
+        cached = geometry_cache.get(cam.camera) if geometry_cache is not None else None
+        if cached is not None and cached[0] == key:
+            geom = cached[1]
+            # Only what changes from step to step (the rest is the same objects).
+            geom.header = classes.header(stamp=_time(classes, cam.stamp_ns), frame_id=cam.frame_id)
+            geom.valid = bool(cam.valid)
+            geom.invalid_reason = cam.reason
+            geom.has_tokens = bool(cam.has_tokens)
+            geom.state_reset = bool(cam.state_reset)
+            geom.frames_since_reset = int(cam.frames_since_reset)
+        else:
+            geom = _geometry_message(classes, step, cam)
+            if geometry_cache is not None:
+                geometry_cache[cam.camera] = (key, geom)
+        geoms.append(geom)
+    msg = classes.scene(
         header=classes.header(stamp=_time(classes, step.stamp_ns), frame_id=base_frame),
         seq=int(step.seq),
         model_id=step.model_id,
@@ -247,8 +285,13 @@ def scene_tokens_message(classes: SceneTokensClasses, step: SceneStepLike, base_
         model_width=int(step.model_width),
         cell_size=int(step.cell_size),
         dtype=code,
-        tokens=payload,
+        **({} if classes.rclpy else {"tokens": payload}),
     )
+    if classes.rclpy:
+        # Set after construction: the generated constructor copies an array.array element
+        # by element (milliseconds for a megabyte); the setter keeps it as it is.
+        msg.tokens = payload
+    return msg
 
 
 # --------------------------------------------------------------------------- reading

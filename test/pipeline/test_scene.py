@@ -125,3 +125,18 @@ def test_bad_settings_name_the_parameter(kwargs: dict, param: str) -> None:
     with pytest.raises(ConfigError) as info:
         SceneAssembler(**args)
     assert info.value.param == param
+
+
+def test_tokens_are_written_into_a_given_payload_buffer() -> None:
+    asm = assembler()
+    buffers: list[bytearray] = []
+
+    def payload(nbytes: int) -> bytearray:
+        buffers.append(bytearray(nbytes))
+        return buffers[-1]
+
+    step = asm.assemble([result(c, 0, i + 1) for i, c in enumerate(CAMS)], payload=payload)
+    assert step is not None and step.payload is buffers[0]
+    assert len(buffers[0]) == 3 * 17 * 4 * 2  # float16
+    assert np.shares_memory(step.tokens, np.frombuffer(buffers[0], np.uint8))
+    assert (np.frombuffer(buffers[0], "<f2").reshape(3, 17, 4)[2, 0] == -3).all()

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 
+from rvm_ros.fsutil import file_sha256
 from rvm_ros.model import RVM
 from rvm_ros.runtime import BackendUnavailable, InputError, create_encoder, encode_video
 from rvm_ros.runtime.backends.tensorrt import (
@@ -40,7 +41,6 @@ from rvm_ros.runtime.backends.tensorrt_build import BuildOptions
 from rvm_ros.runtime.backends.tensorrt_plan import read_sidecar, sidecar_path
 from rvm_ros.runtime.cache import cached_export_of, timing_cache_path
 from rvm_ros.runtime.export import export_model
-from rvm_ros.runtime.onnx.export import file_sha256
 
 
 def _load_fake() -> types.ModuleType:
@@ -254,6 +254,20 @@ def test_failed_tensorrt_calls_name_the_engine(
     trt.reset(fail=True)
     with pytest.raises(TensorRTError, match="failed to build an engine"):
         _encoder(onnx_step, tmp_path, max_batch=3)
+
+
+def test_cuda_errors_name_the_engine(
+    trt: types.ModuleType, onnx_step: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enc = _encoder(onnx_step, tmp_path, max_batch=1)
+
+    def illegal_access() -> None:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(enc.device, "begin", illegal_access)
+    with pytest.raises(TensorRTError, match=r"CUDA error while running engine .*illegal") as info:
+        enc.step(np.zeros((1, 256, 256, 3), np.uint8), ["a"])
+    assert str(enc.plan_path) in str(info.value) and "(key " in str(info.value)
 
 
 def test_timing_cache_is_reused_across_builds(

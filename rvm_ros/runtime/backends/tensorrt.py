@@ -36,7 +36,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import torch
 
+from rvm_ros.errors import RvmRosError
 from rvm_ros.fsutil import file_sha256
 from rvm_ros.runtime.backends.tensorrt_build import (
     TRT_PRECISIONS,
@@ -217,6 +218,17 @@ class LoadedEngine:
         return _where(self.plan_path, self.sidecar.cache_key)
 
 
+@contextlib.contextmanager
+def cuda_errors(doing: str) -> Iterator[None]:
+    """Turn torch's CUDA errors (allocation, copies, kernels) into `TensorRTError`s."""
+    try:
+        yield
+    except RvmRosError:
+        raise
+    except RuntimeError as exc:  # torch.OutOfMemoryError and "CUDA error: ..." included
+        raise TensorRTError(f"CUDA error while {doing}: {exc}") from exc
+
+
 def _where(plan: Path, key: str) -> str:
     return f"engine {plan}" + (f" (key {key})" if key else "")
 
@@ -381,7 +393,7 @@ def _build_checked(
     tokens = 1 + (h // patch) * (w // patch)
     timing = timing_cache_path(cache, trt.__version__, device.compute_capability) if cache else None
     log.info("building TensorRT %s %s (this takes minutes)", options.precision, where)
-    with device.activate():
+    with device.activate(), cuda_errors(f"building {where}"):
         data, seconds = build_plan(
             onnx_path,
             options,
@@ -546,7 +558,7 @@ def _load(plan: Path, device: EngineDevice, accept: bool) -> LoadedEngine:
         compute_capability=device.compute_capability,
     )
     _accepted(sidecar, where, accept)
-    with device.activate():
+    with device.activate(), cuda_errors(f"loading {where}"):
         runtime, engine = _deserialize(
             plan.read_bytes(), where, bool(sidecar.build_flags.get("version_compatible"))
         )
@@ -701,21 +713,26 @@ class TensorRTEncoder(StepRunner[_StateRef]):
     def _run(
         self, frames: np.ndarray, states: list[_StateRef | None]
     ) -> tuple[np.ndarray, list[_StateRef]]:
+        with cuda_errors(f"running {self.loaded.where}"):
+            return self._step(frames, states)
+
+    def _step(
+        self, frames: np.ndarray, states: list[_StateRef | None]
+    ) -> tuple[np.ndarray, list[_StateRef]]:
         batch = frames.shape[0]
         bufs = self._buffers_for(batch)
         src = bufs.parity
         dst = 1 - src
-        in_batch = {id(s) for s in states if s is not None}
-        others = {id(r) for r in self._states.values()} - in_batch
+        live = {id(r) for r in self._states.values()}
         resident = len(bufs.occupants[src]) == batch and all(
             s is o for s, o in zip(states, bufs.occupants[src], strict=True)
         )
         if resident:  # the same cameras in the same order: the last output is the input
-            self._spill(bufs, dst, others)
-        else:
+            self._spill(bufs, dst, live - {id(s) for s in states})
+        else:  # gather on the device; every live state in either buffer gets its own copy
             gathered = torch.stack([s.tensor if s is not None else self._zero for s in states])
-            self._spill(bufs, src, others)
-            self._spill(bufs, dst, others)
+            self._spill(bufs, src, live)
+            self._spill(bufs, dst, live)
             bufs.states[src].copy_(gathered)
         bufs.frames.copy_(torch.from_numpy(frames))
         self._launch(bufs, batch, src, dst)

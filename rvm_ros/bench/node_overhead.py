@@ -1,5 +1,13 @@
 """Node-overhead benchmark: ``python -m rvm_ros.bench.node_overhead [--overload] [--json F]``.
 
+``--cameras N`` publishes N cameras (each at ``--rate``). ``--variant`` picks the node's
+hot-path settings: ``ordinary`` (``raw_subscriptions:=false retain_large_buffers:=false``,
+the node before issue 17), ``ordinary+retain``, ``raw-only`` (serialized subscriptions,
+default malloc) and ``raw`` (both on, the default). ``--compare R`` runs R rounds of the
+``--variants`` (order rotating each round), each run in its own process (the malloc
+setting is process-wide), and reports medians and the median per-round ratio of each
+variant to ``ordinary``.
+
 Method (documented in docs/BENCHMARKS.md):
 
 * The real `RvmNode` runs in this process with its executor thread and its inference
@@ -16,6 +24,12 @@ Method (documented in docs/BENCHMARKS.md):
 * The overhead is split per frame into publish -> step start (DDS in, deserialisation,
   decoding, the slot and batching window), Processor work other than ``encoder.step``
   (preprocessing, pooling, tracking) and step end -> receive (message filling, DDS out).
+* The node's own CPU time per frame comes from per-thread CPU clocks over the measured
+  window: the executor thread (subscription callbacks: deserialisation or CDR parsing,
+  decoding, the slot), the inference thread outside ``encoder.step`` (preprocessing,
+  pooling, message filling, publishing) and Fast DDS's own threads (``dds.*``: transport
+  receive and send), divided by the frames the node received. The model's threads (the
+  inference thread inside ``encoder.step``, torch's pool) are counted apart.
 * ``--overload``: a model slower than the camera. Reports resident memory over the run,
   whether processed stamps only ever increase (a stale frame is never processed after a
   newer one), and whether ``dropped == received - processed - rejected`` (every frame not
@@ -29,11 +43,13 @@ import itertools
 import json
 import os
 import random
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +69,36 @@ def _rss_mib() -> float:
     return float("nan")
 
 
+def _thread_cpu_s() -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of every thread of this process: tid -> (name, s)."""
+    return {t: (n, c) for t, (n, c, _) in _thread_stats().items()}
+
+
+def _thread_stats() -> dict[int, tuple[str, float, int]]:
+    """Per thread of this process: tid -> (name, CPU seconds, minor page faults)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[str, float, int]] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                text = f.read()
+        except OSError:  # the thread ended
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / tick, int(fields[7]))
+    return out
+
+
+def _cpu_delta(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[int, tuple[str, float]]:
+    return {t: (n, c - before.get(t, (n, 0.0))[1]) for t, (n, c) in after.items()}
+
+
+CAMERA_NAMES = ("front", "front_left", "front_right", "rear", "rear_left", "rear_right")
+
+
 def _pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else float("nan")
 
@@ -68,6 +114,9 @@ def run(
     model_size: int = 256,
     tracking: bool = True,
     input_reliability: str = "reliable",
+    cameras: int = 1,
+    raw_subscriptions: bool = True,
+    retain_large_buffers: bool = True,
 ) -> dict[str, Any]:
     """Run the benchmark and return its figures (milliseconds, MiB, counts).
 
@@ -82,7 +131,13 @@ def run(
         model_size: Network input side (square).
         tracking: Node tracks a 4x4 grid of points (as a robot would).
         input_reliability: The node's ``input_reliability`` (the camera publishes reliable).
+        cameras: Number of cameras (1 to 6), each publishing at ``rate_hz``.
+        raw_subscriptions: The node's ``raw_subscriptions`` (False: rclpy's ordinary path).
+        retain_large_buffers: The node's ``retain_large_buffers``.
     """
+    if not 1 <= cameras <= len(CAMERA_NAMES):
+        raise ValueError(f"cameras must be 1..{len(CAMERA_NAMES)}, got {cameras}")
+    names = list(CAMERA_NAMES[:cameras])
     import rclpy
     import rclpy.lifecycle
     from rclpy.context import Context
@@ -104,52 +159,92 @@ def run(
         Parameter("reset_on_gap_s", value=5.0),
         Parameter("publish_debug_image", value=False),
         Parameter("input_reliability", value=input_reliability),
+        Parameter("cameras", value=names),
+        Parameter("raw_subscriptions", value=raw_subscriptions),
+        Parameter("retain_large_buffers", value=retain_large_buffers),
     ]
     node = RvmNode(context=node_ctx, parameter_overrides=overrides)
     # Per frame: when the node's subscription callback started (wrapped before on_configure
-    # binds it to the subscriptions).
-    t_cb: dict[int, float] = {}
+    # binds it to the subscriptions). The first measured frame starts the CPU window.
+    t_cb: dict[tuple[str, int], float] = {}
     original_on_image = node._on_image
+    first_measured = 1_000 * S + round(int(warmup_s * rate_hz) / rate_hz * S)
+    window: dict[str, Any] = {}
+    stamp_le = struct.Struct("<iI")
 
     def on_image(cam: str, msg: Any) -> None:
-        t_cb[int(msg.header.stamp.sec) * S + int(msg.header.stamp.nanosec)] = time.perf_counter()
+        t = time.perf_counter()
+        if isinstance(msg, bytes):  # raw subscription: the stamp from the CDR (the peer's LE)
+            sec, nsec = stamp_le.unpack_from(msg, 4)
+        else:
+            sec, nsec = msg.header.stamp.sec, msg.header.stamp.nanosec
+        st = int(sec) * S + int(nsec)
+        t_cb[(cam, st)] = t
+        if st >= first_measured and "start" not in window:
+            window["received_start"] = len(t_cb) - 1
+            window["threads"] = _thread_cpu_s()
+            window["faults"] = {t: f for t, (_, _, f) in _thread_stats().items()}
+            window["exec"] = time.clock_gettime(executor_clock[0])
+            window["worker"] = time.clock_gettime(worker_clock[0])
+            window["in_step"] = in_step[0]
+            window["start"] = t
         original_on_image(cam, msg)
 
     node._on_image = on_image  # type: ignore[method-assign]
+    executor_clock: list[int] = [0]
+    worker_clock: list[int] = [0]
+    in_step = [0.0]  # inference-thread CPU seconds inside encoder.step
     node_exec = SingleThreadedExecutor(context=node_ctx)
     node_exec.add_node(node)
     ok = rclpy.lifecycle.TransitionCallbackReturn.SUCCESS
     if node.trigger_configure() != ok or node.trigger_activate() != ok:
         raise RuntimeError("the node did not activate (see its log)")
 
-    step_ms: dict[int, float] = {}
-    processed_order: list[int] = []
+    step_ms: dict[tuple[str, int], float] = {}
+    processed_order: dict[str, list[int]] = {c: [] for c in names}
     original = node._publish_result
 
     def publish_result(res: Any, frame: Any) -> None:
         if hasattr(res, "step_ms"):
-            step_ms[res.stamp_ns] = res.step_ms
-            processed_order.append(res.stamp_ns)
+            step_ms[(res.camera, res.stamp_ns)] = res.step_ms
+            processed_order[res.camera].append(res.stamp_ns)
         original(res, frame)
 
     node._publish_result = publish_result  # type: ignore[method-assign]
     # Per frame: when its batch entered and left Processor.process.
-    t_proc: dict[int, tuple[float, float]] = {}
+    t_proc: dict[tuple[str, int], tuple[float, float]] = {}
     processor = node._processor
     original_process = processor.process
+    encoder = processor.encoder
+    original_step = encoder.step
 
     def timed_process(batch: Any) -> Any:
         t0 = time.perf_counter()
         out = original_process(batch)
         t1 = time.perf_counter()
         for f in batch:
-            t_proc[f.stamp_ns] = (t0, t1)
+            t_proc[(f.camera, f.stamp_ns)] = (t0, t1)
         return out
 
+    def cpu_timed_step(*args: Any, **kwargs: Any) -> Any:
+        c0 = time.thread_time()
+        try:
+            return original_step(*args, **kwargs)
+        finally:
+            in_step[0] += time.thread_time() - c0
+
     processor.process = timed_process
+    encoder.step = cpu_timed_step
+    assert node._worker is not None and node._worker.ident is not None
+    worker_clock[0] = time.pthread_getcpuclockid(node._worker.ident)
 
     spin = threading.Thread(target=node_exec.spin, daemon=True)
     spin.start()
+    while spin.ident is None:
+        time.sleep(0.001)
+    executor_clock[0] = time.pthread_getcpuclockid(spin.ident)
+    worker_tid = node._worker.native_id
+    spin_tid = spin.native_id
     rss: list[tuple[float, float]] = []
     done = threading.Event()
 
@@ -169,6 +264,7 @@ def run(
             "n_warm": int(warmup_s * rate_hz),
             "width": width,
             "height": height,
+            "cameras": names,
             "out": str(out_path),
         }
         env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
@@ -181,13 +277,28 @@ def run(
         if peer.returncode != 0 or not out_path.is_file():
             raise RuntimeError(f"the camera/consumer process failed (exit {peer.returncode})")
         peer_out = json.loads(out_path.read_text())
+    # End of the CPU window (the peer has sent everything and waited for the outputs).
+    cpu_end: dict[str, Any] = {
+        "threads": _thread_cpu_s(),
+        "faults": {t: f for t, (_, _, f) in _thread_stats().items()},
+        "exec": time.clock_gettime(executor_clock[0]),
+        "worker": time.clock_gettime(worker_clock[0]),
+        "in_step": in_step[0],
+        "received": len(t_cb),
+        "t": time.perf_counter(),
+    }
     done.set()
     time.sleep(0.3)
-    t_pub = {int(k): v for k, v in peer_out["t_pub"].items()}
-    t_recv = {int(k): v for k, v in peer_out["t_recv"].items()}
-    measured = [int(x) for x in peer_out["measured"]]
-    stats = node.stats.snapshot()["cameras"]["front"] if node.stats else None
-    diag_latency = node.stats.snapshot()["latency"] if node.stats else []
+
+    def key(text: str) -> tuple[str, int]:
+        cam, st = text.split(":")
+        return cam, int(st)
+
+    t_pub = {key(k): v for k, v in peer_out["t_pub"].items()}
+    t_recv = {key(k): v for k, v in peer_out["t_recv"].items()}
+    measured = [key(x) for x in peer_out["measured"]]
+    snap = node.stats.snapshot() if node.stats else None
+    diag_latency = snap["latency"] if snap else []
 
     latency, overhead, steps = [], [], []
     dds_in, node_in, inside, after = [], [], [], []
@@ -202,7 +313,49 @@ def run(
             node_in.append((p0 - t_cb[st]) * 1e3)
             inside.append((p1 - p0) * 1e3 - step_ms[st])
             after.append((t_recv[st] - p1) * 1e3)
-    monotonic = all(b > a for a, b in itertools.pairwise(processed_order))
+    monotonic = all(
+        b > a for order in processed_order.values() for a, b in itertools.pairwise(order)
+    )
+    cpu: dict[str, Any] = {}
+    if "start" in window:
+        frames = max(1, cpu_end["received"] - window["received_start"])
+        threads = _cpu_delta(window["threads"], cpu_end["threads"])
+        dds = sum(c for t, (n, c) in threads.items() if n.startswith("dds."))
+        model_pool = sum(
+            c
+            for t, (n, c) in threads.items()
+            if t not in (worker_tid, spin_tid) and not n.startswith("dds.")
+        )
+        executor_s = cpu_end["exec"] - window["exec"]
+        in_step_s = cpu_end["in_step"] - window["in_step"]
+        worker_other_s = cpu_end["worker"] - window["worker"] - in_step_s
+        by_name: dict[str, float] = {}
+        for t, (n, c) in threads.items():
+            label = "executor" if t == spin_tid else "inference" if t == worker_tid else n
+            by_name[label] = round(by_name.get(label, 0.0) + c, 3)
+        cpu = {
+            "cpu_window_s": cpu_end["t"] - window["start"],
+            "cpu_window_frames_received": frames,
+            # The node's own CPU per received frame: callbacks + inference thread outside
+            # the model step + Fast DDS threads.
+            "node_cpu_ms_per_frame": (executor_s + worker_other_s + dds) / frames * 1e3,
+            "executor_cpu_ms_per_frame": executor_s / frames * 1e3,
+            "inference_non_model_cpu_ms_per_frame": worker_other_s / frames * 1e3,
+            "dds_threads_cpu_ms_per_frame": dds / frames * 1e3,
+            # The model (inference thread inside encoder.step) and every other thread
+            # (torch's pool, the benchmark's main and sampler threads).
+            "model_cpu_ms_per_frame": in_step_s / frames * 1e3,
+            "other_threads_cpu_ms_per_frame": model_pool / frames * 1e3,
+            "thread_cpu_s_by_name": by_name,
+            "executor_minor_faults_per_frame": (
+                cpu_end["faults"].get(spin_tid, 0) - window["faults"].get(spin_tid, 0)
+            )
+            / frames,
+            "inference_minor_faults_per_frame": (
+                cpu_end["faults"].get(worker_tid, 0) - window["faults"].get(worker_tid, 0)
+            )
+            / frames,
+        }
     result: dict[str, Any] = {
         "checkpoint": checkpoint,
         "backend": backend,
@@ -211,6 +364,9 @@ def run(
         "model_input": f"{model_size}x{model_size}",
         "rate_hz": rate_hz,
         "seconds": seconds,
+        "cameras": cameras,
+        "raw_subscriptions": raw_subscriptions,
+        "retain_large_buffers": retain_large_buffers,
         "input_reliability": input_reliability,
         "published": len(measured),
         "received_outputs": len(latency),
@@ -234,7 +390,7 @@ def run(
         "after_process_ms_p50": _pct(after, 50),
         "after_process_ms_p99": _pct(after, 99),
         "processed_stamps_increase": monotonic,
-        "lost_before_node": len(t_pub) - (stats.received if stats else 0),
+        "lost_before_node": len(t_pub) - len(t_cb),
         "rss_mib_first": rss[0][1] if rss else float("nan"),
         "rss_mib_after_warmup": next((r for t, r in rss if t >= warmup_s + 1.0), float("nan")),
         "rss_mib_last": rss[-1][1] if rss else float("nan"),
@@ -243,22 +399,28 @@ def run(
         "rss_series": [(round(t, 1), round(r, 1)) for t, r in rss[:: max(1, 10)]],
         "cpu_count": os.cpu_count(),
         "load_avg_1min_at_end": os.getloadavg()[0],
+        **cpu,
     }
-    if stats is not None:
-        rejected = sum(stats.rejected.values())
-        skipped = sum(stats.skipped.values())
+    if snap is not None:
+        cams = list(snap["cameras"].values())
+        received = sum(c.received for c in cams)
+        processed = sum(c.processed for c in cams)
+        dropped = sum(c.dropped for c in cams)
+        ignored = sum(c.ignored for c in cams)
+        rejected = sum(sum(c.rejected.values()) for c in cams)
+        skipped = sum(sum(c.skipped.values()) for c in cams)
         result.update(
-            node_received=stats.received,
-            node_processed=stats.processed,
-            node_dropped=stats.dropped,
+            node_received=received,
+            node_processed=processed,
+            node_dropped=dropped,
             node_rejected=rejected,
             node_skipped=skipped,
-            node_skipped_by_reason=dict(stats.skipped),
-            node_rejected_by_cause=dict(stats.rejected),
-            node_ignored_inactive=stats.ignored,
+            node_skipped_by_reason=dict(sum((c.skipped for c in cams), start=Counter())),
+            node_rejected_by_cause=dict(sum((c.rejected for c in cams), start=Counter())),
+            node_ignored_inactive=ignored,
+            node_lost_in_transport=sum(c.lost for c in cams),
             drops_equal_not_processed=(
-                stats.dropped
-                == stats.received - stats.processed - rejected - skipped - stats.ignored
+                dropped == received - processed - rejected - skipped - ignored
             ),
         )
     node.trigger_deactivate()
@@ -272,9 +434,10 @@ def run(
 def _peer(args: dict[str, Any]) -> int:
     """The camera and the consumer, in their own process (no GIL shared with the node).
 
-    Publishes ``n_total`` bgr8 frames at ``rate_hz`` to ``/front/image_raw`` and records,
-    per stamp, ``time.perf_counter()`` (CLOCK_MONOTONIC: comparable across processes)
-    just before ``publish()`` and on receipt of the matching ``/rvm/front/features``.
+    Publishes ``n_total`` bgr8 frames at ``rate_hz`` to ``/<camera>/image_raw`` of every
+    camera (one after the other each period) and records, per camera and stamp,
+    ``time.perf_counter()`` (CLOCK_MONOTONIC: comparable across processes) just before
+    ``publish()`` and on receipt of the matching ``/rvm/<camera>/features``.
     """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -286,23 +449,31 @@ def _peer(args: dict[str, Any]) -> int:
 
     rclpy.init(domain_id=int(args["domain"]))
     peer = rclpy.create_node("rvm_overhead_bench_peer")
-    t_pub: dict[int, float] = {}
-    t_recv: dict[int, float] = {}
+    cameras: list[str] = list(args.get("cameras", ["front"]))
+    t_pub: dict[str, float] = {}
+    t_recv: dict[str, float] = {}
 
-    def on_features(msg: FeatureMap) -> None:
+    def on_features(cam: str, msg: FeatureMap) -> None:
         t = time.perf_counter()
-        t_recv[int(msg.header.stamp.sec) * S + int(msg.header.stamp.nanosec)] = t
+        t_recv[f"{cam}:{int(msg.header.stamp.sec) * S + int(msg.header.stamp.nanosec)}"] = t
 
-    peer.create_subscription(FeatureMap, "/rvm/front/features", on_features, 50)
-    pub = peer.create_publisher(
-        Image, "/front/image_raw", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-    )
+    pubs = {}
+    for cam in cameras:
+        peer.create_subscription(
+            FeatureMap, f"/rvm/{cam}/features", lambda m, c=cam: on_features(c, m), 50
+        )
+        pubs[cam] = peer.create_publisher(
+            Image, f"/{cam}/image_raw", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        )
     executor = SingleThreadedExecutor()
     executor.add_node(peer)
     spin = threading.Thread(target=executor.spin, daemon=True)
     spin.start()
     deadline = time.monotonic() + 30
-    while pub.get_subscription_count() == 0 or peer.count_publishers("/rvm/front/features") == 0:
+    while any(
+        p.get_subscription_count() == 0 or peer.count_publishers(f"/rvm/{c}/features") == 0
+        for c, p in pubs.items()
+    ):
         if time.monotonic() > deadline:
             print("overhead_bench peer: the node did not match within 30 s", file=sys.stderr)
             return 1
@@ -312,7 +483,7 @@ def _peer(args: dict[str, Any]) -> int:
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8).tobytes() for _ in range(8)]
     period = 1.0 / float(args["rate_hz"])
-    measured: list[int] = []
+    measured: list[str] = []
     base = 1_000 * S
     t_start = time.perf_counter()
     for i in range(int(args["n_total"])):
@@ -321,15 +492,16 @@ def _peer(args: dict[str, Any]) -> int:
         if target > now:
             time.sleep(target - now)
         st = base + round(i * period * S)
-        msg = Image()
-        msg.header = Header(frame_id="front")
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(st, S)
-        msg.height, msg.width, msg.encoding, msg.step = height, width, "bgr8", width * 3
-        msg.data = frames[i % len(frames)]
-        t_pub[st] = time.perf_counter()
-        pub.publish(msg)
-        if i >= int(args["n_warm"]):
-            measured.append(st)
+        for cam, pub in pubs.items():
+            msg = Image()
+            msg.header = Header(frame_id=cam)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(st, S)
+            msg.height, msg.width, msg.encoding, msg.step = height, width, "bgr8", width * 3
+            msg.data = frames[i % len(frames)]
+            t_pub[f"{cam}:{st}"] = time.perf_counter()
+            pub.publish(msg)
+            if i >= int(args["n_warm"]):
+                measured.append(f"{cam}:{st}")
     end = time.monotonic() + 10  # let the last frames through
     while measured and measured[-1] not in t_recv and time.monotonic() < end:
         time.sleep(0.01)
@@ -339,8 +511,8 @@ def _peer(args: dict[str, Any]) -> int:
     Path(args["out"]).write_text(
         json.dumps(
             {
-                "t_pub": {str(k): v for k, v in t_pub.items()},
-                "t_recv": {str(k): v for k, v in t_recv.items()},
+                "t_pub": t_pub,
+                "t_recv": t_recv,
                 "measured": measured,
             }
         )
@@ -366,6 +538,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--input-reliability", default="reliable", choices=("reliable", "best_effort")
     )
+    parser.add_argument("--cameras", type=int, default=1, help="cameras (1-6), each at --rate")
+    parser.add_argument("--variant", default="raw", choices=sorted(VARIANTS))
+    parser.add_argument(
+        "--compare", type=int, default=0, metavar="R", help="R rounds of --variants"
+    )
+    parser.add_argument(
+        "--variants",
+        default="ordinary,raw",
+        help="comma-separated variants for --compare (the first is the ratios' reference)",
+    )
     parser.add_argument("--overload", action="store_true", help="a model slower than the camera")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     parser.add_argument("--peer", default=None, help=argparse.SUPPRESS)  # internal
@@ -374,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _peer(json.loads(args.peer))
     checkpoint = args.checkpoint or ("random:S" if args.overload else "random:tiny")
     seconds = args.seconds if args.seconds is not None else (60.0 if args.overload else 20.0)
-    res = run(
+    common: dict[str, Any] = dict(
         checkpoint=checkpoint,
         backend=args.backend,
         rate_hz=args.rate,
@@ -384,13 +566,112 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_size=args.model_size,
         tracking=not args.no_tracking,
         input_reliability=args.input_reliability,
+        cameras=args.cameras,
     )
+    if args.compare > 0:
+        variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+        unknown = [v for v in variants if v not in VARIANTS]
+        if unknown or not variants:
+            parser.error(f"unknown variant(s) {unknown}; known: {', '.join(sorted(VARIANTS))}")
+        res = _compare(argv_common(args), variants, args.compare)
+    else:
+        raw, retain = VARIANTS[args.variant]
+        res = run(**common, raw_subscriptions=raw, retain_large_buffers=retain)
+        res["variant"] = args.variant
     for key, value in res.items():
+        if key == "rounds":
+            continue
         print(f"{key:28s} {value:.3f}" if isinstance(value, float) else f"{key:28s} {value}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)
     return 0
+
+
+#: Variant name -> (raw_subscriptions, retain_large_buffers).
+VARIANTS = {
+    "ordinary": (False, False),
+    "ordinary+retain": (False, True),
+    "raw-only": (True, False),
+    "raw": (True, True),
+}
+
+COMPARED = (
+    "overhead_ms_p50",
+    "overhead_ms_p99",
+    "dds_in_ms_p50",
+    "callback_to_step_ms_p50",
+    "node_cpu_ms_per_frame",
+    "executor_cpu_ms_per_frame",
+    "inference_non_model_cpu_ms_per_frame",
+    "dds_threads_cpu_ms_per_frame",
+    "executor_minor_faults_per_frame",
+    "inference_minor_faults_per_frame",
+    "step_ms_p50",
+    "load_avg_1min_at_end",
+)
+
+
+def argv_common(args: argparse.Namespace) -> list[str]:
+    """The command-line arguments shared by every run of a comparison."""
+    out = [
+        "--backend", args.backend, "--rate", str(args.rate), "--width", str(args.width),
+        "--height", str(args.height), "--model-size", str(args.model_size),
+        "--input-reliability", args.input_reliability, "--cameras", str(args.cameras),
+    ]  # fmt: skip
+    if args.checkpoint:
+        out += ["--checkpoint", args.checkpoint]
+    if args.seconds is not None:
+        out += ["--seconds", str(args.seconds)]
+    if args.no_tracking:
+        out.append("--no-tracking")
+    return out
+
+
+def _compare(common: list[str], variants: list[str], rounds: int) -> dict[str, Any]:
+    """``rounds`` rounds of every variant (order rotating per round), each in its own
+    process: medians per variant and the median per-round ratio to ``variants[0]``."""
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            order = variants[r % len(variants) :] + variants[: r % len(variants)]
+            for v in order:
+                path = Path(tmp) / f"{r}_{v}.json"
+                cmd = [sys.executable, "-m", "rvm_ros.bench.node_overhead", *common]
+                cmd += ["--variant", v, "--json", str(path)]
+                done = subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False, timeout=900)
+                if done.returncode != 0 or not path.is_file():
+                    raise RuntimeError(f"run {v} (round {r}) failed (exit {done.returncode})")
+                res = json.loads(path.read_text())
+                res["round"] = r
+                runs.append(res)
+                print(
+                    f"round {r} {v}: overhead p50 {res['overhead_ms_p50']:.2f} ms, node CPU "
+                    f"{res.get('node_cpu_ms_per_frame', float('nan')):.3f} ms/frame, "
+                    f"load {res['load_avg_1min_at_end']:.2f}",
+                    file=sys.stderr,
+                )
+    out: dict[str, Any] = {"compare_rounds": rounds, "variants": variants}
+    ref = variants[0]
+    for key in COMPARED:
+        for v in variants:
+            vals = [x.get(key, float("nan")) for x in runs if x["variant"] == v]
+            out[f"{v}_{key}_median"] = float(np.median(vals))
+        for v in variants[1:]:
+            ratios = []
+            for r in range(rounds):
+                a = next(x for x in runs if x["round"] == r and x["variant"] == ref)
+                b = next(x for x in runs if x["round"] == r and x["variant"] == v)
+                if a.get(key) and key != "load_avg_1min_at_end":
+                    ratios.append(b.get(key, float("nan")) / a[key])
+            if ratios:
+                out[f"ratio_{v}_over_{ref}_{key}_median"] = float(np.median(ratios))
+    for v in variants:
+        sel = [x for x in runs if x["variant"] == v]
+        out[f"{v}_outputs_over_sent"] = [f"{x['received_outputs']}/{x['published']}" for x in sel]
+        out[f"{v}_lost_before_node"] = [x["lost_before_node"] for x in sel]
+    out["rounds"] = runs
+    return out
 
 
 if __name__ == "__main__":

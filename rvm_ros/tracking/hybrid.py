@@ -170,7 +170,8 @@ class HybridTracker(ImagePointTracker):
         score = self._score(g32, features, cand, rows)
         query_match = self._last_query_match
         radius = round(cfg.search_radius)
-        weak = np.flatnonzero((score < cfg.visibility_threshold) & inside(prior, self._size))
+        weak_mask = (score < cfg.visibility_threshold) | (self._prev is None)  # after a reset: all
+        weak = np.flatnonzero(weak_mask & inside(prior, self._size))
         if weak.size and radius > 0:
             found_q, s_q = match_templates(g32, prior[weak], _normed(self._tmpl[weak]), radius)
             found_r, s_r = match_templates(g32, prior[weak], _normed(self._recent[weak]), radius)

@@ -1,0 +1,218 @@
+"""The image trackers (``hybrid``, ``klt``) on real frames under known motion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from rvm_ros.tracking.config import TrackerConfig
+from rvm_ros.tracking.factory import create_tracker
+from rvm_ros.tracking.hybrid import HybridTracker
+
+SIZE = 128
+UP = 4  # the base image is rendered UP x larger; shifts are multiples of 1 / UP pixel
+MARGIN = 48  # pixels of content around the view, in each direction
+
+
+@pytest.fixture(scope="module")
+def base(sample_video: Path) -> np.ndarray:
+    """A real frame, UP x the tracked size plus a margin (uint8 RGB)."""
+    cap = cv2.VideoCapture(str(sample_video))
+    for _ in range(30):
+        ok, bgr = cap.read()
+        assert ok
+    cap.release()
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    side = (SIZE + 2 * MARGIN) * UP
+    return cv2.resize(rgb[:, 100 : 100 + rgb.shape[0]], (side, side), interpolation=cv2.INTER_CUBIC)
+
+
+def view(base: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """The SIZE x SIZE view whose content is shifted by (dx, dy) pixels (exact at 1/UP).
+
+    Rendering from the UP x larger image with an area filter makes a shift of k / UP
+    pixels exact: every output pixel averages the same source pixels, moved by k.
+    """
+    ox = round((MARGIN - dx) * UP)
+    oy = round((MARGIN - dy) * UP)
+    crop = base[oy : oy + SIZE * UP, ox : ox + SIZE * UP]
+    return cv2.resize(crop, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+
+
+def corners(frame: np.ndarray, n: int = 24) -> np.ndarray:
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    c = cv2.goodFeaturesToTrack(grey, n, 0.01, 8, mask=None)
+    pts = c.reshape(-1, 2) + 0.5
+    keep = (pts.min(axis=1) > 16) & (pts.max(axis=1) < SIZE - 16)
+    return pts[keep].astype(np.float32)
+
+
+def make(method: str) -> object:
+    return create_tracker(TrackerConfig(method=method))
+
+
+@pytest.mark.parametrize("method", ["hybrid", "klt"])
+@pytest.mark.parametrize(
+    "shift",
+    [(3.0, 0.0), (0.0, -2.0), (5.0, 4.0), (0.25, 0.0), (1.5, -0.75), (-2.25, 1.25), (0.5, 3.75)],
+)
+def test_integer_and_sub_pixel_translations_within_a_quarter_pixel(
+    base: np.ndarray, method: str, shift: tuple[float, float]
+) -> None:
+    f0 = view(base, 0.0, 0.0)
+    f1 = view(base, *shift)
+    q = corners(f0)
+    assert q.shape[0] >= 8
+    tracker = make(method)
+    tracker.add_queries(q, np.arange(q.shape[0]))
+    s0 = tracker.update(f0)
+    np.testing.assert_allclose(s0.xy, q, atol=1e-5)  # reported at the query on its frame
+    s1 = tracker.update(f1)
+    assert s1.visible.all()
+    err = np.linalg.norm(s1.xy - (q + np.array(shift, np.float32)), axis=1)
+    assert err.max() < 0.25, err
+
+
+@pytest.mark.parametrize("method", ["hybrid", "klt"])
+def test_points_that_leave_the_view_are_not_visible(base: np.ndarray, method: str) -> None:
+    frames = [view(base, 3.0 * t, 0.0) for t in range(14)]  # 3 px / frame to the right
+    q = corners(frames[0], 40)
+    tracker = make(method)
+    tracker.add_queries(q, np.arange(q.shape[0]))
+    reported_outside_visible = 0
+    for t, frame in enumerate(frames):
+        state = tracker.update(frame)
+        truth = q + np.array([3.0 * t, 0.0], np.float32)
+        gone = truth[:, 0] >= SIZE
+        reported_outside_visible += int((state.visible & gone).sum())
+        # a visible point is where it should be (less precisely at the border)
+        if state.visible.any():
+            err = np.linalg.norm(state.xy[state.visible] - truth[state.visible], axis=1)
+            assert np.median(err) < 0.25 and err.max() < 2.0
+    assert reported_outside_visible == 0
+    assert not state.visible[truth[:, 0] >= SIZE].any()
+    assert (truth[:, 0] >= SIZE).sum() >= 5  # the test did move points out
+
+
+def test_hybrid_hides_an_occluded_point_and_finds_it_again(base: np.ndarray) -> None:
+    """An occluder from another image covers a point for 4 frames while the camera pans;
+    the hybrid tracker reports it not visible meanwhile and finds it again afterwards."""
+    occluder = np.ascontiguousarray(base[::-1, ::-1][:30 * UP:UP, :30 * UP:UP])  # 30x30
+    frames, truth = [], []
+    q = corners(view(base, 0.0, 0.0), 40)
+    target = int(np.argmin(np.abs(q - SIZE / 2).sum(axis=1)))  # the point nearest the centre
+    for t in range(12):
+        shift = np.array([1.5 * t, 0.5 * t], np.float32)
+        f = view(base, *shift).copy()
+        p = q[target] + shift
+        if 3 <= t < 7:
+            x0, y0 = int(p[0]) - 15, int(p[1]) - 15
+            f[y0 : y0 + 30, x0 : x0 + 30] = occluder
+        frames.append(f)
+        truth.append(q + shift)
+    tracker = HybridTracker(TrackerConfig())
+    tracker.add_queries(q, np.arange(q.shape[0]))
+    seen = []
+    for t, f in enumerate(frames):
+        state = tracker.update(f)
+        seen.append(bool(state.visible[target]))
+        if state.visible[target]:
+            assert np.linalg.norm(state.xy[target] - truth[t][target]) < 1.0, t
+    assert seen[:3] == [True] * 3
+    assert not any(seen[3:7])
+    assert all(seen[8:])
+    # the other points kept their accuracy through it
+    final = tracker.update(frames[-1])
+    err = np.linalg.norm(final.xy - truth[-1], axis=1)[final.visible]
+    assert final.visible.mean() > 0.8 and np.median(err) < 0.25
+
+
+def test_klt_loses_an_occluded_point_for_good(base: np.ndarray) -> None:
+    q = corners(view(base, 0.0, 0.0), 12)
+    tracker = create_tracker(TrackerConfig(method="klt"))
+    tracker.add_queries(q[:1], np.array([7]))
+    tracker.update(view(base, 0.0, 0.0))
+    grey = view(base, 1.0, 0.0).copy()
+    grey[:, :] = 128  # everything gone
+    assert not tracker.update(grey).visible[0]
+    assert not tracker.update(view(base, 2.0, 0.0)).visible[0]  # stays lost
+
+
+@pytest.mark.parametrize("method", ["hybrid", "klt", "propagation"])
+def test_point_management(method: str) -> None:
+    tracker = make(method)
+    tracker.add_queries(np.array([[10.0, 10.0], [20.0, 30.0]]), np.array([5, 2]))
+    with pytest.raises(ValueError, match="already tracked"):
+        tracker.add_queries(np.array([[1.0, 1.0]]), np.array([5]))
+    with pytest.raises(ValueError, match="duplicate ids"):
+        tracker.add_queries(np.array([[1.0, 1.0], [2.0, 2.0]]), np.array([9, 9]))
+    with pytest.raises(ValueError, match="outside"):
+        tracker.add_queries(np.array([[-1.0, 1.0]]), np.array([9]))
+    with pytest.raises(ValueError, match="not tracked"):
+        tracker.remove([11])
+    frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    feats = np.random.default_rng(1).normal(size=(4, 4, 8)).astype(np.float32)
+    state = tracker.update(frame, feats)
+    assert state.ids.tolist() == [2, 5]
+    np.testing.assert_allclose(state.xy, [[20.0, 30.0], [10.0, 10.0]], atol=1e-4)
+    assert state.visible.all()
+    tracker.remove([5])
+    assert tracker.ids.tolist() == [2] and len(tracker) == 1
+    tracker.clear()
+    assert len(tracker) == 0
+
+
+@pytest.mark.parametrize("method", ["hybrid", "klt"])
+def test_bad_images_are_refused_and_a_size_change_needs_a_reset(method: str) -> None:
+    tracker = make(method)
+    with pytest.raises(ValueError, match="uint8"):
+        tracker.update(np.zeros((32, 32, 3), np.float32))
+    tracker.update(np.zeros((32, 32), np.uint8))
+    with pytest.raises(ValueError, match="reset"):
+        tracker.update(np.zeros((48, 32), np.uint8))
+    tracker.reset()
+    tracker.update(np.zeros((48, 32), np.uint8))
+
+
+def test_hybrid_keeps_points_and_appearance_across_a_reset(base: np.ndarray) -> None:
+    q = corners(view(base, 0.0, 0.0), 20)
+    tracker = HybridTracker(TrackerConfig())
+    tracker.add_queries(q, np.arange(q.shape[0]))
+    tracker.update(view(base, 0.0, 0.0))
+    tracker.reset()
+    state = tracker.update(view(base, 2.0, -1.0))  # searched around the last estimates
+    truth = q + np.array([2.0, -1.0], np.float32)
+    assert state.visible.mean() > 0.8
+    assert np.median(np.linalg.norm(state.xy - truth, axis=1)[state.visible]) < 0.5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "sift"}, "method must be one of"),
+        ({"lk_window": 20}, "lk_window must be an odd integer"),
+        ({"lk_window": 3}, "lk_window must be an odd integer"),
+        ({"lk_levels": 7}, "lk_levels must be an integer in"),
+        ({"fb_threshold": 0.0}, "fb_threshold must be a finite number > 0"),
+        ({"template_radius": 1}, "template_radius must be an integer in"),
+        ({"search_radius": -1.0}, "search_radius must be in"),
+        ({"feature_weight": 1.5}, "feature_weight must be in"),
+        ({"feature_weight": True}, "feature_weight must be in"),
+    ],
+)
+def test_config_validation(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrackerConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_hybrid_with_feature_weight_needs_features() -> None:
+    tracker = create_tracker(TrackerConfig(feature_weight=0.5))
+    assert tracker.needs_features
+    with pytest.raises(ValueError, match="needs the RVM features"):
+        tracker.update(np.zeros((32, 32), np.uint8))
+    feats = np.ones((2, 2, 4), np.float32)
+    tracker.add_queries(np.array([[8.0, 8.0]]), np.array([0]))
+    assert tracker.update(np.zeros((32, 32), np.uint8), feats).ids.tolist() == [0]

@@ -37,7 +37,7 @@ def reset(**build: Any) -> None:
     BUILD.clear()
     BUILD.update({"noise": 0.0, "rename": {}, "fail": False, **build})
     LOG.clear()
-    LOG.update(builds=[], executes=[], timing_loaded=[], captures=[])
+    LOG.update(builds=[], executes=[], timing_loaded=[], captures=[], host_code=[])
 
 
 reset()
@@ -170,6 +170,7 @@ class Builder:
         plan = {
             "onnx": network.onnx,
             "flags": sorted(config.flags),
+            "hardware": config.hardware_compatibility_level,
             "max_batch": profile.shapes["frames"][2][0],
             "noise": BUILD["noise"],
             "rename": BUILD["rename"],
@@ -183,6 +184,7 @@ class Runtime:
         self.engine_host_code_allowed = False
 
     def deserialize_cuda_engine(self, data: bytes) -> _Engine | None:
+        LOG["host_code"].append(self.engine_host_code_allowed)
         try:
             return _Engine(json.loads(bytes(data)))
         except (ValueError, UnicodeDecodeError):

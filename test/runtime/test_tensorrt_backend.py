@@ -229,6 +229,21 @@ def test_reduced_precision_gate_uses_cosine(
     assert "fp16" in trt.LOG["builds"][0]["flags"] and "tf32" not in trt.LOG["builds"][0]["flags"]
 
 
+def test_compatibility_flags_reach_the_builder_and_the_key(
+    trt: types.ModuleType, onnx_step: Path, tmp_path: Path
+) -> None:
+    plain = _encoder(onnx_step, tmp_path)
+    portable = _encoder(
+        onnx_step, tmp_path, version_compatible=True, hardware_compatibility="ampere_plus"
+    )
+    assert portable.plan_path != plain.plan_path  # another key
+    build = trt.LOG["builds"][1]
+    assert "version_compatible" in build["flags"] and build["hardware"] == "ampere_plus"
+    assert trt.LOG["host_code"] == [False, True]  # version-compatible plans embed host code
+    flags = read_sidecar(portable.plan_path).build_flags
+    assert flags["version_compatible"] is True and flags["hardware_compatibility"] == "ampere_plus"
+
+
 def test_wrong_tensor_names_are_listed(
     trt: types.ModuleType, onnx_step: Path, tmp_path: Path
 ) -> None:

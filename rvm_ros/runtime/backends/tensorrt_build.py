@@ -156,6 +156,10 @@ def build_plan(
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
     if options.hardware_compatibility != "none":
         level = options.hardware_compatibility.upper()
+        if not hasattr(trt.HardwareCompatibilityLevel, level):
+            raise TensorRTError(
+                f"TensorRT {trt.__version__} has no hardware compatibility level {level}"
+            )
         config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, level)
     b, opt = options.max_batch, options.opt
     profile = builder.create_optimization_profile()

@@ -221,7 +221,12 @@ def evaluate_reconstruction(
         raise DataError(f"no clip of {source_frames}+{min(offsets)} frames fits in {list(videos)}")
     report = _report(name, [str(v) for v in videos], total_clips, (height, width), sums)
     if png is not None and picture:
-        _write_png(np.concatenate(picture, axis=0), Path(png))
+        width_px = max(r.shape[1] for r in picture)
+        rows = [
+            np.pad(r, ((0, 2), (0, width_px - r.shape[1]), (0, 0)), constant_values=255)
+            for r in picture
+        ]
+        _write_png(np.concatenate(rows, axis=0), Path(png))
     return report
 
 

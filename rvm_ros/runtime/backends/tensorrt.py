@@ -336,12 +336,15 @@ def _onnx_config(onnx_path: Path) -> str:
 
 
 def _run_check(
-    engine: trt.ICudaEngine, onnx_path: Path, sidecar: PlanSidecar, device: EngineDevice
+    engine: trt.ICudaEngine,
+    onnx_path: Path,
+    sidecar: PlanSidecar,
+    device: EngineDevice,
+    where: str,
 ) -> BuildCheck:
     """Run the engine and ONNX Runtime on the fixed check inputs; compare."""
     import onnxruntime as ort
 
-    where = _where(Path("<new>"), sidecar.cache_key)
     batch = min(2, sidecar.max_batch)
     frames, state = check_inputs(batch, sidecar.height, sidecar.width, sidecar.tokens, sidecar.dim)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -429,7 +432,7 @@ def _build_checked(
             build_seconds=round(seconds, 3),
             cache_key=cache_key,
         )
-        check = _run_check(engine, onnx_path, sidecar, device)
+        check = _run_check(engine, onnx_path, sidecar, device, where)
     log.info("built %s in %.1f s", where, seconds)
     _gate(check, where, accept_build_error)
     sidecar = replace(

@@ -129,7 +129,7 @@ class BenchmarkConfig:
                 )
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise BenchmarkError(f"BenchmarkConfig.seed must be an integer ≥ 0, got {self.seed!r}")
-        reals = {
+        reals: dict[str, tuple[float, float, float]] = {
             "max_speed": (self.max_speed, 0.0, 64.0),
             "max_rotation_deg": (self.max_rotation_deg, 0.0, 180.0),
             "max_zoom": (self.max_zoom, 1.0, 4.0),
@@ -137,11 +137,11 @@ class BenchmarkConfig:
             "noise_std": (self.noise_std, 0.0, 64.0),
             "photometric": (self.photometric, 0.0, 0.9),
         }
-        for name, (value, low, high) in reals.items():
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not ok or not (low <= float(value) <= high):
+        for name, (real, lo_r, hi_r) in reals.items():
+            ok = isinstance(real, (int, float)) and not isinstance(real, bool)
+            if not ok or not (lo_r <= float(real) <= hi_r):
                 raise BenchmarkError(
-                    f"BenchmarkConfig.{name} must be a number in [{low}, {high}], got {value!r}"
+                    f"BenchmarkConfig.{name} must be a number in [{lo_r}, {hi_r}], got {real!r}"
                 )
         lo, hi = self.occluders
         if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi <= 16):
@@ -406,7 +406,7 @@ def _occluders(
             m = cv2.getRotationMatrix2D(
                 (size / 2 - 0.5, size / 2 - 0.5), math.degrees(spin * i), 1.0
             )
-            m[:, 2] += pos - size / 2
+            m[:, 2] += np.asarray(pos - size / 2, dtype=np.float64)
             warped = cv2.warpAffine(patch, m, (w, h), flags=cv2.INTER_LINEAR)
             wmask = cv2.warpAffine(shape, m, (w, h), flags=cv2.INTER_NEAREST).astype(bool)
             rgb[i][wmask] = warped[wmask]

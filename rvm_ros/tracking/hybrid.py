@@ -138,12 +138,12 @@ class HybridTracker(ImagePointTracker):
         self._last_query_match = a_query
         wf = self.config.feature_weight
         if features is None or wf == 0 or not self._qfeat.shape[0]:
-            return a.astype(np.float32)
+            return np.asarray(a, dtype=np.float32)
         assert self._size is not None
         cos = (sample_features(features, xy, self._size) * self._qfeat[rows]).sum(axis=1)
         base = self._fbase[rows]
         f = np.clip((cos - base) / np.maximum(1.0 - base, 1e-6), 0.0, 1.0)
-        return ((1.0 - wf) * a + wf * f).astype(np.float32)
+        return np.asarray((1.0 - wf) * a + wf * f, dtype=np.float32)
 
     def _track(self, grey: np.ndarray, features: np.ndarray | None) -> None:
         pyr = self._lk.pyramid(grey)

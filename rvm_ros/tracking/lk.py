@@ -55,7 +55,7 @@ class LucasKanade:
         if p0.shape[0] == 0:
             return np.zeros((0, 2), np.float32), np.zeros(0, bool), np.zeros(0, np.float32)
         flags = 0
-        p1 = None
+        p1 = p0.copy()  # output buffer (and the initial guess with the flag)
         if guess is not None:
             p1 = np.ascontiguousarray(guess, dtype=np.float32).reshape(-1, 1, 2).copy()
             flags = cv2.OPTFLOW_USE_INITIAL_FLOW

@@ -87,8 +87,8 @@ def evaluation_mask(
     frames = np.arange(num_frames)[None, :]  # [1, T]
     q = np.asarray(query_frames)[:, None]  # [P, 1]
     if query_mode == "first":
-        return frames > q
-    return frames != q
+        return np.asarray(frames > q)
+    return np.asarray(frames != q)
 
 
 def tapvid_metrics(

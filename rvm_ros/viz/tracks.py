@@ -82,7 +82,7 @@ def draw_legend(image_rgb: np.ndarray) -> np.ndarray:
     img = np.asarray(image_rgb)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError(f"draw_legend: expected uint8 [H, W, 3], got {img.dtype} {img.shape}")
-    out = img.copy()
+    out: np.ndarray = np.array(img, copy=True)
     h, w = out.shape[:2]
     box_w, box_h = 116, 36
     if w < box_w + 4 or h < box_h + 4:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rvm_ros.bags import rosbag2 as bags
@@ -69,15 +68,20 @@ def test_bag_with_ground_truth_tracks(tmp_path: Path) -> None:
             writer.write(topic, msgtype, msg, stamp)
             pts = [
                 point_cls(
-                    id=i, x=float(seq.gt_xy[i, t, 0]), y=float(seq.gt_xy[i, t, 1]),
-                    visible=bool(seq.gt_visible[i, t]), confidence=1.0,
+                    id=i,
+                    x=float(seq.gt_xy[i, t, 0]),
+                    y=float(seq.gt_xy[i, t, 1]),
+                    visible=bool(seq.gt_visible[i, t]),
+                    confidence=1.0,
                 )
                 for i in range(cfg.num_points)
             ]
             head = header(stamp=time_cls(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="cam")
             writer.write(
-                topic + "/gt_tracks", bags.TRACKED_POINTS_TYPE,
-                points_cls(header=head, camera="cam", seq=t, points=pts), stamp,
+                topic + "/gt_tracks",
+                bags.TRACKED_POINTS_TYPE,
+                points_cls(header=head, camera="cam", seq=t, points=pts),
+                stamp,
             )
     out = tmp_path / "eval"
     args = ["eval-tracking", "--bag", str(tmp_path / "bag"), "--methods", "klt,opencv_lk_fb,static"]
@@ -96,6 +100,8 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "unknown magic" in capsys.readouterr().err
     assert main(["eval-tracking", "--frames", "1", "--out", str(tmp_path / "o")]) == 2
     assert "num_frames must be" in capsys.readouterr().err
-    assert main(["eval-tracking", "--bag", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(["eval-tracking", "--bag", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    )
     assert "no such bag" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

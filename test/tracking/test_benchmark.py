@@ -70,8 +70,16 @@ def test_ground_truth_follows_the_content(sources: list[tuple[str, np.ndarray]])
     """Without noise or photometric change, the patch at a point's true position in a later
     frame matches its patch on the query frame (camera motion is the only change)."""
     cfg = BenchmarkConfig(
-        num_sequences=1, num_frames=8, height=128, width=128, num_points=32, noise_std=0.0,
-        photometric=0.0, max_rotation_deg=0.0, max_zoom=1.0, perspective=0.0,
+        num_sequences=1,
+        num_frames=8,
+        height=128,
+        width=128,
+        num_points=32,
+        noise_std=0.0,
+        photometric=0.0,
+        max_rotation_deg=0.0,
+        max_zoom=1.0,
+        perspective=0.0,
     )
     seq = make_sequence(cfg, "plain", 0, sources)
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32) for f in seq.frames]

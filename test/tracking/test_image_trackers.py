@@ -100,7 +100,7 @@ def test_points_that_leave_the_view_are_not_visible(base: np.ndarray, method: st
 def test_hybrid_hides_an_occluded_point_and_finds_it_again(base: np.ndarray) -> None:
     """An occluder from another image covers a point for 4 frames while the camera pans;
     the hybrid tracker reports it not visible meanwhile and finds it again afterwards."""
-    occluder = np.ascontiguousarray(base[::-1, ::-1][:30 * UP:UP, :30 * UP:UP])  # 30x30
+    occluder = np.ascontiguousarray(base[::-1, ::-1][: 30 * UP : UP, : 30 * UP : UP])  # 30x30
     frames, truth = [], []
     q = corners(view(base, 0.0, 0.0), 40)
     target = int(np.argmin(np.abs(q - SIZE / 2).sum(axis=1)))  # the point nearest the centre

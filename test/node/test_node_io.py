@@ -120,6 +120,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             "-p",
             "track_grid:=2",
             "-p",
+            "track_corners:=0",
+            "-p",
             "reset_on_gap_s:=0.5",
             "-p",
             f"max_image_pixels:={MAX_PIXELS}",

@@ -1,4 +1,4 @@
-"""Processor + the real PointTracker: query points, pixel <-> cell geometry, grid seeding."""
+"""Processor + the real trackers: query points, pixel geometry, grid and corner seeding."""
 
 from __future__ import annotations
 
@@ -153,3 +153,79 @@ def test_a_tracker_failure_keeps_the_features(
     assert proc.stats["front"].tracking_errors == 1
     monkeypatch.undo()
     assert sorted(tracks(run(proc, "front", 3))) == ids  # the point is still tracked
+
+
+def _scene(t: int, shift: int = 0) -> np.ndarray:
+    """A textured 64x64 frame (smooth random blobs), panned ``shift`` pixels per frame."""
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (24, 40, 3)).astype(np.uint8)
+    import cv2
+
+    big = cv2.resize(big, (320, 192), interpolation=cv2.INTER_CUBIC)
+    x0 = 40 + shift * t
+    return np.ascontiguousarray(big[40:104, x0 : x0 + 64])
+
+
+def _run_image(proc: Processor, cam: str, t: int, img: np.ndarray) -> FrameResult:
+    (r,) = proc.process([FrameInput(cam, t * 100_000_000, None, img)])
+    assert isinstance(r, FrameResult), r
+    return r
+
+
+def test_corner_seeding_gives_points_with_confidence() -> None:
+    proc = make(FakeEncoder(), track_corners=12)
+    r = _run_image(proc, "front", 1, _scene(1))
+    assert r.tracks is not None
+    assert 4 <= len(r.tracks.ids) <= 12
+    assert r.tracks.visible.all() and (r.tracks.confidence == 1.0).all()
+    r2 = _run_image(proc, "front", 2, _scene(2))
+    assert r2.tracks is not None and r2.tracks.ids.tolist() == r.tracks.ids.tolist()
+    assert ((r2.tracks.confidence >= 0) & (r2.tracks.confidence <= 1)).all()
+    assert r2.tracks.visible.mean() > 0.5  # the same frame content: still there
+
+
+def test_lost_automatic_points_are_replaced_with_new_ids() -> None:
+    proc = make(FakeEncoder(), track_corners=10, track_reseed_s=0.25)
+    first = _run_image(proc, "front", 1, _scene(1))
+    assert first.tracks is not None
+    seeded = set(first.tracks.ids.tolist())
+    user = proc.set_query_points("front", [20.0], [20.0], append=True)
+    blank = np.full((64, 64, 3), 128, np.uint8)  # everything disappears ...
+    for t in range(2, 6):  # ... for 0.4 s (> 0.25 s)
+        r = _run_image(proc, "front", t, blank)
+    r = _run_image(proc, "front", 6, _scene(6))  # the replacements start here
+    assert r.tracks is not None
+    ids = set(r.tracks.ids.tolist())
+    assert not ids & seeded  # every lost automatic point was replaced ...
+    assert len(ids - set(user)) >= 4 and min(ids - set(user)) > max(seeded | set(user))  # new ids
+    assert set(user) <= ids  # ... user points are never replaced
+    assert r.tracks.visible[~np.isin(r.tracks.ids, user)].all()
+
+
+def test_shipped_config_seeds_points_for_a_newcomer(repo_root: object) -> None:
+    from pathlib import Path
+
+    from rvm_ros.pipeline.params import config_from_params, load_params_file
+
+    params = load_params_file(Path(str(repo_root)) / "config" / "rvm.yaml")
+    cfg = config_from_params({**params, "checkpoint": "random:tiny"}).processing
+    assert cfg.track_corners > 0 and cfg.tracking
+    assert cfg.tracker is not None and cfg.tracker.method == "hybrid"
+    small = ProcessingConfig(
+        cameras=("front",), model_height=64, model_width=64, track_corners=cfg.track_corners,
+        tracker=cfg.tracker,
+    )
+    r = _run_image(Processor(small, FakeEncoder()), "front", 1, _scene(1))
+    assert r.tracks is not None and len(r.tracks.ids) > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [({"track_corners": -1}, "track_corners"), ({"track_reseed_s": -0.5}, "track_reseed_s"),
+     ({"track_reseed_s": float("inf")}, "track_reseed_s"), ({"track_corners": 2.5}, "track_corners")],
+)  # fmt: skip
+def test_seeding_parameters_are_validated(kwargs: dict[str, object], param: str) -> None:
+    from rvm_ros.pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError, match=param):
+        ProcessingConfig(cameras=("front",), **kwargs)  # type: ignore[arg-type]

@@ -6,7 +6,8 @@
         checkpoint:=/path/to/rvm_S.safetensors backend:=tensorrt namespace:=robot1
 
 Arguments: ``config_file`` (ROS 2 parameters YAML; default: the package's config/rvm.yaml),
-``namespace``, ``checkpoint`` (required: .npz / .safetensors path or random:<variant>),
+``namespace``, ``checkpoint`` (default ``builtin:default``, the shipped model; or a
+.npz / .safetensors path or random:<variant>),
 ``backend`` (auto | torch | onnxruntime | tensorrt), ``image_topic`` (remaps the default
 single-camera input ``/front/image_raw``), ``log_level``, ``fastdds_profile`` (the Fast DDS
 XML profile set as ``FASTDDS_DEFAULT_PROFILES_FILE`` for the node; default: the package's
@@ -48,7 +49,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("namespace", default_value="", description="Node namespace"),
         DeclareLaunchArgument(
             "checkpoint",
-            description="RVM checkpoint: .npz / .safetensors path, or random:<variant>",
+            default_value="builtin:default",
+            description="RVM checkpoint: builtin:default, .npz / .safetensors path, or "
+            "random:<variant>",
         ),
         DeclareLaunchArgument(
             "backend", default_value="auto", choices=BACKENDS, description="Inference backend"

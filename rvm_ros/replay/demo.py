@@ -7,16 +7,23 @@ and returns the replay outcome; the CLI prints a summary table and the report's 
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from rvm_ros.bags.make_bag import MakeBagResult, make_bag
+from rvm_ros.fsutil import check_output
 from rvm_ros.imaging.video import find_sample_video
-from rvm_ros.replay.settings import DEFAULT_CHECKPOINT, ReplayOutcome, ReplaySettings
+from rvm_ros.replay.settings import (
+    DEFAULT_CHECKPOINT,
+    ReplayError,
+    ReplayOutcome,
+    ReplaySettings,
+)
 from rvm_ros.replay.workers import replay
 
 DEMO_VIDEO = "bikes.mp4"
+# Marks a folder made by the demo: only then are its bag/ and replay/ replaced.
+DEMO_MARKER = ".rvm_ros_demo"
 
 
 @dataclass
@@ -39,7 +46,8 @@ def run_demo(
 ) -> DemoResult:
     """Make ``OUT/bag`` from ``bikes.mp4`` and replay it into ``OUT/replay``.
 
-    The two sub-folders are replaced when they exist (they belong to the demo).
+    The two sub-folders are replaced when they exist and ``OUT`` was made by the demo
+    (marker file ``OUT/.rvm_ros_demo``); otherwise existing ones are refused.
 
     Args:
         out: demo folder.
@@ -56,12 +64,20 @@ def run_demo(
         The bag and the replay outcome.
     """
     out = Path(out)
+    mine = [sub for sub in ("bag", "replay", "replay.partial") if (out / sub).exists()]
+    if mine and not (out / DEMO_MARKER).is_file():  # never replace what a user put there
+        raise ReplayError(
+            f"{out} already holds {', '.join(mine)} not written by rvm-ros demo; "
+            "choose another --out"
+        )
+    check_output(out / "bag", [], force=True)  # a usable place (one-line error if not)
     out.mkdir(parents=True, exist_ok=True)
-    for sub in ("bag", "replay", "replay.partial"):
-        if (out / sub).exists():
-            shutil.rmtree(out / sub)
+    (out / DEMO_MARKER).write_text("written by rvm-ros demo; bag/ and replay/ are replaced\n")
     video = find_sample_video(DEMO_VIDEO)
-    made = make_bag([video], out / "bag", "mcap", max_frames=frames, width=width, progress=progress)
+    # the previous demo's bag / replay are replaced only once the new ones are complete
+    made = make_bag(
+        [video], out / "bag", "mcap", max_frames=frames, width=width, progress=progress, force=True
+    )
     settings = ReplaySettings(
         params={
             "model_height": model_size[0],
@@ -73,5 +89,5 @@ def run_demo(
         threads=threads,
         progress=progress,
     )
-    outcome = replay([made.bag], out / "replay", settings)
+    outcome = replay([made.bag], out / "replay", settings, force=True)
     return DemoResult(made, outcome)

@@ -29,3 +29,17 @@ def test_demo_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert (out / "replay" / name).stat().st_size > 1000
     # Running it again replaces the demo's own outputs.
     assert cli_main(args) == 0
+
+
+def test_demo_never_replaces_a_users_folders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`demo --out DIR` on a folder of the user's with a bag/ in it: refused, untouched."""
+    out = tmp_path / "data"
+    (out / "bag").mkdir(parents=True)
+    (out / "bag" / "recording.mcap").write_bytes(b"the user's recording")
+    assert cli_main(["demo", "--out", str(out), "--frames", "2", "--backend", "torch"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds bag not written by rvm-ros demo" in err
+    assert (out / "bag" / "recording.mcap").read_bytes() == b"the user's recording"
+    assert sorted(p.name for p in out.rglob("*")) == ["bag", "recording.mcap"]

@@ -78,6 +78,7 @@ class BenchSpec:
     seed: int = 0
     video: str | None = None
     count_flops: bool = False
+    compare: bool = True  # stream the first COMPARE_STEPS frames for the cosine
 
 
 def _peak_rss_mb() -> float:
@@ -127,7 +128,11 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
     del model
     create_s = time.perf_counter() - start
     cuda = encoder.info.device.startswith("cuda")
-    features = np.stack([encoder.step(video[t], names) for t in range(COMPARE_STEPS)])
+    features = (
+        np.stack([encoder.step(video[t], names) for t in range(COMPARE_STEPS)])
+        if spec.compare
+        else None
+    )
     for t in range(spec.warmup):
         encoder.step(video[t % len(video)], names)
     encoder.reset()
@@ -336,7 +341,9 @@ def run_bench(
     runner = _measure_isolated if isolate else measure
     load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
 
-    def spec_of(target: Target, steps: int, warm: int, flops: bool = False) -> BenchSpec:
+    def spec_of(
+        target: Target, steps: int, warm: int, flops: bool = False, compare: bool = True
+    ) -> BenchSpec:
         return BenchSpec(
             checkpoint=checkpoint,
             backend=target.backend,
@@ -352,6 +359,7 @@ def run_bench(
             eager=target.backend == REFERENCE[0] and target.precision == REFERENCE[1],
             video=video,
             count_flops=flops,
+            compare=compare,
         )
 
     collected: dict[Target, list[dict[str, Any]]] = {t: [] for t in order}
@@ -360,7 +368,7 @@ def run_bench(
         if (target.backend, target.precision) in prepared:
             continue
         # untimed: exports / graph optimisations / quantisation are cached before timing
-        out = runner(spec_of(target, 1, 0))
+        out = runner(spec_of(target, 1, 0, compare=False))
         prepared.add((target.backend, target.precision))
         say(f"[bench] prepared {target.label} in {out['create_s']:.1f} s")
     gflop: float | None = None
@@ -373,7 +381,8 @@ def run_bench(
             say(f"[bench] round {r + 1}/{rounds} matmul peak GFLOP/s: {figs}")
         for target in order:
             first_ref = gflop is None and target == order[0]
-            out = runner(spec_of(target, per_round, warmup, flops=peaks and first_ref))
+            spec = spec_of(target, per_round, warmup, flops=peaks and first_ref, compare=r == 0)
+            out = runner(spec)
             if "gflop_per_frame" in out:
                 gflop = float(out["gflop_per_frame"])
             collected[target].append(out)

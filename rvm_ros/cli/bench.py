@@ -111,22 +111,18 @@ def _targets(backends: list[str], precisions: list[str], cameras: list[int]) -> 
 def run(args: argparse.Namespace) -> int:
     """Validate the arguments, run the benchmark, write the reports."""
     from rvm_ros.bench.runtime import append_markdown, markdown_table, run_bench, write_json
+    from rvm_ros.cli.validate import at_least, frame_sizes, model_patch_size
     from rvm_ros.runtime import BackendUnavailable, InputError
 
     if min(args.cameras) < 1:
-        raise CliError(f"--cameras must be at least 1, got {min(args.cameras)}")
+        raise CliError(f"--cameras must be >= 1, got {min(args.cameras)}")
     if args.video is not None:
         from pathlib import Path
 
         if not Path(args.video).is_file():
             raise CliError(f"--video {args.video}: no such file")
-    for name in ("height", "width", "frames", "rounds"):
-        if getattr(args, name) < 1:
-            raise CliError(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if args.warmup < 0:
-        raise CliError(f"--warmup must be at least 0, got {args.warmup}")
-    if args.height % 16 or args.width % 16:
-        raise CliError(f"--height/--width must be multiples of 16, got {args.height}x{args.width}")
+    at_least(args, 1, "frames", "rounds")
+    at_least(args, 0, "warmup")
     checkpoint = args.checkpoint or f"random:{args.random_variant}"
     if args.random_variant:
         from rvm_ros.model import VARIANTS
@@ -135,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(
                 f"--random-variant {args.random_variant!r} is not one of {', '.join(VARIANTS)}"
             )
+    frame_sizes(args, model_patch_size(checkpoint))
     targets = _targets(args.backend, args.precision, args.cameras)
     if not targets:
         raise CliError("no backend/precision combination to measure")

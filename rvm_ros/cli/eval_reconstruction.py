@@ -11,6 +11,7 @@ from rvm_ros.cli import CliError
 
 def _run(args: argparse.Namespace) -> int:
     from rvm_ros.checkpoint import load_model
+    from rvm_ros.cli.validate import at_least, frame_sizes, model_patch_size
     from rvm_ros.training.evaluate import (
         correspondence_top1,
         evaluate_reconstruction,
@@ -18,12 +19,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     from rvm_ros.training.trainer import init_weights
 
-    for name in ("height", "width"):
-        value = getattr(args, name)
-        if value <= 0 or value % 16:
-            raise CliError(f"--{name} must be a positive multiple of 16, got {value}")
-    if args.clips < 1:
-        raise CliError(f"--clips must be >= 1, got {args.clips}")
+    frame_sizes(args, model_patch_size(args.checkpoint))
+    at_least(args, 1, "clips")
     out = Path(args.out) if args.out else None
     model = load_model(args.checkpoint)
     if model.decoder is None:

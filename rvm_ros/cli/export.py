@@ -8,7 +8,7 @@ import sys
 from rvm_ros.cli import CliError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``export`` subcommand."""
     p = sub.add_parser(
         "export",

@@ -11,9 +11,9 @@ from rvm_ros.cli import CliError
 
 def _run(args: argparse.Namespace) -> int:
     from rvm_ros.bags.make_bag import MAX_SIDE, make_bag
+    from rvm_ros.cli.validate import at_least
 
-    if args.max_frames is not None and args.max_frames < 1:
-        raise CliError(f"--max-frames must be >= 1, got {args.max_frames}")
+    at_least(args, 1, "max_frames")
     if args.width is not None and not 16 <= args.width <= MAX_SIDE:
         raise CliError(f"--width must be between 16 and {MAX_SIDE}, got {args.width}")
     result = make_bag(

@@ -9,12 +9,11 @@ from rvm_ros.cli import CliError
 
 
 def _run(args: argparse.Namespace) -> int:
+    from rvm_ros.cli.validate import at_least
     from rvm_ros.node.play import PlayError, play
 
-    if args.rate < 0:
-        raise CliError(f"--rate must be >= 0 (0: as fast as possible), got {args.rate}")
-    if args.depth < 1:
-        raise CliError(f"--depth must be >= 1, got {args.depth}")
+    at_least(args, 0, "rate", note=" (0: as fast as possible)")
+    at_least(args, 1, "depth")
     try:
         stats = play(
             args.bag,

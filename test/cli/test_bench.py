@@ -71,8 +71,11 @@ def test_bench_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     ("args", "message"),
     [
         (["--random-variant", "XXL"], "--random-variant 'XXL' is not one of"),
-        (["--random-variant", "tiny", "--height", "50"], "multiples of 16"),
-        (["--random-variant", "tiny", "--frames", "0"], "--frames must be at least 1"),
+        (
+            ["--random-variant", "tiny", "--height", "50"],
+            "--height must be a positive multiple of 16",
+        ),
+        (["--random-variant", "tiny", "--frames", "0"], "--frames must be >= 1, got 0"),
         (
             ["--random-variant", "tiny", "--backend", "onnxruntime", "--precision", "bf16"],
             "no backend/precision combination",

@@ -37,6 +37,7 @@ __all__ = [
     "SceneTokensArrays",
     "SceneTokensClasses",
     "SceneTokensError",
+    "arrays_to_torch",
     "scene_tokens_message",
     "scene_tokens_to_numpy",
     "scene_tokens_to_torch",
@@ -313,6 +314,9 @@ class SceneTokensArrays:
         intrinsics_network: ``[N_cam, 3, 3]`` float64.
         intrinsics_cell: ``[N_cam, 3, 3]`` float64.
         camera_to_base: ``[N_cam, 4, 4]`` float64.
+        image_size: ``[N_cam, 2]`` int64 input image ``(width, height)`` (0 when unknown).
+        scale: ``[N_cam, 2]`` float64 ``(scale_x, scale_y)``: image -> network pixels.
+        offset: ``[N_cam, 2]`` float64 ``(offset_x, offset_y)``.
         grid_height: h.
         grid_width: w.
         model_height: Network input rows.
@@ -333,6 +337,9 @@ class SceneTokensArrays:
     intrinsics_network: np.ndarray
     intrinsics_cell: np.ndarray
     camera_to_base: np.ndarray
+    image_size: np.ndarray
+    scale: np.ndarray
+    offset: np.ndarray
     grid_height: int
     grid_width: int
     model_height: int
@@ -396,6 +403,15 @@ def scene_tokens_to_numpy(msg: Any) -> SceneTokensArrays:
         intrinsics_network=stack("intrinsics_network", (3, 3)),
         intrinsics_cell=stack("intrinsics_cell", (3, 3)),
         camera_to_base=stack("camera_to_base", (4, 4)),
+        image_size=np.array(
+            [[int(g.image_width), int(g.image_height)] for g in geoms], dtype=np.int64
+        ).reshape(n, 2),
+        scale=np.array(
+            [[float(g.scale_x), float(g.scale_y)] for g in geoms], dtype=np.float64
+        ).reshape(n, 2),
+        offset=np.array(
+            [[float(g.offset_x), float(g.offset_y)] for g in geoms], dtype=np.float64
+        ).reshape(n, 2),
         grid_height=h,
         grid_width=w,
         model_height=int(msg.model_height),

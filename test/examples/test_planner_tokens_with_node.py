@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("rclpy", reason="rclpy not importable: run under scripts/ros-env")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
@@ -70,6 +71,14 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeProcess
             "output_depth:=20",
             "-p",
             "feature_dtype:=float32",
+            "-p",
+            "scene_tokens.enabled:=true",
+            # Every tracked point visible: this tests the plumbing, not the tracker's
+            # confidence on random frames with a random model.
+            "-p",
+            "tracker.visibility_threshold:=0.0",
+            "-p",
+            "max_batch_wait_ms:=300.0",
         ],
         domain,
         log,
@@ -89,13 +98,7 @@ def test_tokens_from_the_real_node(
     rclpy.init(context=context, domain_id=domain)
     steps: list[Any] = []
     planner = planner_tokens.PlannerTokensNode(
-        CAMERAS,
-        "/rvm",
-        tolerance_ns=1_000_000,
-        max_tracks=4,
-        context=context,
-        reliable=True,
-        on_step=steps.append,
+        "/rvm", CAMERAS, max_tracks=4, context=context, reliable=True, on_step=steps.append
     )
     peer = rclpy.create_node("planner_test_peer", context=context)
     features: list[Any] = []
@@ -118,6 +121,7 @@ def test_tokens_from_the_real_node(
     try:
         spin_until(lambda: all(p.get_subscription_count() > 0 for p in pubs.values()), "inputs")
         outputs = [f"/rvm/{c}/{kind}" for c in CAMERAS for kind in ("features", "tracks")]
+        outputs.append("/rvm/scene_tokens")
         spin_until(lambda: all(peer.count_publishers(t) > 0 for t in outputs), "node outputs")
         t0 = 1_800_000_000 * S
         for k in range(3):  # three synchronised frames, 100 ms apart
@@ -136,17 +140,20 @@ def test_tokens_from_the_real_node(
         rclpy.shutdown(context=context)
 
     step = steps[-1]
-    assert step.stamp_ns == t_last and step.stamps_ns == (t_last, t_last)
-    assert step.cameras == tuple(CAMERAS)
-    assert step.tokens.shape == (2, 1 + 4 * 4 + 4, 64)  # tiny model: D 64, 64 px / 16 = 4x4
+    x = step.inputs
+    assert step.stamp_ns == t_last and step.cameras == tuple(CAMERAS)
+    assert x["img_feats"].shape == (2, 64, 4, 4)  # tiny model: D 64, 64 px / 16 = 4x4
+    # No CameraInfo was published: the tokens are there, the geometry is not (NaN).
+    assert x["has_tokens"].tolist() == [True, True] and x["valid"].tolist() == [False, False]
+    assert torch.isnan(x["projection_mat"]).all()
     for i, cam in enumerate(CAMERAS):
         fmap = next(
             feature_map_to_numpy(m)
             for m in features
             if m.camera == cam and stamp_ns(m.header) == t_last
         )
-        np.testing.assert_array_equal(step.tokens[i, 0], fmap.cls)
-        np.testing.assert_array_equal(step.tokens[i, 1:17], fmap.features.reshape(16, 64))
+        np.testing.assert_array_equal(x["cls"][i].numpy(), fmap.cls)
+        np.testing.assert_array_equal(x["img_feats"][i].permute(1, 2, 0).numpy(), fmap.features)
         trk = next(
             tracks_to_numpy(m) for m in tracks if m.camera == cam and stamp_ns(m.header) == t_last
         )
@@ -157,8 +164,8 @@ def test_tokens_from_the_real_node(
         np.testing.assert_array_equal(step.track_ids[i, :n], trk.ids[usable])
         assert (step.track_ids[i, n:] == -1).all()
         np.testing.assert_array_equal(
-            step.tokens[i, 17 : 17 + n], fmap.features[row[usable], col[usable]]
+            step.track_tokens[i, :n].numpy(), fmap.features[row[usable], col[usable]]
         )
-        assert step.mask[i, : 17 + n].all() and not step.mask[i, 17 + n :].any()
-    assert step.mask[:, 17:].any(), "no visible tracked point became a token"
+        assert step.track_mask[i, :n].all() and not step.track_mask[i, n:].any()
+    assert step.track_mask.any(), "no visible tracked point became a token"
     assert planner.rejected == 0

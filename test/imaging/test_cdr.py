@@ -44,6 +44,7 @@ BYTES_PER_PIXEL = {
     "8uc1": 1, "8uc3": 3, "8uc4": 4, "16uc1": 2, "16uc3": 6, "16uc4": 8,
     "32fc1": 4, "32fc3": 12, "32fc4": 16,
 }  # fmt: skip
+YUV = ("yuv422", "yuv422_yuy2", "uyvy", "yuyv")
 FRAME_IDS = ["", "a", "cam", "front_", "optical7", "kamera_ünï", "日本語カメラ", "x" * 33]
 
 
@@ -54,6 +55,8 @@ def _random_image(rng: np.random.Generator, encoding: str) -> Image:
     msg.header.frame_id = FRAME_IDS[int(rng.integers(len(FRAME_IDS)))]
     msg.height = int(rng.integers(0, 8))
     width = int(rng.integers(0, 9))
+    if encoding in YUV and rng.random() < 0.75:
+        width -= width % 2  # YUV 4:2:2 needs an even width (odd ones are rejected)
     msg.width = width
     # Message encodings as drivers spell them (the generic ones upper case).
     msg.encoding = encoding.upper() if encoding[0].isdigit() else encoding

@@ -233,7 +233,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), the form written to YAML."""
-        return _plain(dataclasses.asdict(self))
+        plain: dict[str, Any] = _plain(dataclasses.asdict(self))
+        return plain
 
     def to_yaml(self) -> str:
         """The configuration as YAML text (round-trips through :func:`load_config`)."""

@@ -97,7 +97,7 @@ def reconstruct(
     vis = visible.flatten(0, 1)  # [B*T, V]
     kept = torch.gather(tokens, 1, vis.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
     encoded = model.encoder.encode(kept)  # [B*T, 1+V, D]
-    pred = decoder(kv, encoded, vis, offsets.flatten(), (h, w))  # [B*T, H, W, 3]
+    pred: torch.Tensor = decoder(kv, encoded, vis, offsets.flatten(), (h, w))  # [B*T, H, W, 3]
     return pred.reshape(b, t, height, width, 3)
 
 

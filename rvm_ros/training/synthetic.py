@@ -188,7 +188,8 @@ class SyntheticScene:
         rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
         tilt = np.array([[1, 0, 0], [0, 1, 0], [self.perspective[0], self.perspective[1], 1.0]])
         shift = np.array([[1, 0, centre[0]], [0, 1, centre[1]], [0, 0, 1.0]])
-        return shift @ rot @ tilt @ to_centre
+        matrix: np.ndarray = shift @ rot @ tilt @ to_centre
+        return matrix
 
     def _object_at(self, obj: _Object, t: float) -> np.ndarray:
         return obj.pos0 + obj.vel * t

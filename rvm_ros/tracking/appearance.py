@@ -6,37 +6,23 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["match_templates", "ncc", "patches", "sample_features", "similarity"]
+__all__ = ["match_templates", "raw_patches", "sample_features", "similarity"]
 
 _EPS = 1e-6
 NOISE_LEVEL = 8.0
 """Grey levels per pixel below which two patches' difference counts as noise."""
 
 
-def patches(grey: np.ndarray, xy: np.ndarray, radius: int) -> np.ndarray:
-    """Zero-mean, unit-norm patches ``[P, 2r+1, 2r+1]`` float32 centred on ``xy``.
+def raw_patches(grey: np.ndarray, xy: np.ndarray, radius: int) -> np.ndarray:
+    """Zero-mean patches ``[P, 2r+1, 2r+1]`` float32 centred on ``xy`` (OpenCV coordinates).
 
-    ``xy`` are OpenCV coordinates (bilinear sampling; the border is replicated). A flat
-    patch comes out all zero (correlation 0 with anything).
+    Bilinear sampling with the border replicated (``cv2.getRectSubPix`` per point: measured
+    faster than one vectorised numpy gather for 64 points of 17x17).
     """
     side = 2 * radius + 1
     out = np.empty((xy.shape[0], side, side), np.float32)
     img = grey if grey.dtype == np.float32 else grey.astype(np.float32)
-    for i, (x, y) in enumerate(xy.tolist()):
-        out[i] = cv2.getRectSubPix(img, (side, side), (x, y))
-    out -= out.mean(axis=(1, 2), keepdims=True)
-    norm = np.sqrt((out * out).sum(axis=(1, 2), keepdims=True))
-    out /= np.maximum(norm, _EPS)
-    out[norm[:, 0, 0] < 1.0] = 0.0  # flat (all within ~1 grey level): no evidence
-    return out
-
-
-def raw_patches(grey: np.ndarray, xy: np.ndarray, radius: int) -> np.ndarray:
-    """Zero-mean patches ``[P, 2r+1, 2r+1]`` float32 centred on ``xy`` (OpenCV coordinates)."""
-    side = 2 * radius + 1
-    out = np.empty((xy.shape[0], side, side), np.float32)
-    img = grey if grey.dtype == np.float32 else grey.astype(np.float32)
-    for i, (x, y) in enumerate(xy.tolist()):
+    for i, (x, y) in enumerate(np.asarray(xy, dtype=np.float64).tolist()):
         out[i] = cv2.getRectSubPix(img, (side, side), (x, y))
     out -= out.mean(axis=(1, 2), keepdims=True)
     return out
@@ -53,11 +39,6 @@ def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     d = ((a - b) ** 2).sum(axis=(1, 2))
     e = (a * a).sum(axis=(1, 2)) + (b * b).sum(axis=(1, 2)) + c
     return np.asarray(1.0 - d / e, dtype=np.float32)
-
-
-def ncc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Correlation ``[P]`` of matching normalised patches ``[P, s, s]``."""
-    return np.asarray((a * b).sum(axis=(1, 2)), dtype=np.float32)
 
 
 def match_templates(

@@ -82,7 +82,7 @@ def run_demo(
         params={
             "model_height": model_size[0],
             "model_width": model_size[1],
-            "track_grid": 8,
+            "track_corners": 64,  # the default tracker on corners of the first frame
         },
         checkpoint=checkpoint,
         backend=backend,

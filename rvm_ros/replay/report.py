@@ -138,9 +138,12 @@ class Visuals:
             )
             cam.pca_video.write(pair)
         if cam.tracks_video is not None and result.tracks is not None:
+            from rvm_ros.viz.tracks import draw_legend
+
             tr = result.tracks
             drawn = self.visualize.draw_tracks(image, tr.x, tr.y, tr.visible, tr.ids, labels=False)
-            cam.tracks_video.write(_fit_height(_to_uint8(np.asarray(drawn)), VIDEO_HEIGHT))
+            framed = _fit_height(_to_uint8(np.asarray(drawn)), VIDEO_HEIGHT)
+            cam.tracks_video.write(draw_legend(framed))  # key: visible / not visible
 
     def finish(self, report: dict[str, Any] | None = None) -> dict[str, Any]:
         """Close videos and write the plots; returns ``{kind: [file names]}`` (+ problems)."""

@@ -2,13 +2,13 @@
 """Time what ~/scene_tokens adds to a node step: assemble + build + publish one SceneTokens.
 
 Six cameras of RVM-S sized features (C = 384, 256x256 input -> 16x16 grid, float16 by
-default), each with CameraInfo and static extrinsics, exactly the node's code path
-(`SceneAssembler.assemble`, `scene_tokens_message` with the rclpy classes,
-``Publisher.publish`` on a real rclpy / Fast DDS publisher). The publisher's QoS is the
-node's default output profile (reliable, depth 5). With ``--subscriber`` a second
-process subscribes (so the message really leaves the process) and reports how many
-arrived. For scale, the same run times the six per-camera FeatureMap publishes the node
-already does per step.
+default), each with CameraInfo and static extrinsics, through the node's own code:
+`rvm_ros.node.scene_tokens.SceneTokensIO.publish_step` (`SceneAssembler.assemble`,
+`scene_tokens_message` with the rclpy classes, ``publish`` on a real rclpy / Fast DDS
+lifecycle publisher with the node's default output QoS, reliable, depth 5), one step
+every ``--period-ms``. With ``--subscriber`` a second process subscribes (so the message
+really leaves the process) and reports how many arrived. For scale, the same steps time
+the six per-camera FeatureMap builds + publishes the node already does.
 
     scripts/ros-env python examples/bench_scene_tokens.py --steps 300 --subscriber
 """
@@ -21,13 +21,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from rvm_ros.imaging.preprocess import fit_geometry
-from rvm_ros.pipeline.geometry import CameraIntrinsics, pose_matrix
-from rvm_ros.pipeline.scene import SceneAssembler
+from rvm_ros.pipeline.geometry import CameraIntrinsics
 from rvm_ros.pipeline.types import FrameResult
 
 CAMERAS = ("front", "front_left", "front_right", "rear", "rear_left", "rear_right")
@@ -105,78 +105,71 @@ def main(argv: Sequence[str] | None = None) -> int:
         return subscriber(args.subscriber_child)
 
     import rclpy
+    from rclpy.lifecycle import LifecycleNode
     from rvm_ros.msg import FeatureMap
+    from std_msgs.msg import Header
 
     from rvm_ros.node.qos import make_qos
-    from rvm_ros.node.scene_tokens import _CLASSES
+    from rvm_ros.node.scene_tokens import SceneTokensIO
+    from rvm_ros.pipeline.params import config_from_params
     from rvm_ros.wire.encode import feature_map_fields, fill_message
-    from rvm_ros.wire.scene_tokens import scene_tokens_message
 
     sub_proc = None
     count_file = f"/tmp/bench_scene_tokens_{os.getpid()}.count"
     if args.subscriber:
-        sub_proc = subprocess.Popen(
-            [sys.executable, __file__, "--subscriber-child", count_file],
-        )
+        sub_proc = subprocess.Popen([sys.executable, __file__, "--subscriber-child", count_file])
     rclpy.init()
-    node = rclpy.create_node("bench_scene_tokens_pub")
+    node = LifecycleNode("bench_scene_tokens_pub")
     qos = make_qos("reliable", 5)
-    from rvm_ros.msg import SceneTokens
-
-    pub = node.create_publisher(SceneTokens, TOPIC, qos)
+    params: dict[str, Any] = {
+        "checkpoint": "random:S",
+        "cameras": list(CAMERAS),
+        "model_height": 16 * args.grid,
+        "model_width": 16 * args.grid,
+        "resize_mode": "letterbox",
+        "scene_tokens.enabled": True,
+        "scene_tokens.tolerance_ms": 20.0,
+    }
+    for i, cam in enumerate(CAMERAS):
+        params[f"cameras.{cam}.translation"] = [i * 0.1, 0.0, 1.6]
+        params[f"cameras.{cam}.rotation"] = [-0.5, 0.5, -0.5, 0.5]
+    # The node's own scene-token code (node.py creates it the same way in on_configure).
+    io = SceneTokensIO(node, config_from_params(params), qos, qos)
+    node.trigger_configure()
+    node.trigger_activate()  # enables the lifecycle publisher
+    k = np.array([[500.0, 0, 319.5], [0, 500.0, 239.5], [0, 0, 1]])
+    for cam in CAMERAS:
+        io.assembler.set_intrinsics(cam, CameraIntrinsics(k, 640, 480, "plumb_bob", (0.0,) * 5))
     fmap_pubs = [node.create_publisher(FeatureMap, f"/bench_fm/{c}", qos) for c in CAMERAS]
     if sub_proc is not None:
         end = time.monotonic() + 60
-        while pub.get_subscription_count() == 0:
+        while io.publisher.get_subscription_count() == 0:
             if time.monotonic() > end:
                 raise SystemExit("subscriber not matched within 60 s")
             time.sleep(0.05)
     dtype = np.float16 if args.dtype == "float16" else np.float32
-    asm = SceneAssembler(CAMERAS, 16 * args.grid, 16 * args.grid, 16, "partial", 20.0, "letterbox")
-    k = np.array([[500.0, 0, 319.5], [0, 500.0, 239.5], [0, 0, 1]])
-    for i, cam in enumerate(CAMERAS):
-        asm.set_intrinsics(cam, CameraIntrinsics(k, 640, 480, "plumb_bob", (0.0,) * 5))
-        asm.set_extrinsics(cam, pose_matrix([i * 0.1, 0, 1.6], [-0.5, 0.5, -0.5, 0.5]))
-    frame_ids = {c: f"{c}_optical" for c in CAMERAS}
-    from std_msgs.msg import Header
-
     header = Header(frame_id="cam")
-    import array
-
-    buffer = array.array("B")
-    geometry_msgs: dict[str, Any] = {}  # as SceneTokensIO: CameraGeometry messages reused
-
-    def scene_io_payload(nbytes: int) -> array.array[int]:
-        # What rvm_ros.node.scene_tokens.SceneTokensIO does: one buffer, reused per step.
-        nonlocal buffer
-        if len(buffer) != nbytes:
-            buffer = array.array("B", [0]) * nbytes
-        return buffer
-
     inputs = [results(s, args.dim, args.grid, dtype) for s in range(8)]  # cycled
-    t_asm, t_build, t_pub, t_total, t_fmap = [], [], [], [], []
+    batches = [[SimpleNamespace(camera=r.camera, header=header) for r in outs] for outs in inputs]
+    t_total: list[float] = []
+    t_fmap: list[float] = []
     n = args.warmup + args.steps
     next_t = time.perf_counter()
     for s in range(n):
         outs = inputs[s % len(inputs)]
         t0 = time.perf_counter()
-        step = asm.assemble(outs, frame_ids, scene_io_payload)
-        t1 = time.perf_counter()
-        msg = scene_tokens_message(_CLASSES, step, "base_link", geometry_msgs)  # type: ignore[arg-type]
-        t2 = time.perf_counter()
-        pub.publish(msg)
-        t3 = time.perf_counter()
+        assert io.publish_step(outs, batches[s % len(inputs)])
+        t_node = time.perf_counter() - t0
+        t0 = time.perf_counter()
         for p, r in zip(fmap_pubs, outs, strict=True):
             p.publish(fill_message(FeatureMap, feature_map_fields(r), header=header))
-        t4 = time.perf_counter()
+        t_f = time.perf_counter() - t0
         if s >= args.warmup:
-            t_asm.append(t1 - t0)
-            t_build.append(t2 - t1)
-            t_pub.append(t3 - t2)
-            t_total.append(t3 - t0)
-            t_fmap.append(t4 - t3)
+            t_total.append(t_node)
+            t_fmap.append(t_f)
         next_t += args.period_ms / 1000.0
         time.sleep(max(0.0, next_t - time.perf_counter()))
+    msg_bytes = len(CAMERAS) * (1 + args.grid**2) * args.dim * np.dtype(dtype).itemsize
     received = None
     if sub_proc is not None:
         time.sleep(1.0)
@@ -188,27 +181,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.unlink(count_file)
         except OSError:
             received = None
+    io.destroy()
     node.destroy_node()
     rclpy.shutdown()
 
     def ms(v: list[float], q: float) -> float:
         return float(np.percentile(np.asarray(v) * 1e3, q))
 
-    size = len(msg.tokens)
     print(
         f"SceneTokens: {len(CAMERAS)} cameras x (1 + {args.grid}x{args.grid}) tokens x "
-        f"{args.dim} {args.dtype} = {size / 1e6:.2f} MB payload, {args.steps} steps "
+        f"{args.dim} {args.dtype} = {msg_bytes / 1e6:.2f} MB payload, {args.steps} steps "
         f"every {args.period_ms:g} ms, subscriber: "
         + ("none" if received is None else f"another process, received {received}/{n}")
     )
     for name, v in (
-        ("assemble", t_asm),
-        ("build message", t_build),
-        ("publish", t_pub),
-        ("total added per step", t_total),
+        ("node path (SceneTokensIO.publish_step)", t_total),
         ("(for scale) 6 FeatureMap builds+publishes", t_fmap),
     ):
         print(f"  {name:44s} p50 {ms(v, 50):7.3f} ms   p90 {ms(v, 90):7.3f} ms")
+    ratio = np.median(np.asarray(t_total) / np.asarray(t_fmap))
+    print(f"  paired median ratio scene tokens / 6 FeatureMaps (same steps): {ratio:.2f}")
     return 0
 
 

@@ -35,6 +35,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from rvm_ros.checkpoint.errors import CheckpointError
     from rvm_ros.checkpoint.load import load_model
+    from rvm_ros.cli.validate import at_least, frame_sizes, model_patch_size
     from rvm_ros.fsutil import check_output, staged_output
     from rvm_ros.imaging.video import FrameError, load_frames
 
@@ -43,14 +44,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"--output must end in .npy, got {out}")
     if (args.height is None) != (args.width is None):
         raise CliError("give both --height and --width, or neither")
-    for name in ("height", "width"):
-        value = getattr(args, name)
-        if value is not None and (value <= 0 or value % 16 or value > MAX_SIDE):
-            raise CliError(
-                f"--{name} must be a positive multiple of 16 up to {MAX_SIDE}, got {value}"
-            )
-    if args.max_frames is not None and args.max_frames < 1:
-        raise CliError(f"--max-frames must be >= 1, got {args.max_frames}")
+    frame_sizes(args, model_patch_size(args.checkpoint), MAX_SIDE)
+    at_least(args, 1, "max_frames")
     inputs = [args.input, *([] if args.checkpoint.startswith("random:") else [args.checkpoint])]
     check_output(out, inputs, force=args.force, what="--output")  # before any work
     try:

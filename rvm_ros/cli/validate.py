@@ -55,4 +55,4 @@ def model_patch_size(checkpoint: str) -> int:
     try:
         return read_config(checkpoint).patch_size
     except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read checkpoint {checkpoint}: {exc}") from exc
+        raise CliError(f"cannot load checkpoint {checkpoint}: {exc}") from exc

@@ -64,7 +64,7 @@ class EvalTrackingSettings:
         tracker_threads: torch / OpenCV threads while the trackers run.
     """
 
-    checkpoint: str = "random:S"
+    checkpoint: str = "builtin:default"
     splits: tuple[str, ...] = SPLITS
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     sources: tuple[str, ...] = ()
@@ -255,7 +255,7 @@ def run_eval_tracking(
     from rvm_ros.fsutil import plan_output
 
     inputs = [*settings.sources, *([settings.bag] if settings.bag else [])]
-    if not settings.checkpoint.startswith("random:"):
+    if not settings.checkpoint.startswith(("random:", "builtin:")):
         inputs.append(settings.checkpoint)
     plan = plan_output(out, inputs, force, what="--out")
     bc = settings.benchmark

@@ -65,8 +65,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--checkpoint",
-        default="random:S",
-        help="RVM weights for the feature methods (.npz, .safetensors or random:<variant>)",
+        default="builtin:default",
+        help="RVM weights for the feature methods: builtin:default (the shipped model), "
+        ".npz, .safetensors or random:<variant>",
     )
     p.add_argument("--split", choices=("plain", "occluder", "all"), default="all")
     p.add_argument("--out", required=True, help="output folder (built beside, then renamed)")

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(
                 f"--random-variant {args.random_variant!r} is not one of {', '.join(VARIANTS)}"
             )
-    frame_sizes(args, model_patch_size(checkpoint))
+    frame_sizes(args, model_patch_size(checkpoint), 4096)  # the node's model size limit
     targets = _targets(args.backend, args.precision, args.cameras)
     if not targets:
         raise CliError("no backend/precision combination to measure")

@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--tolerance", type=float, default=1e-4, help="max abs error allowed (fp32 graph)"
     )
     p.add_argument("--summary", action="store_true", help="print polygraphy's model summary")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --out (and its sidecar) if it exists, once the new one is complete",
+    )
     engine = p.add_argument_group(
         "engine",
         "--format engine: build on the target GPU; writes the plan and <out>.json (its sidecar) "
@@ -62,33 +67,59 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+# Largest network input side exported (the node's model_height / model_width limit).
+MAX_SIDE = 4096
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate the arguments and export."""
+    from pathlib import Path
+
+    from rvm_ros.cli.validate import at_least, frame_sizes, model_patch_size
+    from rvm_ros.fsutil import check_output, staged_output
     from rvm_ros.runtime import BackendUnavailable, InputError
     from rvm_ros.runtime.export import export_model
     from rvm_ros.runtime.onnx.export import ExportError
 
-    for name in ("height", "width", "max_batch"):
-        if getattr(args, name) < 1:
-            raise CliError(f"--{name.replace('_', '-')} must be at least 1")
+    at_least(args, 1, "max_batch")
+    frame_sizes(args, model_patch_size(args.checkpoint), MAX_SIDE)
+    out = Path(args.out)
+    inputs = [] if str(args.checkpoint).startswith(("random:", "builtin:")) else [args.checkpoint]
+    sidecar = out.with_name(out.name + ".json")
+    check_output(out, inputs, force=args.force, what="--out")
+    if args.format == "engine":
+        check_output(sidecar, inputs, force=args.force, what="sidecar")
+    built_sidecar: Path | None = None
+    staged: Path | None = None
     try:
-        result = export_model(
-            args.checkpoint,
-            args.out,
-            height=args.height,
-            width=args.width,
-            max_batch=args.max_batch,
-            fmt=args.format,
-            precision=args.precision,
-            tolerance=args.tolerance,
-            say=lambda line: print(line, file=sys.stderr, flush=True),
-            device=args.device,
-            accept_build_error=args.accept_build_error,
-            version_compatible=args.version_compatible,
-            hardware_compatibility=args.hardware_compatibility,
-        )
+        # built beside --out, swapped in once exported and checked (rvm_ros.fsutil)
+        with staged_output(out, inputs, force=args.force, what="--out") as tmp:
+            staged = tmp
+            result = export_model(
+                args.checkpoint,
+                tmp,
+                height=args.height,
+                width=args.width,
+                max_batch=args.max_batch,
+                fmt=args.format,
+                precision=args.precision,
+                tolerance=args.tolerance,
+                say=lambda line: print(line, file=sys.stderr, flush=True),
+                device=args.device,
+                accept_build_error=args.accept_build_error,
+                version_compatible=args.version_compatible,
+                hardware_compatibility=args.hardware_compatibility,
+            )
+            built_sidecar = result.sidecar
     except (InputError, BackendUnavailable, ExportError, FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from exc
+    finally:
+        if staged is not None and (built_sidecar is None or not out.exists()):
+            staged.with_name(staged.name + ".json").unlink(missing_ok=True)  # no orphan
+    result.path = out
+    if built_sidecar is not None:
+        built_sidecar.replace(sidecar)
+        result.sidecar = sidecar
     if args.summary:
         print(result.verify.summary)
     print(

@@ -63,8 +63,9 @@ def test_export_int8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     ("extra", "message"),
     [
         (["--precision", "fp16"], "precision 'fp16' is not available for --format onnx"),
-        (["--height", "100"], "height 100 must be a positive multiple of the patch size 16"),
-        (["--max-batch", "0"], "--max-batch must be at least 1"),
+        (["--height", "100"], "--height must be a positive multiple of 16 up to 4096, got 100"),
+        (["--width", "100000"], "--width must be a positive multiple of 16 up to 4096"),
+        (["--max-batch", "0"], "--max-batch must be >= 1, got 0"),
     ],
 )
 def test_export_bad_arguments(

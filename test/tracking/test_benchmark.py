@@ -120,3 +120,19 @@ def test_unknown_split_and_too_few_sources(sources: list[tuple[str, np.ndarray]]
         make_sequence(SMALL, "foggy", 0, sources)
     with pytest.raises(BenchmarkError, match="at least two"):
         make_sequence(SMALL, "plain", 0, sources[:1])
+
+
+def test_sources_from_files(tmp_path: object, sample_video: object) -> None:
+    from pathlib import Path
+
+    from rvm_ros.tracking.benchmark import sources_from_files
+
+    img = Path(str(tmp_path)) / "still.png"
+    cv2.imwrite(str(img), np.full((40, 50, 3), 90, np.uint8))
+    srcs = sources_from_files([str(sample_video), str(img)], frames_per_video=3)
+    assert [n for n, _ in srcs][-1] == "still" and len(srcs) == 4
+    assert all(s.dtype == np.uint8 and s.ndim == 3 for _, s in srcs)
+    with pytest.raises(BenchmarkError, match="no such file"):
+        sources_from_files([str(img) + ".missing"])
+    with pytest.raises(BenchmarkError, match="at least two"):
+        sources_from_files([str(img)])

@@ -222,7 +222,8 @@ def test_shipped_config_seeds_points_for_a_newcomer(repo_root: object) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "param"),
     [({"track_corners": -1}, "track_corners"), ({"track_reseed_s": -0.5}, "track_reseed_s"),
-     ({"track_reseed_s": float("inf")}, "track_reseed_s"), ({"track_corners": 2.5}, "track_corners")],
+     ({"track_reseed_s": float("inf")}, "track_reseed_s"),
+     ({"track_corners": 2.5}, "track_corners")],
 )  # fmt: skip
 def test_seeding_parameters_are_validated(kwargs: dict[str, object], param: str) -> None:
     from rvm_ros.pipeline.config import ConfigError

@@ -6,13 +6,11 @@ import warnings
 
 import torch
 from torch import nn
+from torch.jit._trace import TracerWarning  # torch.jit re-exports it outside __all__
 
 from rvm_ros.model.config import RVMConfig
 from rvm_ros.model.layers import EncoderBlock, LayerNorm, is_tracing
 from rvm_ros.model.posenc import grid_position_table
-
-# torch.jit re-exports TracerWarning without listing it in __all__.
-TracerWarning: type[Warning] = torch.jit.TracerWarning  # type: ignore[attr-defined]
 
 
 def patchify(frames: torch.Tensor, patch: int) -> torch.Tensor:

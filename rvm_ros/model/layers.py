@@ -16,8 +16,8 @@ LN_EPS = 1e-6
 
 def is_tracing() -> bool:
     """True while the module is being traced or compiled (ONNX export, torch.compile)."""
-    # torch.jit re-exports is_tracing without __all__ or annotations.
-    if torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
+    # What torch.jit.is_tracing() checks (that wrapper is unannotated and not in __all__).
+    if torch._C._get_tracing_state() is not None:
         return True
     compiler = getattr(torch, "compiler", None)
     is_compiling = getattr(compiler, "is_compiling", None)

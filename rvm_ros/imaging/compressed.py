@@ -11,6 +11,7 @@ import numpy as np
 from rvm_ros.imaging.decode import (
     DEFAULT_MAX_IMAGE_PIXELS,
     ImageError,
+    _check_size,
     _data_bytes,
     _data_length,
     _field,
@@ -210,14 +211,7 @@ def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXE
             f"{kind}.format '{fmt}' says {declared} but the data is {container}",
         )
     _, width, height, header_end = _header(raw)
-    if width == 0 or height == 0:
-        raise ImageError("empty", f"{kind} is empty: width {width}, height {height}")
-    if width * height > max_image_pixels:
-        raise ImageError(
-            "too_large",
-            f"{kind} of width {width} x height {height} = {width * height} pixels exceeds "
-            f"max_image_pixels {max_image_pixels}",
-        )
+    _check_size(kind, width, height, max_image_pixels)
     if not _has_end_marker(raw, container, header_end):
         what = "no end-of-image marker" if container == "jpeg" else "no IEND chunk"
         raise ImageError("corrupt_compressed", f"{kind}.data: {container} truncated ({what})")

@@ -123,6 +123,18 @@ def _field(msg: Any, name: str, kind: str) -> Any:
         raise ImageError("invalid_field", f"{kind} message has no field '{name}'") from None
 
 
+def _check_size(kind: str, width: int, height: int, max_image_pixels: int) -> None:
+    """Refuse an empty image (``empty``) or one above ``max_image_pixels`` (``too_large``)."""
+    if width == 0 or height == 0:
+        raise ImageError("empty", f"{kind} is empty: width {width}, height {height}")
+    if width * height > max_image_pixels:
+        raise ImageError(
+            "too_large",
+            f"{kind} of width {width} x height {height} = {width * height} pixels exceeds "
+            f"max_image_pixels {max_image_pixels}",
+        )
+
+
 def _uint_field(msg: Any, name: str, kind: str) -> int:
     value = _field(msg, name, kind)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
@@ -225,14 +237,7 @@ def image_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
     key, spec = _lookup_encoding(_field(msg, "encoding", kind))
     big_endian = bool(_field(msg, "is_bigendian", kind))
     data = _field(msg, "data", kind)
-    if height == 0 or width == 0:
-        raise ImageError("empty", f"Image is empty: width {width}, height {height}")
-    if width * height > max_image_pixels:
-        raise ImageError(
-            "too_large",
-            f"Image of width {width} x height {height} = {width * height} pixels exceeds "
-            f"max_image_pixels {max_image_pixels}",
-        )
+    _check_size("Image", width, height, max_image_pixels)
     row_bytes = width * spec.bytes_per_pixel
     if step < row_bytes:
         raise ImageError(

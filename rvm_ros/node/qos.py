@@ -13,6 +13,7 @@ from rclpy.qos import (
 __all__ = [
     "describe_qos",
     "incompatible_publisher_message",
+    "incompatible_qos_message",
     "incompatible_subscription_message",
     "make_qos",
     "policy_name",
@@ -63,16 +64,46 @@ def policy_name(kind: int) -> str:
         return f"policy {kind}"
 
 
-def _incompatible_message(
-    direction: str, topic: str, kind: int, own: QoSProfile, remedies: dict[int, str]
-) -> str:
-    """The one QoS-incompatibility message; ``direction`` is ``input`` or ``output``."""
+# Remedy per direction and policy kind (other kinds: align the policy on both sides).
+_REMEDIES: dict[str, dict[int, str]] = {
+    "input": {
+        int(QoSPolicyKind.RELIABILITY): (
+            "the publisher is best_effort while this node subscribes reliable: set "
+            "input_reliability:=best_effort (the default)"
+        ),
+        int(QoSPolicyKind.DURABILITY): (
+            "the publisher is volatile while this subscription asks transient_local"
+        ),
+    },
+    "output": {
+        int(QoSPolicyKind.RELIABILITY): (
+            "a subscriber asks reliable while this node publishes best_effort: set "
+            "output_reliability:=reliable, or subscribe best_effort"
+        ),
+        int(QoSPolicyKind.DURABILITY): "a subscriber asks transient_local; subscribe volatile",
+    },
+}
+_SIDES = {
+    "input": ("a publisher", "subscribes", "No images from it will arrive."),
+    "output": ("a subscriber", "publishes", "It will receive nothing."),
+}
+
+
+def incompatible_qos_message(direction: str, topic: str, kind: int, own: QoSProfile) -> str:
+    """The one QoS-incompatibility warning, for an input or an output topic.
+
+    Args:
+        direction: ``input`` (a publisher our subscription cannot match) or ``output`` (a
+            subscriber our publisher cannot serve).
+        topic: Our topic.
+        kind: ``last_policy_kind`` of the incompatibility event.
+        own: Our subscription's / publisher's profile.
+    """
     name = policy_name(kind)
-    remedy = remedies.get(kind, f"align the {name} policy of publisher and subscription")
-    if direction == "input":
-        peer, ours, effect = "a publisher", "subscribes", "No images from it will arrive."
-    else:
-        peer, ours, effect = "a subscriber", "publishes", "It will receive nothing."
+    remedy = _REMEDIES[direction].get(
+        kind, f"align the {name} policy of publisher and subscription"
+    )
+    peer, ours, effect = _SIDES[direction]
     return (
         f"incompatible QoS on {direction} topic '{topic}': {peer} cannot be matched "
         f"(policy: {name}; this node {ours} with {describe_qos(own)}). "
@@ -81,38 +112,10 @@ def _incompatible_message(
 
 
 def incompatible_publisher_message(topic: str, kind: int, own: QoSProfile) -> str:
-    """Warning for a publisher whose QoS our subscription cannot match.
-
-    Args:
-        topic: Our subscription's topic.
-        kind: ``last_policy_kind`` of the incompatibility event.
-        own: Our subscription's profile.
-    """
-    remedies = {
-        int(QoSPolicyKind.RELIABILITY): (
-            "the publisher is best_effort while this node subscribes reliable: set "
-            "input_reliability:=best_effort (the default)"
-        ),
-        int(QoSPolicyKind.DURABILITY): (
-            "the publisher is volatile while this subscription asks transient_local"
-        ),
-    }
-    return _incompatible_message("input", topic, kind, own, remedies)
+    """Warning for a publisher whose QoS our subscription cannot match."""
+    return incompatible_qos_message("input", topic, kind, own)
 
 
 def incompatible_subscription_message(topic: str, kind: int, own: QoSProfile) -> str:
-    """Warning for a subscriber that our publisher cannot serve.
-
-    Args:
-        topic: Our publisher's topic.
-        kind: ``last_policy_kind`` of the incompatibility event.
-        own: Our publisher's profile.
-    """
-    remedies = {
-        int(QoSPolicyKind.RELIABILITY): (
-            "a subscriber asks reliable while this node publishes best_effort: set "
-            "output_reliability:=reliable, or subscribe best_effort"
-        ),
-        int(QoSPolicyKind.DURABILITY): "a subscriber asks transient_local; subscribe volatile",
-    }
-    return _incompatible_message("output", topic, kind, own, remedies)
+    """Warning for a subscriber that our publisher cannot serve."""
+    return incompatible_qos_message("output", topic, kind, own)

@@ -20,10 +20,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rvm_ros import imaging
+from rvm_ros import fsutil, imaging
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.errors import RvmRosError
-from rvm_ros.fsutil import available_memory, plan_output
+from rvm_ros.fsutil import plan_output
 
 # SAMPLE_VIDEOS, SampleVideoError, find_sample_video: re-exported (defined once in imaging.video).
 from rvm_ros.imaging.video import SAMPLE_VIDEOS as SAMPLE_VIDEOS
@@ -175,7 +175,7 @@ def _check_sizes(
         memory += 2 * w0 * h0 * 3 + 3 * frame
         frames = min(count, max_frames) if max_frames else count
         disk += 0 if compressed else frames * frame
-    avail = available_memory()
+    avail = fsutil.available_memory()
     if avail is not None and memory > _MEMORY_SHARE * avail:
         raise MakeBagUsageError(
             f"make-bag would need about {memory / 2**30:.1f} GiB of memory at once, more "

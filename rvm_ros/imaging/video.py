@@ -97,6 +97,17 @@ def check_frame_count(
     return text
 
 
+def _check_readable(path: Path) -> None:
+    """Missing, not a file, or not readable: said so (OpenCV would only say "cannot open")."""
+    if not path.is_file():
+        raise FrameError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise FrameError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
 def video_properties(path: str | os.PathLike[str]) -> tuple[float, int, int, int]:
     """``(fps, listed frame count, width, height)`` from a video's container (0 if unknown).
 
@@ -106,8 +117,7 @@ def video_properties(path: str | os.PathLike[str]) -> tuple[float, int, int, int
     import cv2
 
     path = Path(path)
-    if not path.is_file():
-        raise FrameError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    _check_readable(path)
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
@@ -137,8 +147,7 @@ def iter_video(
     import cv2
 
     path = Path(path)
-    if not path.is_file():
-        raise FrameError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    _check_readable(path)
     cap = cv2.VideoCapture(str(path))
     decoded = 0
     try:

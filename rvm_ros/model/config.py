@@ -19,6 +19,8 @@ _ENCODER_SIZES: dict[str, tuple[int, int, int, int]] = {
 }
 
 VARIANTS: tuple[str, ...] = (*_ENCODER_SIZES, "tiny")
+#: Patch side of every released size (a checkpoint's own config may say otherwise).
+DEFAULT_PATCH_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class RVMConfig:
     dec_layers: int
     dec_heads: int
     dec_mlp: int
-    patch_size: int = 16
+    patch_size: int = DEFAULT_PATCH_SIZE
     pos_grid: int = 16
     variant: str = "custom"
 

@@ -542,6 +542,21 @@ def _tracker_config(values: Mapping[str, Any]) -> TrackerConfig:
         raise ConfigError(f"tracker.{field_name}" if field_name else "tracker", text) from exc
 
 
+def _patch_size(checkpoint: str) -> int:
+    """Patch size of the checkpoint's architecture (its config, read without loading it).
+
+    A checkpoint that cannot be read here gets the model config's default patch size; its
+    own error is raised when the runtime loads it.
+    """
+    from rvm_ros.checkpoint.load import read_config
+    from rvm_ros.model.config import DEFAULT_PATCH_SIZE
+
+    try:
+        return read_config(checkpoint).patch_size
+    except (OSError, ValueError):
+        return DEFAULT_PATCH_SIZE
+
+
 def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
     """Validate parameter values and build the frozen :class:`NodeConfig`.
 
@@ -563,9 +578,12 @@ def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
         raise ConfigError(
             "checkpoint", "must be set (a .npz / .safetensors path or random:<variant>)"
         )
+    patch = _patch_size(values["checkpoint"])
     for key in ("model_height", "model_width"):
-        if values[key] % 16:
-            raise ConfigError(key, f"must be a multiple of 16 (the patch size), got {values[key]}")
+        if values[key] % patch:
+            raise ConfigError(
+                key, f"must be a multiple of {patch} (the patch size), got {values[key]}"
+            )
     cameras: tuple[str, ...] = values["cameras"]
     topics, transports = _cameras(params, cameras)
     tracker = _tracker_config(values)
@@ -630,7 +648,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark

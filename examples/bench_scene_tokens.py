@@ -16,6 +16,7 @@ the six per-camera FeatureMap builds + publishes the node already does.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import subprocess
 import sys
@@ -118,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     count_file = f"/tmp/bench_scene_tokens_{os.getpid()}.count"
     if args.subscriber:
         sub_proc = subprocess.Popen([sys.executable, __file__, "--subscriber-child", count_file])
+        # Never leave the subscriber behind, whatever happens here.
+        atexit.register(lambda: sub_proc.poll() is None and sub_proc.kill())
     rclpy.init()
     node = LifecycleNode("bench_scene_tokens_pub")
     qos = make_qos("reliable", 5)
@@ -174,7 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sub_proc is not None:
         time.sleep(1.0)
         sub_proc.terminate()
-        sub_proc.wait(30)
+        try:
+            sub_proc.wait(30)
+        except subprocess.TimeoutExpired:
+            sub_proc.kill()
         try:
             with open(count_file) as fh:
                 received = int(fh.read())

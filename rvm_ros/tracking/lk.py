@@ -10,10 +10,16 @@ import numpy as np
 __all__ = ["LucasKanade"]
 
 _CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)
+MIN_EIG = 1e-3  # see LucasKanade
 
 
 class LucasKanade:
     """Frame-to-frame pyramidal Lucas-Kanade with a forward-backward check.
+
+    ``minEigThreshold`` is 1e-3 instead of OpenCV's 1e-4: a point in weak texture is
+    reported failed at once instead of drifting (the hybrid tracker then carries it with
+    the motion prior; measured on the development benchmark: plain / occluder average
+    Jaccard 0.864 / 0.515 at 1e-4, 0.907 / 0.537 at 1e-3, 0.908 / 0.507 at 3e-3).
 
     Positions are OpenCV pixel coordinates
     (centre of pixel 0 at 0).
@@ -26,6 +32,7 @@ class LucasKanade:
     def __init__(self, window: int, levels: int) -> None:
         self.window = (int(window), int(window))
         self.levels = int(levels)
+        self.min_eig = MIN_EIG
 
     def pyramid(self, grey: np.ndarray) -> Any:
         """What :meth:`track` takes for a uint8 ``[H, W]`` frame.
@@ -67,6 +74,7 @@ class LucasKanade:
             winSize=self.window,
             maxLevel=self.levels,
             criteria=_CRITERIA,
+            minEigThreshold=self.min_eig,
             flags=flags,
         )
         p0b, st2, _ = cv2.calcOpticalFlowPyrLK(
@@ -77,6 +85,7 @@ class LucasKanade:
             winSize=self.window,
             maxLevel=self.levels,
             criteria=_CRITERIA,
+            minEigThreshold=self.min_eig,
             flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
         )
         ok = (st1.reshape(-1) == 1) & (st2.reshape(-1) == 1)

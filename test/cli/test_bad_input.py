@@ -693,12 +693,13 @@ def test_bad_input(
     code = main(case.argv(world, tmp_path))
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("rvm-ros: error: ")]
+    # data loss first: no input (shared, or prepared by the case) changed or vanished
+    assert _hashes(world["root"], tmp_path) == before, "an input file changed"
     assert code == case.code, err
     assert "Traceback" not in err
     assert len(errors) == 1 and case.message in errors[0], err
     for text in case.forbidden:
         assert text not in errors[0], f"unrelated {text!r} named: {errors[0]}"
-    assert _hashes(world["root"], tmp_path) == before, "an input file changed"
     # nothing written: no output, no temporary sibling (.x.tmp-*), no .partial
     assert sorted(p.name for p in tmp_path.iterdir()) == listing
     for rel in case.absent:

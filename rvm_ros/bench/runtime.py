@@ -97,7 +97,7 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
     import torch
 
     from rvm_ros.checkpoint.load import load_model
-    from rvm_ros.runtime import create_encoder
+    from rvm_ros.runtime import create_encoder, encode_video
 
     if spec.threads:
         torch.set_num_threads(spec.threads)
@@ -128,8 +128,8 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
     del model
     create_s = time.perf_counter() - start
     cuda = encoder.info.device.startswith("cuda")
-    features = (
-        np.stack([encoder.step(video[t], names) for t in range(COMPARE_STEPS)])
+    features = (  # [T, B, N, D]; video is [T, B, H, W, 3], encode_video takes [B, T, ...]
+        encode_video(encoder, video[:COMPARE_STEPS].swapaxes(0, 1), names).swapaxes(0, 1)
         if spec.compare
         else None
     )

@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.subscriber:
         sub_proc = subprocess.Popen([sys.executable, __file__, "--subscriber-child", count_file])
         # Never leave the subscriber behind, whatever happens here.
-        atexit.register(lambda: sub_proc.poll() is None and sub_proc.kill())
+        atexit.register(sub_proc.kill)  # no-op once it has exited
     rclpy.init()
     node = LifecycleNode("bench_scene_tokens_pub")
     qos = make_qos("reliable", 5)
@@ -165,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         t_node = time.perf_counter() - t0
         t0 = time.perf_counter()
         for p, r in zip(fmap_pubs, outs, strict=True):
-            p.publish(fill_message(FeatureMap, feature_map_fields(r), header=header))
+            fields = feature_map_fields(r)  # type: ignore[arg-type]  # read-only protocol
+            p.publish(fill_message(FeatureMap, fields, header=header))
         t_f = time.perf_counter() - t0
         if s >= args.warmup:
             t_total.append(t_node)

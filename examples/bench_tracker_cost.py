@@ -9,7 +9,9 @@ id) on the current frame, so the point count stays constant and the add / remove
 run too. Each method runs alone in this process with torch and OpenCV on one thread
 (``--threads``); the time of ``update`` alone is measured (no model step: the hybrid and
 klt methods read the images; ``propagation`` gets fixed random C=384 features plus fresh
-noise per frame, its cost does not depend on their content).
+noise per frame, its cost does not depend on their content). The methods run in lockstep
+(every method on the same frame, back to back), so the ratio of each method's time to
+OpenCV Lucas-Kanade's on the same frames holds even on a loaded machine.
 
 Printed: per window of ``--window`` frames the median and 95th percentile milliseconds,
 and the process RSS at the end of the window.
@@ -48,6 +50,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--methods", default="hybrid,klt,opencv_lk_fb,propagation")
+    ap.add_argument(
+        "--propagation-frames", type=int, default=1000, help="label propagation only this long"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -61,54 +66,78 @@ def main() -> None:
         f"{args.frames} frames {args.size}x{args.size}, {args.points} points, "
         f"{args.threads} thread(s), OpenCV {cv2.__version__}, torch {torch.__version__}"
     )
-    print("| method | frames | median ms | p95 ms | RSS MB |")
-    print("|---|---|---|---|---|")
-    for method in args.methods.split(","):
-        frames = args.frames if method != "propagation" else min(args.frames, 2 * args.window)
-        if method == "opencv_lk_fb":
-            tracker = OpenCvLkBaseline()
-        else:
-            tracker = create_tracker(replace(TrackerConfig(), method=method))
-        grey0 = cv2.cvtColor(seq.frames[0], cv2.COLOR_RGB2GRAY)
-        q = cv2.goodFeaturesToTrack(grey0, args.points, 0.01, 6).reshape(-1, 2) + 0.5
-        next_id = q.shape[0]
-        tracker.add_queries(q.astype(np.float32), np.arange(q.shape[0]))
-        lost: dict[int, int] = {}
-        times: list[float] = []
-        for t in range(frames):
-            frame = seq.frames[loop[t % loop.size]]
-            feats = base_feats + rng.normal(0, 0.1, base_feats.shape).astype(np.float32)
-            t0 = time.perf_counter()
-            state = tracker.update(frame, feats)
-            times.append((time.perf_counter() - t0) * 1e3)
-            if method == "opencv_lk_fb":
-                pass  # the baseline keeps its lost points (it has no removal)
-            else:
-                for i, v in zip(state.ids.tolist(), state.visible.tolist(), strict=True):
-                    lost[i] = 0 if v else lost.get(i, 0) + 1
-                gone = [i for i, n in lost.items() if n >= 30]
-                if gone:
-                    tracker.remove(gone)
-                    for i in gone:
-                        del lost[i]
-                    visible_xy = state.xy[state.visible]
-                    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-                    mask = np.full(grey.shape, 255, np.uint8)
-                    for x, y in visible_xy.tolist():
-                        cv2.circle(mask, (int(x), int(y)), 6, 0, -1)
-                    c = cv2.goodFeaturesToTrack(grey, len(gone), 0.01, 6, mask=mask)
-                    if c is not None:
-                        new = c.reshape(-1, 2).astype(np.float32) + 0.5
-                        ids = np.arange(next_id, next_id + new.shape[0])
-                        next_id += new.shape[0]
-                        tracker.add_queries(new, ids)
-            if (t + 1) % args.window == 0:
-                w = np.array(times[-args.window :])
+    print("| method | frames | median ms | p95 ms | median ratio to opencv_lk_fb | RSS MB |")
+    print("|---|---|---|---|---|---|")
+    methods = args.methods.split(",")
+    grey0 = cv2.cvtColor(seq.frames[0], cv2.COLOR_RGB2GRAY)
+    q = (cv2.goodFeaturesToTrack(grey0, args.points, 0.01, 6).reshape(-1, 2) + 0.5).astype(
+        np.float32
+    )
+    runs = {m: _Run(m, q) for m in methods}
+    for t in range(args.frames):
+        frame = seq.frames[loop[t % loop.size]]
+        feats = base_feats + rng.normal(0, 0.1, base_feats.shape).astype(np.float32)
+        for m in methods:  # lockstep: every method on the same frame, back to back
+            if m == "propagation" and t >= args.propagation_frames:
+                continue
+            runs[m].step(frame, feats)
+        if (t + 1) % args.window == 0:
+            ref = (
+                np.array(runs["opencv_lk_fb"].times[-args.window :])
+                if "opencv_lk_fb" in runs
+                else None
+            )
+            for m in methods:
+                if m == "propagation" and t >= args.propagation_frames:
+                    continue
+                w = np.array(runs[m].times[-args.window :])
+                ratio = f"{np.median(w / ref):.2f}" if ref is not None else "n/a"
                 print(
-                    f"| {method} | {t + 1 - args.window}-{t + 1} | {np.median(w):.2f} | "
-                    f"{np.percentile(w, 95):.2f} | {_rss_mb():.0f} |",
+                    f"| {m} | {t + 1 - args.window}-{t + 1} | {np.median(w):.2f} | "
+                    f"{np.percentile(w, 95):.2f} | {ratio} | {_rss_mb():.0f} |",
                     flush=True,
                 )
+
+
+class _Run:
+    """One method's tracker, its lost-point replacement and its update times."""
+
+    def __init__(self, method: str, q: np.ndarray) -> None:
+        self.method = method
+        if method == "opencv_lk_fb":
+            self.tracker: object = OpenCvLkBaseline()
+        else:
+            self.tracker = create_tracker(replace(TrackerConfig(), method=method))
+        self.tracker.add_queries(q, np.arange(q.shape[0]))  # type: ignore[attr-defined]
+        self.next_id = q.shape[0]
+        self.lost: dict[int, int] = {}
+        self.times: list[float] = []
+
+    def step(self, frame: np.ndarray, feats: np.ndarray) -> None:
+        tracker: object = self.tracker
+        t0 = time.perf_counter()
+        state = tracker.update(frame, feats)  # type: ignore[attr-defined]
+        self.times.append((time.perf_counter() - t0) * 1e3)
+        if self.method == "opencv_lk_fb":
+            return  # the baseline keeps its lost points (it has no removal)
+        for i, v in zip(state.ids.tolist(), state.visible.tolist(), strict=True):
+            self.lost[i] = 0 if v else self.lost.get(i, 0) + 1
+        gone = [i for i, n in self.lost.items() if n >= 30]
+        if not gone:
+            return
+        tracker.remove(gone)  # type: ignore[attr-defined]
+        for i in gone:
+            del self.lost[i]
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        mask = np.full(grey.shape, 255, np.uint8)
+        for x, y in state.xy[state.visible].tolist():
+            cv2.circle(mask, (int(x), int(y)), 6, 0, -1)
+        c = cv2.goodFeaturesToTrack(grey, len(gone), 0.01, 6, mask=mask)
+        if c is not None:
+            new = c.reshape(-1, 2).astype(np.float32) + 0.5
+            ids = np.arange(self.next_id, self.next_id + new.shape[0])
+            self.next_id += new.shape[0]
+            tracker.add_queries(new, ids)  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

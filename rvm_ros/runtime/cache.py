@@ -67,7 +67,8 @@ def _model_code_hash() -> str:
     digest = hashlib.sha256()
     for root in rvm_ros.__path__:
         base = Path(root)
-        files = sorted([*base.glob("model/*.py"), base / "checkpoint.py"])
+        # checkpoint/ makes the weights (random:<variant> included); it was checkpoint.py
+        files = sorted([*base.glob("model/*.py"), *base.glob("checkpoint/*.py")])
         for f in files:
             if f.is_file():
                 digest.update(f.name.encode())

@@ -825,3 +825,70 @@ def test_unreadable_inputs_are_one_line_errors(world: dict[str, Path]) -> None:
         for p in [root, *root.rglob("*")]:
             p.chmod(0o777)
         shutil.rmtree(root, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ no silent bad output
+
+
+def test_non_finite_features_are_an_error_not_a_file(
+    world: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A model that gives NaN (e.g. an fp16 overflow) never yields a features file."""
+    import rvm_ros.runtime
+
+    real = rvm_ros.runtime.encode_video
+
+    def nan_features(*args: object, **kwargs: object) -> np.ndarray:
+        out = np.array(real(*args, **kwargs))  # type: ignore[arg-type]
+        out[0, -1, 3, 5] = np.nan  # one value of one token of the last frame
+        return out
+
+    monkeypatch.setattr(rvm_ros.runtime, "encode_video", nan_features)
+    out = tmp_path / "e.npy"
+    assert main(["encode", *RANDOM, "--input", _s(world["frames"]), "--output", _s(out)]) == 1
+    assert "1 non-finite feature values" in capsys.readouterr().err
+    assert sorted(tmp_path.iterdir()) == []
+
+
+class _NotHandled(Exception):
+    pass
+
+
+def test_sigterm_stops_a_command_like_ctrl_c_and_leaves_nothing(
+    world: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SIGTERM during make-bag: exit 130, the half-written bag removed, the old one kept."""
+    import signal
+
+    import rvm_ros.bags.make_bag as make_bag_module
+
+    shutil.copytree(world["bag"], tmp_path / "b")
+    before = _hashes(tmp_path)
+    real = make_bag_module.image_message
+    calls = {"n": 0}
+
+    def terminating(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    def not_handled(*_: object) -> None:
+        raise _NotHandled("SIGTERM reached the test: the CLI did not handle it")
+
+    monkeypatch.setattr(make_bag_module, "image_message", terminating)
+    previous = signal.signal(signal.SIGTERM, not_handled)  # stands in for "killed"
+    try:
+        code = main(["make-bag", _s(world["video"]), "--out", _s(tmp_path / "b"), "--force"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert _hashes(tmp_path) == before  # previous bag untouched, no temporary sibling left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,7 +36,7 @@ def test_synthetic_frames_are_deterministic_and_moving() -> None:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cache = tmp_path_factory.mktemp("bench_cache")
     return run_bench(
         "random:tiny",
@@ -51,7 +52,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
 
 
-def test_report_shape(report: dict) -> None:
+def test_report_shape(report: dict[str, Any]) -> None:
     assert set(report) == {"machine", "config", "results"}
     assert report["machine"]["cores"] >= 1 and report["machine"]["torch"]
     rows = report["results"]
@@ -81,7 +82,7 @@ def test_report_shape(report: dict) -> None:
         assert 0.99 <= r["cosine_vs_fp32"] < 1.0 - 1e-9
 
 
-def test_json_and_markdown(report: dict, tmp_path: Path) -> None:
+def test_json_and_markdown(report: dict[str, Any], tmp_path: Path) -> None:
     path = write_json(report, tmp_path / "out" / "bench.json")
     assert json.loads(path.read_text())["results"][0]["backend"] == "torch"
     table = markdown_table(report, "rvm-ros bench --random-variant tiny")

@@ -212,7 +212,10 @@ def test_shipped_config_seeds_points_for_a_newcomer(repo_root: object) -> None:
     assert cfg.track_corners > 0 and cfg.tracking
     assert cfg.tracker is not None and cfg.tracker.method == "hybrid"
     small = ProcessingConfig(
-        cameras=("front",), model_height=64, model_width=64, track_corners=cfg.track_corners,
+        cameras=("front",),
+        model_height=64,
+        model_width=64,
+        track_corners=cfg.track_corners,
         tracker=cfg.tracker,
     )
     r = _run_image(Processor(small, FakeEncoder()), "front", 1, _scene(1))

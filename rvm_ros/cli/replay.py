@@ -30,8 +30,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.config is not None and not Path(args.config).is_file():
         raise CliError(f"--config {args.config}: no such file")
-    if args.threads < 1:
-        raise CliError(f"--threads must be >= 1, got {args.threads}")
+    from rvm_ros.cli.validate import at_least
+
+    at_least(args, 1, "threads")
     settings = ReplaySettings(
         config=Path(args.config) if args.config else None,
         params=dict(args.param or []),

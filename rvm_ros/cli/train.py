@@ -15,8 +15,9 @@ def _run(args: argparse.Namespace) -> int:
         overrides.append(f"init={args.init}")
     if args.out_dir is not None:
         overrides.append(f"out_dir={args.out_dir}")
-    if args.stop_at is not None and args.stop_at < 1:
-        raise CliError(f"--stop-at must be >= 1, got {args.stop_at}")
+    from rvm_ros.cli.validate import at_least
+
+    at_least(args, 1, "stop_at")
     try:
         cfg = load_config(args.config, overrides)
     except TrainConfigError as exc:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from rvm_ros.errors import RvmRosError
+from rvm_ros.fsutil import check_output
 from rvm_ros.model import RVM, RVMConfig
 from rvm_ros.training.config import LossSection, TrainConfig, load_config
 from rvm_ros.training.data import Batch, ClipDataset, StepSampler, make_loader
@@ -325,7 +326,12 @@ def train(
     dist = _setup_distributed()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out_dir = Path(cfg.out_dir)
+    # The run folder may already exist (resuming); it must never be, hold or lie inside an
+    # input (a video, bag, image folder or the init checkpoint).
+    inputs = [*cfg.data.videos, *cfg.data.bags, *cfg.data.images]
+    if cfg.init:
+        inputs.append(cfg.init)
+    out_dir = check_output(cfg.out_dir, inputs, force=True, what="out_dir")
     out_dir.mkdir(parents=True, exist_ok=True)
     config_path = out_dir / "config.yaml"
     last_state = _checkpoint_paths(out_dir, "last")[1]

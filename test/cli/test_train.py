@@ -67,3 +67,20 @@ def test_train_bad_override_is_one_line(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["train", "optim.nosuch=1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rvm-ros: error: unknown key(s) optim.nosuch") and "Traceback" not in err
+
+
+def test_train_refuses_a_run_folder_inside_an_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    still = images / "still.png"
+    cv2.imwrite(str(still), np.full((64, 64, 3), 128, np.uint8))
+    before = still.read_bytes()
+    run = images / "run"
+    rc = main(["train", *TINY, f"data.images=[{images}]", "--out-dir", str(run)])
+    assert rc == 2  # a usage error: choose another out_dir
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lies inside the input" in err, err
+    assert not run.exists()
+    assert still.read_bytes() == before

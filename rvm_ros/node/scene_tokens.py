@@ -25,7 +25,7 @@ from std_msgs.msg import Header
 from rvm_ros.msg import CameraGeometry, SceneTokens
 from rvm_ros.node.diagnostics import OK, WARN, StatusSummary
 from rvm_ros.pipeline.geometry import CameraIntrinsics, GeometryError
-from rvm_ros.pipeline.params import NodeConfig
+from rvm_ros.pipeline.params import NodeConfig, checkpoint_patch_size
 from rvm_ros.pipeline.scene import SceneAssembler
 from rvm_ros.wire.scene_tokens import SceneTokensClasses, scene_tokens_message
 
@@ -53,18 +53,10 @@ class SceneTokensIO:
     """
 
     def __init__(self, node: Any, cfg: NodeConfig, qos_in: QoSProfile, qos_out: QoSProfile):
-        sc, pc = cfg.scene_tokens, cfg.processing
+        sc = cfg.scene_tokens
         self._node = node
         self._cfg = sc
-        self.assembler = SceneAssembler(
-            cfg.cameras,
-            pc.model_height,
-            pc.model_width,
-            16 * pc.feature_pool,
-            sc.sync_policy,
-            sc.tolerance_ms,
-            pc.resize_mode,
-        )
+        self.assembler = SceneAssembler.for_config(cfg, checkpoint_patch_size(cfg.checkpoint))
         self._lock = threading.Lock()
         self._info_keys: dict[str, tuple[Any, ...]] = {}
         self._logged: set[tuple[str, str]] = set()

@@ -542,7 +542,7 @@ def _tracker_config(values: Mapping[str, Any]) -> TrackerConfig:
         raise ConfigError(f"tracker.{field_name}" if field_name else "tracker", text) from exc
 
 
-def _patch_size(checkpoint: str) -> int:
+def checkpoint_patch_size(checkpoint: str) -> int:
     """Patch size of the checkpoint's architecture (its config, read without loading it).
 
     A checkpoint that cannot be read here gets the model config's default patch size; its
@@ -578,7 +578,7 @@ def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
         raise ConfigError(
             "checkpoint", "must be set (a .npz / .safetensors path or random:<variant>)"
         )
-    patch = _patch_size(values["checkpoint"])
+    patch = checkpoint_patch_size(values["checkpoint"])
     for key in ("model_height", "model_width"):
         if values[key] % patch:
             raise ConfigError(

@@ -167,6 +167,21 @@ class SceneAssembler:
         ConfigError: Unknown policy, negative tolerance, no cameras, bad sizes.
     """
 
+    @classmethod
+    def for_config(cls, cfg: Any, patch_size: int) -> SceneAssembler:
+        """The assembler of a node configuration (``NodeConfig``: cameras, processing,
+        scene_tokens), for a model of ``patch_size`` (the runtime's ``info.patch_size``)."""
+        sc, pc = cfg.scene_tokens, cfg.processing
+        return cls(
+            cfg.cameras,
+            pc.model_height,
+            pc.model_width,
+            patch_size * pc.feature_pool,
+            sc.sync_policy,
+            sc.tolerance_ms,
+            pc.resize_mode,
+        )
+
     def __init__(
         self,
         cameras: Sequence[str],

@@ -18,6 +18,7 @@ from typing import Any
 
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.pipeline.geometry import CameraIntrinsics, GeometryError
+from rvm_ros.pipeline.params import checkpoint_patch_size
 from rvm_ros.pipeline.scene import SceneAssembler
 from rvm_ros.replay.topics import resolve_topic
 from rvm_ros.wire.scene_tokens import SceneTokensClasses, scene_tokens_message
@@ -38,18 +39,10 @@ class SceneTokensWriter:
     """
 
     def __init__(self, reader: bags.BagReader, cfg: Any, node_name: str, store: Any) -> None:
-        sc, pc = cfg.scene_tokens, cfg.processing
+        sc = cfg.scene_tokens
         self.topic = f"/{node_name}/scene_tokens"
         self.base_frame = sc.base_frame
-        self.assembler = SceneAssembler(
-            cfg.cameras,
-            pc.model_height,
-            pc.model_width,
-            16 * pc.feature_pool,
-            sc.sync_policy,
-            sc.tolerance_ms,
-            pc.resize_mode,
-        )
+        self.assembler = SceneAssembler.for_config(cfg, checkpoint_patch_size(cfg.checkpoint))
         for cam in cfg.cameras:
             if sc.extrinsics_source(cam) == "static":
                 self.assembler.set_extrinsics(cam, sc.static_extrinsics[cam], "static")

@@ -63,6 +63,7 @@ from rvm_ros.runtime.backends.tensorrt_plan import (
     PlanMismatch,
     PlanSidecar,
     check_compatible,
+    check_size,
     read_sidecar,
     write_plan,
 )
@@ -592,19 +593,7 @@ def open_plan(
     """
     plan = Path(plan)
     sidecar = read_sidecar(plan)
-    if (
-        height is not None
-        and width is not None
-        and (sidecar.height, sidecar.width)
-        != (
-            height,
-            width,
-        )
-    ):
-        raise PlanMismatch(
-            f"{plan} takes {sidecar.height}x{sidecar.width} frames, not {height}x{width}; "
-            "rebuild it for that size with `rvm-ros export --format engine`"
-        )
+    check_size(sidecar, plan, height, width)
     return _load(plan, device, accept_build_error)
 
 

@@ -204,6 +204,22 @@ def read_sidecar(plan: str | Path, *, verify_plan: bool = True) -> PlanSidecar:
     return sidecar
 
 
+def check_size(
+    sidecar: PlanSidecar, plan: str | Path, height: int | None, width: int | None
+) -> None:
+    """Refuse a plan built for another input size (``None``: any size is fine).
+
+    Raises:
+        PlanMismatch: the plan takes other frames than ``height`` x ``width``.
+    """
+    if height is None or width is None or (sidecar.height, sidecar.width) == (height, width):
+        return
+    raise PlanMismatch(
+        f"{plan} takes {sidecar.height}x{sidecar.width} frames, not {height}x{width}; "
+        "rebuild it for that size with `rvm-ros export --format engine`"
+    )
+
+
 def check_compatible(
     sidecar: PlanSidecar,
     plan: str | Path,
@@ -245,19 +261,7 @@ def check_compatible(
                 f"{sidecar.compute_capability}), this GPU is {gpu_name} ({compute_capability}); "
                 f"{REBUILD_HINT}"
             )
-    if (
-        height is not None
-        and width is not None
-        and (sidecar.height, sidecar.width)
-        != (
-            height,
-            width,
-        )
-    ):
-        raise PlanMismatch(
-            f"{plan} takes {sidecar.height}x{sidecar.width} frames, not {height}x{width}; "
-            f"rebuild it for that size with `rvm-ros export --format engine`"
-        )
+    check_size(sidecar, plan, height, width)
 
 
 def _version(text: str) -> tuple[int, ...]:

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rvm_ros.tracking.config import TrackerConfig
+from rvm_ros.tracking.queries import check_queries
 
 __all__ = ["PointTracker", "TrackState"]
 
@@ -196,34 +197,9 @@ class PointTracker:
             ValueError: wrong shapes, non-finite or negative positions, positions outside
                 the current grid (when one is known), duplicate or already used ids.
         """
-        pts = np.asarray(xy, dtype=np.float64)
-        ids_arr = np.asarray(ids)
-        if pts.ndim != 2 or pts.shape[1] != 2:
-            raise ValueError(f"add_queries: xy must have shape [P, 2], got {pts.shape}")
-        if ids_arr.shape != (pts.shape[0],):
-            raise ValueError(
-                f"add_queries: ids must have shape ({pts.shape[0]},) to match xy, "
-                f"got {ids_arr.shape}"
-            )
-        if ids_arr.size and not np.issubdtype(ids_arr.dtype, np.integer):
-            raise ValueError(f"add_queries: ids must be integers, got dtype {ids_arr.dtype}")
-        if ids_arr.size and (ids_arr.min() < -(2**31) or ids_arr.max() >= 2**31):
-            raise ValueError("add_queries: ids must fit in int32")
-        ids_list = [int(i) for i in ids_arr]
-        if len(set(ids_list)) != len(ids_list):
-            dup = sorted({i for i in ids_list if ids_list.count(i) > 1})
-            raise ValueError(f"add_queries: duplicate ids {dup}")
-        used = sorted(i for i in ids_list if i in self._points or i in self._pending)
-        if used:
-            raise ValueError(f"add_queries: ids {used} are already tracked")
-        bad = ~np.isfinite(pts).all(axis=1) | (pts < 0).any(axis=1)
-        if self._grid is not None:
-            h, w, _ = self._grid
-            bad |= (pts[:, 0] > w) | (pts[:, 1] > h)
-        if bad.any():
-            where = f"the {self._grid[0]}x{self._grid[1]} grid" if self._grid else "the grid"
-            ex = [(ids_list[i], pts[i].tolist()) for i in np.flatnonzero(bad)[:5]]
-            raise ValueError(f"add_queries: query points outside {where} (id, xy): {ex}")
+        used = {**self._points, **self._pending}
+        size = (float(self._grid[0]), float(self._grid[1])) if self._grid is not None else None
+        pts, ids_list = check_queries(xy, ids, used, size, space="grid")
         for i, p in zip(ids_list, pts, strict=True):
             self._pending[i] = (p.astype(np.float32), 1.0)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +101,19 @@ def read_video_frames(path: str | Path, height: int, width: int) -> np.ndarray:
     path = Path(path)
     if path.name in EVALUATION_VIDEOS:
         raise DataError(f"{path.name} is evaluation material; it is never used for training")
+    return decode_video(
+        path, lambda bgr: _shrink(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), height, width)
+    )
+
+
+def decode_video(path: Path, transform: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Every frame of a video file through ``transform`` (BGR uint8 in), stacked.
+
+    Raises:
+        DataError: The file is missing or no frame could be decoded.
+    """
+    import cv2
+
     if not path.is_file():
         raise DataError(f"video {path} not found")
     cap = cv2.VideoCapture(str(path))
@@ -110,7 +123,7 @@ def read_video_frames(path: str | Path, height: int, width: int) -> np.ndarray:
             ok, bgr = cap.read()
             if not ok:
                 break
-            frames.append(_shrink(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), height, width))
+            frames.append(transform(bgr))
     finally:
         cap.release()
     if not frames:

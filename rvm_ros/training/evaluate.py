@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from rvm_ros.model import RVM
-from rvm_ros.training.data import DataError, resolve_video, shot_boundaries
+from rvm_ros.training.data import DataError, decode_video, resolve_video, shot_boundaries
 from rvm_ros.training.masking import num_visible, sample_visible
 from rvm_ros.training.objective import masked_patch_errors, reconstruct, source_features
 
@@ -117,28 +117,17 @@ def read_eval_video(path: str | Path, height: int, width: int) -> np.ndarray:
     """All frames of a (held-out) video, centre-cropped to the aspect and resized: uint8."""
     import cv2
 
-    path = resolve_video(str(path))
-    if not path.is_file():
-        raise DataError(f"video {path} not found")
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            hs, ws = bgr.shape[:2]
-            f = min(hs / height, ws / width)
-            ch, cw = round(height * f), round(width * f)
-            y, x = (hs - ch) // 2, (ws - cw) // 2
-            crop = bgr[y : y + ch, x : x + cw]
-            small = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
-            frames.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
-    finally:
-        cap.release()
-    if not frames:
-        raise DataError(f"{path}: no frames could be decoded")
-    return np.stack(frames)
+    def crop_resize(bgr: np.ndarray) -> np.ndarray:
+        hs, ws = bgr.shape[:2]
+        f = min(hs / height, ws / width)
+        ch, cw = round(height * f), round(width * f)
+        y, x = (hs - ch) // 2, (ws - cw) // 2
+        small = cv2.resize(
+            bgr[y : y + ch, x : x + cw], (width, height), interpolation=cv2.INTER_AREA
+        )
+        return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+
+    return decode_video(resolve_video(str(path)), crop_resize)
 
 
 def _eval_clips(

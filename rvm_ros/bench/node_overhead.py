@@ -34,12 +34,15 @@ Method (documented in docs/BENCHMARKS.md):
   whether processed stamps only ever increase (a stale frame is never processed after a
   newer one), and whether ``dropped == received - processed - rejected`` (every frame not
   processed is counted as a drop).
+
+This module is the node side (`run`), the camera/consumer process and the command line;
+`node_overhead_threads` reads the per-thread clocks, `node_overhead_figures` computes the
+figures from a run's records and `node_overhead_compare` runs ``--compare``.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import random
@@ -49,58 +52,27 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rvm_ros.bench.node_overhead_compare import VARIANTS, argv_common, compare
+from rvm_ros.bench.node_overhead_figures import (
+    counter_figures,
+    cpu_figures,
+    latency_figures,
+    rss_figures,
+    stamps_increase,
+)
+from rvm_ros.bench.node_overhead_threads import rss_mib, thread_cpu_s, thread_stats
+
 __all__ = ["main", "run"]
 
 S = 1_000_000_000
 
-
-def _rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-def _thread_cpu_s() -> dict[int, tuple[str, float]]:
-    """CPU seconds (user + system) of every thread of this process: tid -> (name, s)."""
-    return {t: (n, c) for t, (n, c, _) in _thread_stats().items()}
-
-
-def _thread_stats() -> dict[int, tuple[str, float, int]]:
-    """Per thread of this process: tid -> (name, CPU seconds, minor page faults)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[int, tuple[str, float, int]] = {}
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/stat") as f:
-                text = f.read()
-        except OSError:  # the thread ended
-            continue
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()
-        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / tick, int(fields[7]))
-    return out
-
-
-def _cpu_delta(
-    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
-) -> dict[int, tuple[str, float]]:
-    return {t: (n, c - before.get(t, (n, 0.0))[1]) for t, (n, c) in after.items()}
-
-
 CAMERA_NAMES = ("front", "front_left", "front_right", "rear", "rear_left", "rear_right")
-
-
-def _pct(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else float("nan")
 
 
 def run(
@@ -182,8 +154,8 @@ def run(
         t_cb[(cam, st)] = t
         if st >= first_measured and "start" not in window:
             window["received_start"] = len(t_cb) - 1
-            window["threads"] = _thread_cpu_s()
-            window["faults"] = {t: f for t, (_, _, f) in _thread_stats().items()}
+            window["threads"] = thread_cpu_s()
+            window["faults"] = {t: f for t, (_, _, f) in thread_stats().items()}
             window["exec"] = time.clock_gettime(executor_clock[0])
             window["worker"] = time.clock_gettime(worker_clock[0])
             window["in_step"] = in_step[0]
@@ -251,7 +223,7 @@ def run(
     def sample_rss() -> None:
         t0 = time.perf_counter()
         while not done.wait(1.0):
-            rss.append((time.perf_counter() - t0, _rss_mib()))
+            rss.append((time.perf_counter() - t0, rss_mib()))
 
     sampler = threading.Thread(target=sample_rss, daemon=True)
     sampler.start()
@@ -279,8 +251,8 @@ def run(
         peer_out = json.loads(out_path.read_text())
     # End of the CPU window (the peer has sent everything and waited for the outputs).
     cpu_end: dict[str, Any] = {
-        "threads": _thread_cpu_s(),
-        "faults": {t: f for t, (_, _, f) in _thread_stats().items()},
+        "threads": thread_cpu_s(),
+        "faults": {t: f for t, (_, _, f) in thread_stats().items()},
         "exec": time.clock_gettime(executor_clock[0]),
         "worker": time.clock_gettime(worker_clock[0]),
         "in_step": in_step[0],
@@ -297,65 +269,9 @@ def run(
     t_pub = {key(k): v for k, v in peer_out["t_pub"].items()}
     t_recv = {key(k): v for k, v in peer_out["t_recv"].items()}
     measured = [key(x) for x in peer_out["measured"]]
+
     snap = node.stats.snapshot() if node.stats else None
     diag_latency = snap["latency"] if snap else []
-
-    latency, overhead, steps = [], [], []
-    dds_in, node_in, inside, after = [], [], [], []
-    for st in measured:
-        if st in t_recv and st in step_ms and st in t_proc and st in t_cb:
-            lat = (t_recv[st] - t_pub[st]) * 1e3
-            latency.append(lat)
-            steps.append(step_ms[st])
-            overhead.append(lat - step_ms[st])
-            p0, p1 = t_proc[st]
-            dds_in.append((t_cb[st] - t_pub[st]) * 1e3)
-            node_in.append((p0 - t_cb[st]) * 1e3)
-            inside.append((p1 - p0) * 1e3 - step_ms[st])
-            after.append((t_recv[st] - p1) * 1e3)
-    monotonic = all(
-        b > a for order in processed_order.values() for a, b in itertools.pairwise(order)
-    )
-    cpu: dict[str, Any] = {}
-    if "start" in window:
-        frames = max(1, cpu_end["received"] - window["received_start"])
-        threads = _cpu_delta(window["threads"], cpu_end["threads"])
-        dds = sum(c for t, (n, c) in threads.items() if n.startswith("dds."))
-        model_pool = sum(
-            c
-            for t, (n, c) in threads.items()
-            if t not in (worker_tid, spin_tid) and not n.startswith("dds.")
-        )
-        executor_s = cpu_end["exec"] - window["exec"]
-        in_step_s = cpu_end["in_step"] - window["in_step"]
-        worker_other_s = cpu_end["worker"] - window["worker"] - in_step_s
-        by_name: dict[str, float] = {}
-        for t, (n, c) in threads.items():
-            label = "executor" if t == spin_tid else "inference" if t == worker_tid else n
-            by_name[label] = round(by_name.get(label, 0.0) + c, 3)
-        cpu = {
-            "cpu_window_s": cpu_end["t"] - window["start"],
-            "cpu_window_frames_received": frames,
-            # The node's own CPU per received frame: callbacks + inference thread outside
-            # the model step + Fast DDS threads.
-            "node_cpu_ms_per_frame": (executor_s + worker_other_s + dds) / frames * 1e3,
-            "executor_cpu_ms_per_frame": executor_s / frames * 1e3,
-            "inference_non_model_cpu_ms_per_frame": worker_other_s / frames * 1e3,
-            "dds_threads_cpu_ms_per_frame": dds / frames * 1e3,
-            # The model (inference thread inside encoder.step) and every other thread
-            # (torch's pool, the benchmark's main and sampler threads).
-            "model_cpu_ms_per_frame": in_step_s / frames * 1e3,
-            "other_threads_cpu_ms_per_frame": model_pool / frames * 1e3,
-            "thread_cpu_s_by_name": by_name,
-            "executor_minor_faults_per_frame": (
-                cpu_end["faults"].get(spin_tid, 0) - window["faults"].get(spin_tid, 0)
-            )
-            / frames,
-            "inference_minor_faults_per_frame": (
-                cpu_end["faults"].get(worker_tid, 0) - window["faults"].get(worker_tid, 0)
-            )
-            / frames,
-        }
     result: dict[str, Any] = {
         "checkpoint": checkpoint,
         "backend": backend,
@@ -368,61 +284,16 @@ def run(
         "raw_subscriptions": raw_subscriptions,
         "retain_large_buffers": retain_large_buffers,
         "input_reliability": input_reliability,
-        "published": len(measured),
-        "received_outputs": len(latency),
-        "overhead_ms_p50": _pct(overhead, 50),
-        "overhead_ms_p99": _pct(overhead, 99),
-        "latency_ms_p50": _pct(latency, 50),
-        "latency_ms_p99": _pct(latency, 99),
-        "step_ms_p50": _pct(steps, 50),
-        "step_ms_p99": _pct(steps, 99),
-        "process_call_ms_p50": _pct([x * 1e3 for x in diag_latency], 50),
-        # Overhead split: publish -> node callback (DDS in: 640x480x3 bytes), callback ->
-        # step start (deserialised message to decode, slot, wake-up, batching window),
-        # Processor work other than encoder.step (preprocess, pooling, tracking),
-        # step end -> receive (message filling, publish, DDS out).
-        "dds_in_ms_p50": _pct(dds_in, 50),
-        "dds_in_ms_p99": _pct(dds_in, 99),
-        "callback_to_step_ms_p50": _pct(node_in, 50),
-        "callback_to_step_ms_p99": _pct(node_in, 99),
-        "processor_non_model_ms_p50": _pct(inside, 50),
-        "processor_non_model_ms_p99": _pct(inside, 99),
-        "after_process_ms_p50": _pct(after, 50),
-        "after_process_ms_p99": _pct(after, 99),
-        "processed_stamps_increase": monotonic,
+        **latency_figures(measured, t_pub, t_cb, t_proc, t_recv, step_ms, diag_latency),
+        "processed_stamps_increase": stamps_increase(processed_order),
         "lost_before_node": len(t_pub) - len(t_cb),
-        "rss_mib_first": rss[0][1] if rss else float("nan"),
-        "rss_mib_after_warmup": next((r for t, r in rss if t >= warmup_s + 1.0), float("nan")),
-        "rss_mib_last": rss[-1][1] if rss else float("nan"),
-        "rss_mib_max": max((r for _, r in rss), default=float("nan")),
-        # Resident memory every 10 s: (seconds since the first frame, MiB).
-        "rss_series": [(round(t, 1), round(r, 1)) for t, r in rss[:: max(1, 10)]],
+        **rss_figures(rss, warmup_s),
         "cpu_count": os.cpu_count(),
         "load_avg_1min_at_end": os.getloadavg()[0],
-        **cpu,
+        **cpu_figures(window, cpu_end, worker_tid, spin_tid),
     }
     if snap is not None:
-        cams = list(snap["cameras"].values())
-        received = sum(c.received for c in cams)
-        processed = sum(c.processed for c in cams)
-        dropped = sum(c.dropped for c in cams)
-        ignored = sum(c.ignored for c in cams)
-        rejected = sum(sum(c.rejected.values()) for c in cams)
-        skipped = sum(sum(c.skipped.values()) for c in cams)
-        result.update(
-            node_received=received,
-            node_processed=processed,
-            node_dropped=dropped,
-            node_rejected=rejected,
-            node_skipped=skipped,
-            node_skipped_by_reason=dict(sum((c.skipped for c in cams), start=Counter())),
-            node_rejected_by_cause=dict(sum((c.rejected for c in cams), start=Counter())),
-            node_ignored_inactive=ignored,
-            node_lost_in_transport=sum(c.lost for c in cams),
-            drops_equal_not_processed=(
-                dropped == received - processed - rejected - skipped - ignored
-            ),
-        )
+        result.update(counter_figures(snap["cameras"].values()))
     node.trigger_deactivate()
     node_exec.shutdown()
     spin.join(10)
@@ -573,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = [v for v in variants if v not in VARIANTS]
         if unknown or not variants:
             parser.error(f"unknown variant(s) {unknown}; known: {', '.join(sorted(VARIANTS))}")
-        res = _compare(argv_common(args), variants, args.compare)
+        res = compare(argv_common(args), variants, args.compare)
     else:
         raw, retain = VARIANTS[args.variant]
         res = run(**common, raw_subscriptions=raw, retain_large_buffers=retain)
@@ -586,92 +457,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)
     return 0
-
-
-#: Variant name -> (raw_subscriptions, retain_large_buffers).
-VARIANTS = {
-    "ordinary": (False, False),
-    "ordinary+retain": (False, True),
-    "raw-only": (True, False),
-    "raw": (True, True),
-}
-
-COMPARED = (
-    "overhead_ms_p50",
-    "overhead_ms_p99",
-    "dds_in_ms_p50",
-    "callback_to_step_ms_p50",
-    "node_cpu_ms_per_frame",
-    "executor_cpu_ms_per_frame",
-    "inference_non_model_cpu_ms_per_frame",
-    "dds_threads_cpu_ms_per_frame",
-    "executor_minor_faults_per_frame",
-    "inference_minor_faults_per_frame",
-    "step_ms_p50",
-    "load_avg_1min_at_end",
-)
-
-
-def argv_common(args: argparse.Namespace) -> list[str]:
-    """The command-line arguments shared by every run of a comparison."""
-    out = [
-        "--backend", args.backend, "--rate", str(args.rate), "--width", str(args.width),
-        "--height", str(args.height), "--model-size", str(args.model_size),
-        "--input-reliability", args.input_reliability, "--cameras", str(args.cameras),
-    ]  # fmt: skip
-    if args.checkpoint:
-        out += ["--checkpoint", args.checkpoint]
-    if args.seconds is not None:
-        out += ["--seconds", str(args.seconds)]
-    if args.no_tracking:
-        out.append("--no-tracking")
-    return out
-
-
-def _compare(common: list[str], variants: list[str], rounds: int) -> dict[str, Any]:
-    """``rounds`` rounds of every variant (order rotating per round), each in its own
-    process: medians per variant and the median per-round ratio to ``variants[0]``."""
-    runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            order = variants[r % len(variants) :] + variants[: r % len(variants)]
-            for v in order:
-                path = Path(tmp) / f"{r}_{v}.json"
-                cmd = [sys.executable, "-m", "rvm_ros.bench.node_overhead", *common]
-                cmd += ["--variant", v, "--json", str(path)]
-                done = subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False, timeout=900)
-                if done.returncode != 0 or not path.is_file():
-                    raise RuntimeError(f"run {v} (round {r}) failed (exit {done.returncode})")
-                res = json.loads(path.read_text())
-                res["round"] = r
-                runs.append(res)
-                print(
-                    f"round {r} {v}: overhead p50 {res['overhead_ms_p50']:.2f} ms, node CPU "
-                    f"{res.get('node_cpu_ms_per_frame', float('nan')):.3f} ms/frame, "
-                    f"load {res['load_avg_1min_at_end']:.2f}",
-                    file=sys.stderr,
-                )
-    out: dict[str, Any] = {"compare_rounds": rounds, "variants": variants}
-    ref = variants[0]
-    for key in COMPARED:
-        for v in variants:
-            vals = [x.get(key, float("nan")) for x in runs if x["variant"] == v]
-            out[f"{v}_{key}_median"] = float(np.median(vals))
-        for v in variants[1:]:
-            ratios = []
-            for r in range(rounds):
-                a = next(x for x in runs if x["round"] == r and x["variant"] == ref)
-                b = next(x for x in runs if x["round"] == r and x["variant"] == v)
-                if a.get(key) and key != "load_avg_1min_at_end":
-                    ratios.append(b.get(key, float("nan")) / a[key])
-            if ratios:
-                out[f"ratio_{v}_over_{ref}_{key}_median"] = float(np.median(ratios))
-    for v in variants:
-        sel = [x for x in runs if x["variant"] == v]
-        out[f"{v}_outputs_over_sent"] = [f"{x['received_outputs']}/{x['published']}" for x in sel]
-        out[f"{v}_lost_before_node"] = [x["lost_before_node"] for x in sel]
-    out["rounds"] = runs
-    return out
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from rvm_ros.bench.node_overhead import VARIANTS, _cpu_delta, _thread_cpu_s, _thread_stats
+from rvm_ros.bench.node_overhead_compare import VARIANTS
+from rvm_ros.bench.node_overhead_threads import cpu_delta, thread_cpu_s, thread_stats
 
 
 def test_variants_cover_both_settings() -> None:
@@ -28,16 +29,16 @@ def test_thread_cpu_is_attributed_to_the_busy_thread() -> None:
         while not stop.is_set():
             sum(range(1000))
 
-    before = _thread_cpu_s()
+    before = thread_cpu_s()
     worker = threading.Thread(target=busy)
     worker.start()
     time.sleep(0.5)
-    after = _thread_cpu_s()
+    after = thread_cpu_s()
     stop.set()
     worker.join()
-    delta = _cpu_delta(before, after)
+    delta = cpu_delta(before, after)
     # The spinning thread got CPU (at least one clock tick); the sleeping one none to speak of.
     assert delta[ident[0]][1] > 0.0
     assert delta[ident[0]][1] >= delta[threading.get_native_id()][1]
-    stats = _thread_stats()
+    stats = thread_stats()
     assert threading.get_native_id() in stats and stats[threading.get_native_id()][2] >= 0

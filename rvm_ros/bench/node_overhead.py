@@ -89,6 +89,7 @@ def run(
     cameras: int = 1,
     raw_subscriptions: bool = True,
     retain_large_buffers: bool = True,
+    tracking_thread: bool = True,
 ) -> dict[str, Any]:
     """Run the benchmark and return its figures (milliseconds, MiB, counts).
 
@@ -106,6 +107,8 @@ def run(
         cameras: Number of cameras (1 to 6), each publishing at ``rate_hz``.
         raw_subscriptions: The node's ``raw_subscriptions`` (False: rclpy's ordinary path).
         retain_large_buffers: The node's ``retain_large_buffers``.
+        tracking_thread: The node's ``tracking_thread`` (False: tracking on the inference
+            thread, before the features are published).
     """
     if not 1 <= cameras <= len(CAMERA_NAMES):
         raise ValueError(f"cameras must be 1..{len(CAMERA_NAMES)}, got {cameras}")
@@ -134,6 +137,7 @@ def run(
         Parameter("cameras", value=names),
         Parameter("raw_subscriptions", value=raw_subscriptions),
         Parameter("retain_large_buffers", value=retain_large_buffers),
+        Parameter("tracking_thread", value=tracking_thread),
     ]
     node = RvmNode(context=node_ctx, parameter_overrides=overrides)
     # Per frame: when the node's subscription callback started (wrapped before on_configure
@@ -282,6 +286,7 @@ def run(
         "seconds": seconds,
         "cameras": cameras,
         "raw_subscriptions": raw_subscriptions,
+        "tracking_thread": tracking_thread,
         "retain_large_buffers": retain_large_buffers,
         "input_reliability": input_reliability,
         **latency_figures(measured, t_pub, t_cb, t_proc, t_recv, step_ms, diag_latency),
@@ -407,6 +412,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model-size", type=int, default=256)
     parser.add_argument("--no-tracking", action="store_true")
     parser.add_argument(
+        "--tracking-sync",
+        action="store_true",
+        help="track on the inference thread, before the features go out (tracking_thread:=false)",
+    )
+    parser.add_argument(
         "--input-reliability", default="reliable", choices=("reliable", "best_effort")
     )
     parser.add_argument("--cameras", type=int, default=1, help="cameras (1-6), each at --rate")
@@ -438,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tracking=not args.no_tracking,
         input_reliability=args.input_reliability,
         cameras=args.cameras,
+        tracking_thread=not args.tracking_sync,
     )
     if args.compare > 0:
         variants = [v.strip() for v in args.variants.split(",") if v.strip()]

@@ -58,6 +58,8 @@ def argv_common(args: argparse.Namespace) -> list[str]:
         out += ["--seconds", str(args.seconds)]
     if args.no_tracking:
         out.append("--no-tracking")
+    if args.tracking_sync:
+        out.append("--tracking-sync")
     return out
 
 

@@ -124,6 +124,8 @@ class RvmNode(LifecycleNode):
         self._slots: Any = None
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._tracks: Any = None  # rvm_ros.pipeline.TrackQueue with tracking_thread
+        self._tracking: threading.Thread | None = None
         self._active = False
         self._runtime_text = "not loaded"
         self._renderers: dict[str, Any] = {}
@@ -316,6 +318,7 @@ class RvmNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the encoder and start the inference thread."""
         from rvm_ros.pipeline import LatestFrameSlots, Processor
+        from rvm_ros.pipeline.track_queue import TrackQueue
         from rvm_ros.runtime import create_encoder
 
         cfg = self.cfg
@@ -336,7 +339,7 @@ class RvmNode(LifecycleNode):
             self.get_logger().error(f"cannot load the runtime: {type(exc).__name__}: {exc}")
             return FAILURE
         try:
-            processor = Processor(pc, encoder)
+            processor = Processor(pc, encoder, defer_tracking=cfg.tracking_thread)
         except Exception as exc:
             encoder.close()
             self.get_logger().error(f"cannot create the processor: {type(exc).__name__}: {exc}")
@@ -352,8 +355,15 @@ class RvmNode(LifecycleNode):
         self._slots = LatestFrameSlots(cfg.cameras)
         self._stop.clear()
         self._worker = threading.Thread(target=self._run_worker, name="rvm-inference", daemon=True)
+        if processor.defer_tracking:
+            self._tracks = TrackQueue()
+            self._tracking = threading.Thread(
+                target=self._run_tracking, name="rvm-tracking", daemon=True
+            )
         self._active = True
         self._worker.start()
+        if self._tracking is not None:
+            self._tracking.start()
         return super().on_activate(state)
 
     def release(self) -> None:
@@ -370,6 +380,14 @@ class RvmNode(LifecycleNode):
             if self._worker.is_alive():
                 self.get_logger().error("inference thread did not stop within 30 s")
         self._worker = None
+        if self._tracks is not None:
+            self._tracks.close()
+        if self._tracking is not None:
+            self._tracking.join(timeout=30.0)
+            if self._tracking.is_alive():
+                self.get_logger().error("tracking thread did not stop within 30 s")
+        self._tracking = None
+        self._tracks = None
         if self._slots is not None and self.stats is not None:
             # Frames still waiting are never processed: they count as drops.
             for cam, c in self._slots.counters().items():
@@ -557,9 +575,57 @@ class RvmNode(LifecycleNode):
                             "[logged once; counted in /diagnostics]"
                         )
 
+    # -- tracking thread -------------------------------------------------------------
+
+    def _run_tracking(self) -> None:
+        try:
+            self._tracking_loop()
+        except Exception as exc:  # never die silently
+            if self.stats is not None:
+                self.stats.error("tracking_thread_died")
+            self.get_logger().error(
+                f"the tracking thread stopped: {type(exc).__name__}: {exc}; no tracks will be "
+                "published until the node is deactivated and activated again"
+            )
+
+    def _tracking_loop(self) -> None:
+        from dataclasses import replace
+
+        queue, processor = self._tracks, self._processor
+        assert queue is not None and processor is not None
+        while not self._stop.is_set():
+            entry = queue.get(0.1)
+            if entry is None or self._stop.is_set():
+                continue
+            job, (res, frame), gap = entry
+            tracks = processor.track(job, gap=gap)
+            if tracks is None:
+                continue
+            try:
+                self._publish_tracks(replace(res, tracks=tracks, track_job=None), frame)
+            except Exception as exc:  # keep the thread alive; say what failed, once
+                if self.stats is not None and self.stats.error("publish_error"):
+                    self.get_logger().error(
+                        f"camera {res.camera}: publishing tracks failed: "
+                        f"{type(exc).__name__}: {exc} [logged once; counted in /diagnostics]"
+                    )
+
+    def _publish_tracks(self, res: Any, frame: Any) -> None:
+        from rvm_ros.wire.encode import fill_message, tracked_points_fields
+
+        io = self._io.get(res.camera)
+        if io is None:
+            return
+        if io.tracks is not None and res.tracks is not None:
+            io.tracks.publish(
+                fill_message(TrackedPoints, tracked_points_fields(res), header=res.header)
+            )
+        if io.debug is not None and frame is not None and io.debug.get_subscription_count() > 0:
+            self._publish_debug(io.debug, res, frame)
+
     def _publish_result(self, res: Any, frame: Any) -> None:
         from rvm_ros.pipeline import FrameSkip
-        from rvm_ros.wire.encode import feature_map_fields, fill_message, tracked_points_fields
+        from rvm_ros.wire.encode import feature_map_fields, fill_message
 
         stats = self.stats
         io = self._io.get(res.camera)
@@ -575,12 +641,16 @@ class RvmNode(LifecycleNode):
             return
         stats.processed(res.camera, res.reset_reason if res.state_reset else None)
         io.features.publish(fill_message(FeatureMap, feature_map_fields(res), header=res.header))
-        if io.tracks is not None and res.tracks is not None:
-            io.tracks.publish(
-                fill_message(TrackedPoints, tracked_points_fields(res), header=res.header)
-            )
-        if io.debug is not None and frame is not None and io.debug.get_subscription_count() > 0:
-            self._publish_debug(io.debug, res, frame)
+        if res.track_job is not None and self._tracks is not None:
+            # the tracks (and the debug image drawn with them) follow from the tracking thread
+            if self._tracks.put(res.track_job, (res, frame)) and stats.error("tracking_dropped"):
+                self.get_logger().warning(
+                    f"camera {res.camera}: the tracker falls behind the model step; frames "
+                    "are left out of tracking (treated as gaps) [logged once; counted in "
+                    "/diagnostics]"
+                )
+            return
+        self._publish_tracks(res, frame)
 
     def _publish_debug(self, pub: Any, res: Any, frame: Any) -> None:
         from rvm_ros.viz.debug import DebugRenderer

@@ -25,6 +25,7 @@ from rvm_ros.pipeline.types import (
     FrameResult,
     FrameSkip,
     ImageTracks,
+    TrackJob,
 )
 
 __all__ = [
@@ -43,5 +44,6 @@ __all__ = [
     "ProcessingConfig",
     "Processor",
     "SlotCounters",
+    "TrackJob",
     "group_batches",
 ]

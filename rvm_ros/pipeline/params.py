@@ -158,6 +158,14 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("tracking", True, "bool", "Track points and publish ~/<camera>/tracks"),
     ParamSpec(
+        "tracking_thread",
+        True,
+        "bool",
+        "Track points on a thread of their own: features go out when the model step ends, "
+        "tracks follow (a frame whose camera's tracker is still busy replaces the waiting "
+        "one; counted as tracking_dropped, the tracker treats it as a gap)",
+    ),
+    ParamSpec(
         "track_grid",
         0,
         "int",
@@ -238,6 +246,13 @@ PARAMS: tuple[ParamSpec, ...] = (
         "Tracker (hybrid): weight of RVM-feature similarity in a point's confidence",
         min_value=0.0,
         max_value=1.0,
+    ),
+    ParamSpec(
+        "tracker.feature_relocalise",
+        False,
+        "bool",
+        "Tracker (hybrid): re-find points by RVM-feature matching over the whole grid when "
+        "the motion cannot be estimated from the tracked points",
     ),
     ParamSpec(
         "tracker.n_context",
@@ -398,6 +413,7 @@ class NodeConfig:
         output_reliability: ``best_effort`` | ``reliable`` (publishers).
         output_depth: History depth of the publishers.
         publish_debug_image: Publish debug images while subscribed.
+        tracking_thread: Track points on a thread of their own (`Processor.track`).
         diagnostics_period_s: Period of ``/diagnostics`` (s).
         autostart: Configure and activate on start-up.
         scene_tokens: The ``scene_tokens.*`` and per-camera geometry parameters.
@@ -417,6 +433,7 @@ class NodeConfig:
     output_reliability: str = "reliable"
     output_depth: int = 5
     publish_debug_image: bool = True
+    tracking_thread: bool = True
     diagnostics_period_s: float = 1.0
     autostart: bool = True
     tensorrt_accept_build_error: bool = False
@@ -618,6 +635,7 @@ def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
         output_reliability=values["output_reliability"],
         output_depth=values["output_depth"],
         publish_debug_image=values["publish_debug_image"],
+        tracking_thread=values["tracking_thread"],
         diagnostics_period_s=values["diagnostics_period_s"],
         autostart=values["autostart"],
         tensorrt_accept_build_error=values["tensorrt.accept_build_error"],

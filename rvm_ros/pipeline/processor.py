@@ -24,6 +24,7 @@ from rvm_ros.pipeline.types import (
     FrameResult,
     FrameSkip,
     ImageTracks,
+    TrackJob,
 )
 
 if TYPE_CHECKING:
@@ -119,9 +120,15 @@ class Processor:
 
     Raises:
         ConfigError: When the encoder's input size or patch grid does not fit ``config``.
+
+    With ``defer_tracking`` the results carry their tracking work (``track_job``) instead
+    of ``tracks``: the caller hands each job to `track`, in order per camera, from one
+    thread (e.g. a tracking thread, so the features are out before the points are).
     """
 
-    def __init__(self, config: ProcessingConfig, encoder: StepRunner[Any]) -> None:
+    def __init__(
+        self, config: ProcessingConfig, encoder: StepRunner[Any], defer_tracking: bool = False
+    ) -> None:
         info = encoder.info
         if (int(info.height), int(info.width)) != (config.model_height, config.model_width):
             raise ConfigError(
@@ -150,6 +157,7 @@ class Processor:
             (len(config.cameras), config.model_height, config.model_width, 3), np.uint8
         )
         self._reseed_ns = round(config.track_reseed_s * 1e9)
+        self.defer_tracking = bool(defer_tracking) and config.tracking
         if config.tracking:
             from rvm_ros.tracking.config import TrackerConfig
             from rvm_ros.tracking.factory import create_tracker
@@ -461,11 +469,47 @@ class Processor:
             self._next_id += count
         return ids
 
-    def _apply_reset(self, cam: _Camera, reason: str, image: np.ndarray) -> None:
-        cam.frames_since_reset = 0
-        cam.reset_count += 1
-        with self._lock:
-            cam.stats.resets[reason] = cam.stats.resets.get(reason, 0) + 1
+    def track(self, job: TrackJob, gap: bool = False) -> ImageTracks | None:
+        """Track the camera's points into the frame of ``job`` (see ``defer_tracking``).
+
+        Args:
+            job: The frame's tracking work (from `process`, in order per camera).
+            gap: Earlier jobs of this camera were dropped: the tracker treats the frame as
+                one after a gap.
+
+        Returns:
+            The points in input-image pixels, or None when tracking failed on this frame
+            (logged and counted in ``tracking_errors``; the tracker starts afresh).
+        """
+        cam = self._cameras[job.camera]
+        tracker = cam.tracker
+        if tracker is None:
+            return None
+        if job.reset_reason:
+            self._reset_tracking(cam, job.image)
+        elif gap:
+            tracker.reset()
+        try:
+            self._attach_queries(cam, job.geometry)
+            if cam.reseed:
+                count, cam.reseed = cam.reseed, 0
+                self._seed_corners(cam, job.image, count)
+            feats = job.features if tracker.needs_features else None
+            state = tracker.update(job.image, feats)
+        except ValueError as exc:
+            # The features are fine: they go out without tracks; say why, and start the
+            # tracker's context afresh (its points are kept).
+            log.warning("camera %r: tracking failed on stamp %d: %s", cam.name, job.stamp_ns, exc)
+            tracker.reset()
+            with self._lock:
+                cam.stats.tracking_errors += 1
+            return None
+        cam.last_xy = np.asarray(state.xy)
+        self._reseed_lost(cam, job.stamp_ns, np.asarray(state.ids), np.asarray(state.visible))
+        return self._to_image(state, job.geometry)
+
+    def _reset_tracking(self, cam: _Camera, image: np.ndarray) -> None:
+        """The tracker's part of a state reset: context reset, automatic points re-seeded."""
         if cam.tracker is not None:
             cam.tracker.reset()
             n = self.config.track_grid
@@ -556,7 +600,10 @@ class Processor:
         with self._lock:
             cam.stats.last_step_ms = step_ms
         if p.reset_reason:
-            self._apply_reset(cam, p.reset_reason, image)
+            cam.frames_since_reset = 0
+            cam.reset_count += 1
+            with self._lock:
+                cam.stats.resets[p.reset_reason] = cam.stats.resets.get(p.reset_reason, 0) + 1
         cam.last_stamp_ns = stamp
         cam.image_size = p.size
         cam.geometry = p.geometry
@@ -580,26 +627,20 @@ class Processor:
         else:
             features = grid32.astype(self.dtype, copy=True)  # [h, w, D]
         cls = cls32.astype(self.dtype, copy=True)  # [D]
-        tracks = None
+        tracks = job = None
         if cam.tracker is not None:
-            try:
-                self._attach_queries(cam, p.geometry)
-                if cam.reseed:
-                    count, cam.reseed = cam.reseed, 0
-                    self._seed_corners(cam, image, count)
-                feats = grid32 if cam.tracker.needs_features else None
-                # image: the network input [H, W, 3] uint8 this step saw
-                state = cam.tracker.update(image, feats)
-                cam.last_xy = np.asarray(state.xy)
-                tracks = self._to_image(state, p.geometry)
-                self._reseed_lost(cam, stamp, np.asarray(state.ids), np.asarray(state.visible))
-            except ValueError as exc:
-                # The features are fine: publish them without tracks, say why, and start
-                # the tracker's context afresh (its points are kept).
-                log.warning("camera %r: tracking failed on stamp %d: %s", cam.name, stamp, exc)
-                cam.tracker.reset()
-                with self._lock:
-                    cam.stats.tracking_errors += 1
+            job = TrackJob(
+                camera=cam.name,
+                stamp_ns=stamp,
+                image=image.copy() if self.defer_tracking else image,  # [H, W, 3] uint8
+                features=(grid32.copy() if self.defer_tracking else grid32)
+                if cam.tracker.needs_features
+                else None,
+                geometry=p.geometry,
+                reset_reason=p.reset_reason,
+            )
+            if not self.defer_tracking:
+                tracks, job = self.track(job), None
         result = FrameResult(
             camera=cam.name,
             header=frame.header,
@@ -619,6 +660,7 @@ class Processor:
             model_id=self.model_id,
             step_ms=step_ms,
             tracks=tracks,
+            track_job=job,
         )
         cam.seq += 1
         cam.frames_since_reset += 1

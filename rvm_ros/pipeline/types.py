@@ -47,6 +47,28 @@ class FrameInput:
     image: np.ndarray
 
 
+@dataclass(frozen=True, eq=False)
+class TrackJob:
+    """One frame's point-tracking work, handed from the model step to `Processor.track`.
+
+    Attributes:
+        camera: Camera name.
+        stamp_ns: The frame's stamp.
+        image: uint8 ``[H, W, 3]`` network input the step saw (owned by the job).
+        features: float32 ``[h, w, D]`` unpooled grid features (owned), or None when the
+            tracker reads none.
+        geometry: How input-image pixels map to network pixels.
+        reset_reason: The frame's state-reset reason (``""``: none).
+    """
+
+    camera: str
+    stamp_ns: int
+    image: np.ndarray
+    features: np.ndarray | None
+    geometry: Geometry
+    reset_reason: str
+
+
 @dataclass(frozen=True)
 class ImageTracks:
     """Tracked points of one frame, in input-image pixels.
@@ -96,7 +118,9 @@ class FrameResult:
         pool: Average pooling applied to the grid.
         model_id: The encoder's model id.
         step_ms: Wall time of the batched encoder step this frame ran in.
-        tracks: Tracked points in image pixels, or None when tracking is off.
+        tracks: Tracked points in image pixels, or None when tracking is off or deferred.
+        track_job: With ``Processor(defer_tracking=True)``: the frame's tracking work for
+            `Processor.track` (then ``tracks`` is None); None otherwise.
     """
 
     camera: str
@@ -117,6 +141,7 @@ class FrameResult:
     model_id: str
     step_ms: float
     tracks: ImageTracks | None = None
+    track_job: TrackJob | None = None
 
     @property
     def channels(self) -> int:

@@ -31,7 +31,7 @@ import importlib.util
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -50,7 +50,10 @@ __all__ = [
     "sources_from_files",
 ]
 
-SPLITS: tuple[str, ...] = ("plain", "occluder")
+SPLITS: tuple[str, ...] = ("plain", "occluder", "gap")
+"""``plain``: camera motion only; ``occluder``: shapes cut from other images cross the
+view; ``gap``: a ``plain`` sequence with ``gap_frames`` frames missing in the middle, the
+trackers reset there as the node resets on a gap in the stream."""
 
 # Still images of the scikit-image wheel (skimage/data) and of scikit-learn's
 # datasets/images used for development: natural colour photographs and textures.
@@ -98,6 +101,8 @@ class BenchmarkConfig:
         occluders: ``(min, max)`` number of occluders per sequence of the occluder split.
         noise_std: sensor noise (grey levels, Gaussian).
         photometric: amplitude of the smooth gain change (0.2: gain within 0.8-1.2).
+        gap_frames: frames missing in the middle of a ``gap`` sequence (≥ 1; the camera
+            keeps moving through them, so the frames either side are that far apart).
     """
 
     seed: int = 0
@@ -113,6 +118,7 @@ class BenchmarkConfig:
     occluders: tuple[int, int] = (1, 3)
     noise_std: float = 3.0
     photometric: float = 0.2
+    gap_frames: int = 12
 
     def __post_init__(self) -> None:
         ints = {
@@ -121,6 +127,7 @@ class BenchmarkConfig:
             "height": (self.height, 32),
             "width": (self.width, 32),
             "num_points": (self.num_points, 1),
+            "gap_frames": (self.gap_frames, 1),
         }
         for name, (value, low) in ints.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -163,6 +170,8 @@ class TrackingSequence:
             where the point is not visible (outside the view or occluded).
         gt_visible: bool ``[P, T]``.
         query_frames: int64 ``[P]`` (all 0: every point is queried on frame 0).
+        resets: frames before which the trackers are reset (``gap``: the first frame after
+            the gap; empty otherwise).
     """
 
     name: str
@@ -171,6 +180,7 @@ class TrackingSequence:
     gt_xy: np.ndarray
     gt_visible: np.ndarray
     query_frames: np.ndarray
+    resets: tuple[int, ...] = ()
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -430,6 +440,8 @@ def make_sequence(
     if len(sources) < 2:
         raise BenchmarkError("the benchmark needs at least two source images")
     rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index])
+    if split == "gap":  # generate the frames of the gap too, drop them at the end
+        cfg = replace(cfg, num_frames=cfg.num_frames + cfg.gap_frames)
     num_t, h, w, num_p = cfg.num_frames, cfg.height, cfg.width, cfg.num_points
     scene = int(rng.integers(len(sources)))
     name, image = sources[scene]
@@ -495,6 +507,11 @@ def make_sequence(
         if cfg.noise_std > 0:
             f += rng.normal(0.0, cfg.noise_std, size=f.shape).astype(np.float32)
         out[i] = np.clip(np.rint(f), 0, 255).astype(np.uint8)
+    resets: tuple[int, ...] = ()
+    if split == "gap":
+        cut = (num_t - cfg.gap_frames) // 2
+        kept = np.r_[0:cut, cut + cfg.gap_frames : num_t]
+        out, gt_xy, visible, resets = out[kept], gt_xy[:, kept], visible[:, kept], (cut,)
     return TrackingSequence(
         name=f"{split}/{index}:{name}",
         split=split,
@@ -502,6 +519,7 @@ def make_sequence(
         gt_xy=gt_xy,
         gt_visible=visible,
         query_frames=np.zeros(num_p, np.int64),
+        resets=resets,
     )
 
 

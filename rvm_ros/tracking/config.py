@@ -34,6 +34,11 @@ class TrackerConfig:
             point is searched for (``hybrid``; 0-64).
         feature_weight: weight in [0, 1] of the RVM-feature similarity in a ``hybrid``
             point's confidence (the rest is template correlation).
+        feature_relocalise: ``hybrid``: when the frame's motion cannot be estimated from
+            the tracked points (after a reset, e.g. a gap in the stream, or when too few
+            points were tracked), find the points again by matching their RVM features
+            over the whole feature grid, fit the camera motion to those matches and search
+            each point's templates around it.
         n_context: recent frames kept as context besides each point's query frame (≥ 0).
         temperature: softmax temperature applied to cosine similarities (> 0).
         topk: context cells each target cell draws its label from (≥ 1).
@@ -59,6 +64,7 @@ class TrackerConfig:
     template_radius: int = 8
     search_radius: float = 8.0
     feature_weight: float = 0.0
+    feature_relocalise: bool = False
     n_context: int = 20
     temperature: float = 0.7
     topk: int = 7
@@ -102,6 +108,11 @@ class TrackerConfig:
         if not is_real(self.feature_weight) or not (0 <= self.feature_weight <= 1):
             raise ValueError(
                 f"TrackerConfig.feature_weight must be in [0, 1], got {self.feature_weight!r}"
+            )
+        if not isinstance(self.feature_relocalise, (bool, np.bool_)):
+            raise ValueError(
+                "TrackerConfig.feature_relocalise must be true or false, "
+                f"got {self.feature_relocalise!r}"
             )
         if not is_int(self.n_context) or self.n_context < 0:
             raise ValueError(

@@ -81,8 +81,11 @@ def run_method(
     vis = np.zeros((num_p, num_t), bool)
     ms = np.zeros(num_t)
     q_xy = seq.query_xy
+    package = method in ("hybrid", "klt", "propagation", "raw_propagation")
     for t in range(num_t):
         frame = seq.frames[t]
+        if package and t in seq.resets:  # the node resets its trackers on a stream gap
+            tracker.reset()
         new = np.flatnonzero(seq.query_frames == t)
         if new.size:
             tracker.add_queries(q_xy[new].astype(np.float32), new.astype(np.int32))

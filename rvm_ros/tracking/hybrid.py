@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 
 from rvm_ros.tracking.appearance import (
@@ -56,6 +57,9 @@ _MOTION_THRESHOLD = 1.5  # RANSAC inlier distance in pixels
 _GATE = 2.0  # pixels: a step further than this from a solid motion prior is rejected
 _REFRESH = 0.3  # query-template match needed to refresh a point's latest template
 _MAX_SEARCH = 16  # template searches per frame at most (points take turns)
+_MAX_SEARCH_RELOCALISED = 64  # on a frame the points were relocalised on (all are searched)
+_RELOCALISE_MIN = 6  # matches that must agree on one motion
+_RELOCALISE_CELLS = 0.75  # RANSAC inlier distance in feature cells
 _LK_HIDDEN = False  # Lucas-Kanade for hidden points too (measured: no gain, and they cost most)
 
 
@@ -77,7 +81,9 @@ class HybridTracker(ImagePointTracker):
                 scores appearance on the image templates only.
         """
         super().__init__(config if config is not None else TrackerConfig(method="hybrid"))
-        self.needs_features = bool(use_features) and self.config.feature_weight > 0
+        self.needs_features = bool(use_features) and (
+            self.config.feature_weight > 0 or self.config.feature_relocalise
+        )
         self._lk = LucasKanade(self.config.lk_window, self.config.lk_levels)
         self._prev: Any = None
         r = self.config.template_radius
@@ -85,16 +91,24 @@ class HybridTracker(ImagePointTracker):
         self._tmpl = np.zeros((0, side, side), np.float32)  # query templates
         self._recent = np.zeros((0, side, side), np.float32)  # latest confirmed templates
         self._qfeat = np.zeros((0, 0), np.float32)  # [P, C] query features (normalised)
+        self._rfeat = np.zeros((0, 0), np.float32)  # [P, C] latest confirmed features
         self._fbase = np.zeros(0, np.float32)  # [P] median similarity on the query frame
         self._last_query_match = np.zeros(0, np.float32)
         self._last_patches = self._tmpl
         self._turn = 0  # rotates which weak points are searched when there are many
+        self._gap = False  # reset() since the last frame: look for every point
 
     # ------------------------------------------------------------------ bookkeeping
 
     def reset(self) -> None:
-        """Forget the previous frame; keep the points and their appearance."""
-        self._forget()
+        """The next frame may be far from the last one (a gap, a state reset) or of another
+        size; keep the points and their appearance.
+
+        A next frame of the same size is still tracked from the last one (Lucas-Kanade's
+        pyramid reaches tens of pixels), and every point is looked for around its
+        candidate; one of another size starts from the points' last estimates.
+        """
+        self._gap = True
         self._size = None
 
     def _forget(self) -> None:
@@ -106,6 +120,7 @@ class HybridTracker(ImagePointTracker):
         self._recent = self._recent[keep]
         if self._qfeat.shape[0]:
             self._qfeat = self._qfeat[keep]
+            self._rfeat = self._rfeat[keep]
         self._fbase = self._fbase[keep]
 
     def _anchor(
@@ -126,7 +141,9 @@ class HybridTracker(ImagePointTracker):
             base = np.median(grid @ q.T, axis=0).astype(np.float32)  # [P]
             if self._qfeat.shape[1] != q.shape[1]:
                 self._qfeat = np.zeros((self._ids.shape[0], q.shape[1]), np.float32)
+                self._rfeat = self._qfeat.copy()
             self._qfeat = np.concatenate([self._qfeat, q])
+            self._rfeat = np.concatenate([self._rfeat, q])
             self._fbase = np.concatenate([self._fbase, base])
         else:
             self._fbase = np.concatenate([self._fbase, np.zeros(ids.shape[0], np.float32)])
@@ -155,6 +172,44 @@ class HybridTracker(ImagePointTracker):
         f = np.clip((cos - base) / np.maximum(1.0 - base, 1e-6), 0.0, 1.0)
         return np.asarray((1.0 - wf) * a + wf * f, dtype=np.float32)
 
+    def _relocalise(self, features: np.ndarray, prev_xy: np.ndarray) -> np.ndarray | None:
+        """Where the points are now ``[P, 2]``, from their RVM features alone, or None.
+
+        Each point's query and latest confirmed features are compared (cosine) with every
+        cell of the frame's feature grid; the best cell of each point that was visible is
+        a match, and a similarity transform (rotation, scale, translation) fitted to the
+        matches by RANSAC (inliers within ``_RELOCALISE_CELLS`` cells) carries every
+        point's last estimate into the frame. None when fewer than
+        ``_RELOCALISE_MIN`` points agree on one motion: nothing is moved then.
+        """
+        assert self._size is not None
+        src = np.flatnonzero(self._visible)
+        if src.size < _RELOCALISE_MIN:
+            return None
+        gh, gw, c = features.shape
+        grid = features.reshape(-1, c).astype(np.float32)  # [h*w, C]
+        grid /= np.maximum(np.linalg.norm(grid, axis=1, keepdims=True), 1e-6)
+        sim = np.maximum(self._qfeat[src] @ grid.T, self._rfeat[src] @ grid.T)  # [S, h*w]
+        best = np.argmax(sim, axis=1)
+        h, w = self._size
+        cell_x, cell_y = w / gw, h / gh
+        # cell centres in OpenCV coordinates
+        dst = np.stack(
+            [(best % gw + 0.5) * cell_x - 0.5, (best // gw + 0.5) * cell_y - 0.5], axis=1
+        ).astype(np.float32)
+        model, inliers = cv2.estimateAffinePartial2D(
+            prev_xy[src].astype(np.float32),
+            dst,
+            method=cv2.RANSAC,
+            ransacReprojThreshold=_RELOCALISE_CELLS * max(cell_x, cell_y),
+            maxIters=500,
+            confidence=0.99,
+        )
+        if model is None or inliers is None or int(inliers.sum()) < _RELOCALISE_MIN:
+            return None
+        hom = np.vstack([model, [0.0, 0.0, 1.0]])
+        return apply_motion(hom, prev_xy)
+
     def _track(self, grey: np.ndarray, features: np.ndarray | None) -> None:
         pyr = self._lk.pyramid(grey)
         n = int(self._ids.shape[0])
@@ -165,6 +220,9 @@ class HybridTracker(ImagePointTracker):
         cfg = self.config
         g32 = grey.astype(np.float32)
         prev_xy = self._xy
+        gap, self._gap = self._gap, False
+        if self._prev is not None and np.shape(self._prev) != grey.shape:
+            self._prev = None  # a reset to another frame size: nothing to track from
         if self._prev is not None:
             # Lucas-Kanade only where the point is in view (the others follow the prior).
             live = np.flatnonzero(inside(prev_xy, self._size) & (self._visible | _LK_HIDDEN))
@@ -176,22 +234,33 @@ class HybridTracker(ImagePointTracker):
             reliable = good & self._visible
             motion, solid = fit_motion(prev_xy[reliable], new[reliable], _MOTION_THRESHOLD)
             prior = apply_motion(motion, prev_xy)
-            if solid and _GATE > 0:  # a step that disagrees with a well-supported prior
+            if solid and _GATE > 0 and not gap:  # a step that disagrees with a well-supported prior
                 good &= np.linalg.norm(new - prior, axis=1) < _GATE
         else:  # after a reset: search around the last estimates
-            new, good, prior = prev_xy, np.zeros(n, bool), prev_xy.copy()
+            new, good, prior, solid = prev_xy, np.zeros(n, bool), prev_xy.copy(), False
+        relocalised = False
+        if not solid and features is not None and cfg.feature_relocalise and self._qfeat.shape[0]:
+            found_prior = self._relocalise(features, prev_xy)
+            if found_prior is not None:
+                prior, relocalised = found_prior, True
+                if self._prev is not None:  # keep only the steps that agree with it
+                    cell = max(self._size[0] / features.shape[0], self._size[1] / features.shape[1])
+                    good &= np.linalg.norm(new - prior, axis=1) < _RELOCALISE_CELLS * cell
         rows = np.arange(n)
         cand = np.where(good[:, None], new, prior).astype(np.float32)
         score = self._score(g32, features, cand, rows)
         query_match = self._last_query_match
         cand_patches = self._last_patches
         radius = round(cfg.search_radius)
-        weak_mask = (score < cfg.visibility_threshold) | (self._prev is None)  # after a reset: all
+        # after a reset or a relocalisation: every point is looked for
+        everyone = gap or self._prev is None
+        weak_mask = (score < cfg.visibility_threshold) | everyone | (relocalised & ~good)
         weak = np.flatnonzero(weak_mask & inside(prior, self._size))
-        if weak.size > _MAX_SEARCH:  # bounded cost: take turns among the weak points
+        cap = _MAX_SEARCH_RELOCALISED if relocalised or everyone else _MAX_SEARCH
+        if weak.size > cap:  # bounded cost: take turns among the weak points
             start = self._turn % weak.size
-            weak = np.sort(np.roll(weak, -start)[:_MAX_SEARCH])
-            self._turn += _MAX_SEARCH
+            weak = np.sort(np.roll(weak, -start)[:cap])
+            self._turn += cap
         if weak.size and radius > 0:
             found_q, s_q = match_templates(g32, prior[weak], _normed(self._tmpl[weak]), radius)
             found_r, s_r = match_templates(g32, prior[weak], _normed(self._recent[weak]), radius)
@@ -207,6 +276,8 @@ class HybridTracker(ImagePointTracker):
         refresh = visible & (query_match >= _REFRESH)
         if refresh.any():
             self._recent[refresh] = cand_patches[refresh]  # visible: xy is the candidate
+            if features is not None and self._rfeat.shape[0]:
+                self._rfeat[refresh] = sample_features(features, cand[refresh], self._size)
         self._visible = visible
         self._conf = np.where(inside(cand, self._size), score, 0.0).astype(np.float32)
         self._prev = pyr

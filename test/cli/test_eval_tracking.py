@@ -23,7 +23,7 @@ def test_small_run_writes_metrics_table_and_pictures(
     assert main(["eval-tracking", "--checkpoint", "random:tiny", *SMALL, "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model_id"] == "tiny-random0"
-    assert set(metrics["splits"]) == {"plain", "occluder"}
+    assert set(metrics["splits"]) == {"plain", "occluder", "gap"}
     for split in metrics["splits"].values():
         assert set(split) == set(METHODS)
         for v in split.values():

@@ -56,6 +56,19 @@ def test_shapes_queries_and_visibility(sources: list[tuple[str, np.ndarray]]) ->
                 np.testing.assert_array_equal(seq.gt_visible, inside)
 
 
+def test_gap_split_skips_frames_of_a_continuing_camera_path(
+    sources: list[tuple[str, np.ndarray]],
+) -> None:
+    cfg = BenchmarkConfig(num_sequences=2, num_frames=10, height=96, width=128, num_points=16)
+    for seq in make_sequences(cfg, "gap", sources):
+        assert seq.frames.shape == (10, 96, 128, 3) and seq.resets == (5,)
+        assert seq.gt_visible[:, 0].all()
+        steps = np.linalg.norm(np.diff(seq.gt_xy, axis=1), axis=2)  # [P, T-1] motion per frame
+        # across the gap the camera moved through gap_frames (12) missing frames
+        assert np.median(steps[:, 4]) > 5 * np.median(np.delete(steps, 4, axis=1))
+    assert make_sequence(cfg, "plain", 0, sources).resets == ()
+
+
 def test_occluders_hide_points_inside_the_view(sources: list[tuple[str, np.ndarray]]) -> None:
     cfg = BenchmarkConfig(num_sequences=3, num_frames=24, height=128, width=128, num_points=64)
     hidden = 0
@@ -108,6 +121,7 @@ def test_ground_truth_follows_the_content(sources: list[tuple[str, np.ndarray]])
         ({"seed": -1}, "seed must be an integer"),
         ({"max_zoom": 0.5}, "max_zoom must be a number"),
         ({"occluders": (3, 1)}, "occluders must be"),
+        ({"gap_frames": 0}, "gap_frames must be an integer"),
     ],
 )
 def test_config_validation(kwargs: dict[str, object], message: str) -> None:

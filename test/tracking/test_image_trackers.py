@@ -189,6 +189,63 @@ def test_hybrid_keeps_points_and_appearance_across_a_reset(base: np.ndarray) -> 
     assert np.median(np.linalg.norm(state.xy - truth, axis=1)[state.visible]) < 0.5
 
 
+@pytest.mark.parametrize("shift", [(14.0, -9.0), (-22.0, 17.0)])
+def test_hybrid_tracks_across_a_reset_with_a_large_jump(
+    base: np.ndarray, shift: tuple[float, float]
+) -> None:
+    """A reset (the node's reaction to a gap in the stream) with frames of the same size:
+    the points are tracked from the last frame across the jump, not lost."""
+    q = corners(view(base, 0.0, 0.0), 20)
+    tracker = HybridTracker(TrackerConfig())
+    tracker.add_queries(q, np.arange(q.shape[0]))
+    tracker.update(view(base, 0.0, 0.0))
+    tracker.update(view(base, 1.0, 0.0))
+    tracker.reset()
+    state = tracker.update(view(base, *shift))
+    truth = q + np.array(shift, np.float32)
+    inside = (truth.min(axis=1) > 8) & (truth.max(axis=1) < SIZE - 8)
+    assert inside.sum() >= 8
+    err = np.linalg.norm(state.xy - truth, axis=1)
+    assert state.visible[inside].mean() > 0.8
+    assert np.median(err[inside & state.visible]) < 0.5
+
+
+def test_hybrid_relocalises_through_the_features_when_motion_is_unknown(base: np.ndarray) -> None:
+    """After a reset to a new frame size nothing can be tracked from the last frame; with
+    ``feature_relocalise`` the points are found again through their feature vectors
+    (here features that move with the content: one random vector per source cell)."""
+    rng = np.random.default_rng(0)
+    cells = rng.normal(size=(40, 40, 16)).astype(np.float32)  # content-fixed features
+
+    def feats(dx: int, dy: int, size: int) -> np.ndarray:  # 8-pixel cells, shift in cells
+        n = size // 8
+        return cells[8 - dy : 8 - dy + n, 8 - dx : 8 - dx + n]
+
+    def image(dx: float, dy: float, size: int) -> np.ndarray:
+        return view(base, dx, dy)[:size, :size]
+
+    def run(relocalise: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        q = corners(view(base, 0.0, 0.0), 80)
+        moved = q + np.array([-24.0, 16.0], np.float32)
+        q = q[(moved.min(axis=1) > 12) & (moved.max(axis=1) < 96 - 12)]
+        tracker = HybridTracker(TrackerConfig(feature_relocalise=relocalise))
+        assert tracker.needs_features == relocalise
+        tracker.add_queries(q, np.arange(q.shape[0]))
+        tracker.update(image(0, 0, SIZE), feats(0, 0, SIZE) if relocalise else None)
+        tracker.reset()
+        # a smaller frame: 96x96, the content moved by (-24, +16) px = (-3, +2) cells
+        state = tracker.update(image(-24, 16, 96), feats(-3, 2, 96) if relocalise else None)
+        return state.xy, state.visible, q + np.array([-24.0, 16.0], np.float32)
+
+    xy, visible, truth = run(True)
+    inside = (truth.min(axis=1) > 8) & (truth.max(axis=1) < 96 - 8)
+    assert inside.sum() >= 6
+    assert visible[inside].mean() > 0.8
+    assert np.median(np.linalg.norm(xy - truth, axis=1)[inside & visible]) < 0.5
+    _, visible0, _ = run(False)  # without: searched around the old positions, not found
+    assert visible0[inside].mean() < 0.3
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -201,6 +258,7 @@ def test_hybrid_keeps_points_and_appearance_across_a_reset(base: np.ndarray) -> 
         ({"search_radius": -1.0}, "search_radius must be in"),
         ({"feature_weight": 1.5}, "feature_weight must be in"),
         ({"feature_weight": True}, "feature_weight must be in"),
+        ({"feature_relocalise": 1}, "feature_relocalise must be true or false"),
     ],
 )
 def test_config_validation(kwargs: dict[str, object], message: str) -> None:

@@ -221,6 +221,7 @@ def run(
     executor_clock[0] = time.pthread_getcpuclockid(spin.ident)
     worker_tid = node._worker.native_id
     spin_tid = spin.native_id
+    tracking_tid = node._tracking.native_id if node._tracking is not None else None
     rss: list[tuple[float, float]] = []
     done = threading.Event()
 
@@ -295,7 +296,7 @@ def run(
         **rss_figures(rss, warmup_s),
         "cpu_count": os.cpu_count(),
         "load_avg_1min_at_end": os.getloadavg()[0],
-        **cpu_figures(window, cpu_end, worker_tid, spin_tid),
+        **cpu_figures(window, cpu_end, worker_tid, spin_tid, tracking_tid),
     }
     if snap is not None:
         result.update(counter_figures(snap["cameras"].values()))

@@ -120,6 +120,7 @@ def cpu_figures(
     cpu_end: Mapping[str, Any],
     worker_tid: int | None,
     spin_tid: int | None,
+    tracking_tid: int | None = None,
 ) -> dict[str, Any]:
     """The node's CPU time per received frame over the measured window, by thread.
 
@@ -131,30 +132,41 @@ def cpu_figures(
             ``received_start`` and ``start``).
         worker_tid: native id of the node's inference thread.
         spin_tid: native id of the node's executor thread.
+        tracking_tid: native id of the node's tracking thread (``tracking_thread``), if any.
     """
     if "start" not in window:
         return {}
     frames = max(1, cpu_end["received"] - window["received_start"])
     threads = cpu_delta(window["threads"], cpu_end["threads"])
     dds = sum(c for t, (n, c) in threads.items() if n.startswith("dds."))
+    tracking_s = threads[tracking_tid][1] if tracking_tid in threads else 0.0
     model_pool = sum(
         c
         for t, (n, c) in threads.items()
-        if t not in (worker_tid, spin_tid) and not n.startswith("dds.")
+        if t not in (worker_tid, spin_tid, tracking_tid) and not n.startswith("dds.")
     )
     executor_s = cpu_end["exec"] - window["exec"]
     in_step_s = cpu_end["in_step"] - window["in_step"]
     worker_other_s = cpu_end["worker"] - window["worker"] - in_step_s
     by_name: dict[str, float] = {}
     for t, (n, c) in threads.items():
-        label = "executor" if t == spin_tid else "inference" if t == worker_tid else n
+        label = (
+            "executor"
+            if t == spin_tid
+            else "inference"
+            if t == worker_tid
+            else "tracking"
+            if t == tracking_tid
+            else n
+        )
         by_name[label] = round(by_name.get(label, 0.0) + c, 3)
     return {
         "cpu_window_s": cpu_end["t"] - window["start"],
         "cpu_window_frames_received": frames,
         # The node's own CPU per received frame: callbacks + inference thread outside
-        # the model step + Fast DDS threads.
-        "node_cpu_ms_per_frame": (executor_s + worker_other_s + dds) / frames * 1e3,
+        # the model step + the tracking thread + Fast DDS threads.
+        "node_cpu_ms_per_frame": (executor_s + worker_other_s + tracking_s + dds) / frames * 1e3,
+        "tracking_thread_cpu_ms_per_frame": tracking_s / frames * 1e3,
         "executor_cpu_ms_per_frame": executor_s / frames * 1e3,
         "inference_non_model_cpu_ms_per_frame": worker_other_s / frames * 1e3,
         "dds_threads_cpu_ms_per_frame": dds / frames * 1e3,

@@ -33,7 +33,9 @@ def _run(args: argparse.Namespace) -> int:
             width=args.width,
             num_points=args.points,
         )
-        tracker = dataclasses.replace(TrackerConfig(), method="hybrid")
+        tracker = dataclasses.replace(
+            TrackerConfig(), method="hybrid", **_tracker_settings(args.tracker or [])
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     settings = EvalTrackingSettings(
@@ -50,6 +52,25 @@ def _run(args: argparse.Namespace) -> int:
     print((Path(args.out) / "tracking.md").read_text(), end="")
     print(f"model {result['model_id']}; written to {args.out}")
     return 0
+
+
+def _tracker_settings(items: list[str]) -> dict[str, object]:
+    """``--tracker KEY=VALUE`` items as TrackerConfig fields (values parsed as YAML scalars)."""
+    import yaml
+
+    from rvm_ros.tracking.config import TrackerConfig
+
+    fields = {f.name for f in dataclasses.fields(TrackerConfig)} - {"method"}
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise CliError(
+                f"--tracker {item!r}: expected KEY=VALUE with KEY one of "
+                f"{', '.join(sorted(fields))}"
+            )
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -87,4 +108,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--bag", help="evaluate on this bag's <image topic>/gt_tracks instead")
     p.add_argument("--bag-topic", help="image topic of --bag (default: the one with gt_tracks)")
     p.add_argument("--methods", help="comma-separated subset (default: all)")
+    p.add_argument(
+        "--tracker",
+        action="append",
+        metavar="KEY=VALUE",
+        help="tracker setting for the package's methods, e.g. feature_weight=0 (repeatable; "
+        "the tracker.* node parameters without the prefix)",
+    )
     p.set_defaults(func=_run)

@@ -241,9 +241,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "tracker.feature_weight",
-        0.0,
+        0.35,
         "float",
-        "Tracker (hybrid): weight of RVM-feature similarity in a point's confidence",
+        "Tracker (hybrid): weight of the RVM-feature similarity (frame-centred features) in a "
+        "point's confidence",
         min_value=0.0,
         max_value=1.0,
     ),

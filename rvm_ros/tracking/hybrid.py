@@ -63,6 +63,16 @@ _RELOCALISE_CELLS = 0.75  # RANSAC inlier distance in feature cells
 _LK_HIDDEN = False  # Lucas-Kanade for hidden points too (measured: no gain, and they cost most)
 
 
+def _centred(features: np.ndarray | None) -> np.ndarray | None:
+    """The feature grid minus its mean over the frame ``[h, w, C]`` float32: what all cells
+    share (measured on the development benchmark: the frame-centred similarity separates
+    correct from drifted tracks with ROC AUC 0.77, the raw cosine with 0.62)."""
+    if features is None:
+        return None
+    f = np.asarray(features, dtype=np.float32)
+    return np.asarray(f - f.mean(axis=(0, 1), dtype=np.float32), dtype=np.float32)
+
+
 def _normed(t: np.ndarray) -> np.ndarray:
     """Zero-mean patches scaled to unit norm (flat ones stay zero)."""
     n = np.sqrt((t * t).sum(axis=(1, 2), keepdims=True))
@@ -133,6 +143,7 @@ class HybridTracker(ImagePointTracker):
     ) -> None:
         g32 = grey.astype(np.float32)
         tmpl = raw_patches(g32, xy, self.config.template_radius)
+        features = _centred(features)
         if features is not None:
             assert self._size is not None
             q = sample_features(features, xy, self._size)  # [P, C]
@@ -219,6 +230,7 @@ class HybridTracker(ImagePointTracker):
         assert self._size is not None
         cfg = self.config
         g32 = grey.astype(np.float32)
+        features = _centred(features)
         prev_xy = self._xy
         gap, self._gap = self._gap, False
         if self._prev is not None and np.shape(self._prev) != grey.shape:

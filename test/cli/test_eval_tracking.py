@@ -52,6 +52,27 @@ def test_one_split_and_a_subset_of_methods(tmp_path: Path) -> None:
     assert metrics["model_id"] is None  # no feature method: no model loaded
 
 
+def test_tracker_settings_reach_the_run_and_bad_ones_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "eval"
+    args = ["eval-tracking", *SMALL, "--split", "gap", "--methods", "hybrid"]
+    settings = ["--tracker", "feature_weight=0", "--tracker", "feature_relocalise=true"]
+    assert main([*args, *settings, "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["tracker"]["feature_weight"] == 0 and metrics["tracker"]["feature_relocalise"]
+    assert list(metrics["splits"]) == ["gap"]
+    for bad, says in [
+        ("fov=3", "expected KEY=VALUE"),
+        ("feature_weight", "expected KEY=VALUE"),
+        ("feature_weight=2", "feature_weight must be in"),
+    ]:
+        code = main([*args, "--tracker", bad, "--out", str(tmp_path / "x")])
+        err = capsys.readouterr().err
+        assert code == 2 and says in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
 def test_bag_with_ground_truth_tracks(tmp_path: Path) -> None:
     cfg = BenchmarkConfig(num_sequences=1, num_frames=6, height=64, width=96, num_points=6)
     seq = make_sequence(cfg, "occluder", 0, development_sources())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -50,8 +51,11 @@ def corners(frame: np.ndarray, n: int = 24) -> np.ndarray:
     return pts[keep].astype(np.float32)
 
 
+IMAGE_ONLY = TrackerConfig(feature_weight=0.0)  # most tests give the trackers images only
+
+
 def make(method: str) -> object:
-    return create_tracker(TrackerConfig(method=method))
+    return create_tracker(replace(IMAGE_ONLY, method=method))
 
 
 @pytest.mark.parametrize("method", ["hybrid", "klt"])
@@ -113,7 +117,7 @@ def test_hybrid_hides_an_occluded_point_and_finds_it_again(base: np.ndarray) -> 
             f[y0 : y0 + 30, x0 : x0 + 30] = occluder
         frames.append(f)
         truth.append(q + shift)
-    tracker = HybridTracker(TrackerConfig())
+    tracker = HybridTracker(IMAGE_ONLY)
     tracker.add_queries(q, np.arange(q.shape[0]))
     seen = []
     for t, f in enumerate(frames):
@@ -179,7 +183,7 @@ def test_bad_images_are_refused_and_a_size_change_needs_a_reset(method: str) -> 
 
 def test_hybrid_keeps_points_and_appearance_across_a_reset(base: np.ndarray) -> None:
     q = corners(view(base, 0.0, 0.0), 20)
-    tracker = HybridTracker(TrackerConfig())
+    tracker = HybridTracker(IMAGE_ONLY)
     tracker.add_queries(q, np.arange(q.shape[0]))
     tracker.update(view(base, 0.0, 0.0))
     tracker.reset()
@@ -196,7 +200,7 @@ def test_hybrid_tracks_across_a_reset_with_a_large_jump(
     """A reset (the node's reaction to a gap in the stream) with frames of the same size:
     the points are tracked from the last frame across the jump, not lost."""
     q = corners(view(base, 0.0, 0.0), 20)
-    tracker = HybridTracker(TrackerConfig())
+    tracker = HybridTracker(IMAGE_ONLY)
     tracker.add_queries(q, np.arange(q.shape[0]))
     tracker.update(view(base, 0.0, 0.0))
     tracker.update(view(base, 1.0, 0.0))
@@ -228,7 +232,7 @@ def test_hybrid_relocalises_through_the_features_when_motion_is_unknown(base: np
         q = corners(view(base, 0.0, 0.0), 80)
         moved = q + np.array([-24.0, 16.0], np.float32)
         q = q[(moved.min(axis=1) > 12) & (moved.max(axis=1) < 96 - 12)]
-        tracker = HybridTracker(TrackerConfig(feature_relocalise=relocalise))
+        tracker = HybridTracker(replace(IMAGE_ONLY, feature_relocalise=relocalise))
         assert tracker.needs_features == relocalise
         tracker.add_queries(q, np.arange(q.shape[0]))
         tracker.update(image(0, 0, SIZE), feats(0, 0, SIZE) if relocalise else None)
@@ -264,6 +268,33 @@ def test_hybrid_relocalises_through_the_features_when_motion_is_unknown(base: np
 def test_config_validation(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TrackerConfig(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("weight", "visible"), [(0.35, True), (0.6, False)])
+def test_hybrid_confidence_drops_when_the_features_at_a_point_change(
+    base: np.ndarray, weight: float, visible: bool
+) -> None:
+    """Same image, but the features where the points are no longer match the query's: the
+    confidence loses the feature share (``feature_weight``); with a large share the points
+    are judged not visible (drifted onto something else)."""
+    rng = np.random.default_rng(1)
+    feats = rng.normal(size=(16, 16, 256)).astype(np.float32)  # 8-pixel cells of 128x128
+    q = corners(view(base, 0.0, 0.0), 12)
+    tracker = HybridTracker(replace(IMAGE_ONLY, feature_weight=weight))
+    assert tracker.needs_features
+    tracker.add_queries(q, np.arange(q.shape[0]))
+    tracker.update(view(base, 0.0, 0.0), feats)
+    same = tracker.update(view(base, 0.0, 0.0), feats)
+    assert same.visible.all() and (same.confidence > 0.95).all()
+    changed = feats.copy()
+    cells = np.floor(q / 8).astype(int)
+    for dy in (-2, -1, 0, 1, 2):  # the cells the features are read from (and searched in)
+        for dx in (-2, -1, 0, 1, 2):
+            r, c = np.clip(cells[:, 1] + dy, 0, 15), np.clip(cells[:, 0] + dx, 0, 15)
+            changed[r, c] = rng.normal(size=(q.shape[0], 256))  # [P, C] new content
+    state = tracker.update(view(base, 0.0, 0.0), changed)
+    assert np.median(same.confidence - state.confidence) > 0.5 * weight
+    assert state.visible.mean() == (1.0 if visible else 0.0)
 
 
 def test_hybrid_with_feature_weight_needs_features() -> None:

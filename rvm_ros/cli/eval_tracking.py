@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from rvm_ros.cli import CliError
 
@@ -54,14 +55,14 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tracker_settings(items: list[str]) -> dict[str, object]:
+def _tracker_settings(items: list[str]) -> dict[str, Any]:
     """``--tracker KEY=VALUE`` items as TrackerConfig fields (values parsed as YAML scalars)."""
     import yaml
 
     from rvm_ros.tracking.config import TrackerConfig
 
     fields = {f.name for f in dataclasses.fields(TrackerConfig)} - {"method"}
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in fields:

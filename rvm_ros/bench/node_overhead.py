@@ -178,7 +178,9 @@ def run(
 
     step_ms: dict[tuple[str, int], float] = {}
     processed_order: dict[str, list[int]] = {c: [] for c in names}
-    original = node._publish_result
+    outputs = node._outputs
+    assert outputs is not None
+    original = outputs.publish_result
 
     def publish_result(res: Any, frame: Any) -> None:
         if hasattr(res, "step_ms"):
@@ -186,7 +188,7 @@ def run(
             processed_order[res.camera].append(res.stamp_ns)
         original(res, frame)
 
-    node._publish_result = publish_result  # type: ignore[method-assign]
+    outputs.publish_result = publish_result  # type: ignore[method-assign]
     # Per frame: when its batch entered and left Processor.process.
     t_proc: dict[tuple[str, int], tuple[float, float]] = {}
     processor = node._processor
@@ -221,7 +223,8 @@ def run(
     executor_clock[0] = time.pthread_getcpuclockid(spin.ident)
     worker_tid = node._worker.native_id
     spin_tid = spin.native_id
-    tracking_tid = node._tracking.native_id if node._tracking is not None else None
+    tracker_thread = node._outputs.tracking_thread if node._outputs is not None else None
+    tracking_tid = tracker_thread.native_id if tracker_thread is not None else None
     rss: list[tuple[float, float]] = []
     done = threading.Event()
 

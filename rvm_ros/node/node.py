@@ -14,14 +14,15 @@ CDR bytes and `rvm_ros.imaging.cdr` views the pixels in them without rclpy's
 deserialisation copy) and puts it into `LatestFrameSlots` (newest frame per camera; a frame that is
 replaced before it was processed counts as dropped). One inference thread takes batches
 (frames of different cameras arriving within ``max_batch_wait_ms``), runs
-``Processor.process`` and publishes the results with each frame's own header.
+``Processor.process`` and publishes the results with each frame's own header
+(`rvm_ros.node.outputs.Outputs`: features at once; with ``tracking_thread`` the tracks
+and debug image follow from a tracking thread of their own).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -51,6 +52,7 @@ from rvm_ros.node.diagnostics import (
     to_diagnostic_array,
 )
 from rvm_ros.node.memory import retain_large_buffers
+from rvm_ros.node.outputs import CameraIO, Outputs
 from rvm_ros.node.qos import (
     describe_qos,
     incompatible_publisher_message,
@@ -72,15 +74,6 @@ __all__ = ["RvmNode"]
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
-
-
-@dataclass
-class _CameraIO:
-    """Publishers of one camera."""
-
-    features: Any
-    tracks: Any | None
-    debug: Any | None
 
 
 def _stamp_ns(header: Any) -> int:
@@ -109,7 +102,7 @@ class RvmNode(LifecycleNode):
         self._declare_camera_parameters()
         self.cfg: NodeConfig | None = None
         self.stats: NodeStats | None = None
-        self._io: dict[str, _CameraIO] = {}
+        self._io: dict[str, CameraIO] = {}
         self._subs: list[Any] = []
         # Cameras whose RMW reports no lost samples: loss estimated from stamp gaps.
         self._gap_estimators: dict[str, StampGapEstimator] = {}
@@ -124,11 +117,9 @@ class RvmNode(LifecycleNode):
         self._slots: Any = None
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._tracks: Any = None  # rvm_ros.pipeline.TrackQueue with tracking_thread
-        self._tracking: threading.Thread | None = None
+        self._outputs: Outputs | None = None
         self._active = False
         self._runtime_text = "not loaded"
-        self._renderers: dict[str, Any] = {}
         self._scene: Any = None  # rvm_ros.node.scene_tokens.SceneTokensIO when enabled
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(SetQueryPoints, "~/set_query_points", self._on_set_query_points)
@@ -289,7 +280,7 @@ class RvmNode(LifecycleNode):
                 f"transport{how}: {LOSS_HINT} [logged once; counted in /diagnostics]"
             )
 
-    def _make_publishers(self, cam: str, cfg: NodeConfig) -> _CameraIO:
+    def _make_publishers(self, cam: str, cfg: NodeConfig) -> CameraIO:
         assert self._qos_out is not None
         qos = self._qos_out
 
@@ -313,12 +304,11 @@ class RvmNode(LifecycleNode):
             debug = self.create_lifecycle_publisher(
                 Image, f"~/{cam}/debug_image", qos, event_callbacks=events(f"~/{cam}/debug_image")
             )
-        return _CameraIO(features, tracks, debug)
+        return CameraIO(features, tracks, debug)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the encoder and start the inference thread."""
         from rvm_ros.pipeline import LatestFrameSlots, Processor
-        from rvm_ros.pipeline.track_queue import TrackQueue
         from rvm_ros.runtime import create_encoder
 
         cfg = self.cfg
@@ -354,16 +344,13 @@ class RvmNode(LifecycleNode):
         self._processor = processor
         self._slots = LatestFrameSlots(cfg.cameras)
         self._stop.clear()
-        self._worker = threading.Thread(target=self._run_worker, name="rvm-inference", daemon=True)
+        assert self.stats is not None
+        self._outputs = Outputs(self._io, self.stats, self.get_logger())
         if processor.defer_tracking:
-            self._tracks = TrackQueue()
-            self._tracking = threading.Thread(
-                target=self._run_tracking, name="rvm-tracking", daemon=True
-            )
+            self._outputs.start_tracking(processor)
+        self._worker = threading.Thread(target=self._run_worker, name="rvm-inference", daemon=True)
         self._active = True
         self._worker.start()
-        if self._tracking is not None:
-            self._tracking.start()
         return super().on_activate(state)
 
     def release(self) -> None:
@@ -380,14 +367,9 @@ class RvmNode(LifecycleNode):
             if self._worker.is_alive():
                 self.get_logger().error("inference thread did not stop within 30 s")
         self._worker = None
-        if self._tracks is not None:
-            self._tracks.close()
-        if self._tracking is not None:
-            self._tracking.join(timeout=30.0)
-            if self._tracking.is_alive():
-                self.get_logger().error("tracking thread did not stop within 30 s")
-        self._tracking = None
-        self._tracks = None
+        if self._outputs is not None:
+            self._outputs.stop()
+        self._outputs = None
         if self._slots is not None and self.stats is not None:
             # Frames still waiting are never processed: they count as drops.
             for cam, c in self._slots.counters().items():
@@ -532,8 +514,9 @@ class RvmNode(LifecycleNode):
 
     def _worker_loop(self) -> None:
         cfg, slots, stats, processor = self.cfg, self._slots, self.stats, self._processor
+        outputs = self._outputs
         assert cfg is not None and slots is not None and stats is not None
-        assert processor is not None
+        assert processor is not None and outputs is not None
         wait_s = cfg.processing.max_batch_wait_ms / 1000.0
         errors_logged = 0
         while not self._stop.is_set():
@@ -558,7 +541,7 @@ class RvmNode(LifecycleNode):
             frames = {f.camera: f for f in batch}
             for res in results:
                 try:
-                    self._publish_result(res, frames.get(res.camera))
+                    outputs.publish_result(res, frames.get(res.camera))
                 except Exception as exc:  # keep the thread alive; say what failed, once
                     if stats.error("publish_error"):
                         self.get_logger().error(
@@ -574,108 +557,6 @@ class RvmNode(LifecycleNode):
                             f"publishing scene tokens failed: {type(exc).__name__}: {exc} "
                             "[logged once; counted in /diagnostics]"
                         )
-
-    # -- tracking thread -------------------------------------------------------------
-
-    def _run_tracking(self) -> None:
-        try:
-            self._tracking_loop()
-        except Exception as exc:  # never die silently
-            if self.stats is not None:
-                self.stats.error("tracking_thread_died")
-            self.get_logger().error(
-                f"the tracking thread stopped: {type(exc).__name__}: {exc}; no tracks will be "
-                "published until the node is deactivated and activated again"
-            )
-
-    def _tracking_loop(self) -> None:
-        from dataclasses import replace
-
-        queue, processor = self._tracks, self._processor
-        assert queue is not None and processor is not None
-        while not self._stop.is_set():
-            entry = queue.get(0.1)
-            if entry is None or self._stop.is_set():
-                continue
-            job, (res, frame), gap = entry
-            tracks = processor.track(job, gap=gap)
-            if tracks is None:
-                continue
-            try:
-                self._publish_tracks(replace(res, tracks=tracks, track_job=None), frame)
-            except Exception as exc:  # keep the thread alive; say what failed, once
-                if self.stats is not None and self.stats.error("publish_error"):
-                    self.get_logger().error(
-                        f"camera {res.camera}: publishing tracks failed: "
-                        f"{type(exc).__name__}: {exc} [logged once; counted in /diagnostics]"
-                    )
-
-    def _publish_tracks(self, res: Any, frame: Any) -> None:
-        from rvm_ros.wire.encode import fill_message, tracked_points_fields
-
-        io = self._io.get(res.camera)
-        if io is None:
-            return
-        if io.tracks is not None and res.tracks is not None:
-            io.tracks.publish(
-                fill_message(TrackedPoints, tracked_points_fields(res), header=res.header)
-            )
-        if io.debug is not None and frame is not None and io.debug.get_subscription_count() > 0:
-            self._publish_debug(io.debug, res, frame)
-
-    def _publish_result(self, res: Any, frame: Any) -> None:
-        from rvm_ros.pipeline import FrameSkip
-        from rvm_ros.wire.encode import feature_map_fields, fill_message
-
-        stats = self.stats
-        io = self._io.get(res.camera)
-        if stats is None or io is None:
-            return
-        if isinstance(res, FrameSkip):
-            if stats.skipped(res.camera, res.reason, res.detail):
-                self.get_logger().warning(
-                    f"camera {res.camera}: frame skipped ({res.reason}): {res.detail} "
-                    "[each distinct message logged once per diagnostics period; counted in "
-                    "/diagnostics]"
-                )
-            return
-        stats.processed(res.camera, res.reset_reason if res.state_reset else None)
-        io.features.publish(fill_message(FeatureMap, feature_map_fields(res), header=res.header))
-        if res.track_job is not None and self._tracks is not None:
-            # the tracks (and the debug image drawn with them) follow from the tracking thread
-            if self._tracks.put(res.track_job, (res, frame)) and stats.error("tracking_dropped"):
-                self.get_logger().warning(
-                    f"camera {res.camera}: the tracker falls behind the model step; frames "
-                    "are left out of tracking (treated as gaps) [logged once; counted in "
-                    "/diagnostics]"
-                )
-            return
-        self._publish_tracks(res, frame)
-
-    def _publish_debug(self, pub: Any, res: Any, frame: Any) -> None:
-        from rvm_ros.viz.debug import DebugRenderer
-
-        renderer = self._renderers.get(res.camera)
-        if renderer is None or res.state_reset:
-            renderer = self._renderers[res.camera] = DebugRenderer(refit_every=100)
-        image = frame.image
-        if image.dtype != np.uint8:  # float [0, 1] (32FC* encodings)
-            image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        tracks = None
-        if res.tracks is not None:
-            t = res.tracks
-            tracks = (t.x, t.y, t.visible, t.ids)
-        rgb = renderer.render(
-            image, res.features.astype(np.float32), res.geometry, tracks, res.cell_size
-        )
-        msg = Image()
-        msg.header = res.header
-        msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
-        msg.encoding = "rgb8"
-        msg.is_bigendian = 0
-        msg.step = int(rgb.shape[1]) * 3
-        msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
-        pub.publish(msg)
 
     # -- services --------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from rvm_ros.pipeline.camera_tracking import CameraTracking, PendingQueries
 from rvm_ros.pipeline.config import ConfigError, ProcessingConfig
 from rvm_ros.pipeline.types import (
     CameraStats,
@@ -39,18 +40,6 @@ _INT32_MAX = 2**31 - 1
 _FLOAT16_OVERFLOW = 65520.0
 
 
-class _Queries:
-    """Query points requested for one camera, not yet handed to its tracker."""
-
-    __slots__ = ("clear_user", "ids", "xs", "ys")
-
-    def __init__(self) -> None:
-        self.clear_user = False
-        self.xs: list[np.ndarray] = []
-        self.ys: list[np.ndarray] = []
-        self.ids: list[np.ndarray] = []
-
-
 class _Camera:
     """Everything the processor remembers about one camera."""
 
@@ -63,15 +52,10 @@ class _Camera:
         self.frames_since_reset = 0
         self.reset_count = 0
         self.pending_reset: str | None = None  # guarded by Processor._lock
-        self.queries: _Queries | None = None  # guarded by Processor._lock
+        self.queries: PendingQueries | None = None  # guarded by Processor._lock
         self.stats = CameraStats()  # guarded by Processor._lock
         self.geometries: dict[tuple[int, int], Geometry] = {}
-        self.tracker: Any = None
-        self.user_ids: list[int] = []
-        self.auto_ids = np.zeros(0, np.int32)  # automatic points (grid, corners)
-        self.lost_since: dict[int, int] = {}  # automatic id -> stamp it was first not visible
-        self.reseed = 0  # automatic points to seed on the next frame
-        self.last_xy: np.ndarray | None = None  # [P, 2] network pixels, of the last update
+        self.tracking: CameraTracking | None = None  # when tracking is on
 
 
 class _Planned:
@@ -156,7 +140,6 @@ class Processor:
         self._batch = np.zeros(
             (len(config.cameras), config.model_height, config.model_width, 3), np.uint8
         )
-        self._reseed_ns = round(config.track_reseed_s * 1e9)
         self.defer_tracking = bool(defer_tracking) and config.tracking
         if config.tracking:
             from rvm_ros.tracking.config import TrackerConfig
@@ -164,7 +147,7 @@ class Processor:
 
             tracker_config = config.tracker if config.tracker is not None else TrackerConfig()
             for cam in self._cameras.values():
-                cam.tracker = create_tracker(tracker_config)
+                cam.tracking = CameraTracking(create_tracker(tracker_config), config, self._new_ids)
 
     # ------------------------------------------------------------------ public API
 
@@ -245,7 +228,7 @@ class Processor:
             ids = np.arange(self._next_id, self._next_id + x.size, dtype=np.int32)
             self._next_id += int(x.size)
             for cam in targets:
-                q = cam.queries if cam.queries is not None else _Queries()
+                q = cam.queries if cam.queries is not None else PendingQueries()
                 if not append:
                     q.clear_user = True
                     q.xs.clear()
@@ -482,115 +465,20 @@ class Processor:
             (logged and counted in ``tracking_errors``; the tracker starts afresh).
         """
         cam = self._cameras[job.camera]
-        tracker = cam.tracker
-        if tracker is None:
+        if cam.tracking is None:
             return None
-        if job.reset_reason:
-            self._reset_tracking(cam, job.image)
-        elif gap:
-            tracker.reset()
+        with self._lock:
+            queries, cam.queries = cam.queries, None
         try:
-            self._attach_queries(cam, job.geometry)
-            if cam.reseed:
-                count, cam.reseed = cam.reseed, 0
-                self._seed_corners(cam, job.image, count)
-            feats = job.features if tracker.needs_features else None
-            state = tracker.update(job.image, feats)
+            return cam.tracking.update(job, queries, gap)
         except ValueError as exc:
             # The features are fine: they go out without tracks; say why, and start the
             # tracker's context afresh (its points are kept).
             log.warning("camera %r: tracking failed on stamp %d: %s", cam.name, job.stamp_ns, exc)
-            tracker.reset()
+            cam.tracking.tracker.reset()
             with self._lock:
                 cam.stats.tracking_errors += 1
             return None
-        cam.last_xy = np.asarray(state.xy)
-        self._reseed_lost(cam, job.stamp_ns, np.asarray(state.ids), np.asarray(state.visible))
-        return self._to_image(state, job.geometry)
-
-    def _reset_tracking(self, cam: _Camera, image: np.ndarray) -> None:
-        """The tracker's part of a state reset: context reset, automatic points re-seeded."""
-        if cam.tracker is not None:
-            cam.tracker.reset()
-            n = self.config.track_grid
-            if n <= 0 and self.config.track_corners <= 0:
-                return
-            if cam.auto_ids.size:
-                cam.tracker.remove(cam.auto_ids)
-            cam.auto_ids = np.zeros(0, np.int32)
-            cam.lost_since.clear()
-            cam.reseed = 0
-            if n > 0:
-                ids = self._new_ids(n * n)
-                gx = (np.arange(n) + 0.5) * (self.config.model_width / n)
-                gy = (np.arange(n) + 0.5) * (self.config.model_height / n)
-                xx, yy = np.meshgrid(gx, gy)  # [n, n] each, row-major
-                xy = np.stack([xx.ravel(), yy.ravel()], axis=-1).astype(np.float32)  # [n*n, 2]
-                cam.tracker.add_queries(xy, ids)
-                cam.auto_ids = ids
-            if self.config.track_corners > 0:
-                self._seed_corners(cam, image, self.config.track_corners)
-
-    def _seed_corners(self, cam: _Camera, image: np.ndarray, count: int) -> None:
-        """Add up to ``count`` automatic points on corners of ``image`` (network input)
-        away from the camera's other points."""
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        h, w = grey.shape
-        spacing = max(4, min(h, w) // 32)
-        mask = np.full((h, w), 255, np.uint8)
-        if len(cam.tracker) and cam.last_xy is not None:
-            for x, y in cam.last_xy.tolist():
-                cv2.circle(mask, (int(x), int(y)), spacing, 0, -1)
-        corners = cv2.goodFeaturesToTrack(
-            grey, maxCorners=count, qualityLevel=0.01, minDistance=spacing, mask=mask
-        )
-        if corners is None:
-            return
-        xy = corners.reshape(-1, 2).astype(np.float32) + 0.5  # OpenCV -> continuous pixels
-        ids = self._new_ids(xy.shape[0])
-        cam.tracker.add_queries(xy, ids)
-        cam.auto_ids = np.concatenate([cam.auto_ids, ids])
-
-    def _reseed_lost(self, cam: _Camera, stamp: int, ids: np.ndarray, visible: np.ndarray) -> None:
-        """Drop automatic points not visible for longer than ``track_reseed_s``; their
-        replacements are seeded on the next frame."""
-        if self._reseed_ns <= 0 or not cam.auto_ids.size:
-            return
-        auto = np.isin(ids, cam.auto_ids)
-        for i, v in zip(ids[auto].tolist(), visible[auto].tolist(), strict=True):
-            if v:
-                cam.lost_since.pop(i, None)
-            else:
-                cam.lost_since.setdefault(i, stamp)
-        due = [i for i, s0 in cam.lost_since.items() if stamp - s0 > self._reseed_ns]
-        if not due:
-            return
-        cam.tracker.remove(due)
-        for i in due:
-            del cam.lost_since[i]
-        cam.auto_ids = cam.auto_ids[~np.isin(cam.auto_ids, due)]
-        cam.reseed += len(due)
-
-    def _attach_queries(self, cam: _Camera, geometry: Geometry) -> None:
-        with self._lock:
-            q, cam.queries = cam.queries, None
-        if q is None:
-            return
-        if q.clear_user and cam.user_ids:
-            cam.tracker.remove(np.asarray(cam.user_ids, dtype=np.int32))
-            cam.user_ids = []
-        if not q.ids:
-            return
-        x = np.concatenate(q.xs)
-        y = np.concatenate(q.ys)
-        ids = np.concatenate(q.ids).astype(np.int32)
-        mx, my = geometry.image_to_model(x, y)
-        # network-input pixels, clamped onto the network input
-        cx = np.clip(np.asarray(mx, dtype=np.float64), 0.0, float(self.config.model_width))
-        cy = np.clip(np.asarray(my, dtype=np.float64), 0.0, float(self.config.model_height))
-        xy = np.stack([cx, cy], axis=-1).astype(np.float32)  # [P, 2]
-        cam.tracker.add_queries(xy, ids)
-        cam.user_ids.extend(int(i) for i in ids)
 
     def _finish(
         self, p: _Planned, tokens: np.ndarray, step_ms: float, image: np.ndarray
@@ -628,13 +516,13 @@ class Processor:
             features = grid32.astype(self.dtype, copy=True)  # [h, w, D]
         cls = cls32.astype(self.dtype, copy=True)  # [D]
         tracks = job = None
-        if cam.tracker is not None:
+        if cam.tracking is not None:
             job = TrackJob(
                 camera=cam.name,
                 stamp_ns=stamp,
                 image=image.copy() if self.defer_tracking else image,  # [H, W, 3] uint8
                 features=(grid32.copy() if self.defer_tracking else grid32)
-                if cam.tracker.needs_features
+                if cam.tracking.tracker.needs_features
                 else None,
                 geometry=p.geometry,
                 reset_reason=p.reset_reason,
@@ -679,15 +567,3 @@ class Processor:
         )
         log.debug(detail)
         return self._skip(p.frame, cam, "non_finite", detail)
-
-    def _to_image(self, state: Any, geometry: Geometry) -> ImageTracks:
-        ids = np.asarray(state.ids, dtype=np.int32).reshape(-1)
-        xy = np.asarray(state.xy, dtype=np.float64).reshape(-1, 2)  # [P, 2] network pixels
-        ix, iy = geometry.model_to_image(xy[:, 0], xy[:, 1])
-        return ImageTracks(
-            ids=ids,
-            x=np.asarray(ix, dtype=np.float32).reshape(-1),
-            y=np.asarray(iy, dtype=np.float32).reshape(-1),
-            visible=np.asarray(state.visible, dtype=bool).reshape(-1),
-            confidence=np.asarray(state.confidence, dtype=np.float32).reshape(-1),
-        )

@@ -141,7 +141,9 @@ def test_a_tracker_failure_keeps_the_features(
     proc = make(FakeEncoder())
     ids = proc.set_query_points("front", [30], [30], append=True)
     run(proc, "front", 1)
-    tracker = proc._cameras["front"].tracker  # the real tracker of that camera
+    tracking = proc._cameras["front"].tracking
+    assert tracking is not None
+    tracker = tracking.tracker  # the real tracker of that camera
 
     def fail(*args: object) -> object:
         raise ValueError("simulated tracker failure")

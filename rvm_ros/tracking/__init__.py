@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from rvm_ros.tracking.config import TrackerConfig
-from rvm_ros.tracking.tracker import PointTracker, TrackState
+from rvm_ros.tracking.state import TrackState
+from rvm_ros.tracking.tracker import PointTracker
 
 __all__ = ["PointTracker", "TrackState", "TrackerConfig"]

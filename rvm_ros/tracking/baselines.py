@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from rvm_ros.tracking.tracker import TrackState
+from rvm_ros.tracking.state import TrackState
 
 __all__ = ["OpenCvLkBaseline", "StaticBaseline", "raw_pixel_features"]
 

@@ -7,7 +7,7 @@ from typing import Protocol
 import numpy as np
 
 from rvm_ros.tracking.config import TrackerConfig
-from rvm_ros.tracking.tracker import TrackState
+from rvm_ros.tracking.state import TrackState
 
 __all__ = ["Tracker", "create_tracker"]
 

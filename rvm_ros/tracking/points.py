@@ -14,7 +14,7 @@ import numpy as np
 
 from rvm_ros.tracking.config import TrackerConfig
 from rvm_ros.tracking.queries import check_queries
-from rvm_ros.tracking.tracker import TrackState
+from rvm_ros.tracking.state import TrackState
 
 __all__ = ["ImagePointTracker", "check_queries", "to_grey"]
 

@@ -12,7 +12,8 @@ import numpy as np
 
 from rvm_ros.tracking.config import TrackerConfig
 from rvm_ros.tracking.points import check_queries, to_grey
-from rvm_ros.tracking.tracker import PointTracker, TrackState
+from rvm_ros.tracking.state import TrackState
+from rvm_ros.tracking.tracker import PointTracker
 
 __all__ = ["PropagationTracker"]
 

@@ -25,6 +25,10 @@ Known limitation: a point that leaves the view often stays "visible" on the bord
 translated real video with pixel-patch features, about half of the points that left the
 view were still reported visible. Points occluded inside the view drop out as expected.
 
+The parts live beside this module: :mod:`.affinity` (similarities, the ``radius`` reach,
+top-k softmax weights), :mod:`.heatmap` (Gaussian label maps, soft-argmax read-out) and
+:mod:`.state` (``TrackState``, re-exported here).
+
 Ties: the top-k is ordered by similarity, equal similarities going to the earlier context
 frame (the query frame first), then the lower cell. Exactly equal similarities only arise
 from exactly repeated feature vectors (synthetic data); the rule makes the result
@@ -50,36 +54,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rvm_ros.tracking.affinity import reach_penalty, similarities, topk_candidates, topk_weights
 from rvm_ros.tracking.config import TrackerConfig
+from rvm_ros.tracking.heatmap import gaussian_labels, soft_argmax
 from rvm_ros.tracking.queries import check_queries
+from rvm_ros.tracking.state import TrackState
 
 __all__ = ["PointTracker", "TrackState"]
 
-_WINDOW = 1  # soft-argmax window half-size in cells (3x3 around the heatmap's argmax)
 _EPS = 1e-12
 _CHUNK_ELEMENTS = 1 << 21  # similarity entries computed at once (8 MB of float32)
-
-
-@dataclass(frozen=True, eq=False)
-class TrackState:
-    """The tracked points after one frame, in ascending id order.
-
-    Attributes:
-        ids: int32 ``[P]`` point ids.
-        xy: float32 ``[P, 2]`` positions ``(x, y)`` in grid cells (cell centres at
-            ``i + 0.5``). For a point that is not visible, the last position at which it
-            was visible.
-        visible: bool ``[P]``, ``confidence >= visibility_threshold``.
-        confidence: float32 ``[P]`` in [0, 1], the peak of the point's propagated heatmap.
-    """
-
-    ids: np.ndarray
-    xy: np.ndarray
-    visible: np.ndarray
-    confidence: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.ids.shape[0])
 
 
 @dataclass
@@ -383,11 +367,7 @@ class PointTracker:
         if not self.config.restricted:
             return None
         if self._neighbourhood is None or self._neighbourhood[0] != (h, w):
-            rows, cols = np.divmod(np.arange(h * w), w)
-            d2 = (rows[:, None] - rows[None, :]) ** 2 + (cols[:, None] - cols[None, :]) ** 2
-            far = d2 > self.config.radius**2
-            penalty = np.where(far, -np.inf, 0.0).astype(np.float32) if far.any() else None
-            self._neighbourhood = ((h, w), penalty)
+            self._neighbourhood = ((h, w), reach_penalty(h, w, self.config.radius))
         return self._neighbourhood[1]
 
     def _select(
@@ -396,58 +376,19 @@ class PointTracker:
         k: int,
         candidates: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k softmax weights of target rows over context columns split into pieces.
-
-        The top-k is ordered by similarity, ties going to the smaller key (the earlier
-        frame, then the lower cell), so the result does not depend on how the columns are
-        split or on the order a selection algorithm visits equal values.
-
-        Args:
-            pieces: ``(sims [R, m], first label row, keys [m])`` per piece: similarities
-                (``-inf`` out of reach), the row of ``labels`` that column 0 stands for
-                (columns are consecutive rows), and each column's tie-break key.
-            k: entries to keep (at most the total number of columns).
-            candidates: ``(values, label rows, keys, unsure)`` (``[R, M]`` x3, ``[R]``)
-                already picked from the pieces as :func:`_candidates` does (each piece's
-                top-k among them); computed from ``pieces`` when ``None``.
+        """:func:`~rvm_ros.tracking.affinity.topk_weights` at this tracker's temperature.
 
         Returns:
             ``(label rows [R, k], weights [R, k])``.
         """
-        if candidates is None:
-            vals, rows, keys = [], [], []
-            unsure = np.zeros(pieces[0][0].shape[0], dtype=bool)  # [R] rows with cut-off ties
-            for sims, first, key in pieces:
-                v_p, i_p, u_p = _candidates(sims, k)
-                vals.append(v_p)
-                rows.append(i_p + first)
-                keys.append(key[i_p])
-                unsure |= u_p
-            candidates = (
-                np.concatenate(vals, axis=1),
-                np.concatenate(rows, axis=1),
-                np.concatenate(keys, axis=1),
-                unsure,
-            )
-        v, r, key_v, unsure = candidates  # [R, M] x3, [R]
-        order = np.lexsort((key_v, -v), axis=1)[:, :k]  # [R, k]
-        top_sims = np.take_along_axis(v, order, axis=1)
-        top = np.take_along_axis(r, order, axis=1)
-        for row in np.flatnonzero(unsure).tolist():  # rare: exact ties (duplicated features)
-            row_v = np.concatenate([p[row] for p, _, _ in pieces])
-            row_r = np.concatenate([f + np.arange(p.shape[1]) for p, f, _ in pieces])
-            row_o = np.lexsort((np.concatenate([key for _, _, key in pieces]), -row_v))[:k]
-            top_sims[row], top[row] = row_v[row_o], row_r[row_o]
-        # A cell's own position is always within reach, so every row has a finite max.
-        logits = (top_sims - top_sims[:, :1]) / self.config.temperature
-        weights = np.exp(logits)  # exp(-inf) = 0 for out-of-reach entries
-        weights /= weights.sum(axis=1, keepdims=True)  # [R, k]
-        return top, weights
+        return topk_weights(pieces, k, self.config.temperature, candidates)
 
     def _store_ref_top(self, group: _Group, block: int) -> None:
         """Refresh the reference's top-k candidates of context block ``block``."""
         n = group.anchor_features.shape[0]
-        v, c, unsure = _candidates(group.ref_sims[:, block * n : (block + 1) * n], self.config.topk)
+        v, c, unsure = topk_candidates(
+            group.ref_sims[:, block * n : (block + 1) * n], self.config.topk
+        )
         group.ref_top_v[:, block] = v
         group.ref_top_c[:, block] = c
         group.ref_unsure[:, block] = unsure
@@ -488,7 +429,7 @@ class PointTracker:
             after = self._ring_index[:occupied] > group.anchor_index  # [R']
             edges = np.flatnonzero(np.diff(np.concatenate(([0], after.view(np.int8), [0]))))
             runs.append([(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)])
-            a_sims = _matmul_t(flat, group.anchor_features)  # [N, N]
+            a_sims = similarities(flat, group.anchor_features)  # [N, N]
             if reach is not None:
                 a_sims += reach
             anchor_sims.append(a_sims)
@@ -550,29 +491,11 @@ class PointTracker:
 
     def _read_out(self, ids: np.ndarray, heat: np.ndarray, reference: np.ndarray) -> None:
         """Update points ``ids`` from their heatmaps ``heat`` ``[h, w, Pg]``."""
-        h, w, pg = heat.shape
-        flat = heat.reshape(h * w, pg)
-        peak_cell = flat.argmax(axis=0)  # [Pg]
-        peak = flat[peak_cell, np.arange(pg)]  # [Pg]
-        r0, c0 = np.divmod(peak_cell, w)
-        offsets = np.arange(-_WINDOW, _WINDOW + 1)
-        rows = r0[:, None] + offsets[None, :]  # [Pg, 3]
-        cols = c0[:, None] + offsets[None, :]  # [Pg, 3]
-        padded = np.pad(heat, ((_WINDOW, _WINDOW), (_WINDOW, _WINDOW), (0, 0)))
-        window = padded[
-            rows[:, :, None] + _WINDOW, cols[:, None, :] + _WINDOW, np.arange(pg)[:, None, None]
-        ]  # [Pg, 3, 3], zero outside the grid
-        mass = window.sum(axis=(1, 2))  # [Pg]
-        safe = np.maximum(mass, _EPS)
-        x = (window.sum(axis=1) * (cols + 0.5)).sum(axis=1) / safe  # [Pg]
-        y = (window.sum(axis=2) * (rows + 0.5)).sum(axis=1) / safe  # [Pg]
+        xy, peak, found = soft_argmax(heat)  # [Pg, 2], [Pg], [Pg]
         ok = reference > _EPS
         ratio = np.where(ok, peak / np.where(ok, reference, 1), 0).astype(np.float32)
         confidence = np.clip(ratio, 0.0, 1.0).tolist()  # [Pg]
-        moved = (
-            (np.asarray(confidence) >= self.config.visibility_threshold) & (mass > _EPS)
-        ).tolist()
-        xy = np.stack([x, y], axis=1).astype(np.float32)  # [Pg, 2]
+        moved = ((np.asarray(confidence) >= self.config.visibility_threshold) & found).tolist()
         for j, pid in enumerate(ids.tolist()):
             point = self._points[pid]
             point.confidence = confidence[j]
@@ -585,17 +508,13 @@ class PointTracker:
         ids = np.array(sorted(self._pending), dtype=np.int32)
         xy = np.stack([self._pending[int(i)][0] for i in ids]).astype(np.float32)  # [P, 2]
         peaks = np.array([self._pending[int(i)][1] for i in ids], dtype=np.float32)  # [P]
-        rows, cols = np.divmod(np.arange(n), w)
-        dx = (cols + 0.5)[:, None] - xy[None, :, 0]  # [N, P]
-        dy = (rows + 0.5)[:, None] - xy[None, :, 1]  # [N, P]
-        labels = np.exp(-(dx * dx + dy * dy) / (2.0 * self.config.label_sigma**2))  # [N, P]
-        labels = labels / np.maximum(labels.max(axis=0, keepdims=True), _EPS) * peaks[None, :]
+        labels = gaussian_labels(xy, h, w, self.config.label_sigma, peaks)  # [N, P]
         cells = labels.argmax(axis=0)  # [P]
         blocks = 1 + (0 if self._ring is None else self._ring.shape[0])
         label_buf = np.zeros((blocks * n, ids.shape[0]), dtype=np.float32)  # [(1+R)*N, P]
         label_buf[:n] = labels
         ref_sims = np.zeros((ids.shape[0], blocks * n), dtype=np.float32)  # [P, (1+R)*N]
-        ref_sims[:, :n] = _matmul_t(flat[cells], flat)  # [P, N]
+        ref_sims[:, :n] = similarities(flat[cells], flat)  # [P, N]
         reach = self._radius_mask(h, w)
         if reach is not None:
             ref_sims[:, :n] += reach[cells]
@@ -616,35 +535,3 @@ class PointTracker:
         for i, p, c in zip(ids.tolist(), xy, peaks.tolist(), strict=True):
             self._points[i] = _Point(xy=p.copy(), confidence=float(c))
         self._pending.clear()
-
-
-def _candidates(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The columns of ``sims`` ``[R, m]`` that can make a row's top-k.
-
-    Returns:
-        ``(values [R, kk], columns [R, kk], unsure [R])`` with ``kk = min(m, k + 1)``: the
-        ``k + 1`` largest per row (unordered; all columns when ``m <= k + 1``). The extra
-        one tells whether values equal to the k-th largest were cut off (``unsure``;
-        ``-inf`` ties do not count, their weight is 0): when not, the row's top-k under
-        any tie order is among the returned columns, and merging pieces never picks a
-        piece's extra one (it would need all k above it too).
-    """
-    rows, m = sims.shape
-    if m <= k + 1:
-        return sims, np.broadcast_to(np.arange(m), (rows, m)), np.zeros(rows, dtype=bool)
-    idx = np.argpartition(sims, m - k - 1, axis=1)[:, m - k - 1 :]  # [R, k+1]
-    v = np.take_along_axis(sims, idx, axis=1)
-    two = np.partition(v, 1, axis=1)[:, :2]  # [(k+1)-th, k-th] largest
-    unsure = (two[:, 0] == two[:, 1]) & np.isfinite(two[:, 1])
-    return v, idx, unsure
-
-
-def _matmul_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b.T`` for float32 ``[m, C]``, ``[n, C]`` -> ``[m, n]``.
-
-    Through torch, like the big product, so that a single BLAS thread pool runs (two pools
-    spinning against each other on few cores cost more than the products themselves).
-    """
-    import torch
-
-    return torch.matmul(torch.from_numpy(a), torch.from_numpy(b).T).numpy()

@@ -303,6 +303,8 @@ def run(
     }
     if snap is not None:
         result.update(counter_figures(snap["cameras"].values()))
+        # node-level events by kind (publish_error, tracking_dropped, ...)
+        result["node_errors"] = dict(snap.get("errors", {}))
     node.trigger_deactivate()
     node_exec.shutdown()
     spin.join(10)

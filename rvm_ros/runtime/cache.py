@@ -117,9 +117,13 @@ def _source_key(checkpoint: Any, height: int, width: int) -> str | None:
         return None
     spec = str(checkpoint)
     if not spec.startswith("random:"):
+        from rvm_ros.checkpoint.builtin import resolve
+        from rvm_ros.checkpoint.errors import CheckpointError
+
         try:
+            spec = resolve(spec)  # builtin:default -> the shipped file
             st = Path(spec).stat()
-        except OSError:
+        except (OSError, CheckpointError):
             return None  # let loading report the problem
         spec = f"{Path(spec).resolve()}|{st.st_size}|{st.st_mtime_ns}"
     parts = [spec, str(height), str(width), torch.__version__, _model_code_hash()]

@@ -60,11 +60,14 @@ def test_ten_thousand_steps_flat_memory_and_time() -> None:
     # Lower quartile of each 1,000-frame block: the cost of a step when it runs unhindered.
     # It is robust to the load of other processes on a shared machine (medians of blocks
     # moved by up to 15% under load here, lower quartiles by 2-3%). Slowing down with the
-    # frame index is the failure mode checked.
-    first = float(np.percentile(times[:BLOCK], 25))
-    last = float(np.percentile(times[-BLOCK:], 25))
+    # frame index is the failure mode checked: it raises every late block, while a burst of
+    # load from elsewhere raises some, so the fastest of the last three blocks is compared
+    # with the fastest of the first three (one noisy block made a first-vs-last comparison
+    # fail at 1.14x on a busy machine).
+    q25 = [float(np.percentile(times[i : i + BLOCK], 25)) for i in range(0, FRAMES, BLOCK)]
+    first, last = min(q25[:3]), min(q25[-3:])
     assert last <= TIME_RATIO * first, (
-        f"lower-quartile time per frame: first {BLOCK} frames {first * 1e3:.3f} ms, "
-        f"last {BLOCK} frames {last * 1e3:.3f} ms; block medians (ms): "
-        + ", ".join(f"{np.median(times[i : i + BLOCK]) * 1e3:.3f}" for i in range(0, FRAMES, BLOCK))
+        f"lower-quartile time per frame: fastest of the first three {BLOCK}-frame blocks "
+        f"{first * 1e3:.3f} ms, of the last three {last * 1e3:.3f} ms; block lower quartiles "
+        "(ms): " + ", ".join(f"{q * 1e3:.3f}" for q in q25)
     )

@@ -14,8 +14,10 @@ Per frame:
    ``(1 - feature_weight) * a + feature_weight * f``: ``a`` the best normalised
    cross-correlation of the image patch with the point's query template or its latest
    confirmed template (``template_radius``), ``f`` the cosine similarity of the RVM
-   feature read at the position with the query's feature, rescaled so that the query's
-   median similarity to its own frame maps to 0 and a perfect match to 1.
+   feature read at the position with the query's feature (both grids frame-centred:
+   their mean over the frame removed), rescaled so that the query's median similarity
+   to its own frame maps to 0 and a perfect match to 1. The share ``f`` catches a point
+   that slid onto an occluder while its small template still matched.
 4. **Re-detection.** Where that confidence is below ``visibility_threshold`` (an occluder
    took the point, Lucas-Kanade drifted or failed, the point comes back into view), the
    templates are searched for within ``search_radius`` pixels of the prediction and the
@@ -26,10 +28,17 @@ Per frame:
    hidden one follows the prediction (its reported position is the tracker's estimate).
 
 After :meth:`reset` (a gap, a resolution change, a recurrent-state reset) the points and
-their templates are kept and searched for around their last estimates on the next frame.
+their templates are kept. A next frame of the same size is still tracked from the last
+one (Lucas-Kanade's pyramid reaches tens of pixels; the step gate is off for that frame)
+and every point is searched for around its candidate; a frame of another size starts
+from the last estimates. With ``feature_relocalise``, when no motion can be estimated
+from the tracked points (after a reset to another size, or too few tracked), the points
+are found again through their features over the whole grid (a similarity transform
+fitted to each point's best cell by RANSAC) before the template search.
 Cost per frame: two Lucas-Kanade passes over the visible points, one RANSAC fit, one or
-two patch reads per point and at most 16 template searches: bounded by the number of
-points, nothing accumulates over time (measured with ``examples/bench_tracker_cost.py``).
+two patch reads per point and at most 16 template searches (64 on a frame after a reset
+or a relocalisation): bounded by the number of points, nothing accumulates over time
+(measured with ``examples/bench_tracker_cost.py``).
 """
 
 from __future__ import annotations

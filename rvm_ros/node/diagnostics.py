@@ -299,6 +299,8 @@ def summarize(
         level, message = WARN, "inactive (no runtime loaded)"
     elif "inference_thread_died" in errors:
         level, message = ERROR, "the inference thread stopped (see the log)"
+    elif "tracking_thread_died" in errors:
+        level, message = ERROR, "the tracking thread stopped: no tracks (see the log)"
     elif qos:
         level = WARN
         message = f"incompatible QoS on {len(qos)} topic(s)"

@@ -91,6 +91,12 @@ def test_node_errors_are_reported_and_a_dead_inference_thread_is_an_error() -> N
     assert stats.error("publish_error") is False
     (node, _) = summarize(stats.snapshot(), None, 1.0, "/rvm", "x", True)
     assert node.level == OK and _values(node)["errors"] == "publish_error=2"
+    stats.error("tracking_dropped")
+    (node, _) = summarize(stats.snapshot(), None, 1.0, "/rvm", "x", True)
+    assert node.level == OK and "tracking_dropped=1" in _values(node)["errors"]
+    stats.error("tracking_thread_died")
+    (node, _) = summarize(stats.snapshot(), None, 1.0, "/rvm", "x", True)
+    assert node.level == ERROR and "tracking thread stopped" in node.message
     stats.error("inference_thread_died")
     (node, _) = summarize(stats.snapshot(), None, 1.0, "/rvm", "x", True)
     assert node.level == ERROR and "inference thread stopped" in node.message

@@ -11,6 +11,11 @@ import yaml
 
 from rvm_ros.cli import CliError
 
+# The node's backend / precision choices (test/cli/test_replay_args.py keeps them equal to
+# the parameter table's; importing rvm_ros.runtime here would load torch for --help).
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt", "openvino")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+
 
 def _param(text: str) -> tuple[str, Any]:
     # NAME=VALUE, or ROS style NAME:=VALUE
@@ -121,10 +126,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="default: the config's, else builtin:default (the shipped model)",
     )
+    p.add_argument("--backend", default=None, choices=BACKENDS)
     p.add_argument(
-        "--backend", default=None, choices=("auto", "torch", "onnxruntime", "tensorrt", "openvino")
+        "--precision",
+        default=None,
+        choices=PRECISIONS,
+        help="the node's precision parameter (int8: onnxruntime / openvino)",
     )
-    p.add_argument("--precision", default=None, choices=("fp32", "fp16", "bf16"))
     p.add_argument("--device", default=None, help="torch device (cpu, cuda)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--workers", type=int, default=1, help="bags replayed in parallel")

@@ -64,10 +64,12 @@ class CameraTracking:
             ValueError: the tracker refused the frame or the features (the caller logs,
                 counts and resets).
         """
-        if job.reset_reason:
-            self.reset(job.image)
-        elif gap:
+        if job.reset_reason == "gap" or (gap and not job.reset_reason):
+            # frames missing: the tracker re-finds its points (automatic ones kept; those
+            # still lost are replaced after track_reseed_s as usual)
             self.tracker.reset()
+        elif job.reset_reason:
+            self.reset(job.image)
         self._attach(queries, job.geometry)
         if self.reseed:
             count, self.reseed = self.reseed, 0
@@ -80,7 +82,8 @@ class CameraTracking:
         return self._to_image(state, job.geometry)
 
     def reset(self, image: np.ndarray) -> None:
-        """The tracker's part of a state reset: context reset, automatic points re-seeded."""
+        """The tracker's part of a state reset (other than ``gap``): context reset,
+        automatic points re-seeded with new ids."""
         self.tracker.reset()
         n = self.config.track_grid
         if n <= 0 and self.config.track_corners <= 0:

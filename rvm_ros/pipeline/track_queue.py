@@ -43,8 +43,8 @@ class TrackQueue(Generic[T]):
             if old is not None:
                 gap = True
                 self._dropped[job.camera] = self._dropped.get(job.camera, 0) + 1
-                if old[0].reset_reason and not job.reset_reason:
-                    job = replace(job, reset_reason=old[0].reset_reason)
+                if old[0].reset_reason and job.reset_reason in ("", "gap"):
+                    job = replace(job, reset_reason=old[0].reset_reason)  # the stronger one
                 self._slots[job.camera] = (job, payload, gap)  # keeps its place in line
             else:
                 self._slots[job.camera] = (job, payload, False)

@@ -122,6 +122,20 @@ def test_grid_is_reseeded_with_new_ids_after_each_reset() -> None:
     assert sorted(tracks(r)) == list(range(19, 28))
 
 
+def test_a_stream_gap_keeps_the_automatic_points() -> None:
+    """Frames missing (``gap`` reset): the tracker re-finds its points, ids unchanged; the
+    other resets replace the automatic points (test above)."""
+    proc = make(FakeEncoder(), track_grid=3, reset_on_gap_s=0.5)
+    first = sorted(tracks(run(proc, "front", 1)))
+    assert first == list(range(9))
+    r = run(proc, "front", 200)  # 2 s later: more than reset_on_gap_s
+    assert r.reset_reason == "gap"
+    assert sorted(tracks(r)) == first
+    proc.reset("front")
+    r = run(proc, "front", 201)
+    assert r.reset_reason == "service" and sorted(tracks(r)) == list(range(9, 18))
+
+
 def test_tracking_is_skipped_with_a_non_finite_frame() -> None:
     enc = FakeEncoder()
     proc = make(enc)

@@ -36,12 +36,21 @@ def test_one_job_per_camera_the_newest_wins_and_is_marked_as_a_gap() -> None:
     assert q.get(0.0) is None
 
 
-def test_a_reset_of_a_dropped_job_is_carried_over() -> None:
+@pytest.mark.parametrize(
+    ("dropped", "new", "kept"),
+    [
+        ("gap", "", "gap"),
+        ("service", "gap", "service"),
+        ("", "gap", "gap"),
+        ("gap", "service", "service"),
+    ],
+)
+def test_a_reset_of_a_dropped_job_is_carried_over(dropped: str, new: str, kept: str) -> None:
     q: TrackQueue[None] = TrackQueue()
-    q.put(job("a", 1, "gap"), None)
-    q.put(job("a", 2), None)
+    q.put(job("a", 1, dropped), None)
+    q.put(job("a", 2, new), None)
     entry = q.get(0.0)
-    assert entry is not None and entry[0].stamp_ns == 2 and entry[0].reset_reason == "gap"
+    assert entry is not None and entry[0].stamp_ns == 2 and entry[0].reset_reason == kept
 
 
 def test_get_waits_for_a_job_and_close_wakes_it() -> None:

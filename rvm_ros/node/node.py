@@ -26,7 +26,6 @@ import time
 from functools import partial
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.event_handler import (
@@ -59,6 +58,7 @@ from rvm_ros.node.qos import (
     incompatible_subscription_message,
     make_qos,
 )
+from rvm_ros.node.services import answer_reset, answer_set_query_points
 from rvm_ros.pipeline.config import ConfigError
 from rvm_ros.pipeline.params import (
     CAMERA_NAME,
@@ -561,41 +561,15 @@ class RvmNode(LifecycleNode):
     # -- services --------------------------------------------------------------------
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        processor = self._processor
-        if processor is None:
-            response.success = False
-            response.message = "node is not active: nothing to reset"
-            return response
-        processor.reset(None, reason="service")
-        cams = ", ".join(self.cfg.cameras) if self.cfg else ""
-        response.success = True
-        response.message = f"state reset for all cameras ({cams}); flagged in the next FeatureMap"
-        self.get_logger().info("state reset requested through ~/reset")
-        return response
+        cameras = self.cfg.cameras if self.cfg else ()
+        out: Trigger.Response = answer_reset(self._processor, cameras, self.get_logger(), response)
+        return out
 
     def _on_set_query_points(
         self, request: SetQueryPoints.Request, response: SetQueryPoints.Response
     ) -> SetQueryPoints.Response:
-        processor = self._processor
-        response.success = False
-        if processor is None:
-            response.message = "node is not active"
-            return response
-        try:
-            ids = processor.set_query_points(
-                request.camera,
-                np.asarray(request.x, dtype=np.float64),
-                np.asarray(request.y, dtype=np.float64),
-                bool(request.append),
-            )
-        except ValueError as exc:
-            response.message = str(exc)
-            return response
-        response.success = True
-        response.ids = [int(i) for i in ids]
-        where = f"camera {request.camera}" if request.camera else "every camera"
-        response.message = f"tracking {len(ids)} new point(s) on {where}"
-        return response
+        out: SetQueryPoints.Response = answer_set_query_points(self._processor, request, response)
+        return out
 
     # -- diagnostics -----------------------------------------------------------------
 

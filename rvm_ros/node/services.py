@@ -1,0 +1,48 @@
+"""The node's services, ``~/reset`` and ``~/set_query_points``, as functions of the
+processor (None while the node is not active) and the request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["answer_reset", "answer_set_query_points"]
+
+
+def answer_reset(processor: Any, cameras: tuple[str, ...], logger: Any, response: Any) -> Any:
+    """Fill a ``std_srvs/Trigger`` response: reset every camera's state on its next frame."""
+    if processor is None:
+        response.success = False
+        response.message = "node is not active: nothing to reset"
+        return response
+    processor.reset(None, reason="service")
+    response.success = True
+    response.message = (
+        f"state reset for all cameras ({', '.join(cameras)}); flagged in the next FeatureMap"
+    )
+    logger.info("state reset requested through ~/reset")
+    return response
+
+
+def answer_set_query_points(processor: Any, request: Any, response: Any) -> Any:
+    """Fill a ``rvm_ros/SetQueryPoints`` response: start tracking the requested points."""
+    response.success = False
+    if processor is None:
+        response.message = "node is not active"
+        return response
+    try:
+        ids = processor.set_query_points(
+            request.camera,
+            np.asarray(request.x, dtype=np.float64),
+            np.asarray(request.y, dtype=np.float64),
+            bool(request.append),
+        )
+    except ValueError as exc:
+        response.message = str(exc)
+        return response
+    response.success = True
+    response.ids = [int(i) for i in ids]
+    where = f"camera {request.camera}" if request.camera else "every camera"
+    response.message = f"tracking {len(ids)} new point(s) on {where}"
+    return response

@@ -1,9 +1,9 @@
 """``rvm-ros eval-distill``: run every teacher-vs-student measurement, write the report.
 
 The output folder gets ``metrics.json``, ``report.md``, ``cosine.png`` (feature cosine per
-streamed frame, each held-out video) and ``pca.png`` (frames | teacher | student features
-coloured with the teacher's principal directions), built in a temporary sibling and swapped
-in complete (:func:`rvm_ros.fsutil.staged_output`).
+streamed frame, each held-out video) and ``pca.png`` (frame | teacher | student, then both
+minus each cell's mean over the stream; colours from the teacher's principal directions),
+built in a temporary sibling and swapped in complete (:func:`rvm_ros.fsutil.staged_output`).
 """
 
 from __future__ import annotations
@@ -99,7 +99,12 @@ def _streams(
 def _pca_rows(
     pair: Pair, frames: np.ndarray, teacher: torch.Tensor, student: torch.Tensor, rows: int = 3
 ) -> list[np.ndarray]:
-    """Rows (frame | teacher PCA | student PCA), one PCA basis fitted on the teacher."""
+    """Rows of frame | teacher | student | teacher, student minus their per-cell stream mean.
+
+    Each pair of columns is coloured with one PCA basis fitted on the teacher. The raw
+    features are dominated by the position of the cell; removing each cell's mean over the
+    stream leaves what moves with the scene.
+    """
     import cv2
 
     from rvm_ros.viz.pca import pca_colors
@@ -108,15 +113,22 @@ def _pca_rows(
     projected = in_teacher_space(pair, student)
     t_grid = teacher[:, 1:].reshape(len(teacher), gh, gw, -1).numpy()
     s_grid = projected[:, 1:].reshape(len(projected), gh, gw, -1).numpy()
+    t_res, s_res = t_grid - t_grid.mean(0), s_grid - s_grid.mean(0)
     picks = np.linspace(len(frames) // 4, len(frames) - 1, rows).round().astype(int)
-    _, basis = pca_colors(t_grid[picks].reshape(-1, gw, t_grid.shape[-1]))
+    channels = t_grid.shape[-1]
+    _, basis = pca_colors(t_grid[picks].reshape(-1, gw, channels))
+    _, basis_res = pca_colors(t_res[picks].reshape(-1, gw, channels))
     out = []
     h, w = frames.shape[1:3]
+    gap = np.full((h, 4, 3), 255, np.uint8)
     for i in picks:
         cells = [pca_colors(g[i], basis)[0] for g in (t_grid, s_grid)]
+        cells += [pca_colors(g[i], basis_res)[0] for g in (t_res, s_res)]
         big = [cv2.resize(c, (w, h), interpolation=cv2.INTER_NEAREST) for c in cells]
-        gap = np.full((h, 4, 3), 255, np.uint8)
-        out.append(np.concatenate([frames[i], gap, big[0], gap, big[1]], axis=1))
+        parts = [frames[i]]
+        for b in big:
+            parts += [gap, b]
+        out.append(np.concatenate(parts, axis=1))
     return out
 
 
@@ -335,7 +347,7 @@ def markdown(metrics: dict[str, Any]) -> str:
         "",
         "![feature cosine per frame](cosine.png)",
         "",
-        "![PCA: frame | teacher | student](pca.png)",
+        "![PCA: frame | teacher | student | both minus the per-cell stream mean](pca.png)",
         "",
     ]
     return "\n".join(lines)

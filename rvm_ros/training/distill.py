@@ -412,6 +412,52 @@ class _PoolDataset(torch.utils.data.Dataset[Any]):
         return self.dataset[index % self.pool if self.pool else index]
 
 
+_TERMS = ("loss", "cosine_loss", "mse", "encoder", "cosine")
+
+
+def _accumulate(
+    cfg: DistillConfig,
+    dist: _Dist,
+    ddp: nn.Module,
+    batches: Iterator[Any],
+    index_iter: Iterator[list[int]],
+    targets: TeacherTargets,
+    size: tuple[int, int],
+) -> torch.Tensor:
+    """Forward and backward of one optimiser step's micro-batches; the terms' means."""
+    sums = torch.zeros(len(_TERMS), dtype=torch.float64)
+    for micro in range(cfg.grad_accum):
+        batch, indices = next(batches), next(index_iter)
+        frames = batch.source.to(dist.device)  # [B, L, H, W, 3] uint8
+        target, target_enc = targets(frames, indices)
+        student_frames = resize_frames(frames, size)
+        sync = micro == cfg.grad_accum - 1 or dist.world == 1
+        ctx = contextlib.nullcontext() if sync else ddp.no_sync()  # type: ignore[operator]
+        with ctx:
+            total, cos_l, mse, enc, cos = ddp(student_frames, target, target_enc)
+            (total / cfg.grad_accum).backward()
+        terms = (total, cos_l, mse, enc, cos)
+        sums += torch.tensor([float(t.detach().mean()) for t in terms], dtype=torch.float64)
+    return sums / cfg.grad_accum
+
+
+def _apply(
+    cfg: DistillConfig,
+    module: DistillModule,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> tuple[float, float]:
+    """Clip, step the optimiser and the schedule; ``(grad norm, learning rate used)``."""
+    grad_norm = float("nan")
+    if cfg.optim.grad_clip > 0:
+        grad_norm = float(nn.utils.clip_grad_norm_(module.parameters(), cfg.optim.grad_clip))
+    lr = float(optimizer.param_groups[0]["lr"])
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm, lr
+
+
 def _loop(
     cfg: DistillConfig,
     dist: _Dist,
@@ -449,51 +495,15 @@ def _loop(
     try:
         while step < end:
             t0 = time.perf_counter()
-            sums = torch.zeros(5, dtype=torch.float64)
-            for micro in range(cfg.grad_accum):
-                batch, indices = next(batches), next(index_iter)
-                frames = batch.source.to(dist.device)  # [B, L, H, W, 3] uint8
-                target, target_enc = targets(frames, indices)
-                student_frames = resize_frames(frames, size)
-                sync = micro == cfg.grad_accum - 1 or dist.world == 1
-                ctx = contextlib.nullcontext() if sync else ddp.no_sync()  # type: ignore[operator]
-                with ctx:
-                    total, cos_l, mse, enc, cos = ddp(student_frames, target, target_enc)
-                    (total / cfg.grad_accum).backward()
-                sums += torch.tensor(
-                    [
-                        float(total.detach()),
-                        float(cos_l.detach().mean()),
-                        float(mse.detach().mean()),
-                        float(enc.detach().mean()),
-                        float(cos.mean()),
-                    ],
-                    dtype=torch.float64,
-                )
-            grad_norm = float("nan")
-            if cfg.optim.grad_clip > 0:
-                grad_norm = float(
-                    nn.utils.clip_grad_norm_(module.parameters(), cfg.optim.grad_clip)
-                )
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            means = _accumulate(cfg, dist, ddp, batches, index_iter, targets, size)
+            grad_norm, lr = _apply(cfg, module, optimizer, scheduler)
             step += 1
             train_seconds += time.perf_counter() - t0
-            means = sums / cfg.grad_accum
             if dist.world > 1:
                 torch.distributed.all_reduce(means)
                 means /= dist.world
-            values = {
-                "loss": float(means[0]),
-                "cosine_loss": float(means[1]),
-                "mse": float(means[2]),
-                "encoder": float(means[3]),
-                "cosine": float(means[4]),
-                "lr": float(lr),
-                "grad_norm": grad_norm,
-            }
+            values = dict(zip(_TERMS, (float(v) for v in means), strict=True))
+            values |= {"lr": float(lr), "grad_norm": grad_norm}
             if on_step is not None:
                 on_step(step, values)
             logger.add(values)

@@ -258,8 +258,7 @@ def _pca_png(rows: Sequence[np.ndarray], path: Path) -> None:
         raise OSError(f"cannot write {path}")
 
 
-def markdown(metrics: dict[str, Any]) -> str:
-    """The report as markdown tables."""
+def _streaming_lines(metrics: dict[str, Any]) -> list[str]:
     t, s = metrics["teacher"], metrics["student"]
     lines = [
         "# Distillation: teacher vs student on held-out video",
@@ -282,6 +281,11 @@ def markdown(metrics: dict[str, Any]) -> str:
             f"{v['patch_mean_cosine']:.4f} | {d['slope_per_100_frames']:+.4f} | "
             f"{d['first_50_mean']:.4f} | {d['last_50_mean']:.4f} | {agree} |"
         )
+    return lines
+
+
+def _matching_lines(metrics: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     corr = metrics.get("correspondence_top1", {})
     if corr:
         lines += [
@@ -311,6 +315,11 @@ def markdown(metrics: dict[str, Any]) -> str:
                     f"{sig.get(f'best_cell_gap_{g}', float('nan')):.3f}" for g in (1, 4, 12)
                 )
                 lines.append(f"| {split} | {name} | {cells} | {sig.get('auc', float('nan')):.3f} |")
+    return lines
+
+
+def _cost_lines(metrics: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     rec = metrics.get("reconstruction", {})
     if rec:
         lines += [
@@ -343,6 +352,12 @@ def markdown(metrics: dict[str, Any]) -> str:
                 else f"| {backend} | {r['teacher_ms']:.2f} | {r['student_ms']:.2f} | "
                 f"{r['ratio']:.3f}x |"
             )
+    return lines
+
+
+def markdown(metrics: dict[str, Any]) -> str:
+    """The report as markdown tables."""
+    lines = [*_streaming_lines(metrics), *_matching_lines(metrics), *_cost_lines(metrics)]
     lines += [
         "",
         "![feature cosine per frame](cosine.png)",

@@ -339,6 +339,7 @@ def distill(
     """
     from rvm_ros.checkpoint import load_model
 
+    student_model_section(cfg)  # an unknown student is refused before anything is written
     dist = _setup_distributed()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

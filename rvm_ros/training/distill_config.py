@@ -273,4 +273,10 @@ def student_model_section(cfg: DistillConfig) -> ModelSection | None:
 
     if spec in VARIANTS:
         return dataclasses.replace(cfg.model, variant=spec)
+    is_checkpoint = spec.startswith(("random:", "builtin:")) or spec == "default"
+    if not is_checkpoint and not Path(spec).is_file():
+        raise TrainConfigError(
+            f"student: {spec!r} is no variant ({', '.join(VARIANTS)}, custom), .yaml file or "
+            "checkpoint"
+        )
     return None

@@ -143,6 +143,12 @@ def test_bad_configuration_is_one_clear_error(tmp_path: Path, override: str, mat
         tiny_config(tmp_path, override)
 
 
+def test_unknown_student_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(TrainConfigError, match="no variant"):
+        distill(tiny_config(tmp_path / "run", "student=studnet192"))
+    assert not (tmp_path / "run").exists()
+
+
 def test_map_grid_averages_cells_and_keeps_cls() -> None:
     tokens = torch.arange(1 + 16, dtype=torch.float32).reshape(1, 17, 1).repeat(1, 1, 2)
     out = map_grid(tokens, (4, 4), (2, 2))

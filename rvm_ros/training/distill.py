@@ -184,6 +184,7 @@ def save_distill_checkpoint(
     step: int,
     train_seconds: float,
     keep: int,
+    teacher_seconds: float = 0.0,
 ) -> Path:
     """Write ``step_<n>`` and ``last`` (student + state + adapter); prune old step files."""
     from rvm_ros.checkpoint import save_safetensors
@@ -198,6 +199,7 @@ def save_distill_checkpoint(
         "scheduler": scheduler.state_dict(),
         "torch_rng": torch.get_rng_state(),
         "train_seconds": train_seconds,
+        "teacher_seconds": teacher_seconds,
         "config": student.config.to_json(),
         "adapter": adapter,
     }
@@ -231,7 +233,7 @@ def _load_resume(
     module: DistillModule,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-) -> tuple[int, float]:
+) -> tuple[int, float, float]:
     from safetensors.torch import load_file
 
     weights, state_path = _checkpoint_paths(out_dir, "last")
@@ -244,7 +246,8 @@ def _load_resume(
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
-    return int(state["step"]), float(state["train_seconds"])
+    teacher_seconds = float(state.get("teacher_seconds", 0.0))
+    return int(state["step"]), float(state["train_seconds"]), teacher_seconds
 
 
 def _check_resume(cfg: DistillConfig, out_dir: Path) -> None:
@@ -367,10 +370,10 @@ def distill(
             module.adapter.bias.zero_()
     optimizer = make_optimizer(module, cfg.optim)
     scheduler = make_scheduler(optimizer, cfg.optim, cfg.steps)
-    start, train_seconds = 0, 0.0
+    start, train_seconds, teacher_seconds = 0, 0.0, 0.0
     metrics_path = out_dir / "metrics.jsonl"
     if _checkpoint_paths(out_dir, "last")[1].is_file():
-        start, train_seconds = _load_resume(out_dir, module, optimizer, scheduler)
+        start, train_seconds, teacher_seconds = _load_resume(out_dir, module, optimizer, scheduler)
         if dist.main:
             _truncate_metrics(metrics_path, start)
         LOG.info("resuming %s at step %d", out_dir, start)
@@ -389,7 +392,7 @@ def distill(
         size,
         start,
         end,
-        train_seconds,
+        (train_seconds, teacher_seconds),
         on_step,
     )
 
@@ -471,7 +474,7 @@ def _loop(
     size: tuple[int, int],
     start: int,
     end: int,
-    train_seconds: float,
+    seconds: tuple[float, float],
     on_step: Callable[[int, dict[str, float]], None] | None,
 ) -> DistillResult:
     ddp: nn.Module = module
@@ -483,7 +486,9 @@ def _loop(
     pool = cfg.cache_clips if cfg.teacher_cache else 0
     sampler = StepSampler(start, end, cfg.batch_size, cfg.grad_accum, dist.rank, dist.world)
     loader = make_loader(_PoolDataset(dataset, pool), sampler, cfg.data.workers)  # type: ignore[arg-type]
+    train_seconds = seconds[0]
     targets = TeacherTargets(teacher, cfg, grid)
+    targets.seconds = seconds[1]  # the teacher's share, summed over resumed runs
     logger = _Logger(out_dir, dist.main, cfg.batch_size * cfg.data.source_frames)
     progress: Any = None
     if dist.main and cfg.progress and end > start:
@@ -534,6 +539,7 @@ def _loop(
                         step,
                         train_seconds,
                         cfg.keep_checkpoints,
+                        targets.seconds,
                     )
                     _plot(out_dir / "metrics.jsonl", out_dir / "loss.png")
                 if dist.world > 1:

@@ -82,6 +82,8 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path, cache: boo
     assert _same_weights(tmp_path / "a" / "last.safetensors", tmp_path / "b" / "last.safetensors")
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [1, 2, 3, 4]
+    teacher_s = [json.loads(x)["teacher_seconds"] for x in lines]
+    assert teacher_s[1] > 0 and teacher_s[3] >= teacher_s[1]  # summed over the resume
     if cache:
         last = json.loads(lines[-1])
         assert last["cache_hits"] > 0  # the resumed run read the pool's targets back
@@ -119,6 +121,15 @@ def test_narrower_student_at_another_size_trains_an_adapter(tmp_path: Path) -> N
     assert np.isfinite(seen[2]["loss"])
     adapter = load_file(tmp_path / "last.adapter.safetensors")
     assert adapter["weight"].shape == (64, 32)  # student 32 -> teacher 64
+
+
+def test_distils_on_a_rosbag2_image_topic(tmp_path: Path, moving_video: Path) -> None:
+    from rvm_ros.bags.make_bag import make_bag
+
+    bag = tmp_path / "bag"
+    make_bag([moving_video, moving_video], bag, compressed=True)  # two camera topics
+    seen = _run(tiny_config(tmp_path / "run", "steps=1", "data.procedural=0", f"data.bags=[{bag}]"))
+    assert np.isfinite(seen[1]["loss"]) and 0 < seen[1]["cosine"] < 1
 
 
 def test_resume_with_another_configuration_is_refused(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from rvm_ros.fsutil import check_output
 from rvm_ros.model import RVM
 from rvm_ros.training.config import DataSection
 from rvm_ros.training.data import ClipDataset, StepSampler, make_loader
-from rvm_ros.training.distill_cache import TeacherCache
+from rvm_ros.training.distill_cache import CACHE_DTYPE, TeacherCache
 from rvm_ros.training.distill_config import (
     DistillConfig,
     load_distill_config,
@@ -164,7 +164,7 @@ class TeacherTargets:
                 if enc.numel():
                     item["encoded"] = enc[j]
                 self.cache.put(i, item)
-                stored[j] = {k: v.to(torch.float16) for k, v in item.items()}
+                stored[j] = {k: v.to("cpu", CACHE_DTYPE) for k, v in item.items()}
         feats = torch.stack([s["features"] for s in stored if s is not None]).float()
         if not self.with_encoded:
             return feats.to(frames.device), torch.empty(0)

@@ -195,29 +195,34 @@ def test_init_from_teacher_copies_the_first_blocks() -> None:
 
 
 def test_student_exports_to_onnx_and_matches_torch(tmp_path: Path) -> None:
+    """The node's export path, unchanged: ONNX Runtime and OpenVINO run the same export."""
     pytest.importorskip("onnxruntime")
+    import importlib.util
+
     from rvm_ros.runtime import create_encoder
 
     _run(tiny_config(tmp_path / "run", "steps=1"))
     ckpt = tmp_path / "run" / "last.safetensors"
     student = load_model(ckpt)
     frames = np.random.default_rng(0).integers(0, 255, (3, 1, 32, 32, 3), dtype=np.uint8)
-    runner = create_encoder(
-        ckpt,
-        backend="onnxruntime",
-        height=32,
-        width=32,
-        max_batch=1,
-        cache_dir=tmp_path / "onnx",
-        threads=1,
-    )
-    state = student.init_state(1, 32, 32)
-    with torch.no_grad():
-        for frame in frames:
-            ref, state = student.step(torch.from_numpy(frame), state)
-            got = runner.step(frame, ["cam"])
-            np.testing.assert_allclose(got, ref.numpy(), rtol=1e-3, atol=1e-4)
-    runner.close()
+    backends = ["onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
+    for backend in backends:  # one export in the shared cache, both runtimes
+        runner = create_encoder(
+            ckpt,
+            backend=backend,
+            height=32,
+            width=32,
+            max_batch=1,
+            cache_dir=tmp_path / "onnx",
+            threads=1,
+        )
+        state = student.init_state(1, 32, 32)
+        with torch.no_grad():
+            for frame in frames:
+                ref, state = student.step(torch.from_numpy(frame), state)
+                got = runner.step(frame, ["cam"])
+                np.testing.assert_allclose(got, ref.numpy(), rtol=1e-3, atol=1e-4, err_msg=backend)
+        runner.close()
     assert list((tmp_path / "onnx").rglob("*.onnx"))
 
 

@@ -34,6 +34,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "train",
     "eval_reconstruction",
     "eval_tracking",
+    "distill",
+    "eval_distill",
 )
 
 

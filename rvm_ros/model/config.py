@@ -18,7 +18,16 @@ _ENCODER_SIZES: dict[str, tuple[int, int, int, int]] = {
     "H": (1280, 32, 5120, 16),
 }
 
-VARIANTS: tuple[str, ...] = (*_ENCODER_SIZES, "tiny")
+# Distillation students (docs/TRAINING.md, "Distillation"): (dim, enc layers, core layers,
+# heads); MLP 4x, decoder 128 wide x 2 blocks x 4 heads (the shipped default model's).
+# student192 keeps the shipped model's width (a drop-in student of it, 0.43x its step);
+# student128 is narrower (its features reach a 192-wide teacher through a linear adapter).
+_STUDENT_SIZES: dict[str, tuple[int, int, int, int]] = {
+    "student192": (192, 2, 1, 3),
+    "student128": (128, 4, 1, 4),
+}
+
+VARIANTS: tuple[str, ...] = (*_ENCODER_SIZES, "tiny", *_STUDENT_SIZES)
 #: Patch side of every released size (a checkpoint's own config may say otherwise).
 DEFAULT_PATCH_SIZE = 16
 
@@ -90,7 +99,8 @@ class RVMConfig:
             name: One of ``mu, Ti, S, M, B, L, H`` (official ViT sizes; core and decoder
                 follow the published RVM-L construction: 4 core blocks with MLP 4D,
                 decoder width 512, 8 blocks, 16 heads, MLP 2048) or ``tiny`` (the test
-                fixture configuration: D 64, 2 encoder + 2 core blocks).
+                fixture configuration: D 64, 2 encoder + 2 core blocks) or a
+                distillation student (``student192``, ``student128``).
 
         Returns:
             The configuration.
@@ -112,6 +122,22 @@ class RVMConfig:
                 dec_heads=4,
                 dec_mlp=128,
                 variant="tiny",
+            )
+        if name in _STUDENT_SIZES:
+            dim, enc, core, heads = _STUDENT_SIZES[name]
+            return cls(
+                dim=dim,
+                enc_layers=enc,
+                enc_heads=heads,
+                enc_mlp=4 * dim,
+                core_layers=core,
+                core_heads=heads,
+                core_mlp=4 * dim,
+                dec_dim=128,
+                dec_layers=2,
+                dec_heads=4,
+                dec_mlp=512,
+                variant=name,
             )
         if name not in _ENCODER_SIZES:
             raise ValueError(f"unknown RVM variant {name!r}; known: {', '.join(VARIANTS)}")

@@ -1,0 +1,71 @@
+"""`rvm-ros distill`: a small student trained to stream the features of a teacher checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from rvm_ros.cli import CliError
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rvm_ros.cli.validate import at_least
+    from rvm_ros.training import TrainConfigError
+    from rvm_ros.training.distill import distill
+    from rvm_ros.training.distill_config import load_distill_config
+
+    overrides = list(args.overrides)
+    for key in ("teacher", "student", "out_dir"):
+        value = getattr(args, key)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    at_least(args, 1, "stop_at")
+    try:
+        cfg = load_distill_config(args.config, overrides)
+    except TrainConfigError as exc:
+        raise CliError(str(exc)) from exc
+    result = distill(cfg, stop_at=args.stop_at)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(
+            f"step {result.step}/{cfg.steps}: loss {result.final_loss:.5f}, feature cosine "
+            f"{result.final_cosine:.4f}; student {result.checkpoint} "
+            f"({result.train_seconds / 60:.1f} min of distillation)"
+        )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``distill``."""
+    p = sub.add_parser(
+        "distill",
+        help="distil a teacher checkpoint into a small, fast student (docs/TRAINING.md)",
+        description="Train a student RVM to reproduce a teacher's per-frame streaming "
+        "features on videos, rosbag2 image topics, stills under synthetic motion and "
+        "procedural scenes (the data sources of `rvm-ros train`): both models stream the "
+        "same frames, each from its own state. The run folder gets config.yaml, "
+        "metrics.jsonl, loss.png and .safetensors student checkpoints; starting again in "
+        "the same folder resumes exactly. Runs under `torchrun --nproc_per_node N -m "
+        "rvm_ros.cli distill ...` as DDP.",
+    )
+    p.add_argument("--config", default=None, help="YAML configuration (default: built-ins)")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="overrides, e.g. steps=2000 data.bags=[a,b] student_height=96",
+    )
+    p.add_argument("--teacher", default=None, help="teacher checkpoint (same as teacher=...)")
+    p.add_argument(
+        "--student",
+        default=None,
+        help="student: a variant (student192, student128, tiny, ...), custom (model.* "
+        "sizes), a .yaml with a model section, or a checkpoint to continue from",
+    )
+    p.add_argument("--out-dir", default=None, help="run folder (same as out_dir=...)")
+    p.add_argument(
+        "--stop-at",
+        type=int,
+        default=None,
+        help="stop after this many steps in total (schedule unchanged; resume later)",
+    )
+    p.set_defaults(func=_run)

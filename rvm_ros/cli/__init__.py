@@ -34,6 +34,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "train",
     "eval_reconstruction",
     "eval_tracking",
+    "eval_features",
 )
 
 

@@ -145,6 +145,7 @@ def _decomposition(
         "content": shares.content,
         "time": shares.time,
         "units": float(shares.units),
+        "position_corrected": shares.position_corrected,
     }, feats
 
 

@@ -45,12 +45,16 @@ class VarianceShares:
         units: Units the decomposition used (with U units a map without any position
             component still shows a position share of about 1/U: the per-cell mean of U
             unrelated scenes is not zero).
+        position_corrected: ``position`` minus that floor as estimated from the content
+            term (``content / (U - 1)``: the per-cell mean carries 1/U of the between-unit
+            variance), at least 0. Not part of the sum; use it to compare runs with few units.
     """
 
     position: float
     content: float
     time: float
     units: int
+    position_corrected: float = 0.0
 
 
 def variance_decomposition(features: Sequence[np.ndarray]) -> VarianceShares:
@@ -90,9 +94,11 @@ def variance_decomposition(features: Sequence[np.ndarray]) -> VarianceShares:
         )
     )
     total = position + content + time
+    units = len(features)
     if total <= 0:
-        return VarianceShares(1.0, 0.0, 0.0, len(features))
-    return VarianceShares(position / total, content / total, time / total, len(features))
+        return VarianceShares(1.0, 0.0, 0.0, units, 1.0)
+    corrected = max(0.0, position - content / (units - 1)) / total
+    return VarianceShares(position / total, content / total, time / total, units, corrected)
 
 
 @dataclass

@@ -48,7 +48,8 @@ def markdown_table(results: Sequence[SourceResult], extra: dict[str, Any]) -> st
     base = pixels.correspondence.top1_from(3.0) if pixels else None
     buckets = " | ".join(f"top-1 {_bucket_name(lo, hi)} cells" for lo, hi in DISPLACEMENT_BUCKETS)
     head = (
-        f"| features | position | content | time | {buckets} | top-1 >= 3 cells | "
+        f"| features | position | content | time | position, 1/U floor removed | {buckets} | "
+        "top-1 >= 3 cells | "
         "vs pixels | static stability (1 frame / drift) | label IoU |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -58,7 +59,8 @@ def markdown_table(results: Sequence[SourceResult], extra: dict[str, Any]) -> st
         cells = " | ".join(_fmt(v) for v in r.correspondence.top1())
         lines.append(
             f"| {r.name} | {_fmt(r.shares.get('position'))} | {_fmt(r.shares.get('content'))} | "
-            f"{_fmt(r.shares.get('time'))} | {cells} | {_fmt(far)} | {ratio} | "
+            f"{_fmt(r.shares.get('time'))} | {_fmt(r.shares.get('position_corrected'))} | "
+            f"{cells} | {_fmt(far)} | {ratio} | "
             f"{_fmt(r.stability[0])} / {_fmt(r.stability[1])} | {_fmt(r.labels.iou())} |"
         )
     copy = extra.get("copy_reference_labels", {})
@@ -68,7 +70,8 @@ def markdown_table(results: Sequence[SourceResult], extra: dict[str, Any]) -> st
         "",
         f"Variance decomposition over {len(units)} shots ({', '.join(units)}); with U shots a "
         f"map without any position component still shows about 1/U = "
-        f"{1 / max(1, len(units)):.2f} position share.",
+        f"{1 / max(1, len(units)):.2f} position share; the corrected column subtracts that "
+        "floor as estimated from the content share (content / (U - 1)).",
         f"Correspondence cells per displacement bucket: {trials}. Label propagation baseline "
         f"(copy the reference frame's labels, position only): IoU "
         f"{_fmt(copy.get('object_iou'))}.",

@@ -30,6 +30,7 @@ def test_position_only_map_is_all_position() -> None:
     assert shares.position == pytest.approx(1.0)
     assert shares.content == pytest.approx(0.0, abs=1e-12)
     assert shares.time == pytest.approx(0.0, abs=1e-12)
+    assert shares.position_corrected == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("units", [5, 20])
@@ -42,6 +43,7 @@ def test_scene_constant_map_is_content_with_the_1_over_u_floor(units: int) -> No
     assert shares.time == pytest.approx(0.0, abs=1e-12)
     assert shares.position == pytest.approx(1 / units, rel=0.25)
     assert shares.content == pytest.approx(1 - 1 / units, rel=0.1)
+    assert shares.position_corrected == pytest.approx(0.0, abs=0.05)
 
 
 def test_random_features_are_mostly_time_and_shares_sum_to_one() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,19 @@ def test_eval_features_bad_arguments_are_one_line(
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_eval_features_reads_a_bags_image_topic(
+    bag_factory: Callable[..., Path], moving_video: Path, tmp_path: Path
+) -> None:
+    """A real rosbag2 bag of bikes.mp4 (development material) beside a video: the bag
+    topic's shot is a unit of the decomposition and its frames are benchmark sources."""
+    bag = bag_factory("mcap", True, 60)
+    out = tmp_path / "features"
+    args = ["eval-features", "--checkpoint", "random:tiny", "--bags", str(bag)]
+    args += ["--videos", str(moving_video)]
+    assert main([*args, "--out", str(out), *SMALL]) == 0
+    data = json.loads((out / "metrics.json").read_text())
+    bag_units = [u for u in data["units"] if u.startswith(bag.name)]
+    assert len(bag_units) == 1 and "/image" in bag_units[0]
+    assert sum(s.startswith(bag.name) for s in data["benchmark_sources"]) == 4

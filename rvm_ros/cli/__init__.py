@@ -36,6 +36,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "eval_tracking",
     "distill",
     "eval_distill",
+    "eval_features",
 )
 
 

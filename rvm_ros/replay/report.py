@@ -161,9 +161,10 @@ class Visuals:
                     files.setdefault(key, []).append(video.path.name)
         if any(self.step_ms.values()):
             files["latency_histogram"] = [self._latency_plot()]
+        model = _model_label(report or {})
         for cam in self.cameras.values():
             if cam.samples:
-                files.setdefault("pca_strip", []).append(self._strip(cam))
+                files.setdefault("pca_strip", []).append(self._strip(cam, model))
         if self.problems:
             files["problems"] = list(self.problems)
         return files
@@ -193,7 +194,7 @@ class Visuals:
         plt.close(fig)
         return name
 
-    def _strip(self, cam: _CameraVisuals) -> str:
+    def _strip(self, cam: _CameraVisuals, model: str = "") -> str:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -210,13 +211,24 @@ class Visuals:
             for r in range(2):
                 axes[r, c].axis("off")
         fig.suptitle(
-            f"{cam.camera}: images (top) and PCA colouring of features (bottom)", fontsize=9
+            f"{cam.camera}: images (top) and PCA colouring of features (bottom)"
+            + (f"\nmodel {model}" if model else ""),
+            fontsize=9,
         )
         fig.tight_layout()
         name = f"pca_strip_{cam.camera}.png"
         fig.savefig(self.out_dir / name)
         plt.close(fig)
         return name
+
+
+def _model_label(section: dict[str, Any]) -> str:
+    """``<model id> (<checkpoint>)`` of a bag's report section, or what of it is known."""
+    model_id = (section.get("encoder") or {}).get("model_id")
+    checkpoint = section.get("checkpoint")
+    if model_id and checkpoint and str(checkpoint) != str(model_id):
+        return f"{model_id} ({checkpoint})"
+    return str(model_id or checkpoint or "")
 
 
 # --------------------------------------------------------------------------- reports
@@ -386,7 +398,8 @@ def render_markdown(report: dict[str, Any], subdirs: Sequence[str] | str) -> str
         for name in plots.get("latency_histogram", []):
             lines += [f"![step latency]({prefix}{name})", ""]
         for name in plots.get("pca_strip", []):
-            lines += [f"![PCA of features]({prefix}{name})", ""]
+            model = _model_label(section)
+            lines += [f"![PCA of the features of {model or 'the model'}]({prefix}{name})", ""]
         for key in ("pca_video", "tracks_video"):
             for name in plots.get(key, []):
                 lines.append(f"- video: [{prefix}{name}]({prefix}{name})")

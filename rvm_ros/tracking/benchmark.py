@@ -172,6 +172,8 @@ class TrackingSequence:
         query_frames: int64 ``[P]`` (all 0: every point is queried on frame 0).
         resets: frames before which the trackers are reset (``gap``: the first frame after
             the gap; empty otherwise).
+        occluder_mask: bool ``[T, H, W]``: pixels under an occluder (``occluder`` split;
+            None otherwise); object masks for label propagation.
     """
 
     name: str
@@ -181,6 +183,7 @@ class TrackingSequence:
     gt_visible: np.ndarray
     query_frames: np.ndarray
     resets: tuple[int, ...] = ()
+    occluder_mask: np.ndarray | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -520,6 +523,7 @@ def make_sequence(
         gt_visible=visible,
         query_frames=np.zeros(num_p, np.int64),
         resets=resets,
+        occluder_mask=occ_mask if split == "occluder" else None,
     )
 
 

@@ -157,12 +157,16 @@ class LossSection:
             farthest target's features (each one step from the zero state) against the
             exactly known patch correspondence.
         temperature: Softmax temperature of the correspondence term.
+        position: Weight of the position regulariser: the share of the source features'
+            variance explained by the cell position alone across the batch's clips
+            (:func:`rvm_ros.training.objective.position_share`); 0 turns it off.
     """
 
     pixel: float = 1.0
     patch_norm: float = 0.0
     correspondence: float = 0.0
     temperature: float = 0.1
+    position: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -300,7 +304,7 @@ def _validate(cfg: TrainConfig) -> None:
     need(o.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
     loss = cfg.loss
     need(
-        min(loss.pixel, loss.patch_norm, loss.correspondence) >= 0,
+        min(loss.pixel, loss.patch_norm, loss.correspondence, loss.position) >= 0,
         "loss",
         "weights must be >= 0",
     )

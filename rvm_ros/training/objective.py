@@ -164,6 +164,27 @@ def correspondence_loss(
     return loss, count > 0
 
 
+def position_share(feats: torch.Tensor) -> torch.Tensor:
+    """Share of the features' variance explained by the cell position alone, over a batch.
+
+    The per-cell mean over all clips and frames of the batch is the position component;
+    its variance over cells divided by the total variance (around the grand mean) is the
+    share. With ``B`` independent clips the share cannot fall below about ``1 / B``.
+
+    Args:
+        feats: ``[B, K, N, D]`` core outputs (token 0 = CLS, ignored).
+
+    Returns:
+        Scalar in [0, 1].
+    """
+    x = feats[:, :, 1:].float().flatten(0, 1)  # [B*K, hw, D]
+    cell = x.mean(0)  # [hw, D]
+    grand = cell.mean(0)  # [D]
+    between = ((cell - grand) ** 2).sum(-1).mean()
+    total = ((x - grand) ** 2).sum(-1).mean()
+    return between / total.clamp(min=1e-12)
+
+
 def compute_loss(
     model: RVM,
     source: torch.Tensor,
@@ -212,8 +233,11 @@ def compute_loss(
             feats[:, 0], later, correspondence[:, -1], weights.temperature
         )
         per_clip = per_clip + weights.correspondence * corr
+    total = per_clip.mean()
+    if weights.position > 0:  # a batch statistic: the same for every clip
+        total = total + weights.position * position_share(feats)
     return LossOutput(
-        total=per_clip.mean(),
+        total=total,
         pixel=pixel.detach(),
         patch_norm=norm.detach(),
         correspondence=corr.detach(),

@@ -28,6 +28,10 @@ def test_demo_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert plots["pca_strip"] == ["pca_strip_bikes.png"]
     for name in ("latency_histogram.png", "pca_strip_bikes.png"):
         assert (out / "replay" / name).stat().st_size > 1000
+    # The PCA strip says which model it shows.
+    model_id = report["bags"][0]["encoder"]["model_id"]
+    markdown = (out / "replay" / "report.md").read_text()
+    assert f"![PCA of the features of {model_id} (" in markdown
     # Running it again replaces the demo's own outputs.
     assert cli_main(args) == 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from rvm_ros.training.config import LossSection
@@ -71,3 +72,31 @@ def test_weight_decay_exempts_norms_biases_tokens(tmp_path) -> None:  # type: ig
     groups = make_optimizer(model, small_config(tmp_path).optim).param_groups
     assert groups[0]["weight_decay"] > 0 and groups[1]["weight_decay"] == 0.0
     assert sum(len(g["params"]) for g in groups) == len(named)
+
+
+def test_position_share_of_position_only_and_content_only_features() -> None:
+    from rvm_ros.training.objective import position_share
+
+    gen = torch.Generator().manual_seed(0)
+    cell = torch.randn(1, 1, 17, 8, generator=gen)  # [1, 1, N, D]: the same in every clip
+    assert float(position_share(cell.expand(6, 3, -1, -1))) == pytest.approx(1.0)
+    content = torch.randn(64, 1, 17, 8, generator=gen).expand(-1, 3, -1, -1)
+    # Unrelated clips: only the 1/B floor of the per-cell mean is left.
+    assert float(position_share(content)) == pytest.approx(1 / 64, rel=0.3)
+
+
+def test_position_term_adds_its_weight_times_the_share(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from rvm_ros.training.objective import position_share, source_features
+
+    cfg = small_config(tmp_path)
+    model = build_model(cfg)
+    batch = collate([ClipDataset(cfg.data, 0, 16)[i] for i in range(4)])
+    args = (batch.source, batch.target, batch.offsets, batch.visible, batch.correspondence)
+    torch.manual_seed(0)
+    plain = compute_loss(model, *args, LossSection(), autocast=False)
+    torch.manual_seed(0)
+    with_term = compute_loss(model, *args, LossSection(position=0.5), autocast=False)
+    with torch.no_grad():
+        share = position_share(source_features(model, batch.source.float() / 255))
+    gap = float((with_term.total - plain.total).detach())
+    assert gap == pytest.approx(0.5 * float(share), rel=1e-4)

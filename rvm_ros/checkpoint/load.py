@@ -21,7 +21,7 @@ from rvm_ros.checkpoint.npz import read_npz_header, read_official
 from rvm_ros.checkpoint.official import config_from_official_shapes
 from rvm_ros.checkpoint.random import _parse_random, random_model
 from rvm_ros.checkpoint.safetensors import read_safetensors_config
-from rvm_ros.fsutil import file_sha256
+from rvm_ros.fsutil import file_sha256, not_a_file
 from rvm_ros.model import RVM, RVMConfig
 
 # --------------------------------------------------------------------------- helpers
@@ -82,8 +82,10 @@ def load_model(
         model = random_model(variant, seed)
     else:
         p = Path(spec)
-        if not p.is_file():
-            raise CheckpointError(f"checkpoint {p} not found")
+        if (why := not_a_file(p)) is not None:
+            raise CheckpointError(
+                f"checkpoint {p} not found" if why == "no such file" else f"checkpoint {p}: {why}"
+            )
         if p.suffix == ".npz":
             config, state, with_decoder = read_official(p)
         elif p.suffix == ".safetensors":

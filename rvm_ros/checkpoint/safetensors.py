@@ -10,7 +10,8 @@ import torch
 
 from rvm_ros.checkpoint.errors import CheckpointError
 from rvm_ros.checkpoint.official import _check_state_dict
-from rvm_ros.fsutil import atomic_write
+from rvm_ros.errors import TooLarge
+from rvm_ros.fsutil import atomic_write, not_a_file
 from rvm_ros.model import RVMConfig
 
 CONFIG_KEY = "rvm_config"
@@ -66,8 +67,8 @@ def read_safetensors_config(path: str | os.PathLike[str]) -> tuple[RVMConfig, bo
     from safetensors import safe_open
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
+    if (why := not_a_file(path)) is not None:
+        raise CheckpointError(f"{path}: {why}")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -83,6 +84,10 @@ def read_safetensors_config(path: str | os.PathLike[str]) -> tuple[RVMConfig, bo
         )
     try:
         config = RVMConfig.from_json(metadata[CONFIG_KEY])
+    except TooLarge as exc:
+        raise CheckpointError(
+            f"{path}: invalid '{CONFIG_KEY}' metadata: {exc}", cause="too_large"
+        ) from None
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: invalid '{CONFIG_KEY}' metadata: {exc}") from None
     with_decoder = any(k.startswith("decoder.") for k in shapes)

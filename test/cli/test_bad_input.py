@@ -672,6 +672,102 @@ CASES: dict[str, Case] = {
 }
 
 
+# ------------------------------------------------- hostile checkpoint metadata (issue 27)
+
+
+def _hostile_checkpoint(**fields: object) -> Callable[..., None]:
+    """A real tiny checkpoint whose ``rvm_config`` metadata has ``fields`` replaced
+    (``_raw`` gives the whole metadata text)."""
+
+    def setup(w: dict[str, Path], tmp: Path) -> None:
+        from safetensors.torch import save_file
+
+        from rvm_ros.checkpoint import random_model
+
+        model = random_model("tiny", 0)
+        raw = fields.get("_raw")
+        config = raw if isinstance(raw, str) else json.dumps({**model.config.to_dict(), **fields})
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "h.safetensors"), metadata={"rvm_config": config})
+
+    return setup
+
+
+def _encode_with(path: str) -> Callable[[dict[str, Path], Path], list[str]]:
+    return lambda w, t: [
+        "encode",
+        "--checkpoint",
+        _s(t / path),
+        "--input",
+        _s(w["frames"]),
+        "--output",
+        _s(t / "e.npy"),
+    ]
+
+
+def _fifo(w: dict[str, Path], tmp: Path) -> None:
+    os.mkfifo(tmp / "pipe.safetensors")
+
+
+def _loop(w: dict[str, Path], tmp: Path) -> None:
+    os.symlink(tmp / "loop.safetensors", tmp / "loop.safetensors")
+
+
+CASES.update(
+    {
+        "encode-checkpoint-pos-grid-1500": Case(
+            _encode_with("h.safetensors"),
+            2,
+            "RVMConfig.pos_grid: 1500 is more than the 256 allowed",
+            setup=_hostile_checkpoint(pos_grid=1500),
+            absent=("e.npy",),
+        ),
+        "encode-checkpoint-pos-grid-100000": Case(
+            _encode_with("h.safetensors"),
+            2,
+            "RVMConfig.pos_grid: 100000 is more than the 256 allowed",
+            setup=_hostile_checkpoint(pos_grid=100000),
+            absent=("e.npy",),
+        ),
+        "encode-checkpoint-dim-10e400": Case(
+            _encode_with("h.safetensors"),
+            2,
+            "RVMConfig.dim: a 401-digit number is more than the 8192 allowed",
+            setup=_hostile_checkpoint(dim=10**400),
+            absent=("e.npy",),
+        ),
+        "encode-checkpoint-layers-huge": Case(
+            _encode_with("h.safetensors"),
+            2,
+            "RVMConfig.enc_layers: 1000000 is more than the 256 allowed",
+            setup=_hostile_checkpoint(enc_layers=10**6),
+            absent=("e.npy",),
+        ),
+        "encode-checkpoint-nested-json": Case(
+            _encode_with("h.safetensors"),
+            2,
+            "invalid 'rvm_config' metadata: RVMConfig: JSON nested too deeply",
+            setup=_hostile_checkpoint(_raw="[" * 5000 + "]" * 5000),
+            absent=("e.npy",),
+        ),
+        "encode-checkpoint-fifo": Case(
+            _encode_with("pipe.safetensors"),
+            2,
+            "a FIFO (named pipe), not a regular file",
+            setup=_fifo,
+            absent=("e.npy",),
+        ),
+        "encode-checkpoint-symlink-loop": Case(
+            _encode_with("loop.safetensors"),
+            2,
+            "a symlink loop",
+            setup=_loop,
+            absent=("e.npy",),
+        ),
+    }
+)
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(
     name: str,

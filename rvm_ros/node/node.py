@@ -579,6 +579,8 @@ class RvmNode(LifecycleNode):
             return
         now = time.monotonic()
         snap = stats.snapshot()
+        if self._outputs is not None:
+            snap["tracking_busy"] = self._outputs.tracking_busy()
         stats.new_period()
         prev_t, prev = self._diag_prev if self._diag_prev else (now, None)
         period = now - prev_t if prev is not None else 0.0

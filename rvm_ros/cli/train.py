@@ -22,7 +22,7 @@ def _run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, overrides)
     except TrainConfigError as exc:
         raise CliError(str(exc)) from exc
-    result = train(cfg, stop_at=args.stop_at)
+    result = train(cfg, stop_at=args.stop_at, force=args.force)
     import os
 
     if int(os.environ.get("RANK", "0")) == 0:
@@ -59,5 +59,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=None,
         help="stop after this many steps in total (schedule unchanged; resume later)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="start a run in an existing folder that holds no run to resume",
     )
     p.set_defaults(func=_run)

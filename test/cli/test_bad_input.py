@@ -757,6 +757,24 @@ CASES.update(
             setup=_fifo,
             absent=("e.npy",),
         ),
+        "train-output-existing-folder": Case(
+            lambda w, t: ["train", "--out-dir", _s(t / "run"), "steps=1", "progress=false"],
+            2,
+            "exists and holds no run to resume; pass --force",
+            setup=_copy_into({"text": "run/config.yaml"}),
+        ),
+        "train-absurd-batch": Case(
+            lambda w, t: ["train", "--out-dir", _s(t / "run"), "batch_size=10000000"],
+            2,
+            "batch_size: 10000000 is more than the 1048576 allowed",
+            absent=("run",),
+        ),
+        "train-infinite-lr": Case(
+            lambda w, t: ["train", "--out-dir", _s(t / "run"), "optim.lr=.inf"],
+            2,
+            "optim.lr: must be finite, got inf",
+            absent=("run",),
+        ),
         "encode-checkpoint-symlink-loop": Case(
             _encode_with("loop.safetensors"),
             2,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,8 +53,33 @@ def save_safetensors(
     if source_sha256:
         metadata[SOURCE_SHA_KEY] = source_sha256
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+    def write(tmp: Path) -> None:
+        save_file(tensors, str(tmp), metadata=metadata)
+        canonical_header(tmp)
+
+    atomic_write(path, write)
     return path
+
+
+def canonical_header(path: Path) -> None:
+    """Rewrite a safetensors header with its keys in sorted order, in place.
+
+    The writer keeps metadata in a hash map whose order changes from process to process,
+    so the same weights would get another sha256 (and model id) each time they are saved.
+    The header keeps its length (space padding, as the format allows).
+    """
+    with open(path, "r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        meta = header.pop("__metadata__", None)
+        ordered = {"__metadata__": dict(sorted(meta.items()))} if meta is not None else {}
+        ordered.update(sorted(header.items()))
+        text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > size:  # cannot happen for the same content; keep the file as is
+            return
+        f.seek(8)
+        f.write(text + b" " * (size - len(text)))
 
 
 def read_safetensors_config(path: str | os.PathLike[str]) -> tuple[RVMConfig, bool]:

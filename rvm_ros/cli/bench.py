@@ -81,6 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(peak RSS is then the whole process's)",
     )
     p.add_argument("--json", metavar="OUT", help="write the JSON report here")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.add_argument("--markdown", metavar="MD", help="append a markdown table here")
     p.set_defaults(func=run)
 
@@ -132,6 +133,11 @@ def run(args: argparse.Namespace) -> int:
                 f"--random-variant {args.random_variant!r} is not one of {', '.join(VARIANTS)}"
             )
     frame_sizes(args, model_patch_size(checkpoint), 4096)  # the node's model size limit
+    if args.json:
+        from rvm_ros.fsutil import check_output
+
+        inputs = [p for p in (args.checkpoint, args.video) if p]
+        check_output(args.json, inputs, force=args.force, what="--json")
     targets = _targets(args.backend, args.precision, args.cameras)
     if not targets:
         raise CliError("no backend/precision combination to measure")

@@ -867,6 +867,19 @@ CASES.update(
             "--height must be a positive multiple of 16 up to 4096",
             absent=("ev",),
         ),
+        "bench-json-exists": Case(
+            lambda w, t: ["bench", *RANDOM, "--frames", "1", "--json", _s(t / "b.json")],
+            2,
+            "b.json exists; pass --force",
+            setup=_existing("b.json"),
+        ),
+        "encode-plan-without-sidecar": Case(
+            _encode_with("model.plan"),
+            2,
+            "model.plan is a TensorRT engine without its sidecar model.plan.json",
+            setup=_existing("model.plan", b"\x00" * 64),
+            absent=("e.npy",),
+        ),
         "encode-checkpoint-symlink-loop": Case(
             _encode_with("loop.safetensors"),
             2,

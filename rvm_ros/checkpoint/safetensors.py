@@ -55,7 +55,12 @@ def save_safetensors(
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
 
     def write(tmp: Path) -> None:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except Exception as exc:  # the writer's own error type; a full disk is an OSError
+            if "I/O error" in str(exc):
+                raise OSError(f"cannot write {path}: {exc}") from None
+            raise
         canonical_header(tmp)
 
     atomic_write(path, write)

@@ -159,7 +159,10 @@ def _checkpoint_paths(out_dir: Path, tag: str) -> tuple[Path, Path]:
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch's writer reports a full disk as RuntimeError
+            raise OSError(f"cannot write {path}: {str(exc).splitlines()[0]}") from None
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -1111,3 +1111,57 @@ def test_sigterm_stops_a_command_like_ctrl_c_and_leaves_nothing(
     assert "interrupted" in capsys.readouterr().err
     assert _hashes(tmp_path) == before  # previous bag untouched, no temporary sibling left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+# ------------------------------------------------------------- a full disk (issue 27)
+
+
+def _run_with_file_size_limit(argv: list[str], limit: int) -> subprocess.CompletedProcess[str]:
+    """``rvm-ros argv`` where no file may grow past ``limit`` bytes (writes then fail like
+    on a full disk: EFBIG instead of ENOSPC, the same OSError path)."""
+    import resource
+    import signal
+
+    def limit_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run(
+        [sys.executable, "-m", "rvm_ros.cli", *argv],
+        preexec_fn=limit_files,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_that_looks_complete(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    small = [
+        "model.dim=32", "model.enc_layers=1", "model.enc_heads=2", "model.core_layers=1",
+        "model.core_heads=2", "model.dec_dim=32", "model.dec_layers=1", "model.dec_heads=2",
+        "data.height=64", "data.width=64", "data.source_frames=2", "data.target_frames=2",
+        "data.max_offset=12", "data.procedural=1", "data.workers=0", "batch_size=2",
+        "steps=2", "progress=false", "threads=1", "checkpoint_every=1",
+    ]  # fmt: skip
+    run = tmp_path / "run"
+    train = _run_with_file_size_limit(["train", "--out-dir", str(run), *small], 150_000)
+    assert train.returncode == 1, train.stderr
+    assert "Traceback" not in train.stderr
+    assert train.stderr.strip().splitlines() == [
+        line for line in train.stderr.strip().splitlines() if line.startswith("rvm-ros: error:")
+    ]
+    assert "cannot write" in train.stderr
+    assert not list(run.glob("*.safetensors")) and not list(run.glob("*.state.pt"))
+    out = tmp_path / "replay"
+    replay = _run_with_file_size_limit(
+        ["replay", str(world["bag"]), "--out", str(out), *REPLAY_FAST], 20_000
+    )
+    assert replay.returncode == 1, replay.stderr
+    assert "Traceback" not in replay.stderr
+    assert replay.stderr.strip().startswith("rvm-ros: error:")
+    assert len(replay.stderr.strip().splitlines()) == 1, replay.stderr
+    assert not out.exists()
+    partial = tmp_path / "replay.partial"
+    assert (partial / "PARTIAL").is_file() and not (partial / "report.json").exists()

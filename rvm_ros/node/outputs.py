@@ -68,15 +68,22 @@ class Outputs:
         )
         self.tracking_thread.start()
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop the tracking thread (waiting jobs are dropped; safe to call repeatedly)."""
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop the tracking thread (waiting jobs are dropped; safe to call repeatedly).
+
+        A tracker stuck on a frame is not waited for longer than ``timeout_s``: the thread
+        is a daemon, and the node must stop promptly on SIGTERM.
+        """
         self._stop.set()
         if self._queue is not None:
             self._queue.close()
         if self.tracking_thread is not None:
             self.tracking_thread.join(timeout=timeout_s)
             if self.tracking_thread.is_alive():
-                self._log.error(f"tracking thread did not stop within {timeout_s:g} s")
+                self._log.error(
+                    f"tracking thread did not stop within {timeout_s:g} s (stuck tracker); "
+                    "left behind"
+                )
         self.tracking_thread = None
         self._queue = None
 

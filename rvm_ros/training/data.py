@@ -525,7 +525,12 @@ def make_loader(
 
 def _worker_init(_: int) -> None:
     # Workers make data with one thread each; the trainer keeps the cores for the model.
+    import signal
+
     import cv2
 
+    # Ctrl-C reaches the whole process group: the trainer stops the workers itself, so
+    # they must not print their own KeyboardInterrupt tracebacks after "interrupted".
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)

@@ -245,3 +245,34 @@ def test_camera_is_error_when_every_frame_is_non_finite() -> None:
     assert front.level == ERROR and "non-finite" in front.message
     assert "all 4 frame(s)" in front.message
     assert rear.level == OK  # one NaN frame among processed ones is not an outage
+
+
+def test_stopping_does_not_wait_long_for_a_stuck_tracker() -> None:
+    """Issue 27: the node took 5-15 s to stop on SIGTERM while its tracker was stuck."""
+    import logging
+    import time
+    from types import SimpleNamespace
+
+    from rvm_ros.node.outputs import Outputs
+
+    release = threading.Event()
+    started = threading.Event()
+
+    class _Stuck:
+        def track(self, job, gap=False):
+            started.set()
+            release.wait(30)
+            return None
+
+    out = Outputs({}, NodeStats(["front"]), logging.getLogger("test"))
+    out.start_tracking(_Stuck())
+    try:
+        assert out._queue is not None
+        res = SimpleNamespace(camera="front")
+        out._queue.put(SimpleNamespace(camera="front", reset_reason=""), (res, None))  # type: ignore[arg-type]
+        assert started.wait(10)
+        t0 = time.monotonic()
+        out.stop()
+        assert time.monotonic() - t0 < 5.0
+    finally:
+        release.set()

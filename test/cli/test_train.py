@@ -95,4 +95,3 @@ def test_options_may_stand_between_overrides() -> None:
     )
     assert args.overrides == ["steps=3", "optim.lr=0.1"]
     assert (args.stop_at, args.out_dir) == (2, "x")
-

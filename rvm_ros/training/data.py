@@ -508,6 +508,10 @@ class StepSampler(torch.utils.data.Sampler[list[int]]):
                 yield list(range(first, first + self.micro))
 
 
+#: Seconds a loader worker may take for one batch before the run stops as stalled.
+LOADER_TIMEOUT_S = 600.0
+
+
 def make_loader(
     dataset: ClipDataset, sampler: StepSampler, workers: int
 ) -> torch.utils.data.DataLoader[Clip]:
@@ -520,6 +524,7 @@ def make_loader(
         prefetch_factor=2 if workers else None,
         persistent_workers=False,
         worker_init_fn=_worker_init if workers else None,
+        timeout=LOADER_TIMEOUT_S if workers else 0,  # a hung worker is an error, not silence
     )
 
 

@@ -249,6 +249,20 @@ def _check_finite(step: int, sums: torch.Tensor, grad_norm: float, last: Path) -
     )
 
 
+def _next_batch(batches: Iterator[Batch], step: int) -> Batch:
+    """The next batch; a loader worker that stalls past its timeout stops the run."""
+    try:
+        return next(batches)
+    except RuntimeError as exc:
+        if "timed out" not in str(exc):
+            raise
+        raise TrainError(
+            f"step {step}: the data loader stalled ({str(exc).splitlines()[0]}); "
+            "check the data sources (a hung video or bag read) or set data.workers=0",
+            cause="stalled",
+        ) from None
+
+
 def _to_device(batch: Batch, device: torch.device) -> Batch:
     return Batch(
         source=batch.source.to(device, non_blocking=True),
@@ -424,7 +438,7 @@ def train(
             t0 = time.perf_counter()
             sums = torch.zeros(4, dtype=torch.float64)
             for micro in range(cfg.grad_accum):
-                batch = _to_device(next(batches), dist.device)
+                batch = _to_device(_next_batch(batches, step + 1), dist.device)
                 sync = micro == cfg.grad_accum - 1 or dist.world == 1
                 ctx = contextlib.nullcontext() if sync else ddp.no_sync()  # type: ignore[operator]
                 with ctx:

@@ -134,3 +134,26 @@ def test_an_existing_folder_is_not_overwritten_without_force(tmp_path: Path) -> 
     assert (run / "config.yaml").read_text() == "my notes\n"
     assert (run / "metrics.jsonl").read_text() == "my data\n"
     assert train(small_config(run, "steps=1"), force=True).step == 1
+
+
+def test_a_stalled_loader_worker_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hung data worker stopped training silently forever; now it is a `stalled` error."""
+    import time
+
+    from rvm_ros.training import data
+
+    real = data.ClipDataset.__getitem__
+
+    def hang_after_two(self, index):  # type: ignore[no-untyped-def]
+        if isinstance(index, int) and index >= 2:
+            time.sleep(60)
+        return real(self, index)
+
+    monkeypatch.setattr(data, "LOADER_TIMEOUT_S", 3.0)
+    monkeypatch.setattr(data.ClipDataset, "__getitem__", hang_after_two)
+    cfg = small_config(tmp_path / "run", "steps=4", "data.workers=1", "batch_size=1")
+    with pytest.raises(TrainError, match="the data loader stalled") as err:
+        train(cfg)
+    assert err.value.cause == "stalled"

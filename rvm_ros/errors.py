@@ -89,4 +89,102 @@ def key_differences(
     return problems
 
 
-__all__ = ["RvmRosError", "key_differences", "listing"]
+__all__ = [
+    "ALLOC_LIMIT_ENV",
+    "RvmRosError",
+    "TooLarge",
+    "allocation_limit",
+    "check_size",
+    "format_bytes",
+    "key_differences",
+    "listing",
+]
+
+
+# ----------------------------------------------------------------- allocation bounds
+
+_GIB = 1 << 30
+#: Environment variable overriding the most bytes one request may ask to allocate.
+ALLOC_LIMIT_ENV = "RVM_ROS_MAX_ALLOC_BYTES"
+
+
+class TooLarge(RvmRosError, ValueError):
+    """A size, count or length from a request, file, config or argument is too large.
+
+    Raised before anything is allocated, with the memory the request would need.
+    """
+
+    cause = "too_large"
+    exit_code = 2
+
+
+def _physical_memory() -> int:
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 16 * _GIB
+
+
+def allocation_limit() -> int:
+    """Most bytes one request may need: ``$RVM_ROS_MAX_ALLOC_BYTES``, else half the RAM."""
+    import os
+
+    env = os.environ.get(ALLOC_LIMIT_ENV, "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return _physical_memory() // 2
+
+
+def format_bytes(n: float) -> str:
+    """``1.5 GiB``-style text of a byte count."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def check_size(
+    what: str,
+    count: Any,
+    *,
+    most: int | None = None,
+    bytes_each: float = 1.0,
+    extra_bytes: float = 0.0,
+    limit_bytes: int | None = None,
+    hint: str = "",
+) -> int:
+    """The one bound on sizes that input controls; raises `TooLarge` before allocating.
+
+    Args:
+        what: How the message names the size (``"query points"``, ``"pos_grid"``).
+        count: The size asked for (an int; anything else is refused as not a size).
+        most: Largest count allowed outright (None: memory decides alone).
+        bytes_each: Estimated bytes per unit of ``count``.
+        extra_bytes: Estimated bytes independent of ``count``.
+        limit_bytes: Memory budget (default :func:`allocation_limit`).
+        hint: Appended to the message (what to do instead).
+
+    Returns:
+        ``count`` as an int.
+
+    Raises:
+        TooLarge: ``count`` is not a non-negative integer, exceeds ``most``, or its memory
+            estimate exceeds the budget.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise TooLarge(f"{what}: {str(count)[:40]} is not a size (a non-negative integer)")
+    budget = allocation_limit() if limit_bytes is None else limit_bytes
+    tail = f"; {hint}" if hint else ""
+    shown = str(count) if count < 10**15 else f"a {len(str(count))}-digit number"
+    if most is not None and count > most:
+        raise TooLarge(f"{what}: {shown} is more than the {most} allowed{tail}")
+    need = float(min(count, 10**300)) * float(bytes_each) + float(extra_bytes)
+    if need > budget:
+        raise TooLarge(
+            f"{what}: {shown} would need about {format_bytes(need)} of memory, more than "
+            f"the {format_bytes(budget)} allowed (${ALLOC_LIMIT_ENV}){tail}"
+        )
+    return count

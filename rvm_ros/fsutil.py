@@ -361,3 +361,28 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def not_a_file(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is no regular file to read (``no such file``, ``a symlink loop``, ...),
+    or None when it is one. Never opens the path (a FIFO would block)."""
+    import stat
+
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return "a broken symlink" if os.path.islink(p) else "no such file"
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP
+            return "a symlink loop"
+        return f"not accessible ({exc.strerror or exc})"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return "a folder, not a file"
+    if stat.S_ISFIFO(st.st_mode):
+        return "a FIFO (named pipe), not a regular file"
+    if stat.S_ISSOCK(st.st_mode):
+        return "a socket, not a regular file"
+    return "a device, not a regular file"

@@ -38,3 +38,24 @@ def test_key_differences_of_key_sets_labels_and_describe() -> None:
     ]
     text = key_differences({"k": 1}, {"k": 2}, describe=lambda k, g, e: f"{k}: {g} != {e}")
     assert text == ["shape mismatch: k: 2 != 1"]
+
+
+def test_check_size_bounds_counts_and_memory(monkeypatch) -> None:
+    """The one size bound (issue 27): count limit, memory estimate, not-a-size."""
+    import pytest
+
+    from rvm_ros.errors import ALLOC_LIMIT_ENV, TooLarge, check_size
+
+    assert check_size("points", 10, most=100, bytes_each=8) == 10
+    with pytest.raises(TooLarge, match="points: 101 is more than the 100 allowed") as err:
+        check_size("points", 101, most=100)
+    assert err.value.cause == "too_large" and err.value.exit_code == 2
+    assert isinstance(err.value, ValueError)
+    monkeypatch.setenv(ALLOC_LIMIT_ENV, str(1 << 20))
+    with pytest.raises(TooLarge, match=r"frames: 2048 would need about 2.0 MiB of memory"):
+        check_size("frames", 2048, bytes_each=1024)
+    with pytest.raises(TooLarge, match="a 401-digit number is more than"):
+        check_size("dim", 10**400, most=8)
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(TooLarge, match="is not a size"):
+            check_size("n", bad)

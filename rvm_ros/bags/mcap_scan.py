@@ -17,13 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from rvm_ros.errors import RvmRosError
+
 MAGIC = b"\x89MCAP0\r\n"
 _SCHEMA, _CHANNEL, _MESSAGE, _CHUNK = 0x03, 0x04, 0x05, 0x06
 _FOOTER, _DATA_END = 0x02, 0x0F
 
 
-class McapDamage(Exception):
+class McapDamage(RvmRosError):
     """Why a scan stopped (message names the cause, e.g. ``truncated``)."""
+
+    cause = "bag_damaged"
 
 
 @dataclass

@@ -16,9 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rvm_ros.errors import RvmRosError
 
-class SqliteDamage(Exception):
+
+class SqliteDamage(RvmRosError):
     """The file is not SQLite, or its topic table cannot be read."""
+
+    cause = "bag_damaged"
 
 
 @dataclass

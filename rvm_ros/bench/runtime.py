@@ -554,9 +554,11 @@ def markdown_table(report: dict[str, Any], command: str | None = None) -> str:
 
 def write_json(report: dict[str, Any], path: str | Path) -> Path:
     """Write the report as indented JSON."""
+    from rvm_ros.fsutil import atomic_write
+
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    text = json.dumps(report, indent=2) + "\n"
+    atomic_write(out, lambda tmp: tmp.write_text(text))
     return out
 
 

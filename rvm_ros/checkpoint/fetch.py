@@ -1,5 +1,16 @@
 """Download official RVM checkpoints: resumable (HTTP Range into ``.part``), size-checked,
-sha256 printed and stored next to the file, then converted to ``.safetensors``.
+verified, then converted to ``.safetensors``.
+
+A download is kept as complete (``<file>`` plus ``<file>.sha256``) only after it passed
+every check: its sha256 equals the pinned hash of the official file (or the one the user
+gives with ``--sha256``), it is a readable RVM ``.npz`` and its architecture is the size
+asked for. A file that fails is deleted, never cached. A cached file is hashed again on
+every use, so a file changed after its download is reported, not trusted.
+
+Pinned hashes: :data:`OFFICIAL_SHA256` is empty in this release: the official files could
+not be reached where it was built, so their hashes are not known here. Until they are
+pinned, a download is reported as *unverified* (its sha256 printed for the user to
+compare) unless ``--sha256`` is given.
 """
 
 from __future__ import annotations
@@ -29,6 +40,9 @@ CHECKPOINT_FILES: dict[str, str] = {
     "L": "pretrain_rvm_large16_256_202497301.npz",
     "H": "pretrain_rvm_huge16_256_203854202.npz",
 }
+#: sha256 of the official files, by variant. Unknown here (no network access to the
+#: official bucket when this was written): fill in from a trusted download.
+OFFICIAL_SHA256: dict[str, str] = {}
 _CHUNK = 1 << 20
 
 
@@ -36,6 +50,12 @@ class FetchError(RvmRosError, RuntimeError):
     """A download failed (HTTP error, size mismatch, interrupted transfer)."""
 
     cause = "fetch_failed"
+
+
+class VerificationError(FetchError):
+    """A downloaded or cached file is not the file asked for (hash, format or size)."""
+
+    cause = "verification_failed"
 
 
 class NetworkUnreachable(FetchError):
@@ -63,11 +83,20 @@ class Download:
 
 @dataclass(frozen=True)
 class FetchResult:
-    """Result of :func:`fetch`: the official file, its sha256 and the converted checkpoint."""
+    """Result of :func:`fetch`.
+
+    Attributes:
+        npz: The official file.
+        sha256: Its sha256 (hashed now).
+        safetensors: The converted checkpoint (None with ``convert=False``).
+        verified: True when ``sha256`` equals a pinned or user-given hash; False when no
+            hash was known to compare with (format and architecture were still checked).
+    """
 
     npz: Path
     sha256: str
     safetensors: Path | None
+    verified: bool = False
 
 
 def default_cache_dir() -> Path:
@@ -213,14 +242,71 @@ def _converted_from(path: Path) -> str | None:
         return None
 
 
+def _check_architecture(npz: Path, variant: str) -> None:
+    """Raise `VerificationError` unless ``npz`` is an official checkpoint of ``variant``."""
+    from rvm_ros.checkpoint.npz import read_npz_header
+    from rvm_ros.checkpoint.official import config_from_official_shapes, variant_of
+
+    config = config_from_official_shapes(read_npz_header(npz).shapes)
+    got = variant_of(config)
+    if got != variant:
+        raise VerificationError(
+            f"{npz.name} is not RVM-{variant}: its architecture is "
+            f"{'RVM-' + got if got != 'custom' else 'no released size'} "
+            f"(D {config.dim}, {config.enc_layers} encoder blocks); wrong file or mirror",
+            cause="wrong_architecture",
+        )
+
+
+def _verify(path: Path, variant: str, expected: str | None) -> str:
+    """sha256 of ``path`` after checking it against ``expected`` and its architecture."""
+    from rvm_ros.checkpoint.errors import CheckpointError
+
+    digest = file_sha256(path)
+    if expected is not None and digest != expected.lower():
+        raise VerificationError(
+            f"{path.name}: sha256 {digest} differs from the expected {expected.lower()}",
+            cause="hash_mismatch",
+        )
+    try:
+        _check_architecture(path, variant)
+    except CheckpointError as exc:
+        raise VerificationError(f"not an RVM checkpoint: {exc}", cause="not_a_checkpoint") from None
+    return digest
+
+
+def _cached(npz: Path, variant: str, expected: str | None) -> str | None:
+    """sha256 of a complete earlier download, None when there is none."""
+    sha_file = npz.with_name(npz.name + ".sha256")
+    if not (npz.is_file() and sha_file.is_file()):
+        return None
+    recorded = (sha_file.read_text().split() or [""])[0]
+    digest = file_sha256(npz)
+    if digest != recorded:
+        raise VerificationError(
+            f"{npz} changed since its download (sha256 {digest}, recorded {recorded}); "
+            "delete it and its .sha256 file, then fetch again",
+            cause="cache_changed",
+        )
+    if expected is not None and digest != expected.lower():
+        raise VerificationError(
+            f"{npz}: sha256 {digest} differs from the expected {expected.lower()}; "
+            "delete it and its .sha256 file, then fetch again",
+            cause="hash_mismatch",
+        )
+    log.info("%s already downloaded", npz)
+    return digest
+
+
 def fetch(
     variant: str,
     dest_dir: str | os.PathLike[str] | None = None,
     base_url: str | None = None,
     progress: bool = True,
     convert: bool = True,
+    sha256: str | None = None,
 ) -> FetchResult:
-    """Download an official checkpoint (if not already there) and convert it.
+    """Download an official checkpoint (if not already there), verify and convert it.
 
     Args:
         variant: ``S``, ``B``, ``L`` or ``H``.
@@ -228,19 +314,36 @@ def fetch(
         base_url: Folder URL override (default ``$RVM_ROS_CHECKPOINT_URL`` or official).
         progress: Show progress bars.
         convert: Also write ``<name>.safetensors`` next to the ``.npz``.
+        sha256: Expected sha256 of the file (default: the pinned official hash, if known).
 
     Returns:
-        Paths and sha256.
+        Paths, sha256 and whether it was verified against a known hash.
+
+    Raises:
+        VerificationError: Wrong hash, not an RVM checkpoint, another size, or a cached
+            file changed since its download (a failed download is deleted).
+        FetchError: The download failed (a ``.part`` file is kept for a resume).
     """
     url = checkpoint_url(variant, base_url)
+    if sha256 is not None and (
+        len(sha256) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha256)
+    ):
+        raise FetchError(f"--sha256 {sha256!r} is not 64 hex digits", cause="invalid_argument")
+    expected = sha256 or OFFICIAL_SHA256.get(variant)
     folder = Path(dest_dir) if dest_dir is not None else default_cache_dir()
     npz = folder / CHECKPOINT_FILES[variant]
-    sha_file = npz.with_name(npz.name + ".sha256")
-    if npz.is_file() and sha_file.is_file():
-        digest = sha_file.read_text().split()[0]
-        log.info("%s already downloaded", npz)
-    else:
-        digest = download(url, npz, progress=progress).sha256
+    digest = _cached(npz, variant, expected)
+    if digest is None:
+        staged = npz.with_name(npz.name + ".download")
+        download(url, staged, progress=progress)
+        staged.with_name(staged.name + ".sha256").unlink(missing_ok=True)
+        try:
+            digest = _verify(staged, variant, expected)
+        except BaseException:
+            staged.unlink(missing_ok=True)  # never kept: the next run downloads afresh
+            raise
+        os.replace(staged, npz)
+        npz.with_name(npz.name + ".sha256").write_text(f"{digest}  {npz.name}\n")
     out: Path | None = None
     if convert:
         from rvm_ros.checkpoint.convert import convert as convert_checkpoint
@@ -250,4 +353,4 @@ def fetch(
             log.info("%s already converted", out)
         else:
             convert_checkpoint(npz, out, progress=progress if progress else False)
-    return FetchResult(npz, digest, out)
+    return FetchResult(npz, digest, out, verified=expected is not None)

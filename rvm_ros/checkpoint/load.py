@@ -21,7 +21,7 @@ from rvm_ros.checkpoint.npz import read_npz_header, read_official
 from rvm_ros.checkpoint.official import config_from_official_shapes
 from rvm_ros.checkpoint.random import _parse_random, random_model
 from rvm_ros.checkpoint.safetensors import read_safetensors_config
-from rvm_ros.fsutil import file_sha256
+from rvm_ros.fsutil import file_sha256, not_a_file
 from rvm_ros.model import RVM, RVMConfig
 
 # --------------------------------------------------------------------------- helpers
@@ -52,7 +52,25 @@ def read_config(path: str | os.PathLike[str]) -> RVMConfig:
     p = Path(spec)
     if p.suffix == ".npz":
         return config_from_official_shapes(read_npz_header(p).shapes)
+    _check_not_engine(p)
     return read_safetensors_config(p)[0]
+
+
+def _check_not_engine(p: Path) -> None:
+    """A TensorRT plan is no weights file: say what it needs instead of a format error."""
+    if p.suffix not in (".plan", ".engine"):
+        return
+    side = p.with_name(p.name + ".json")
+    if not side.is_file():
+        raise CheckpointError(
+            f"{p} is a TensorRT engine without its sidecar {side.name} (written beside it "
+            "by `rvm-ros export --format engine`); engines load only with it, on the "
+            "tensorrt backend"
+        )
+    raise CheckpointError(
+        f"{p} is a TensorRT engine: it runs on the tensorrt backend only (give the "
+        ".safetensors / .npz it was built from for other backends)"
+    )
 
 
 def load_model(
@@ -82,8 +100,11 @@ def load_model(
         model = random_model(variant, seed)
     else:
         p = Path(spec)
-        if not p.is_file():
-            raise CheckpointError(f"checkpoint {p} not found")
+        if (why := not_a_file(p)) is not None:
+            raise CheckpointError(
+                f"checkpoint {p} not found" if why == "no such file" else f"checkpoint {p}: {why}"
+            )
+        _check_not_engine(p)
         if p.suffix == ".npz":
             config, state, with_decoder = read_official(p)
         elif p.suffix == ".safetensors":

@@ -22,6 +22,7 @@ from rvm_ros.checkpoint.official import (
     config_from_official_shapes,
     official_to_torch,
 )
+from rvm_ros.fsutil import not_a_file
 from rvm_ros.model import RVMConfig
 
 
@@ -48,8 +49,8 @@ def read_npz_header(path: str | os.PathLike[str]) -> NpzHeader:
             numeric ``.npy`` array, or a member whose size disagrees with its header.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
+    if (why := not_a_file(path)) is not None:
+        raise CheckpointError(f"{path}: {why}")
     shapes: dict[str, tuple[int, ...]] = {}
     dtypes: dict[str, np.dtype] = {}
     total = 0

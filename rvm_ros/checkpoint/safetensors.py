@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,7 +11,8 @@ import torch
 
 from rvm_ros.checkpoint.errors import CheckpointError
 from rvm_ros.checkpoint.official import _check_state_dict
-from rvm_ros.fsutil import atomic_write
+from rvm_ros.errors import TooLarge
+from rvm_ros.fsutil import atomic_write, not_a_file
 from rvm_ros.model import RVMConfig
 
 CONFIG_KEY = "rvm_config"
@@ -51,8 +53,38 @@ def save_safetensors(
     if source_sha256:
         metadata[SOURCE_SHA_KEY] = source_sha256
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+    def write(tmp: Path) -> None:
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except Exception as exc:  # the writer's own error type; a full disk is an OSError
+            if "I/O error" in str(exc):
+                raise OSError(f"cannot write {path}: {exc}") from None
+            raise
+        canonical_header(tmp)
+
+    atomic_write(path, write)
     return path
+
+
+def canonical_header(path: Path) -> None:
+    """Rewrite a safetensors header with its keys in sorted order, in place.
+
+    The writer keeps metadata in a hash map whose order changes from process to process,
+    so the same weights would get another sha256 (and model id) each time they are saved.
+    The header keeps its length (space padding, as the format allows).
+    """
+    with open(path, "r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        meta = header.pop("__metadata__", None)
+        ordered = {"__metadata__": dict(sorted(meta.items()))} if meta is not None else {}
+        ordered.update(sorted(header.items()))
+        text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > size:  # cannot happen for the same content; keep the file as is
+            return
+        f.seek(8)
+        f.write(text + b" " * (size - len(text)))
 
 
 def read_safetensors_config(path: str | os.PathLike[str]) -> tuple[RVMConfig, bool]:
@@ -66,8 +98,8 @@ def read_safetensors_config(path: str | os.PathLike[str]) -> tuple[RVMConfig, bo
     from safetensors import safe_open
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
+    if (why := not_a_file(path)) is not None:
+        raise CheckpointError(f"{path}: {why}")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -83,6 +115,10 @@ def read_safetensors_config(path: str | os.PathLike[str]) -> tuple[RVMConfig, bo
         )
     try:
         config = RVMConfig.from_json(metadata[CONFIG_KEY])
+    except TooLarge as exc:
+        raise CheckpointError(
+            f"{path}: invalid '{CONFIG_KEY}' metadata: {exc}", cause="too_large"
+        ) from None
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: invalid '{CONFIG_KEY}' metadata: {exc}") from None
     with_decoder = any(k.startswith("decoder.") for k in shapes)

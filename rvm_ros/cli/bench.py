@@ -81,6 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(peak RSS is then the whole process's)",
     )
     p.add_argument("--json", metavar="OUT", help="write the JSON report here")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.add_argument("--markdown", metavar="MD", help="append a markdown table here")
     p.set_defaults(func=run)
 
@@ -132,6 +133,20 @@ def run(args: argparse.Namespace) -> int:
                 f"--random-variant {args.random_variant!r} is not one of {', '.join(VARIANTS)}"
             )
     frame_sizes(args, model_patch_size(checkpoint), 4096)  # the node's model size limit
+    from rvm_ros.cli.validate import at_most
+
+    # The frames are made (or read) before timing: frames x cameras x H x W x 3 bytes.
+    frame_bytes = args.height * args.width * 3 * max(args.cameras)
+    at_most(args, 10_000_000, "frames", bytes_each=frame_bytes, hint="measure fewer frames")
+    at_most(args, 10_000_000, "warmup", bytes_each=frame_bytes)
+    at_most(args, 10_000, "rounds")
+    if max(args.cameras) > 64:
+        raise CliError(f"--cameras must be at most 64, got {max(args.cameras)}")
+    if args.json:
+        from rvm_ros.fsutil import check_output
+
+        inputs = [p for p in (args.checkpoint, args.video) if p]
+        check_output(args.json, inputs, force=args.force, what="--json")
     targets = _targets(args.backend, args.precision, args.cameras)
     if not targets:
         raise CliError("no backend/precision combination to measure")

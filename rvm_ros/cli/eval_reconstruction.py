@@ -3,15 +3,41 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from rvm_ros.cli import CliError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rvm_ros.checkpoint import load_model
     from rvm_ros.cli.validate import at_least, frame_sizes, model_patch_size
+
+    frame_sizes(args, model_patch_size(args.checkpoint), 4096)
+    at_least(args, 1, "clips")
+    if args.clips > 100_000:
+        raise CliError(f"--clips must be at most 100000, got {args.clips}")
+    if not 0 <= args.shift <= min(args.height, args.width) // 2:
+        raise CliError(
+            f"--shift must be in [0, {min(args.height, args.width) // 2}] (half the frame), "
+            f"got {args.shift}"
+        )
+    out = Path(args.out) if args.out else None
+    if out is None:
+        _evaluate(args, None)
+        return 0
+    from rvm_ros.fsutil import staged_output
+
+    inputs = [*args.data, args.checkpoint]
+    with staged_output(out, inputs, force=args.force, what="--out") as work:
+        work.mkdir()
+        text = _evaluate(args, work / "reconstruction.png")
+        (work / "reconstruction.json").write_text(text + "\n")
+    print(f"wrote {out / 'reconstruction.json'} and {out / 'reconstruction.png'}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, png: Path | None) -> str:
+    """Run the evaluation, print it, and return the JSON report."""
+    from rvm_ros.checkpoint import load_model
     from rvm_ros.training.evaluate import (
         correspondence_top1,
         evaluate_reconstruction,
@@ -19,13 +45,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     from rvm_ros.training.trainer import init_weights
 
-    frame_sizes(args, model_patch_size(args.checkpoint))
-    at_least(args, 1, "clips")
-    out = Path(args.out) if args.out else None
     model = load_model(args.checkpoint)
     if model.decoder is None:
         raise CliError(f"{args.checkpoint} has no decoder; reconstruction needs one")
-    png = out / "reconstruction.png" if out else None
     report = evaluate_reconstruction(
         model,
         args.data,
@@ -69,14 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         data = json.loads(text)
         data["correspondence"] = {"shift": args.shift, "top1": results}
         text = json.dumps(data, indent=2)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / "reconstruction.json"
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(text + "\n")
-        os.replace(tmp, path)
-        print(f"wrote {path}" + (f" and {png}" if png else ""))
-    return 0
+    return text
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -102,6 +117,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--seed", type=int, default=0, help="seed of the masks")
     p.add_argument("--out", default=None, help="folder for reconstruction.json / .png")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--correspondence", action="store_true", help="also patch NN top-1")
     p.add_argument("--shift", type=int, default=19, help="shift of the correspondence test")
     p.set_defaults(func=_run)

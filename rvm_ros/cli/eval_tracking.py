@@ -12,10 +12,17 @@ from rvm_ros.cli import CliError
 
 def _run(args: argparse.Namespace) -> int:
     from rvm_ros.bench.tracking import EvalTrackingSettings, run_eval_tracking
+    from rvm_ros.cli.validate import at_most
     from rvm_ros.tracking.benchmark import SPLITS, BenchmarkConfig
     from rvm_ros.tracking.config import TrackerConfig
     from rvm_ros.tracking.evaluate import METHODS
 
+    at_most(args, 4096, "height", "width")
+    at_most(args, 100_000, "sequences")
+    at_most(args, 100_000, "frames", bytes_each=args.height * args.width * 3 * 8)
+    # Per sequence: every point's position, visibility and confidence on every frame, and
+    # the per-point tracker state of each method.
+    at_most(args, 100_000, "points", bytes_each=max(1, args.frames) * 64 + 64 * 1024)
     methods = tuple(args.methods.split(",")) if args.methods else METHODS
     unknown = [m for m in methods if m not in METHODS]
     if unknown:

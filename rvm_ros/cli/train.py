@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rvm_ros.cli import CliError
 
@@ -22,7 +23,7 @@ def _run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, overrides)
     except TrainConfigError as exc:
         raise CliError(str(exc)) from exc
-    result = train(cfg, stop_at=args.stop_at)
+    result = train(cfg, stop_at=args.stop_at, force=args.force)
     import os
 
     if int(os.environ.get("RANK", "0")) == 0:
@@ -31,6 +32,23 @@ def _run(args: argparse.Namespace) -> int:
             f"{result.checkpoint} ({result.train_seconds / 60:.1f} min of training)"
         )
     return 0
+
+
+class _Intermixed(argparse.ArgumentParser):
+    """Options may stand between the ``KEY=VALUE`` overrides (``a=1 --stop-at 5 b=2``)."""
+
+    _inner = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Any = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._inner:
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,6 +63,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "exactly. Runs under `torchrun --nproc_per_node N -m rvm_ros.cli train ...` as "
         "DDP (NCCL on GPUs, gloo on CPUs).",
     )
+    p.__class__ = _Intermixed
     p.add_argument("--config", default=None, help="YAML configuration (default: built-ins)")
     p.add_argument(
         "overrides",
@@ -59,5 +78,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=None,
         help="stop after this many steps in total (schedule unchanged; resume later)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="start a run in an existing folder that holds no run to resume",
     )
     p.set_defaults(func=_run)

@@ -56,3 +56,16 @@ def model_patch_size(checkpoint: str) -> int:
         return read_config(checkpoint).patch_size
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot load checkpoint {checkpoint}: {exc}") from exc
+
+
+def at_most(
+    args: argparse.Namespace, most: int, *names: str, bytes_each: float = 1.0, hint: str = ""
+) -> None:
+    """Refuse any of ``names`` above ``most`` or whose memory estimate (``bytes_each`` per
+    unit) exceeds the allocation limit: `rvm_ros.errors.TooLarge` (one line, exit 2)."""
+    from rvm_ros.errors import check_size
+
+    for name in names:
+        value = getattr(args, name)
+        if value is not None:
+            check_size(_flag(name), value, most=most, bytes_each=bytes_each, hint=hint)

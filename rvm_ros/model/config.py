@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from rvm_ros.errors import check_size
+
 # Encoder sizes of the official ViT variants: (dim, layers, mlp, heads).
 _ENCODER_SIZES: dict[str, tuple[int, int, int, int]] = {
     "mu": (32, 1, 128, 2),
@@ -28,6 +30,24 @@ _STUDENT_SIZES: dict[str, tuple[int, int, int, int]] = {
 }
 
 VARIANTS: tuple[str, ...] = (*_ENCODER_SIZES, "tiny", *_STUDENT_SIZES)
+# Largest value of each size field (H, the largest release, is far inside): a checkpoint's
+# metadata may not ask for more (every field sizes an allocation; pos_grid is bound to no
+# tensor, so only this bound keeps it honest).
+_MOST: dict[str, int] = {
+    "dim": 8192,
+    "enc_layers": 256,
+    "enc_heads": 256,
+    "enc_mlp": 65536,
+    "core_layers": 256,
+    "core_heads": 256,
+    "core_mlp": 65536,
+    "dec_dim": 8192,
+    "dec_layers": 256,
+    "dec_heads": 256,
+    "dec_mlp": 65536,
+    "patch_size": 64,
+    "pos_grid": 256,  # 4096-pixel inputs at patch 16
+}
 #: Patch side of every released size (a checkpoint's own config may say otherwise).
 DEFAULT_PATCH_SIZE = 16
 
@@ -79,8 +99,10 @@ class RVMConfig:
             value = getattr(self, field.name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(
-                    f"RVMConfig.{field.name} must be a positive integer, got {value!r}"
+                    f"RVMConfig.{field.name} must be a positive integer, got {str(value)[:40]}"
                 )
+            check_size(f"RVMConfig.{field.name}", value, most=_MOST[field.name])
+        self._check_memory()
         for part, width, heads in (
             ("enc", self.dim, self.enc_heads),
             ("core", self.dim, self.core_heads),
@@ -90,6 +112,24 @@ class RVMConfig:
                 raise ValueError(
                     f"RVMConfig: {part} width {width} is not divisible by {part}_heads {heads}"
                 )
+
+    def _check_memory(self) -> None:
+        """Refuse sizes whose weights or position table would not fit (`TooLarge`)."""
+        d, dd = self.dim, self.dec_dim
+        params = (
+            self.enc_layers * (4 * d * d + 2 * d * self.enc_mlp)
+            + self.core_layers * (8 * d * d + 2 * d * self.core_mlp)
+            + self.dec_layers * (4 * dd * dd + 2 * dd * self.dec_mlp)
+            + 3 * self.patch_size**2 * (d + dd)
+        )
+        check_size("RVMConfig weights (parameters)", params, bytes_each=4, hint="not an RVM size")
+        # The sinusoid position table: pos_grid**2 positions x dim, float64, plus a copy.
+        check_size(
+            "RVMConfig.pos_grid table (positions)",
+            self.pos_grid**2,
+            bytes_each=16 * d,
+            hint="pos_grid is the side of the position grid (16 for 256-pixel training)",
+        )
 
     @classmethod
     def from_variant(cls, name: str) -> RVMConfig:
@@ -185,10 +225,14 @@ class RVMConfig:
     @classmethod
     def from_json(cls, text: str) -> RVMConfig:
         """Parse :meth:`to_json` output."""
+        if len(text) > 65536:
+            raise ValueError(f"RVMConfig: JSON of {len(text)} characters is no configuration")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"RVMConfig: invalid JSON ({exc})") from exc
+        except RecursionError:
+            raise ValueError("RVMConfig: JSON nested too deeply") from None
         if not isinstance(data, dict):
             raise ValueError("RVMConfig: JSON must be an object")
         return cls.from_dict(data)

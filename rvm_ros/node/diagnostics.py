@@ -30,6 +30,8 @@ __all__ = [
 OK = 0
 WARN = 1
 ERROR = 2
+#: Seconds the tracking thread may spend on one frame before /diagnostics says ERROR.
+TRACKING_STALL_S = 5.0
 
 HARDWARE_ID = "rvm_ros"
 # Distinct messages logged per camera and failure cause in one diagnostics period.
@@ -301,6 +303,12 @@ def summarize(
         level, message = ERROR, "the inference thread stopped (see the log)"
     elif "tracking_thread_died" in errors:
         level, message = ERROR, "the tracking thread stopped: no tracks (see the log)"
+    elif (stall := snap.get("tracking_busy")) is not None and stall[1] >= TRACKING_STALL_S:
+        level, message = (
+            ERROR,
+            f"tracking stalled: camera {stall[0]}'s tracker has been on one frame for "
+            f"{stall[1]:.0f} s; no tracks or debug images meanwhile",
+        )
     elif qos:
         level = WARN
         message = f"incompatible QoS on {len(qos)} topic(s)"
@@ -331,7 +339,10 @@ def summarize(
         cam_level = OK
         cam_msg = "ok"
         new_non_finite = c.skipped.get("non_finite", 0) - p.skipped.get("non_finite", 0)
-        if new_non_finite and c.processed == p.processed:
+        stall = snap.get("tracking_busy")
+        if stall is not None and stall[0] == cam and stall[1] >= TRACKING_STALL_S:
+            cam_level, cam_msg = ERROR, f"tracker stalled on one frame for {stall[1]:.0f} s"
+        elif new_non_finite and c.processed == p.processed:
             cam_level, cam_msg = (
                 ERROR,
                 f"nothing processed: all {new_non_finite} frame(s) of the last period gave "

@@ -27,7 +27,7 @@ from functools import partial
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import (
     PublisherEventCallbacks,
     QoSMessageLostInfo,
@@ -36,6 +36,7 @@ from rclpy.event_handler import (
     UnsupportedEventTypeError,
 )
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
@@ -52,6 +53,7 @@ from rvm_ros.node.diagnostics import (
 )
 from rvm_ros.node.memory import retain_large_buffers
 from rvm_ros.node.outputs import CameraIO, Outputs
+from rvm_ros.node.parameters import RUNTIME_FREE, parameter_descriptor
 from rvm_ros.node.qos import (
     describe_qos,
     incompatible_publisher_message,
@@ -65,6 +67,7 @@ from rvm_ros.pipeline.params import (
     PARAMS,
     NodeConfig,
     camera_param_defaults,
+    check_parameter,
     config_from_params,
     unknown_parameters,
 )
@@ -90,16 +93,20 @@ class RvmNode(LifecycleNode):
 
     def __init__(self, node_name: str = "rvm", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
+        overrides = getattr(self, "_parameter_overrides", {}) or {}
         for spec in PARAMS:
-            text = spec.description
-            if spec.constraint_text():
-                text += f" ({spec.constraint_text()})"
+            given = overrides.get(spec.name)
             self.declare_parameter(
                 spec.name,
                 spec.default,
-                ParameterDescriptor(description=text, dynamic_typing=True),
+                parameter_descriptor(spec, None if given is None else given.value),
             )
+        self._declaring = False
         self._declare_camera_parameters()
+        # Every later change is checked (and refused while configured: the values are
+        # read at configure). Registered after the declarations, so that a bad value
+        # given at start fails the configure transition with its name.
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.cfg: NodeConfig | None = None
         self.stats: NodeStats | None = None
         self._io: dict[str, CameraIO] = {}
@@ -126,7 +133,38 @@ class RvmNode(LifecycleNode):
 
     # -- parameters ------------------------------------------------------------------
 
+    def _on_set_parameters(self, params: list[Parameter[Any]]) -> SetParametersResult:
+        if self._declaring:  # our own declarations (configure reports their values)
+            return SetParametersResult(successful=True)
+        state = self.lifecycle_state
+        for param in params:
+            if param.name in RUNTIME_FREE:
+                continue
+            if state not in ("unconfigured",):
+                return SetParametersResult(
+                    successful=False,
+                    reason=f"parameter '{param.name}' is read when the node is configured "
+                    f"and cannot change while it is {state}: deactivate and clean up the "
+                    "node (ros2 lifecycle set <node> cleanup), set it, configure again",
+                )
+            value = param.value
+            value = list(value) if isinstance(value, (list, tuple)) else value
+            try:
+                check_parameter(param.name, value)
+            except ConfigError as exc:
+                return SetParametersResult(
+                    successful=False, reason=f"invalid parameter '{exc.param}': {exc.message}"
+                )
+        return SetParametersResult(successful=True)
+
     def _declare_camera_parameters(self) -> None:
+        self._declaring = True
+        try:
+            self._declare_camera_parameters_now()
+        finally:
+            self._declaring = False
+
+    def _declare_camera_parameters_now(self) -> None:
         cams = self.get_parameter("cameras").value
         if not isinstance(cams, (list, tuple)):
             return  # on_configure reports it
@@ -579,6 +617,8 @@ class RvmNode(LifecycleNode):
             return
         now = time.monotonic()
         snap = stats.snapshot()
+        if self._outputs is not None:
+            snap["tracking_busy"] = self._outputs.tracking_busy()
         stats.new_period()
         prev_t, prev = self._diag_prev if self._diag_prev else (now, None)
         period = now - prev_t if prev is not None else 0.0

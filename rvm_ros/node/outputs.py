@@ -12,6 +12,7 @@ thread.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -52,6 +53,8 @@ class Outputs:
         self._processor: Any = None
         self._stop = threading.Event()
         self.tracking_thread: threading.Thread | None = None
+        # (camera, time.monotonic()) of the job the tracking thread works on, else None.
+        self._busy: tuple[str, float] | None = None
 
     # -- tracking thread -------------------------------------------------------------
 
@@ -65,17 +68,34 @@ class Outputs:
         )
         self.tracking_thread.start()
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop the tracking thread (waiting jobs are dropped; safe to call repeatedly)."""
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop the tracking thread (waiting jobs are dropped; safe to call repeatedly).
+
+        A tracker stuck on a frame is not waited for longer than ``timeout_s``: the thread
+        is a daemon, and the node must stop promptly on SIGTERM.
+        """
         self._stop.set()
         if self._queue is not None:
             self._queue.close()
         if self.tracking_thread is not None:
             self.tracking_thread.join(timeout=timeout_s)
             if self.tracking_thread.is_alive():
-                self._log.error(f"tracking thread did not stop within {timeout_s:g} s")
+                self._log.error(
+                    f"tracking thread did not stop within {timeout_s:g} s (stuck tracker); "
+                    "left behind"
+                )
         self.tracking_thread = None
         self._queue = None
+
+    def tracking_busy(self) -> tuple[str, float] | None:
+        """``(camera, seconds)`` the tracking thread has been working on one frame, or None.
+
+        A frame that takes many seconds is a stalled tracker: /diagnostics says ERROR.
+        """
+        busy = self._busy
+        if busy is None or self.tracking_thread is None:
+            return None
+        return busy[0], time.monotonic() - busy[1]
 
     def _run_tracking(self) -> None:
         try:
@@ -95,7 +115,11 @@ class Outputs:
             if entry is None or self._stop.is_set():
                 continue
             job, (res, frame), gap = entry
-            tracks = processor.track(job, gap=gap)
+            self._busy = (str(res.camera), time.monotonic())
+            try:
+                tracks = processor.track(job, gap=gap)
+            finally:
+                self._busy = None
             if tracks is None:
                 continue
             try:

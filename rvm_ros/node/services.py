@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from rvm_ros.tracking.queries import check_query_count
+
 __all__ = ["answer_reset", "answer_set_query_points"]
 
 
@@ -32,6 +34,7 @@ def answer_set_query_points(processor: Any, request: Any, response: Any) -> Any:
         response.message = "node is not active"
         return response
     try:
+        check_query_count(max(len(request.x), len(request.y)))
         ids = processor.set_query_points(
             request.camera,
             np.asarray(request.x, dtype=np.float64),

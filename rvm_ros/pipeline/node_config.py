@@ -19,7 +19,13 @@ from rvm_ros.pipeline.param_table import PARAMS, TRANSPORTS, ParamSpec, camera_p
 from rvm_ros.pipeline.scene_config import SceneTokensConfig, scene_tokens_config
 from rvm_ros.tracking.config import TrackerConfig
 
-__all__ = ["CAMERA_NAME", "NodeConfig", "checkpoint_patch_size", "config_from_params"]
+__all__ = [
+    "CAMERA_NAME",
+    "NodeConfig",
+    "check_parameter",
+    "checkpoint_patch_size",
+    "config_from_params",
+]
 
 CAMERA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # A ROS 2 topic name (absolute, relative or private), substitutions excluded.
@@ -120,6 +126,49 @@ def _check_value(spec: ParamSpec, value: Any) -> Any:
     if spec.max_value is not None and out > spec.max_value:
         raise ConfigError(name, f"must be <= {spec.max_value:g}, got {value!r}")
     return out
+
+
+def _check_camera_parameter(name: str, suffix: str, value: Any) -> None:
+    if suffix == "transport" and (not isinstance(value, str) or value not in TRANSPORTS):
+        raise ConfigError(name, f"must be one of {' | '.join(TRANSPORTS)}, got {value!r}")
+    if suffix in ("topic", "camera_info_topic"):
+        _check_topic(name, value)
+    if suffix in ("translation", "rotation") and value is not None:
+        n = 3 if suffix == "translation" else 4
+        ok = (
+            isinstance(value, Sequence)
+            and not isinstance(value, str)
+            and len(value) == n
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)
+        )
+        if not ok:
+            raise ConfigError(name, f"expected {n} finite numbers, got {value!r}")
+
+
+def check_parameter(name: str, value: Any) -> None:
+    """Check one parameter value on its own (type, choices, range; camera names, topics).
+
+    The node's parameter callback calls it for every change; cross-parameter rules are
+    checked by :func:`config_from_params` at configure time.
+
+    Raises:
+        ConfigError: The value is invalid (``param`` names it). Unknown names pass.
+    """
+    spec = next((p for p in PARAMS if p.name == name), None)
+    if spec is not None:
+        _check_value(spec, value)
+        if name == "cameras":
+            for cam in value:
+                if not CAMERA_NAME.match(cam):
+                    raise ConfigError(
+                        name,
+                        f"camera name {cam!r} must start with a letter and hold only "
+                        "letters, digits, _",
+                    )
+        return
+    parts = name.split(".")
+    if len(parts) == 3 and parts[0] == "cameras":
+        _check_camera_parameter(name, parts[2], value)
 
 
 def _cameras(params: Mapping[str, Any], names: Sequence[str]) -> tuple[dict[str, str], ...]:

@@ -24,6 +24,7 @@ from rvm_ros.pipeline.config import ConfigError
 from rvm_ros.pipeline.node_config import (
     CAMERA_NAME,
     NodeConfig,
+    check_parameter,
     checkpoint_patch_size,
     config_from_params,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "NodeConfig",
     "ParamSpec",
     "camera_param_defaults",
+    "check_parameter",
     "checkpoint_patch_size",
     "config_from_params",
     "load_params_file",

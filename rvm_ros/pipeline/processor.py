@@ -27,6 +27,7 @@ from rvm_ros.pipeline.types import (
     ImageTracks,
     TrackJob,
 )
+from rvm_ros.tracking.queries import check_query_count
 
 if TYPE_CHECKING:
     from rvm_ros.imaging.preprocess import Geometry
@@ -210,6 +211,7 @@ class Processor:
         """
         if not self.config.tracking:
             raise ValueError("tracking is disabled (tracking=false); no points can be tracked")
+        check_query_count(max(np.size(xs), np.size(ys)))
         x = np.asarray(xs, dtype=np.float64).reshape(-1)
         y = np.asarray(ys, dtype=np.float64).reshape(-1)
         if x.shape != y.shape:
@@ -223,6 +225,8 @@ class Processor:
             for cam in targets:
                 if cam.geometry is not None:
                     self._check_points_visible(cam, cam.geometry, x, y)
+                if append:  # the camera's points in all stay bounded
+                    check_query_count(self._user_points(cam) + x.size)
             if self._next_id + x.size > _INT32_MAX:
                 raise ValueError("track ids exhausted (int32)")
             ids = np.arange(self._next_id, self._next_id + x.size, dtype=np.int32)
@@ -277,6 +281,15 @@ class Processor:
                 f"unknown camera {camera!r}; configured cameras: {', '.join(self._cameras)}"
             )
         return [cam]
+
+    @staticmethod
+    def _user_points(cam: _Camera) -> int:
+        """Points the user asked ``cam`` to track: tracked now or waiting for a frame."""
+        q = cam.queries
+        waiting = sum(a.size for a in q.ids) if q is not None else 0
+        if q is not None and q.clear_user:
+            return waiting
+        return waiting + len(getattr(cam.tracking, "user_ids", ()) or ())
 
     def _check_points_visible(
         self, cam: _Camera, geometry: Geometry, x: np.ndarray, y: np.ndarray

@@ -19,6 +19,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from rvm_ros.fsutil import atomic_write
+
 log = logging.getLogger(__name__)
 
 STRIP_FRAMES = 8
@@ -260,7 +262,11 @@ def _clean(value: Any) -> Any:
 def write_json(path: Path, report: dict[str, Any]) -> None:
     """Write ``report`` as strict, indented JSON."""
     text = json.dumps(_clean(report), indent=1, default=_json_default, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    atomic_write(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_reports(out_dir: Path | str, report: dict[str, Any], subdirs: Sequence[str]) -> None:
@@ -281,9 +287,9 @@ def write_reports(out_dir: Path | str, report: dict[str, Any], subdirs: Sequence
                 cameras=section.get("cameras", {}),
             )
             write_json(out_dir / sub / "report.json", one)
-            (out_dir / sub / "report.md").write_text(render_markdown(one, ""), encoding="utf-8")
+            _write_text(out_dir / sub / "report.md", render_markdown(one, ""))
     write_json(out_dir / "report.json", report)
-    (out_dir / "report.md").write_text(render_markdown(report, subdirs), encoding="utf-8")
+    _write_text(out_dir / "report.md", render_markdown(report, subdirs))
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -237,7 +237,12 @@ def _run_one(
         if raise_errors:
             raise
         return {"bag": str(bag), "complete": False, "error": str(exc)}
-    except Exception as exc:  # a bug or an I/O failure: keep the other bags' results
+    except OSError as exc:  # disk full, permissions: one line, not a traceback
+        if raise_errors:
+            raise
+        log.error("replay of %s failed: %s", bag, exc)
+        return {"bag": str(bag), "complete": False, "error": f"{type(exc).__name__}: {exc}"}
+    except Exception as exc:  # a bug: keep the other bags' results
         log.exception("replay of %s failed", bag)
         return {"bag": str(bag), "complete": False, "error": f"{type(exc).__name__}: {exc}"}
 

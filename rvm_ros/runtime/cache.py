@@ -22,29 +22,82 @@ import torch
 
 if TYPE_CHECKING:
     from rvm_ros.model import RVM
+from rvm_ros.fsutil import atomic_write, file_sha256
 from rvm_ros.runtime.base import InputError
 
 log = logging.getLogger(__name__)
 
 
 def derived_file(src: Path, tag: str, make: Callable[[Path, Path], object]) -> Path:
-    """``<src stem><tag>.onnx`` made from ``src`` by ``make(src, dst)`` when missing or older.
+    """``<src stem><tag>.onnx`` made from ``src`` by ``make(src, dst)`` when missing, older
+    or damaged.
 
-    Written next to ``src``, or in the cache folder when that is not writable.
+    Written next to ``src``, or in the cache folder when that is not writable; its size and
+    sha256 are recorded (`entry_damage`).
     """
     name = src.name.removesuffix(".onnx") + tag + ".onnx"
     for folder in (src.parent, cache_dir() / "onnx"):
         dst = folder / name
-        if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime:
+        if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime and _intact(dst):
             return dst
         try:
             folder.mkdir(parents=True, exist_ok=True)
             log.info("writing %s from %s", dst, src)
-            make(src, dst)
+            _build_entry(dst, lambda tmp: make(src, tmp))
             return dst
         except PermissionError:
             continue
     raise InputError(f"cannot write {name} next to {src} or in the cache folder")
+
+
+# ------------------------------------------------------------------ entry integrity
+# Every cache entry has a sidecar <entry>.sha256 ("<size> <sha256>") written with it; an
+# entry whose bytes disagree (truncated, zeroed, emptied, half-written) is rebuilt once.
+
+
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def entry_damage(path: Path) -> str | None:
+    """Why the cache entry ``path`` cannot be trusted, or None when it matches its record."""
+    record = _record_path(path)
+    try:
+        size_text, digest = record.read_text(encoding="ascii").split()[:2]
+        size = int(size_text)
+    except FileNotFoundError:
+        return "no record of its size and hash (an older or interrupted write)"
+    except (OSError, UnicodeDecodeError, ValueError):
+        return f"its record {record.name} is damaged"
+    actual = path.stat().st_size
+    if actual != size:
+        return f"{actual} bytes where {size} were written"
+    if file_sha256(path) != digest:
+        return "its bytes differ from the sha256 recorded when it was written"
+    return None
+
+
+def _intact(path: Path) -> bool:
+    why = entry_damage(path)
+    if why is not None:
+        log.warning("damaged cache entry %s (%s): rebuilding it", path, why)
+    return why is None
+
+
+def _build_entry(path: Path, write: Callable[[Path], object]) -> None:
+    """Write ``path`` through ``write(tmp)`` and its record, then swap it in (atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
+    try:
+        write(tmp)
+        size = tmp.stat().st_size
+        atomic_write(_record_path(path), lambda r: r.write_text(f"{size} {file_sha256(tmp)}\n"))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    why = entry_damage(path)
+    if why is not None:  # rebuilt once; a second failure is the disk's
+        raise InputError(f"cache entry {path} is damaged right after it was rebuilt ({why})")
 
 
 def cache_dir(override: str | Path | None = None) -> Path:
@@ -104,9 +157,9 @@ def export_cached(
         ).encode()
     ).hexdigest()[:16]
     path = cache_dir(cache) / "onnx" / f"{model.model_id}_{height}x{width}_{key}.onnx"
-    if not path.is_file():
+    if not path.is_file() or not _intact(path):
         log.info("exporting %s at %dx%d to %s", model.model_id, height, width, path)
-        export_onnx(model, path, height, width, opset=opset)
+        _build_entry(path, lambda tmp: export_onnx(model, tmp, height, width, opset=opset))
     return path
 
 
@@ -130,6 +183,18 @@ def _source_key(checkpoint: Any, height: int, width: int) -> str | None:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
+def _indexed(index: Path) -> Path | None:
+    """The export a ``sources/*.txt`` index names, None (logged) when it is damaged."""
+    try:
+        text = index.read_text(encoding="utf-8").strip()
+        if text and "\x00" not in text and "\n" not in text and Path(text).suffix == ".onnx":
+            return Path(text)
+    except (OSError, UnicodeDecodeError):
+        pass
+    log.warning("damaged cache index %s: finding the export again", index)
+    return None
+
+
 def cached_export_of(
     checkpoint: Any, height: int, width: int, cache: str | Path | None = None
 ) -> Path:
@@ -143,8 +208,8 @@ def cached_export_of(
     key = _source_key(checkpoint, height, width)
     index = cache_dir(cache) / "onnx" / "sources" / f"{key}.txt" if key else None
     if index is not None and index.is_file():
-        known = Path(index.read_text().strip())
-        if known.is_file():
+        known = _indexed(index)
+        if known is not None and known.is_file() and _intact(known):
             return known
     path = export_cached(load_any(checkpoint), height, width, cache)
     if index is not None:

@@ -4,7 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_queries"]
+from rvm_ros.errors import check_size
+
+__all__ = ["MAX_QUERY_POINTS", "MAX_TRACKED_POINTS", "check_queries", "check_query_count"]
+
+#: Most points a user may ask one camera to track (``~/set_query_points``, in total).
+MAX_QUERY_POINTS = 4096
+#: Most points one tracker holds: the user's, an automatic grid (64 x 64) and corners.
+MAX_TRACKED_POINTS = MAX_QUERY_POINTS + 64 * 64 + 4096
+#: Memory estimate per tracked point (appearance template, pyramid windows, history).
+BYTES_PER_POINT = 64 * 1024
+
+
+def check_query_count(count: int, most: int = MAX_QUERY_POINTS, what: str = "query points") -> int:
+    """Refuse ``count`` points above ``most`` (`rvm_ros.errors.TooLarge`, a ValueError)."""
+    return check_size(
+        what,
+        int(count),
+        most=most,
+        bytes_each=BYTES_PER_POINT,
+        hint="track fewer points (each costs tracker time on every frame)",
+    )
 
 
 def check_queries(
@@ -24,9 +44,11 @@ def check_queries(
         space: What positions are measured in, for messages (``image`` pixels, ``grid`` cells).
 
     Raises:
+        TooLarge: more than `MAX_TRACKED_POINTS` points in all (a ValueError).
         ValueError: wrong shapes, non-integer / duplicate / used / out-of-int32 ids,
             non-finite or out-of-range positions.
     """
+    check_query_count(len(used) + len(xy), MAX_TRACKED_POINTS, "tracked points")
     pts = np.asarray(xy, dtype=np.float64)
     ids_arr = np.asarray(ids)
     if pts.ndim != 2 or pts.shape[1] != 2:

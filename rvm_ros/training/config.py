@@ -9,13 +9,14 @@ configuration is written beside the checkpoints (:meth:`TrainConfig.to_yaml`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
-from rvm_ros.errors import RvmRosError
+from rvm_ros.errors import RvmRosError, TooLarge, check_size
 from rvm_ros.model import VARIANTS, RVMConfig
 
 
@@ -270,6 +271,7 @@ def _validate(cfg: TrainConfig) -> None:
         if not ok:
             raise TrainConfigError(f"{key}: {msg}")
 
+    _validate_finite(cfg, need)
     need(cfg.steps >= 1, "steps", f"must be >= 1, got {cfg.steps}")
     need(cfg.batch_size >= 1, "batch_size", f"must be >= 1, got {cfg.batch_size}")
     need(cfg.grad_accum >= 1, "grad_accum", f"must be >= 1, got {cfg.grad_accum}")
@@ -314,6 +316,74 @@ def _validate(cfg: TrainConfig) -> None:
         "at least one reconstruction term needs a positive weight",
     )
     need(loss.temperature > 0, "loss.temperature", "must be > 0")
+    _validate_ranges(cfg, need)
+    _validate_sizes(cfg)
+
+
+def _validate_finite(cfg: TrainConfig, need: Callable[[bool, str, str], None]) -> None:
+    """Every number finite."""
+    for section in ("", "data", "loss", "optim", "model"):
+        obj = getattr(cfg, section) if section else cfg
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if isinstance(value, float):
+                key = f"{section}.{f.name}" if section else f.name
+                need(math.isfinite(value), key, f"must be finite, got {value}")
+
+
+def _validate_ranges(cfg: TrainConfig, need: Callable[[bool, str, str], None]) -> None:
+    """The fields whose range the checks in `_validate` leave open."""
+    o, d = cfg.optim, cfg.data
+    need(0 <= o.beta1 < 1, "optim.beta1", f"must be in [0, 1), got {o.beta1}")
+    need(0 <= o.beta2 < 1, "optim.beta2", f"must be in [0, 1), got {o.beta2}")
+    need(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
+    need(
+        cfg.keep_checkpoints >= 1,
+        "keep_checkpoints",
+        f"must be >= 1 (the step checkpoints a resume falls back on), got {cfg.keep_checkpoints}",
+    )
+    need(0 <= d.hflip <= 1, "data.hflip", f"must be in [0, 1], got {d.hflip}")
+    need(d.max_objects >= 0, "data.max_objects", f"must be >= 0, got {d.max_objects}")
+    for name in ("max_speed", "max_rotation", "max_zoom", "object_speed"):
+        need(getattr(d, name) >= 0, f"data.{name}", f"must be >= 0, got {getattr(d, name)}")
+
+
+def _validate_sizes(cfg: TrainConfig) -> None:
+    """Bound every size before anything is allocated (`TooLarge`, a usage error)."""
+    d = cfg.data
+    for key, value, most in (
+        ("data.height", d.height, 4096),
+        ("data.width", d.width, 4096),
+        ("data.source_frames", d.source_frames, 64),
+        ("data.target_frames", d.target_frames, 64),
+        ("data.max_objects", d.max_objects, 256),
+        ("data.workers", d.workers, 256),
+        ("batch_size", cfg.batch_size, 1 << 20),
+        ("grad_accum", cfg.grad_accum, 1 << 20),
+        ("steps", cfg.steps, 1 << 40),
+        ("threads", cfg.threads, 4096),
+    ):
+        try:
+            check_size(key, value, most=most)
+        except TooLarge as exc:
+            raise TrainConfigError(str(exc), cause="too_large") from None
+    # One micro-batch: pixels (float32 RGB) and the activations of every block kept for
+    # the backward pass (about 12 tensors of tokens x D per block).
+    arch = cfg.model.rvm_config()
+    frames = d.source_frames + d.target_frames
+    tokens = (d.height // arch.patch_size) * (d.width // arch.patch_size) + 1
+    blocks = arch.enc_layers + arch.core_layers + arch.dec_layers
+    per_clip = frames * (d.height * d.width * 3 * 4 + tokens * arch.dim * blocks * 12 * 4)
+    clips = -(-cfg.batch_size // cfg.grad_accum)
+    try:
+        check_size(
+            "batch_size (clips per micro-batch)",
+            clips,
+            bytes_each=per_clip,
+            hint="lower batch_size or the clip size, or raise grad_accum",
+        )
+    except TooLarge as exc:
+        raise TrainConfigError(str(exc), cause="too_large") from None
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:

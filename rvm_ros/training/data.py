@@ -508,6 +508,10 @@ class StepSampler(torch.utils.data.Sampler[list[int]]):
                 yield list(range(first, first + self.micro))
 
 
+#: Seconds a loader worker may take for one batch before the run stops as stalled.
+LOADER_TIMEOUT_S = 600.0
+
+
 def make_loader(
     dataset: ClipDataset, sampler: StepSampler, workers: int
 ) -> torch.utils.data.DataLoader[Clip]:
@@ -520,12 +524,18 @@ def make_loader(
         prefetch_factor=2 if workers else None,
         persistent_workers=False,
         worker_init_fn=_worker_init if workers else None,
+        timeout=LOADER_TIMEOUT_S if workers else 0,  # a hung worker is an error, not silence
     )
 
 
 def _worker_init(_: int) -> None:
     # Workers make data with one thread each; the trainer keeps the cores for the model.
+    import signal
+
     import cv2
 
+    # Ctrl-C reaches the whole process group: the trainer stops the workers itself, so
+    # they must not print their own KeyboardInterrupt tracebacks after "interrupted".
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -24,12 +25,19 @@ import torch
 from torch import nn
 
 from rvm_ros.errors import RvmRosError
-from rvm_ros.fsutil import check_output
+from rvm_ros.fsutil import OutputError, check_output, file_sha256
 from rvm_ros.model import RVM, RVMConfig
 from rvm_ros.training.config import LossSection, TrainConfig, load_config
 from rvm_ros.training.data import Batch, ClipDataset, StepSampler, make_loader
 from rvm_ros.training.objective import compute_loss
 from rvm_ros.training.optim import make_optimizer, make_scheduler
+from rvm_ros.training.resume import (
+    WEIGHTS_SHA256,
+    ResumePoint,
+    find_resume_point,
+    has_checkpoints,
+    truncate_metrics,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -151,7 +159,10 @@ def _checkpoint_paths(out_dir: Path, tag: str) -> tuple[Path, Path]:
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch's writer reports a full disk as RuntimeError
+            raise OSError(f"cannot write {path}: {str(exc).splitlines()[0]}") from None
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -174,8 +185,16 @@ def save_checkpoint(
     from rvm_ros.checkpoint import save_safetensors
 
     weights, state_path = _checkpoint_paths(out_dir, f"step_{step:07d}")
+    bad = [n for n, t in model.state_dict().items() if not bool(torch.isfinite(t).all())]
+    if bad:
+        raise TrainError(
+            f"step {step}: non-finite weights ({', '.join(bad[:3])}); nothing saved "
+            "(lower optim.lr)",
+            cause="non_finite",
+        )
     save_safetensors(model.state_dict(), model.config, weights)
     state = {
+        WEIGHTS_SHA256: file_sha256(weights),  # the pair's agreement, checked on resume
         "step": step,
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -198,18 +217,17 @@ def save_checkpoint(
 
 
 def _load_resume(
-    out_dir: Path,
+    point: ResumePoint,
     model: RVM,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> tuple[int, float]:
     from safetensors.torch import load_file
 
-    weights, state_path = _checkpoint_paths(out_dir, "last")
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    state = point.state
     if state["config"] != model.config.to_json():
-        raise TrainError(f"{state_path}: saved architecture differs from the configured one")
-    tensors = load_file(str(weights))
+        raise TrainError(f"{point.weights}: saved architecture differs from the configured one")
+    tensors = load_file(str(point.weights))
     model.load_state_dict(tensors, strict=True)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -217,16 +235,32 @@ def _load_resume(
     return int(state["step"]), float(state["train_seconds"])
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines after ``step`` (written by a run that stopped after its checkpoint)."""
-    if not path.is_file():
+def _check_finite(step: int, sums: torch.Tensor, grad_norm: float, last: Path) -> None:
+    """Stop at a non-finite loss or gradient, before it reaches the weights."""
+    loss_ok = bool(torch.isfinite(sums).all())
+    if loss_ok and math.isfinite(grad_norm):
         return
-    keep = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= step
-    ]
-    path.write_text("".join(f"{line}\n" for line in keep))
+    what = f"gradient norm {grad_norm}" if loss_ok else f"loss {float(sums[0])}"
+    keep = f"; the last good checkpoint is {last}" if last.is_file() else ""
+    raise TrainError(
+        f"step {step}: non-finite {what}; stopped without saving{keep} "
+        "(lower optim.lr, check the data)",
+        cause="non_finite",
+    )
+
+
+def _next_batch(batches: Iterator[Batch], step: int) -> Batch:
+    """The next batch; a loader worker that stalls past its timeout stops the run."""
+    try:
+        return next(batches)
+    except RuntimeError as exc:
+        if "timed out" not in str(exc):
+            raise
+        raise TrainError(
+            f"step {step}: the data loader stalled ({str(exc).splitlines()[0]}); "
+            "check the data sources (a hung video or bag read) or set data.workers=0",
+            cause="stalled",
+        ) from None
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:
@@ -308,6 +342,7 @@ def train(
     cfg: TrainConfig,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     stop_at: int | None = None,
+    force: bool = False,
 ) -> TrainResult:
     """Run (or resume) the training described by ``cfg``.
 
@@ -316,6 +351,7 @@ def train(
         on_step: Called after every optimiser step with ``(step, metrics)`` (tests).
         stop_at: Stop after this many steps in total (without changing the schedule),
             saving a checkpoint there; used to split a run across sessions.
+        force: Start a run in an existing folder that holds no run to resume.
 
     Returns:
         The :class:`TrainResult`.
@@ -332,15 +368,21 @@ def train(
     if cfg.init:
         inputs.append(cfg.init)
     out_dir = check_output(cfg.out_dir, inputs, force=True, what="out_dir")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not has_checkpoints(out_dir) and not force:
+        raise OutputError(
+            f"out_dir {out_dir} exists and holds no run to resume; pass --force to start a "
+            "run in it (its config.yaml and metrics.jsonl are replaced) or choose a new folder",
+            cause="output_exists",
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     config_path = out_dir / "config.yaml"
-    last_state = _checkpoint_paths(out_dir, "last")[1]
-    if last_state.is_file() and config_path.is_file():
+    point = find_resume_point(out_dir)
+    if point is not None and config_path.is_file():
         saved, now = _comparable(load_config(config_path).to_dict()), _comparable(cfg.to_dict())
         if saved != now and saved.get("steps") != now.get("steps"):
             # The length may change while the run is still in its warm-up: the schedule so
             # far does not depend on it, so the result equals a fresh run of the new length.
-            done = int(torch.load(last_state, map_location="cpu", weights_only=True)["step"])
+            done = point.step
             if done <= cfg.optim.warmup_steps and done < cfg.steps:
                 saved["steps"] = now["steps"]
         if saved != now:
@@ -359,10 +401,10 @@ def train(
     scheduler = make_scheduler(optimizer, cfg.optim, cfg.steps)
     start, train_seconds = 0, 0.0
     metrics_path = out_dir / "metrics.jsonl"
-    if last_state.is_file():
-        start, train_seconds = _load_resume(out_dir, model, optimizer, scheduler)
+    if point is not None:
+        start, train_seconds = _load_resume(point, model, optimizer, scheduler)
         if dist.main:
-            _truncate_metrics(metrics_path, start)
+            truncate_metrics(metrics_path, start)
         LOG.info("resuming %s at step %d", out_dir, start)
     elif dist.main and metrics_path.exists():
         metrics_path.unlink()
@@ -396,7 +438,7 @@ def train(
             t0 = time.perf_counter()
             sums = torch.zeros(4, dtype=torch.float64)
             for micro in range(cfg.grad_accum):
-                batch = _to_device(next(batches), dist.device)
+                batch = _to_device(_next_batch(batches, step + 1), dist.device)
                 sync = micro == cfg.grad_accum - 1 or dist.world == 1
                 ctx = contextlib.nullcontext() if sync else ddp.no_sync()  # type: ignore[operator]
                 with ctx:
@@ -420,6 +462,7 @@ def train(
             grad_norm = float("nan")
             if cfg.optim.grad_clip > 0:
                 grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip))
+            _check_finite(step + 1, sums, grad_norm if cfg.optim.grad_clip > 0 else 0.0, last_ckpt)
             lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
             scheduler.step()

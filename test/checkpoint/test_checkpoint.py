@@ -22,6 +22,7 @@ from rvm_ros.checkpoint.convert import convert
 from rvm_ros.checkpoint.errors import CheckpointError
 from rvm_ros.checkpoint.npz import read_npz_header
 from rvm_ros.checkpoint.official import official_layout, state_to_official
+from rvm_ros.fsutil import file_sha256
 from rvm_ros.model import RVMConfig
 
 
@@ -348,3 +349,32 @@ def test_unknown_suffix_and_missing(tmp_path: Path) -> None:
         load_model(path)
     with pytest.raises(CheckpointError, match="not found"):
         load_model(tmp_path / "nope.npz")
+
+
+def test_the_same_weights_saved_in_two_processes_have_one_sha256(tmp_path: Path) -> None:
+    """Issue 27: the writer's metadata order changed per process (another sha256 and id)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from rvm_ros.checkpoint import random_model\n"
+        "from rvm_ros.checkpoint.safetensors import save_safetensors\n"
+        "m = random_model('tiny', 0)\n"
+        "save_safetensors(m.state_dict(), m.config, sys.argv[1], source_sha256='ab' * 32)\n"
+    )
+    paths = [tmp_path / f"{i}.safetensors" for i in range(3)]
+    for p in paths:
+        subprocess.run([sys.executable, "-c", code, str(p)], check=True, timeout=120)
+    digests = {file_sha256(p) for p in paths}
+    assert len(digests) == 1
+    assert len({load_model(p).model_id for p in paths}) == 1
+
+
+def test_bag_scan_damage_is_a_project_error() -> None:
+    from rvm_ros.bags.mcap_scan import McapDamage
+    from rvm_ros.bags.sqlite_scan import SqliteDamage
+    from rvm_ros.errors import RvmRosError
+
+    for cls in (McapDamage, SqliteDamage):
+        assert issubclass(cls, RvmRosError) and cls("x").cause == "bag_damaged"

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from rvm_ros.checkpoint import load_model
-from rvm_ros.checkpoint.errors import CheckpointError
 from rvm_ros.checkpoint.fetch import (
     CHECKPOINT_FILES,
     DEFAULT_BASE_URL,
     URL_ENV,
     FetchError,
     NetworkUnreachable,
+    VerificationError,
     checkpoint_url,
     default_cache_dir,
     download,
@@ -183,11 +183,15 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert default_cache_dir() == tmp_path / ".cache" / "rvm_ros" / "checkpoints"
 
 
-def test_fetch_downloads_and_converts(server, tiny_bytes: bytes, tmp_path: Path) -> None:
+def test_fetch_downloads_and_converts(
+    server, tiny_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     base, files = server
-    files.blobs[CHECKPOINT_FILES["S"]] = tiny_bytes
-    result = fetch("S", dest_dir=tmp_path, base_url=base, progress=False)
-    assert result.npz == tmp_path / CHECKPOINT_FILES["S"]
+    monkeypatch.setitem(CHECKPOINT_FILES, "tiny", "tiny.npz")
+    files.blobs["tiny.npz"] = tiny_bytes
+    result = fetch("tiny", dest_dir=tmp_path, base_url=base, progress=False)
+    assert result.npz == tmp_path / "tiny.npz"
+    assert not result.verified  # no pinned hash for it, none given
     assert result.sha256 == hashlib.sha256(tiny_bytes).hexdigest()
     assert result.safetensors is not None and result.safetensors.suffix == ".safetensors"
     model = load_model(result.safetensors)
@@ -195,19 +199,30 @@ def test_fetch_downloads_and_converts(server, tiny_bytes: bytes, tmp_path: Path)
     # a second fetch finds the file and does not download (or convert) again
     n = len(files.requests)
     mtime = result.safetensors.stat().st_mtime_ns
-    again = fetch("S", dest_dir=tmp_path, base_url=base, progress=False)
+    again = fetch("tiny", dest_dir=tmp_path, base_url=base, progress=False)
     assert len(files.requests) == n
     assert again.sha256 == result.sha256
     assert result.safetensors.stat().st_mtime_ns == mtime
     # a converted file from another source is replaced
     result.safetensors.write_bytes(b"junk")
-    fetch("S", dest_dir=tmp_path, base_url=base, progress=False)
+    fetch("tiny", dest_dir=tmp_path, base_url=base, progress=False)
     assert load_model(result.safetensors).config.variant == "tiny"
+    digest = hashlib.sha256(tiny_bytes).hexdigest()
+    assert fetch("tiny", dest_dir=tmp_path, base_url=base, progress=False, sha256=digest).verified
 
 
 def test_fetch_rejects_non_checkpoint(server, tmp_path: Path) -> None:
     base, files = server
     files.blobs[CHECKPOINT_FILES["B"]] = b"<html>not a checkpoint</html>"
-    with pytest.raises(CheckpointError, match=r"not a readable \.npz archive"):
+    with pytest.raises(VerificationError, match=r"not a readable \.npz archive"):
         fetch("B", dest_dir=tmp_path, base_url=base, progress=False)
-    assert not (tmp_path / CHECKPOINT_FILES["B"]).with_suffix(".safetensors").exists()
+    assert list(tmp_path.iterdir()) == []  # nothing kept as complete (nor at all)
+
+
+def test_fetch_rejects_another_architecture(server, tiny_bytes: bytes, tmp_path: Path) -> None:
+    base, files = server
+    files.blobs[CHECKPOINT_FILES["S"]] = tiny_bytes
+    with pytest.raises(VerificationError, match="is not RVM-S: its architecture is RVM-tiny") as e:
+        fetch("S", dest_dir=tmp_path, base_url=base, progress=False)
+    assert e.value.cause == "wrong_architecture"
+    assert list(tmp_path.iterdir()) == []

@@ -672,6 +672,257 @@ CASES: dict[str, Case] = {
 }
 
 
+# ------------------------------------------------- hostile checkpoint metadata (issue 27)
+
+
+def _hostile_checkpoint(**fields: object) -> Callable[..., None]:
+    """A real tiny checkpoint whose ``rvm_config`` metadata has ``fields`` replaced
+    (``_raw`` gives the whole metadata text)."""
+
+    def setup(w: dict[str, Path], tmp: Path) -> None:
+        from safetensors.torch import save_file
+
+        from rvm_ros.checkpoint import random_model
+
+        model = random_model("tiny", 0)
+        raw = fields.get("_raw")
+        config = raw if isinstance(raw, str) else json.dumps({**model.config.to_dict(), **fields})
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "h.safetensors"), metadata={"rvm_config": config})
+
+    return setup
+
+
+def _encode_with(path: str) -> Callable[[dict[str, Path], Path], list[str]]:
+    return lambda w, t: [
+        "encode",
+        "--checkpoint",
+        _s(t / path),
+        "--input",
+        _s(w["frames"]),
+        "--output",
+        _s(t / "e.npy"),
+    ]
+
+
+def _fifo(w: dict[str, Path], tmp: Path) -> None:
+    os.mkfifo(tmp / "pipe.safetensors")
+
+
+def _loop(w: dict[str, Path], tmp: Path) -> None:
+    os.symlink(tmp / "loop.safetensors", tmp / "loop.safetensors")
+
+
+CASES.update(
+    {
+        "encode-checkpoint-pos-grid-1500": Case(
+            _encode_with("h.safetensors"),
+            2,
+            "RVMConfig.pos_grid: 1500 is more than the 256 allowed",
+            setup=_hostile_checkpoint(pos_grid=1500),
+            absent=("e.npy",),
+        ),
+        "encode-checkpoint-pos-grid-100000": Case(
+            _encode_with("h.safetensors"),
+            2,
+            "RVMConfig.pos_grid: 100000 is more than the 256 allowed",
+            setup=_hostile_checkpoint(pos_grid=100000),
+            absent=("e.npy",),
+        ),
+        "encode-checkpoint-dim-10e400": Case(
+            _encode_with("h.safetensors"),
+            2,
+            "RVMConfig.dim: a 401-digit number is more than the 8192 allowed",
+            setup=_hostile_checkpoint(dim=10**400),
+            absent=("e.npy",),
+        ),
+        "encode-checkpoint-layers-huge": Case(
+            _encode_with("h.safetensors"),
+            2,
+            "RVMConfig.enc_layers: 1000000 is more than the 256 allowed",
+            setup=_hostile_checkpoint(enc_layers=10**6),
+            absent=("e.npy",),
+        ),
+        "encode-checkpoint-nested-json": Case(
+            _encode_with("h.safetensors"),
+            2,
+            "invalid 'rvm_config' metadata: RVMConfig: JSON nested too deeply",
+            setup=_hostile_checkpoint(_raw="[" * 5000 + "]" * 5000),
+            absent=("e.npy",),
+        ),
+        "encode-checkpoint-fifo": Case(
+            _encode_with("pipe.safetensors"),
+            2,
+            "a FIFO (named pipe), not a regular file",
+            setup=_fifo,
+            absent=("e.npy",),
+        ),
+        "train-output-existing-folder": Case(
+            lambda w, t: ["train", "--out-dir", _s(t / "run"), "steps=1", "progress=false"],
+            2,
+            "exists and holds no run to resume; pass --force",
+            setup=_copy_into({"text": "run/config.yaml"}),
+        ),
+        "train-absurd-batch": Case(
+            lambda w, t: ["train", "--out-dir", _s(t / "run"), "batch_size=10000000"],
+            2,
+            "batch_size: 10000000 is more than the 1048576 allowed",
+            absent=("run",),
+        ),
+        "train-infinite-lr": Case(
+            lambda w, t: ["train", "--out-dir", _s(t / "run"), "optim.lr=.inf"],
+            2,
+            "optim.lr: must be finite, got inf",
+            absent=("run",),
+        ),
+        "eval-reconstruction-output-exists": Case(
+            lambda w, t: [
+                "eval-reconstruction",
+                *RANDOM,
+                "--data",
+                _s(w["video"]),
+                "--height",
+                "64",
+                "--width",
+                "64",
+                "--out",
+                _s(t / "ev"),
+            ],
+            2,
+            "exists; pass --force",
+            setup=_copy_into({"text": "ev/reconstruction.json"}),
+        ),
+        "eval-reconstruction-negative-shift": Case(
+            lambda w, t: [
+                "eval-reconstruction",
+                *RANDOM,
+                "--data",
+                _s(w["video"]),
+                "--height",
+                "64",
+                "--width",
+                "64",
+                "--out",
+                _s(t / "ev"),
+                "--correspondence",
+                "--shift",
+                "-1000",
+            ],
+            2,
+            "--shift must be in [0, 32] (half the frame), got -1000",
+            absent=("ev",),
+        ),
+        "eval-reconstruction-absurd-clips": Case(
+            lambda w, t: [
+                "eval-reconstruction",
+                *RANDOM,
+                "--data",
+                _s(w["video"]),
+                "--clips",
+                "100000000",
+                "--out",
+                _s(t / "ev"),
+            ],
+            2,
+            "--clips must be at most 100000",
+            absent=("ev",),
+        ),
+        "eval-tracking-absurd-points": Case(
+            lambda w, t: ["eval-tracking", *RANDOM, "--points", "100000000", "--out", _s(t / "o")],
+            2,
+            "--points: 100000000 is more than the 100000 allowed",
+            absent=("o",),
+        ),
+        "eval-tracking-points-beyond-memory": Case(
+            lambda w, t: [
+                "eval-tracking",
+                *RANDOM,
+                "--points",
+                "100000",
+                "--frames",
+                "90000",
+                "--height",
+                "64",
+                "--width",
+                "64",
+                "--out",
+                _s(t / "o"),
+            ],
+            2,
+            "--points: 100000 would need about",
+            absent=("o",),
+        ),
+        "eval-reconstruction-absurd-size": Case(
+            lambda w, t: [
+                "eval-reconstruction",
+                *RANDOM,
+                "--data",
+                _s(w["video"]),
+                "--height",
+                "1048576",
+                "--out",
+                _s(t / "ev"),
+            ],
+            2,
+            "--height must be a positive multiple of 16 up to 4096",
+            absent=("ev",),
+        ),
+        "bench-absurd-frames": Case(
+            lambda w, t: [
+                "bench",
+                *RANDOM,
+                "--frames",
+                "100000000",
+                "--height",
+                "64",
+                "--width",
+                "64",
+                "--backend",
+                "torch",
+            ],
+            2,
+            "--frames: 100000000 is more than the 10000000 allowed",
+        ),
+        "bench-frames-beyond-memory": Case(
+            lambda w, t: [
+                "bench",
+                *RANDOM,
+                "--frames",
+                "5000000",
+                "--height",
+                "4096",
+                "--width",
+                "4096",
+                "--backend",
+                "torch",
+            ],
+            2,
+            "--frames: 5000000 would need about",
+        ),
+        "bench-json-exists": Case(
+            lambda w, t: ["bench", *RANDOM, "--frames", "1", "--json", _s(t / "b.json")],
+            2,
+            "b.json exists; pass --force",
+            setup=_existing("b.json"),
+        ),
+        "encode-plan-without-sidecar": Case(
+            _encode_with("model.plan"),
+            2,
+            "model.plan is a TensorRT engine without its sidecar model.plan.json",
+            setup=_existing("model.plan", b"\x00" * 64),
+            absent=("e.npy",),
+        ),
+        "encode-checkpoint-symlink-loop": Case(
+            _encode_with("loop.safetensors"),
+            2,
+            "a symlink loop",
+            setup=_loop,
+            absent=("e.npy",),
+        ),
+    }
+)
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(
     name: str,
@@ -892,3 +1143,57 @@ def test_sigterm_stops_a_command_like_ctrl_c_and_leaves_nothing(
     assert "interrupted" in capsys.readouterr().err
     assert _hashes(tmp_path) == before  # previous bag untouched, no temporary sibling left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+# ------------------------------------------------------------- a full disk (issue 27)
+
+
+def _run_with_file_size_limit(argv: list[str], limit: int) -> subprocess.CompletedProcess[str]:
+    """``rvm-ros argv`` where no file may grow past ``limit`` bytes (writes then fail like
+    on a full disk: EFBIG instead of ENOSPC, the same OSError path)."""
+    import resource
+    import signal
+
+    def limit_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run(
+        [sys.executable, "-m", "rvm_ros.cli", *argv],
+        preexec_fn=limit_files,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_that_looks_complete(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    small = [
+        "model.dim=32", "model.enc_layers=1", "model.enc_heads=2", "model.core_layers=1",
+        "model.core_heads=2", "model.dec_dim=32", "model.dec_layers=1", "model.dec_heads=2",
+        "data.height=64", "data.width=64", "data.source_frames=2", "data.target_frames=2",
+        "data.max_offset=12", "data.procedural=1", "data.workers=0", "batch_size=2",
+        "steps=2", "progress=false", "threads=1", "checkpoint_every=1",
+    ]  # fmt: skip
+    run = tmp_path / "run"
+    train = _run_with_file_size_limit(["train", "--out-dir", str(run), *small], 150_000)
+    assert train.returncode == 1, train.stderr
+    assert "Traceback" not in train.stderr
+    assert train.stderr.strip().splitlines() == [
+        line for line in train.stderr.strip().splitlines() if line.startswith("rvm-ros: error:")
+    ]
+    assert "cannot write" in train.stderr
+    assert not list(run.glob("*.safetensors")) and not list(run.glob("*.state.pt"))
+    out = tmp_path / "replay"
+    replay = _run_with_file_size_limit(
+        ["replay", str(world["bag"]), "--out", str(out), *REPLAY_FAST], 20_000
+    )
+    assert replay.returncode == 1, replay.stderr
+    assert "Traceback" not in replay.stderr
+    assert replay.stderr.strip().startswith("rvm-ros: error:")
+    assert len(replay.stderr.strip().splitlines()) == 1, replay.stderr
+    assert not out.exists()
+    partial = tmp_path / "replay.partial"
+    assert (partial / "PARTIAL").is_file() and not (partial / "report.json").exists()

@@ -84,3 +84,14 @@ def test_train_refuses_a_run_folder_inside_an_input(
     assert err.count("\n") == 1 and "lies inside the input" in err, err
     assert not run.exists()
     assert still.read_bytes() == before
+
+
+def test_options_may_stand_between_overrides() -> None:
+    """Issue 27: ``train K=V --stop-at N K=V`` was rejected."""
+    from rvm_ros.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["train", "steps=3", "--stop-at", "2", "optim.lr=0.1", "--out-dir", "x"]
+    )
+    assert args.overrides == ["steps=3", "optim.lr=0.1"]
+    assert (args.stop_at, args.out_dir) == (2, "x")

@@ -102,6 +102,58 @@ def test_node_errors_are_reported_and_a_dead_inference_thread_is_an_error() -> N
     assert node.level == ERROR and "inference thread stopped" in node.message
 
 
+def test_a_stalled_tracker_is_an_error_not_silence() -> None:
+    """Issue 27: a tracker stuck on one frame left /diagnostics OK while tracks stopped."""
+    from rvm_ros.node.diagnostics import TRACKING_STALL_S
+
+    stats = NodeStats(["front", "rear"])
+    snap = stats.snapshot()
+    snap["tracking_busy"] = ("front", TRACKING_STALL_S / 10)
+    node, front, rear = summarize(snap, None, 1.0, "/rvm", "x", True)
+    assert node.level == OK and front.level == OK  # busy, but not for long
+    snap["tracking_busy"] = ("front", TRACKING_STALL_S + 7)
+    node, front, rear = summarize(snap, None, 1.0, "/rvm", "x", True)
+    assert node.level == ERROR and "tracking stalled: camera front's tracker" in node.message
+    assert front.level == ERROR and "stalled" in front.message
+    assert rear.level == OK
+
+
+def test_outputs_report_how_long_the_tracking_thread_is_busy() -> None:
+    import logging
+    import time
+
+    from rvm_ros.node.outputs import Outputs
+
+    release = threading.Event()
+
+    class _Stuck:  # a processor whose tracker hangs on the frame it gets
+        def track(self, job, gap=False):
+            release.wait(10)
+            return None
+
+    class _Res:
+        camera = "front"
+
+    out = Outputs({}, NodeStats(["front"]), logging.getLogger("test"))
+    out.start_tracking(_Stuck())
+    try:
+        assert out.tracking_busy() is None
+        assert out._queue is not None
+        from types import SimpleNamespace
+
+        job = SimpleNamespace(camera="front", reset_reason="")
+        out._queue.put(job, (_Res(), None))  # type: ignore[arg-type]
+        deadline = time.monotonic() + 5
+        while out.tracking_busy() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        busy = out.tracking_busy()
+        assert busy is not None and busy[0] == "front" and busy[1] >= 0
+    finally:
+        release.set()
+        out.stop()
+    assert out.tracking_busy() is None
+
+
 @pytest.mark.parametrize("estimated", [False, True])
 def test_lost_frames_warn_with_the_hint_and_say_where_the_count_comes_from(
     estimated: bool,
@@ -193,3 +245,34 @@ def test_camera_is_error_when_every_frame_is_non_finite() -> None:
     assert front.level == ERROR and "non-finite" in front.message
     assert "all 4 frame(s)" in front.message
     assert rear.level == OK  # one NaN frame among processed ones is not an outage
+
+
+def test_stopping_does_not_wait_long_for_a_stuck_tracker() -> None:
+    """Issue 27: the node took 5-15 s to stop on SIGTERM while its tracker was stuck."""
+    import logging
+    import time
+    from types import SimpleNamespace
+
+    from rvm_ros.node.outputs import Outputs
+
+    release = threading.Event()
+    started = threading.Event()
+
+    class _Stuck:
+        def track(self, job, gap=False):
+            started.set()
+            release.wait(30)
+            return None
+
+    out = Outputs({}, NodeStats(["front"]), logging.getLogger("test"))
+    out.start_tracking(_Stuck())
+    try:
+        assert out._queue is not None
+        res = SimpleNamespace(camera="front")
+        out._queue.put(SimpleNamespace(camera="front", reset_reason=""), (res, None))  # type: ignore[arg-type]
+        assert started.wait(10)
+        t0 = time.monotonic()
+        out.stop()
+        assert time.monotonic() - t0 < 5.0
+    finally:
+        release.set()

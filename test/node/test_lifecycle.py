@@ -22,7 +22,7 @@ from node_harness import (
     wait_until,
 )
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import GetParameters, SetParameters
 from rvm_ros.msg import FeatureMap
 from rvm_ros.srv import SetQueryPoints
 from sensor_msgs.msg import Image
@@ -74,10 +74,18 @@ class Lifecycle:
         req = ChangeState.Request(transition=Transition(id=transition))
         return bool(self.peer.call(ChangeState, "/rvm/change_state", req).success)
 
-    def set_param(self, name: str, value: ParameterValue) -> None:
+    def try_param(self, name: str, value: ParameterValue) -> tuple[bool, str]:
         req = SetParameters.Request(parameters=[Parameter(name=name, value=value)])
         resp = self.peer.call(SetParameters, "/rvm/set_parameters", req)
-        assert resp.results[0].successful, resp.results[0].reason
+        return resp.results[0].successful, resp.results[0].reason
+
+    def get_param(self, name: str) -> ParameterValue:
+        req = GetParameters.Request(names=[name])
+        return self.peer.call(GetParameters, "/rvm/get_parameters", req).values[0]
+
+    def set_param(self, name: str, value: ParameterValue) -> None:
+        ok, reason = self.try_param(name, value)
+        assert ok, reason
 
 
 def _int(v: int) -> ParameterValue:
@@ -86,6 +94,10 @@ def _int(v: int) -> ParameterValue:
 
 def _str(v: str) -> ParameterValue:
     return ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=v)
+
+
+def _float(v: float) -> ParameterValue:
+    return ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=v)
 
 
 def test_lifecycle_transitions(domain: int, peer: RosPeer, tmp_path_factory) -> None:
@@ -111,15 +123,28 @@ def test_lifecycle_transitions(domain: int, peer: RosPeer, tmp_path_factory) -> 
 
             return wait_until(newest, what="camera front diagnostics")
 
-        # An invalid value fails the configure transition and names the parameter.
-        lc.set_param("feature_pool", _int(3))
-        assert not lc.change(Transition.TRANSITION_CONFIGURE)
-        assert lc.state() == "unconfigured"
-        node.wait_log("invalid parameter 'feature_pool': ")
-        lc.set_param("feature_pool", _int(1))
+        # An invalid value is refused when it is set, naming the parameter and the rule
+        # (issue 27: they were accepted, read back as set, and ignored).
+        for name, value, reason in [
+            ("feature_pool", _int(3), "invalid parameter 'feature_pool': must be one of 1 | 2 | 4"),
+            ("model_height", _int(-5), "model_height out of range"),
+            ("model_height", _str("big"), "invalid parameter 'model_height': expected an integer"),
+            ("tracker.lk_window", _int(-3), "tracker.lk_window out of range"),
+            ("reset_on_gap_s", _float(float("nan")), "reset_on_gap_s"),
+            ("cameras.front.transport", _str("carrier_pigeon"), "must be one of raw | compressed"),
+        ]:
+            ok, why = lc.try_param(name, value)
+            assert not ok and reason in why, (name, why)
+        assert lc.get_param("feature_pool").integer_value == 1  # unchanged
+        assert lc.get_param("model_height").integer_value == 64
         assert lc.change(Transition.TRANSITION_CONFIGURE)
         assert lc.state() == "inactive"
         peer.wait_matched(pub)
+
+        # Configured: every parameter is read already; a change is refused, not ignored.
+        ok, why = lc.try_param("checkpoint", _str("/nonexistent"))
+        assert not ok and "cannot change while it is inactive" in why
+        assert lc.get_param("checkpoint").string_value == "random:tiny"
 
         # Inactive: frames are received (and counted) but not processed.
         pub.publish(image_msg(1 * S, "front"))
@@ -140,6 +165,8 @@ def test_lifecycle_transitions(domain: int, peer: RosPeer, tmp_path_factory) -> 
         assert lc.change(Transition.TRANSITION_ACTIVATE)
         assert lc.state() == "active"
         node.wait_log("runtime: torch fp32 on cpu, model tiny-random0")
+        ok, why = lc.try_param("tracker.lk_window", _int(31))  # valid, but not applied live
+        assert not ok and "cannot change while it is active" in why
         pub.publish(image_msg(2 * S, "front"))
         m = features.wait_stamp(2 * S)
         assert m.reset_reason == "first_frame"
@@ -181,7 +208,17 @@ def test_autostart_with_an_invalid_parameter_stays_unconfigured(
     domain: int, peer: RosPeer, tmp_path_factory
 ) -> None:
     node = NodeProcess(
-        [*BASE_ARGS, "-p", "resize_mode:=squash", "-p", "feature_pooling:=2"],
+        # track_grid out of its range at start: the node still starts (no exception from
+        # the descriptor's range) and configure names the first invalid parameter.
+        [
+            *BASE_ARGS,
+            "-p",
+            "resize_mode:=squash",
+            "-p",
+            "feature_pooling:=2",
+            "-p",
+            "track_grid:=-1",
+        ],
         domain,
         tmp_path_factory.mktemp("lc") / "rvm_node.log",
     )

@@ -331,6 +331,29 @@ def test_set_query_points_and_its_errors(env: Env) -> None:
     assert not bad.success and "differ in length" in bad.message
 
 
+def test_query_points_are_bounded_and_tracks_keep_coming(env: Env) -> None:
+    """Issue 27: 2,000,000 points were accepted and stalled the tracker for good."""
+    call = env.peer.call
+    many = SetQueryPoints.Request(camera="front", x=[5.0] * 5000, y=[5.0] * 5000)
+    resp = call(SetQueryPoints, "/rvm/set_query_points", many)
+    assert not resp.success and "query points: 5000 is more than the 4096 allowed" in resp.message
+    # In total too: appends may not grow a camera's points past the bound.
+    fill = SetQueryPoints.Request(camera="front", x=[5.0] * 4000, y=[5.0] * 4000, append=False)
+    assert call(SetQueryPoints, "/rvm/set_query_points", fill).success
+    more = SetQueryPoints.Request(camera="front", x=[6.0] * 200, y=[6.0] * 200, append=True)
+    resp = call(SetQueryPoints, "/rvm/set_query_points", more)
+    assert not resp.success and "4200 is more than the 4096 allowed" in resp.message
+    # Replacing them with two points works, and their tracks come.
+    two = SetQueryPoints.Request(camera="front", x=[10.0, 20.0], y=[8.0, 9.0], append=False)
+    resp = call(SetQueryPoints, "/rvm/set_query_points", two)
+    assert resp.success, resp.message
+    t = 4500 * S
+    env.send_wait("front", image_msg(t, "front"))
+    ids = {p.id for p in env.tracks["front"].wait_stamp(t).points}
+    assert set(resp.ids) <= ids and len(ids) < 100
+    assert env.node_diag()  # and the node still reports
+
+
 def test_debug_image_is_published_to_subscribers(env: Env) -> None:
     col: Collector = env.peer.collect(Image, "/rvm/front/debug_image")
     wait_until(

@@ -575,7 +575,8 @@ def cluster_summary(
         w = s.get("worker") or {}
         if "node" not in w:
             continue
-        n = nodes.setdefault(w["node"], {"bags": 0, "frames": 0, "busy_s": 0.0, "workers": set()})
+        key = f"{w['node']} ({str(w.get('node_id'))[:8]})"  # several nodes may share an IP
+        n = nodes.setdefault(key, {"bags": 0, "frames": 0, "busy_s": 0.0, "workers": set()})
         n["bags"] += 1
         n["frames"] += sum(int(c.get("processed", 0)) for c in s.get("cameras", {}).values())
         n["busy_s"] += float(w.get("duration_s", 0.0))

@@ -169,7 +169,7 @@ def cluster_checks(
             "bags_listed_once": sorted(s["bag"] for s in report["bags"]) == sorted(map(str, bags)),
         }
         out = work / "out_faults"
-        stop, killed = threading.Event(), []
+        stop, killed = threading.Event(), list[int]()
         killer = threading.Thread(
             target=_killer, args=(work / "out_faults.partial", kills, seed, stop, killed)
         )
@@ -185,7 +185,7 @@ def cluster_checks(
         result["faults"] = {**run, "killed": len(killed), **_fault_counts(out, bags, reference)}
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]
     return result
 
 
@@ -193,7 +193,9 @@ def _fault_counts(out: Path, bags: list[Path], reference: dict[str, str]) -> dic
     report = json.loads((out / "report.json").read_text())
     listed = [s["bag"] for s in report["bags"]]
     names = {str(b) for b in bags}
-    lost = [b for b in names if not any(s["bag"] == b and s.get("complete") for s in report["bags"])]
+    lost = [
+        b for b in names if not any(s["bag"] == b and s.get("complete") for s in report["bags"])
+    ]
     got = digest(out)
     partial_complete = [  # a bag folder whose report says complete but whose files differ
         b.name

@@ -171,6 +171,7 @@ def _replay_bag(
             height=proc_cfg.model_height,
             width=proc_cfg.model_width,
             max_batch=max(1, len(topic_to_camera)),
+            threads=max(1, settings.threads),  # onnxruntime / openvino too, not all cores
         )
     except Exception as exc:  # unreadable checkpoint, backend unavailable, bad size, ...
         reader.close()

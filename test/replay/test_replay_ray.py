@@ -161,7 +161,11 @@ class _Killer(threading.Thread):
 def local_run(bag_factory: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reference: three bags replayed in this process (``--workers 1``), with visuals."""
     out = tmp_path_factory.mktemp("local") / "out"
-    paths = [bag_factory("mcap", False), bag_factory("sqlite3", True), bag_factory("mcap", False, 8)]
+    paths = [
+        bag_factory("mcap", False),
+        bag_factory("sqlite3", True),
+        bag_factory("mcap", False, 8),
+    ]
     assert replay(paths, out, small_settings(visuals=True)).complete
     return out
 
@@ -169,7 +173,11 @@ def local_run(bag_factory: Callable[..., Path], tmp_path_factory: pytest.TempPat
 def test_ray_outputs_equal_the_local_run(
     cluster: Any, local_run: Path, bag_factory: Callable[..., Path], tmp_path: Path
 ) -> None:
-    paths = [bag_factory("mcap", False), bag_factory("sqlite3", True), bag_factory("mcap", False, 8)]
+    paths = [
+        bag_factory("mcap", False),
+        bag_factory("sqlite3", True),
+        bag_factory("mcap", False, 8),
+    ]
     outcome = replay(paths, tmp_path / "out", small_settings(visuals=True), ray=_opts(workers=2))
     assert outcome.complete and outcome.out_dir == tmp_path / "out"
     # byte for byte: features bags, videos, PCA strips; reports apart from timings
@@ -185,7 +193,9 @@ def test_ray_outputs_equal_the_local_run(
     assert sum(n["bags"] for n in cl["nodes"].values()) == 3
     assert all(n["fps"] > 0 for n in cl["nodes"].values())
     assert cl["model_loads"] == 2  # once per worker, not once per bag
-    assert all(s["worker"]["attempts"] == 1 and s["worker"]["duration_s"] > 0 for s in report["bags"])
+    assert all(
+        s["worker"]["attempts"] == 1 and s["worker"]["duration_s"] > 0 for s in report["bags"]
+    )
 
 
 def test_worker_killed_mid_bag_is_retried_on_another(

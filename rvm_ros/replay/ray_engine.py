@@ -359,6 +359,7 @@ class _Driver:
                 self._poll_starting(0.0)
                 self._assign()
                 self._collect(0.25)
+                self._assign()  # an idle worker gets its next bag before progress polling
                 self._show_progress()
             return False
         except KeyboardInterrupt:
@@ -500,7 +501,9 @@ class _Driver:
         if self.options.announce:
             nodes = sorted({s.info["node_ip"] for s in self.slots})
             print(
-                f"rvm-ros replay: {len(self.slots)} workers ready on {len(nodes)} node(s)",
+                f"rvm-ros replay: {len(self.slots)} of {self.started} workers ready on "
+                f"{len(nodes)} node(s)"
+                + ("; the others join when placed" if self.starting else ""),
                 file=sys.stderr,
             )
 

@@ -33,7 +33,7 @@ from rvm_ros.replay.workers import replay
 
 ray = pytest.importorskip("ray", reason="ray is a dev dependency (requirements-dev.txt)")
 
-LONG = 60  # frames of the bags a fault hits mid-way
+LONG = 40  # frames of the bags a fault hits mid-way
 SMALL = [
     "--checkpoint",
     "random:tiny",
@@ -229,12 +229,24 @@ def test_node_removed_mid_bag_is_retried(
     paths.append(bag_factory("mcap", True, LONG))
     root = tmp_path / "out.partial"
     result: dict[str, Any] = {}
+    raylet = node.all_processes["raylet"][0].process.pid
+
+    def on_node(pid: int) -> bool:  # a worker process of the node to be removed
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        return int(stat.rsplit(")", 1)[1].split()[1]) == raylet
 
     def remove_when_all_run() -> None:
-        while len(list(root.glob(".*.try-*/features"))) < 3 and "outcome" not in result:
+        # remove the node while its worker is mid-bag (its attempt has a features bag)
+        while "outcome" not in result:
+            stages = [p.parent for p in root.glob(".*.try-*/features")]
+            if any(on_node(int(p.name.rsplit("-", 2)[1])) for p in stages):
+                cluster.remove_node(node, allow_graceful=False)
+                result["removed"] = True
+                return
             time.sleep(0.01)
-        cluster.remove_node(node, allow_graceful=False)
-        result["removed"] = True
 
     t = threading.Thread(target=remove_when_all_run, daemon=True)
     t.start()

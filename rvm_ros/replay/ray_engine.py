@@ -118,7 +118,7 @@ class ReplayWorker:
         t0 = time.perf_counter()
         import torch  # noqa: F401 - the heavy imports happen once, before the first bag
 
-        from rvm_ros.replay import run  # noqa: F401
+        import rvm_ros.runtime  # noqa: F401
 
         self.settings = settings
         self.encoders = EncoderCache()

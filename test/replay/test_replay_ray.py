@@ -250,13 +250,16 @@ def test_node_removed_mid_bag_is_retried(
 
     t = threading.Thread(target=remove_when_all_run, daemon=True)
     t.start()
-    result["outcome"] = replay(paths, tmp_path / "out", small_settings(), ray=_opts(workers=3))
+    # retries 3: a replacement placed before the cluster has noticed the dead node dies too
+    opts = _opts(workers=3, retries=3)
+    result["outcome"] = replay(paths, tmp_path / "out", small_settings(), ray=opts)
     t.join(timeout=30)
     outcome = result["outcome"]
-    assert result.get("removed")
-    assert outcome.complete
+    why = json.dumps([s.get("worker") for s in outcome.report["bags"]], default=str)
+    assert result.get("removed"), why
+    assert outcome.complete, why
     retried = [s for s in outcome.report["bags"] if s["worker"]["attempts"] > 1]
-    assert len(retried) == 1  # the bag of the removed node's worker, and only that one
+    assert len(retried) == 1, why  # the bag of the removed node's worker, and only that one
     assert outcome.report["cluster"]["worker_deaths"]
     for p in paths:
         assert _frames(tmp_path / "out" / p.name) == LONG

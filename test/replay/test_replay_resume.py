@@ -88,3 +88,13 @@ def test_replay_imports_ray_only_for_ray() -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_ray_flags_need_ray(
+    bag_factory: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["replay", str(bag_factory()), "--out", str(tmp_path / "o"), "--worker-gpus", "0.5"]
+    assert cli_main(argv) == 2
+    assert "--worker-gpus needs --ray" in capsys.readouterr().err
+    assert cli_main([*argv[:4], "--ray", "--retries", "-1"]) == 2
+    assert "--retries must be >= 0" in capsys.readouterr().err

@@ -302,6 +302,7 @@ class _Driver:
         )(ReplayWorker)
         self.new_actor = lambda: remote.remote(worker_settings)
         self.bar: Any = None
+        self.stopping = False
 
     # ------------------------------------------------------------------ setup
     def _wanted(self) -> int:
@@ -448,6 +449,9 @@ class _Driver:
     def _replace_dead(self) -> None:
         # Keep the pool at its size while there is work, within a bounded number of starts.
         cap = self._wanted() + len(self.jobs) * (self.options.retries + 1)
+        if self.stopping:
+            self.queue.clear()  # stopping: a dead worker's bag stays "not run"
+            return
         if self.queue and len(self.slots) + len(self.starting) < self._wanted():
             if self.started < cap:
                 self._start_actor()
@@ -467,6 +471,7 @@ class _Driver:
     # ------------------------------------------------------------------ Ctrl-C
     def _stop(self) -> None:
         """Ask every worker to close its bag; keep what they return; then give up."""
+        self.stopping = True
         self.queue.clear()
         for slot in self.slots:
             if slot.job is not None:

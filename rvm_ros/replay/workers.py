@@ -82,13 +82,17 @@ def _interrupt_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
 
 
 _WORKER_ENCODERS = EncoderCache()  # a worker process loads the model once
+_WORKER_STOPPED: list[bool] = []  # set once this worker process was interrupted
 
 
 def _replay_worker(bag: str, dest: str, settings: ReplaySettings) -> dict[str, Any]:
+    interrupted = {"bag": bag, "complete": False, "error": "interrupted", "interrupted": True}
+    if _WORKER_STOPPED:  # a bag the pool had already queued here when Ctrl-C came
+        return interrupted
     root = Path(dest).parent
     try:
         with sigterm_as_interrupt():
-            return run_bag_job(
+            section = run_bag_job(
                 bag,
                 Path(dest),
                 stage_for(root, Path(dest), attempt_tag()),
@@ -96,7 +100,11 @@ def _replay_worker(bag: str, dest: str, settings: ReplaySettings) -> dict[str, A
                 _WORKER_ENCODERS,
             )
     except KeyboardInterrupt:
-        return {"bag": bag, "complete": False, "error": "interrupted", "interrupted": True}
+        _WORKER_STOPPED.append(True)
+        return interrupted
+    if section.get("interrupted"):
+        _WORKER_STOPPED.append(True)
+    return section
 
 
 class _Interrupted(KeyboardInterrupt):

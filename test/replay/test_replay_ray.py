@@ -225,8 +225,13 @@ def test_node_removed_mid_bag_is_retried(
 ) -> None:
     node = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
-    paths = [bag_factory("mcap", False, LONG), bag_factory("sqlite3", False, LONG)]
-    paths.append(bag_factory("mcap", True, LONG))
+    # six bags for three workers: enough work that the new node's worker (placed last,
+    # it starts a fresh process) takes a bag before the other two have run them all
+    paths = [
+        bag_factory(storage, compressed, frames)
+        for frames in (LONG, LONG + 1)
+        for storage, compressed in (("mcap", False), ("sqlite3", False), ("mcap", True))
+    ]
     root = tmp_path / "out.partial"
     result: dict[str, Any] = {}
     raylet = node.all_processes["raylet"][0].process.pid
@@ -262,7 +267,7 @@ def test_node_removed_mid_bag_is_retried(
     assert len(retried) == 1, why  # the bag of the removed node's worker, and only that one
     assert outcome.report["cluster"]["worker_deaths"]
     for p in paths:
-        assert _frames(tmp_path / "out" / p.name) == LONG
+        assert _frames(tmp_path / "out" / p.name) == int(p.name.rsplit("_", 1)[1])
 
 
 def _bag_without_images(path: Path) -> Path:

@@ -50,8 +50,18 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.no_progress and sys.stderr.isatty(),
         node_name=args.node_name,
     )
+    ray = _ray_options(args, settings)
+    workers = 1 if args.workers is None or ray is not None else args.workers
     try:
-        outcome = replay(args.bags, args.out, settings, force=args.force, workers=args.workers)
+        outcome = replay(
+            args.bags,
+            args.out,
+            settings,
+            force=args.force,
+            workers=workers,
+            resume=args.resume,
+            ray=ray,
+        )
     except ReplayError as exc:
         raise CliError(str(exc)) from exc
     except KeyboardInterrupt as exc:
@@ -64,11 +74,67 @@ def _run(args: argparse.Namespace) -> int:
     for section in report.get("bags", []):
         if section.get("error"):
             print(f"failed: {section['bag']}: {section['error']}", file=sys.stderr)
+    if "cluster" in report:
+        print(cluster_table(report["cluster"]))
     state = "complete" if outcome.complete else "INCOMPLETE (marked PARTIAL)"
     print(f"report: {outcome.out_dir / 'report.md'} ({state})")
     if not outcome.complete:
         return 1
     return 1 if report.get("read_errors") else 0
+
+
+def _ray_options(args: argparse.Namespace, settings: Any) -> Any:
+    """The Ray options of ``--ray`` (None without it); checks the numbers."""
+    if args.ray is None:
+        for flag in ("worker_cpus", "worker_gpus"):
+            if getattr(args, flag) is not None:
+                raise CliError(f"--{flag.replace('_', '-')} needs --ray")
+        return None
+    from rvm_ros.replay.ray_engine import RayOptions, import_ray
+
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers must be >= 1, got {args.workers}")
+    if args.retries < 0:
+        raise CliError(f"--retries must be >= 0, got {args.retries}")
+    for flag in ("worker_cpus", "worker_gpus"):
+        value = getattr(args, flag)
+        if value is not None and value < 0:
+            raise CliError(f"--{flag.replace('_', '-')} must be >= 0, got {value}")
+    import_ray()  # a one-line error now when ray is missing
+    return RayOptions(
+        address=args.ray,
+        workers=args.workers,
+        cpus_per_worker=args.worker_cpus,
+        gpus_per_worker=args.worker_gpus,
+        retries=args.retries,
+        announce=True,
+        progress=settings.progress,
+    )
+
+
+def cluster_table(cluster: dict[str, Any]) -> str:
+    """Per-node bags, frames and throughput of a ``--ray`` run."""
+    rows = [("node", "workers", "bags", "frames", "busy s", "frames/s")]
+    for node, n in cluster.get("nodes", {}).items():
+        fps = n.get("fps")
+        rows.append(
+            (
+                node,
+                str(n["workers"]),
+                str(n["bags"]),
+                str(n["frames"]),
+                f"{n['busy_s']:.1f}",
+                "-" if fps is None else f"{fps:.1f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) for r in rows]
+    deaths = cluster.get("worker_deaths") or []
+    lines.append(
+        f"ray: {cluster.get('workers_started')} workers started, {len(deaths)} died, "
+        f"{cluster.get('retried_bags')} bags retried, {cluster.get('resumed_bags')} resumed"
+    )
+    return "\n".join(lines)
 
 
 def summary_table(report: dict[str, Any]) -> str:
@@ -135,7 +201,49 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--device", default=None, help="torch device (cpu, cuda)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--workers", type=int, default=1, help="bags replayed in parallel")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="bags replayed in parallel: local processes (default 1), or with --ray the "
+        "Ray workers (default: as many as the cluster's CPUs/GPUs allow)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the DIR.partial of an interrupted or failed run: keep the bags it "
+        "finished, replay the others (same bags and options)",
+    )
+    ray = p.add_argument_group("Ray (docs/REPLAY_AT_SCALE.md; needs: pip install 'rvm_ros[ray]')")
+    ray.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="replay the bags on a Ray cluster: 'auto', 'ray://HOST:PORT', 'HOST:PORT'; "
+        "without ADDRESS a cluster is started on this machine for the run. DIR must be "
+        "on a filesystem every node reaches",
+    )
+    ray.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="further tries of a bag whose worker died (default 2)",
+    )
+    ray.add_argument(
+        "--worker-cpus",
+        type=float,
+        default=None,
+        help="num_cpus of each Ray worker (default: --threads)",
+    )
+    ray.add_argument(
+        "--worker-gpus",
+        type=float,
+        default=None,
+        help="num_gpus of each Ray worker, fractional to share a GPU (default 0.25 with "
+        "--device cuda or --backend tensorrt, else 0)",
+    )
     p.add_argument("--force", action="store_true", help="replace DIR if it exists")
     p.add_argument("--no-visuals", action="store_true", help="skip plots and videos")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

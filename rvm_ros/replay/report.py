@@ -304,6 +304,34 @@ def _counts(d: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in d.items()) or "none"
 
 
+def _cluster_lines(cluster: dict[str, Any]) -> list[str]:
+    """The ``--ray`` section: where the bags ran, per-node throughput, faults."""
+    lines = [
+        "## Ray cluster",
+        "",
+        f"Cluster {cluster.get('address')}"
+        + (f", dashboard {cluster['dashboard']}" if cluster.get("dashboard") else "")
+        + f"; {cluster.get('workers')} workers (num_cpus "
+        f"{_fmt(cluster.get('num_cpus_per_worker'))}, num_gpus "
+        f"{_fmt(cluster.get('num_gpus_per_worker'))} each), "
+        f"{cluster.get('workers_started')} started in all; model loaded "
+        f"{cluster.get('model_loads')} times; {cluster.get('retried_bags')} bags retried, "
+        f"{cluster.get('resumed_bags')} kept from an earlier run (--resume).",
+        "",
+        "| node | workers | bags | frames | busy (s) | frames/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for node, n in cluster.get("nodes", {}).items():
+        lines.append(
+            f"| {node} | {n['workers']} | {n['bags']} | {n['frames']} | "
+            f"{_fmt(n['busy_s'])} | {_fmt(n['fps'])} |"
+        )
+    lines.append("")
+    for death in cluster.get("worker_deaths", []):
+        lines.append(f"- {death}")
+    return [*lines, ""]
+
+
 def render_markdown(report: dict[str, Any], subdirs: Sequence[str] | str) -> str:
     """The human-readable report (Markdown) of a run."""
     lines: list[str] = ["# Replay report", ""]
@@ -332,6 +360,15 @@ def render_markdown(report: dict[str, Any], subdirs: Sequence[str] | str) -> str
                     "- **random weights**: features and tracks show the pipeline working, "
                     "not what a trained RVM sees (`rvm-ros fetch S` gets a checkpoint)."
                 )
+        worker = section.get("worker")
+        if worker and "node" in worker:
+            lines.append(
+                f"- ran on Ray node {worker['node']} ({str(worker.get('node_id'))[:8]}), "
+                f"worker pid {worker.get('pid')}, {_fmt(worker.get('duration_s'))} s, "
+                f"attempt {worker.get('attempts')}"
+            )
+        for failure in (worker or {}).get("failed_attempts", []):
+            lines.append(f"- earlier attempt failed: {failure}")
         if "wall_s" in section:
             lines.append(
                 f"- wall time {_fmt(section.get('wall_s'))} s, throughput "
@@ -414,6 +451,8 @@ def render_markdown(report: dict[str, Any], subdirs: Sequence[str] | str) -> str
         if plots.get("error"):
             lines.append(f"- plots failed: {plots['error']}")
         lines.append("")
+    if report.get("cluster"):
+        lines += _cluster_lines(report["cluster"])
     avg = report.get("tapvid_average")
     if avg:
         lines += [

@@ -29,7 +29,7 @@ import dataclasses
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ import numpy as np
 
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.replay.config import build_config
+from rvm_ros.replay.encoders import EncoderCache
 from rvm_ros.replay.ground_truth import (
     _add_gt_queries,
     _read_ground_truth,
@@ -68,12 +69,29 @@ def _features_storage(reader: bags.BagReader) -> str:
     return reader.storage if reader.storage in bags.STORAGES else "mcap"
 
 
-def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -> dict[str, Any]:
+def replay_bag(
+    bag: Path | str,
+    out_dir: Path | str,
+    settings: ReplaySettings,
+    *,
+    encoders: EncoderCache | None = None,
+    on_frames: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Replay one bag into ``out_dir`` (which must exist); returns its report section.
 
     Torch runs on ``settings.threads`` CPU threads meanwhile (restored afterwards). On
     KeyboardInterrupt the outputs written so far are closed and valid, and the section
     says ``"interrupted": true`` (:func:`replay` then marks the output partial).
+
+    Args:
+        bag: The rosbag2 folder or file.
+        out_dir: Where its outputs go.
+        settings: What to run.
+        encoders: Keep the encoder for the next bag (a worker that takes bag after bag
+            loads the model once); every camera state is cleared between bags, so the
+            outputs equal those of a fresh encoder. Default: one encoder per bag.
+        on_frames: Called with the number of input frames just handled (progress);
+            a KeyboardInterrupt it raises stops the bag like Ctrl-C.
 
     Raises:
         ReplayError: the bag cannot be opened or its topics do not fit the config.
@@ -82,12 +100,18 @@ def replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -
 
     threads = torch.get_num_threads()
     try:
-        return _replay_bag(bag, out_dir, settings)
+        return _replay_bag(bag, out_dir, settings, encoders or EncoderCache(keep=False), on_frames)
     finally:
         torch.set_num_threads(threads)
 
 
-def _replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) -> dict[str, Any]:
+def _replay_bag(
+    bag: Path | str,
+    out_dir: Path | str,
+    settings: ReplaySettings,
+    encoders: EncoderCache,
+    on_frames: Callable[[int], None] | None,
+) -> dict[str, Any]:
     import torch
 
     from rvm_ros.pipeline import FrameResult, FrameSkip, Processor, group_batches
@@ -136,8 +160,10 @@ def _replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) 
             k: v for k, v in asdict(proc_cfg).items() if k != "tracker" and v is not None
         },
     }
+    t_load = time.perf_counter()
     try:
-        encoder = create_encoder(
+        encoder = encoders.get(
+            create_encoder,
             cfg.checkpoint,
             cfg.backend,
             cfg.precision,
@@ -145,18 +171,20 @@ def _replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) 
             height=proc_cfg.model_height,
             width=proc_cfg.model_width,
             max_batch=max(1, len(topic_to_camera)),
+            threads=max(1, settings.threads),  # onnxruntime / openvino too, not all cores
         )
     except Exception as exc:  # unreadable checkpoint, backend unavailable, bad size, ...
         reader.close()
         raise ReplayError(
             f"cannot create the {cfg.backend} encoder for {cfg.checkpoint}: {exc}"
         ) from exc
+    report["model_load_s"] = time.perf_counter() - t_load
     report["encoder"] = encoder.info.as_dict()
     try:
         processor = Processor(proc_cfg, encoder)
         report["warmup_s"] = _warm_up(proc_cfg, encoder)
     except Exception as exc:
-        encoder.close()
+        encoders.release(encoder)
         reader.close()
         raise ReplayError(
             f"cannot run the {cfg.backend} encoder on {cfg.checkpoint}: {exc}"
@@ -174,6 +202,8 @@ def _replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) 
         if c.topic in topic_to_camera
     )
     bar = _progress(total or None, f"replay {bag.name}", settings.progress)
+    if on_frames is not None:
+        bar = _Reported(bar, on_frames)
 
     scene = None
     if cfg.scene_tokens.enabled:
@@ -268,7 +298,7 @@ def _replay_bag(bag: Path | str, out_dir: Path | str, settings: ReplaySettings) 
         finally:
             wall = time.perf_counter() - start
             bar.close()
-            encoder.close()
+            encoders.release(encoder)
         timing["decode_s"] = prefetch.decode_s
         timing["wait_read_s"] = prefetch.wait_s
         report["wall_s"] = wall
@@ -326,6 +356,21 @@ class _NoBar:
 
     def close(self) -> None:
         pass
+
+
+class _Reported:
+    """A progress bar that also tells ``on_frames`` (a worker's progress counter)."""
+
+    def __init__(self, bar: Any, on_frames: Callable[[int], None]) -> None:
+        self.bar = bar
+        self.on_frames = on_frames
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+        self.on_frames(n)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _progress(total: int | None, desc: str, enabled: bool) -> Any:

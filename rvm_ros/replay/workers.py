@@ -11,14 +11,30 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rvm_ros.fsutil import OutputError, OutputPlan, plan_output
+from rvm_ros.fsutil import OutputError, OutputPlan, check_output, plan_output
+from rvm_ros.replay.encoders import EncoderCache
+from rvm_ros.replay.jobs import (
+    attempt_tag,
+    finish_journal,
+    load_done,
+    record_done,
+    remove_tree,
+    run_bag_job,
+    run_key,
+    stage_for,
+    stale_stages,
+    start_journal,
+)
 from rvm_ros.replay.run import replay_bag
 from rvm_ros.replay.settings import PARTIAL_MARKER, ReplayError, ReplayOutcome, ReplaySettings
 from rvm_ros.replay.topics import _sanitize
+
+if TYPE_CHECKING:
+    from rvm_ros.replay.ray_engine import RayOptions
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +81,30 @@ def _interrupt_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
             os.kill(proc.pid, signal.SIGINT)
 
 
-def _replay_worker(bag: str, out_dir: str, settings: ReplaySettings) -> dict[str, Any]:
+_WORKER_ENCODERS = EncoderCache()  # a worker process loads the model once
+_WORKER_STOPPED: list[bool] = []  # set once this worker process was interrupted
+
+
+def _replay_worker(bag: str, dest: str, settings: ReplaySettings) -> dict[str, Any]:
+    interrupted = {"bag": bag, "complete": False, "error": "interrupted", "interrupted": True}
+    if _WORKER_STOPPED:  # a bag the pool had already queued here when Ctrl-C came
+        return interrupted
+    root = Path(dest).parent
     try:
         with sigterm_as_interrupt():
-            return replay_bag(bag, out_dir, settings)
+            section = run_bag_job(
+                bag,
+                Path(dest),
+                stage_for(root, Path(dest), attempt_tag()),
+                settings,
+                _WORKER_ENCODERS,
+            )
     except KeyboardInterrupt:
-        return {"bag": bag, "complete": False, "error": "interrupted", "interrupted": True}
+        _WORKER_STOPPED.append(True)
+        return interrupted
+    if section.get("interrupted"):
+        _WORKER_STOPPED.append(True)
+    return section
 
 
 class _Interrupted(KeyboardInterrupt):
@@ -87,6 +121,9 @@ def replay(
     settings: ReplaySettings | None = None,
     force: bool = False,
     workers: int = 1,
+    *,
+    resume: bool = False,
+    ray: RayOptions | None = None,
 ) -> ReplayOutcome:
     """Replay bags into ``out`` (see the module docstring for what is written).
 
@@ -95,7 +132,11 @@ def replay(
         out: output folder; must not exist unless ``force``.
         settings: what to run; defaults to :class:`ReplaySettings`.
         force: replace an existing ``out`` (only after the new one is complete).
-        workers: bags replayed in parallel processes (each with ``settings.threads``).
+        workers: bags replayed in parallel processes (each with ``settings.threads``);
+            with ``ray``, its ``workers`` decides instead.
+        resume: continue the ``out.partial`` an interrupted or failed run left: bags it
+            finished complete are kept, the others replayed again.
+        ray: run the bags on a Ray cluster (:mod:`rvm_ros.replay.ray_engine`).
 
     Returns:
         The outcome; ``complete`` False when a bag failed or could only partly be read.
@@ -122,42 +163,41 @@ def replay(
     inputs: list[Path | str] = [*paths, *([settings.config] if settings.config else [])]
     if settings.checkpoint and not settings.checkpoint.startswith("random:"):
         inputs.append(settings.checkpoint)
-    # Work happens in DIR.partial; a previous DIR is removed only once the new one is
-    # complete, and never when it is, holds or lies inside an input (rvm_ros.fsutil).
-    plan = plan_output(out, inputs, force, work=out.with_name(out.name + ".partial"), what="--out")
-    partial = plan.work
-    try:
-        partial.mkdir()
-    except OSError as exc:
-        raise OutputError(
-            f"cannot create {partial}: {exc.strerror}", cause="output_unwritable", exit_code=1
-        ) from exc
-    (partial / PARTIAL_MARKER).write_text(
-        "replay in progress or interrupted: this output is incomplete\n"
-    )
     single = len(paths) == 1
     taken: set[str] = set()
-    dirs = [partial if single else partial / _bag_label(p, taken) for p in paths]
+    labels = ["" if single else _bag_label(p, taken) for p in paths]
+    key = run_key(paths, settings)
+    plan, done = _prepare_output(out, inputs, force, resume and not single, labels, key)
+    partial = plan.work
+    dirs = [partial / label if label else partial for label in labels]
     for d in dirs:
         d.mkdir(exist_ok=True)
+    ray_info: dict[str, Any] = {}
     start = time.perf_counter()
     try:
         with sigterm_as_interrupt():
-            sections, interrupted = _run_all(paths, dirs, settings, workers, single, plan)
+            sections, interrupted = _run_all(
+                paths, dirs, settings, workers, plan, done, ray, ray_info
+            )
     except _Interrupted as exc:
         sections, interrupted = exc.sections, True
     wall = time.perf_counter() - start
-    done = [
+    finished = [
         s if s is not None else {"bag": str(p), "complete": False, "error": "not run"}
         for s, p in zip(sections, paths, strict=False)
     ]
-    complete = not interrupted and all(s.get("complete") for s in done)
-    report = _combine(done, complete, wall, single, settings)
+    complete = not interrupted and all(s.get("complete") for s in finished)
+    report = _combine(finished, complete, wall, single, settings)
+    if ray is not None:
+        from rvm_ros.replay.ray_engine import cluster_summary
+
+        report["cluster"] = cluster_summary(finished, wall, ray_info, resumed=len(done))
     if interrupted:
         report["interrupted"] = True
     with sigterm_as_interrupt(ignore=True):  # a second SIGTERM must not cut the report
-        write_reports(partial, report, [d.name if not single else "" for d in dirs])
+        write_reports(partial, report, labels)
         if complete:
+            finish_journal(partial)
             (partial / PARTIAL_MARKER).unlink()
             final = plan.commit()
         else:
@@ -167,82 +207,167 @@ def replay(
     return ReplayOutcome(final, report, complete)
 
 
+def _prepare_output(
+    out: Path,
+    inputs: Sequence[Path | str],
+    force: bool,
+    resume: bool,
+    labels: Sequence[str],
+    key: dict[str, Any],
+) -> tuple[OutputPlan, dict[int, dict[str, Any]]]:
+    """Plan ``out`` (work in ``out.partial``), or reopen it (``resume``).
+
+    Returns:
+        The plan, and the bags an earlier run finished (``resume``), by index.
+    """
+    partial = out.with_name(out.name + ".partial")
+    if resume and partial.is_dir() and (partial / PARTIAL_MARKER).is_file():
+        check_output(out, inputs, force, what="--out")
+        check_output(partial, inputs, force=True, what="--out work folder")
+        done = load_done(partial, labels, key)
+        for stage in stale_stages(partial):  # attempts that never finished
+            remove_tree(stage)
+        log.info("resuming %s: %d of %d bags already complete", partial, len(done), len(labels))
+        return OutputPlan(out, partial, force), done
+    # Work happens in DIR.partial; a previous DIR is removed only once the new one is
+    # complete, and never when it is, holds or lies inside an input (rvm_ros.fsutil).
+    plan = plan_output(out, inputs, force, work=partial, what="--out")
+    try:
+        partial.mkdir()
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create {partial}: {exc.strerror}", cause="output_unwritable", exit_code=1
+        ) from exc
+    (partial / PARTIAL_MARKER).write_text(
+        "replay in progress or interrupted: this output is incomplete\n"
+    )
+    if len(labels) > 1:
+        start_journal(partial, key)
+    return plan, {}
+
+
 def _run_all(
     paths: list[Path],
     dirs: list[Path],
     settings: ReplaySettings,
     workers: int,
-    single: bool,
     plan: OutputPlan,
+    done: dict[int, dict[str, Any]],
+    ray: RayOptions | None,
+    ray_info: dict[str, Any],
 ) -> tuple[list[dict[str, Any] | None], bool]:
-    """Replay every bag (here or in worker processes).
+    """Replay every bag not ``done`` (here, in worker processes, or on Ray).
 
     Returns:
         ``(sections, interrupted)``; an interrupt raises :class:`_Interrupted` with the
         sections finished so far.
     """
-    sections: list[dict[str, Any] | None] = [None] * len(paths)
-    interrupted = False
+    sections: list[dict[str, Any] | None] = [done.get(i) for i in range(len(paths))]
+    todo = [i for i in range(len(paths)) if i not in done]
+    root = plan.work
+
+    def finished(i: int, section: dict[str, Any]) -> None:
+        sections[i] = section
+        if dirs[i] != root:
+            record_done(root, dirs[i].name, section)
+
+    if ray is not None:
+        from rvm_ros.replay.ray_engine import run_on_ray
+
+        interrupted = run_on_ray(
+            [(i, paths[i], dirs[i]) for i in todo], root, settings, ray, finished, ray_info
+        )
+        return sections, interrupted
     try:
-        if workers == 1 or single:
-            for i, (p, d) in enumerate(zip(paths, dirs, strict=False)):
-                try:
-                    section = _run_one(p, d, settings, raise_errors=single)
-                except ReplayError:
-                    plan.discard()  # nothing was written yet
-                    raise
-                sections[i] = section
-                if section.get("interrupted"):
-                    interrupted = True
-                    break
-        else:
-            # spawn: forking a process that already ran torch (OpenMP) or DDS threads can hang
-            ctx = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                futures = {
-                    pool.submit(_replay_worker, str(p), str(d), settings): i
-                    for i, (p, d) in enumerate(zip(paths, dirs, strict=False))
-                }
-                try:
-                    for fut in concurrent.futures.as_completed(futures):
-                        i = futures[fut]
-                        try:
-                            result = fut.result()
-                            sections[i] = result
-                            interrupted = interrupted or bool(result.get("interrupted"))
-                        except Exception as exc:  # ReplayError, or a failure in the worker
-                            sections[i] = {
-                                "bag": str(paths[i]),
-                                "complete": False,
-                                "error": str(exc),
-                            }
-                except KeyboardInterrupt:
-                    _interrupt_workers(pool)
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    for fut, i in futures.items():  # what the workers closed on the way out
-                        if fut.done() and not fut.cancelled() and fut.exception() is None:
-                            sections[i] = fut.result()
-                    raise
+        if len(paths) == 1:
+            one = sections[0] = _run_one(paths[0], dirs[0], settings, plan)
+            return sections, bool(one.get("interrupted"))
+        if workers == 1:
+            return sections, _run_serial(paths, dirs, todo, settings, finished)
+        _run_pool(paths, dirs, todo, settings, workers, finished)
     except KeyboardInterrupt:
         raise _Interrupted(sections) from None
-    return sections, interrupted
+    return sections, any(bool(s and s.get("interrupted")) for s in sections)
+
+
+def _run_serial(
+    paths: list[Path],
+    dirs: list[Path],
+    todo: list[int],
+    settings: ReplaySettings,
+    finished: Callable[[int, dict[str, Any]], None],
+) -> bool:
+    encoders = EncoderCache()  # the model loads once for all bags
+    try:
+        for i in todo:
+            root = dirs[i].parent
+            stage = stage_for(root, dirs[i], attempt_tag())
+            try:
+                section = run_bag_job(paths[i], dirs[i], stage, settings, encoders)
+            except OSError as exc:  # disk full, permissions: one line, not a traceback
+                log.error("replay of %s failed: %s", paths[i], exc)
+                section = {
+                    "bag": str(paths[i]),
+                    "complete": False,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            except Exception as exc:  # a bug: keep the other bags' results
+                log.exception("replay of %s failed", paths[i])
+                section = {
+                    "bag": str(paths[i]),
+                    "complete": False,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            finished(i, section)
+            if section.get("interrupted"):
+                return True
+    finally:
+        encoders.close()
+    return False
+
+
+def _run_pool(
+    paths: list[Path],
+    dirs: list[Path],
+    todo: list[int],
+    settings: ReplaySettings,
+    workers: int,
+    finished: Callable[[int, dict[str, Any]], None],
+) -> None:
+    # spawn: forking a process that already ran torch (OpenMP) or DDS threads can hang
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        futures = {
+            pool.submit(_replay_worker, str(paths[i]), str(dirs[i]), settings): i for i in todo
+        }
+        try:
+            for fut in concurrent.futures.as_completed(futures):
+                i = futures[fut]
+                try:
+                    finished(i, fut.result())
+                except Exception as exc:  # ReplayError, or a failure in the worker
+                    finished(i, {"bag": str(paths[i]), "complete": False, "error": str(exc)})
+        except KeyboardInterrupt:
+            _interrupt_workers(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
+            for fut, i in futures.items():  # what the workers closed on the way out
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    finished(i, fut.result())
+            raise
 
 
 def _run_one(
-    bag: Path, out_dir: Path, settings: ReplaySettings, raise_errors: bool
+    bag: Path, out_dir: Path, settings: ReplaySettings, plan: OutputPlan
 ) -> dict[str, Any]:
+    """One bag, written straight into the run's folder; a refused bag is an error."""
     try:
         return replay_bag(bag, out_dir, settings)
-    except ReplayError as exc:
-        if raise_errors:
-            raise
-        return {"bag": str(bag), "complete": False, "error": str(exc)}
-    except OSError as exc:  # disk full, permissions: one line, not a traceback
-        if raise_errors:
-            raise
-        log.error("replay of %s failed: %s", bag, exc)
-        return {"bag": str(bag), "complete": False, "error": f"{type(exc).__name__}: {exc}"}
-    except Exception as exc:  # a bug: keep the other bags' results
+    except ReplayError:
+        plan.discard()  # nothing was written yet
+        raise
+    except OSError:  # disk full, permissions: the CLI's one line, not a traceback
+        raise
+    except Exception as exc:  # a bug: report it
         log.exception("replay of %s failed", bag)
         return {"bag": str(bag), "complete": False, "error": f"{type(exc).__name__}: {exc}"}
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rvm_ros.fsutil import check_output
+from rvm_ros.fsutil import check_output, file_sha256
 from rvm_ros.model import RVM
 from rvm_ros.training.config import DataSection
 from rvm_ros.training.data import ClipDataset, StepSampler, make_loader
@@ -42,16 +42,22 @@ from rvm_ros.training.distill_objective import (
     stream,
 )
 from rvm_ros.training.optim import make_optimizer, make_scheduler
+from rvm_ros.training.resume import (
+    WEIGHTS_SHA256,
+    find_resume_point,
+    has_checkpoints,
+    truncate_metrics,
+)
 from rvm_ros.training.trainer import (
     TrainError,
     _atomic_torch_save,
+    _check_finite,
     _checkpoint_paths,
     _comparable,
     _Dist,
     _plot,
     _setup_distributed,
     _TensorBoard,
-    _truncate_metrics,
     init_weights,
 )
 
@@ -194,6 +200,7 @@ def save_distill_checkpoint(
     save_safetensors(student.state_dict(), student.config, weights)
     adapter = None if module.adapter is None else module.adapter.state_dict()
     state = {
+        WEIGHTS_SHA256: file_sha256(weights),  # the pair's agreement, checked on resume
         "step": step,
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -236,10 +243,11 @@ def _load_resume(
 ) -> tuple[int, float, float]:
     from safetensors.torch import load_file
 
-    weights, state_path = _checkpoint_paths(out_dir, "last")
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    point = find_resume_point(out_dir)  # the newest pair whose files agree
+    assert point is not None  # the caller saw a checkpoint
+    weights, state = point.weights, point.state
     if state["config"] != module.student.config.to_json():
-        raise TrainError(f"{state_path}: saved architecture differs from the configured one")
+        raise TrainError(f"{weights}: saved architecture differs from the configured one")
     module.student.load_state_dict(load_file(str(weights)), strict=True)
     if module.adapter is not None:
         module.adapter.load_state_dict(state["adapter"])
@@ -252,8 +260,7 @@ def _load_resume(
 
 def _check_resume(cfg: DistillConfig, out_dir: Path) -> None:
     config_path = out_dir / "config.yaml"
-    last_state = _checkpoint_paths(out_dir, "last")[1]
-    if not (last_state.is_file() and config_path.is_file()):
+    if not (has_checkpoints(out_dir) and config_path.is_file()):
         return
     saved = _comparable(load_distill_config(config_path).to_dict())
     now = _comparable(cfg.to_dict())
@@ -261,7 +268,8 @@ def _check_resume(cfg: DistillConfig, out_dir: Path) -> None:
         d.pop("teacher_cache", None)  # where the cache lives changes no number
     if saved != now and saved.get("steps") != now.get("steps"):
         # As for `train`: the length may change while the run is in its warm-up.
-        done = int(torch.load(last_state, map_location="cpu", weights_only=True)["step"])
+        point = find_resume_point(out_dir)
+        done = 0 if point is None else point.step
         if done <= cfg.optim.warmup_steps and done < cfg.steps:
             saved["steps"] = now["steps"]
     if saved != now:
@@ -372,10 +380,10 @@ def distill(
     scheduler = make_scheduler(optimizer, cfg.optim, cfg.steps)
     start, train_seconds, teacher_seconds = 0, 0.0, 0.0
     metrics_path = out_dir / "metrics.jsonl"
-    if _checkpoint_paths(out_dir, "last")[1].is_file():
+    if has_checkpoints(out_dir):
         start, train_seconds, teacher_seconds = _load_resume(out_dir, module, optimizer, scheduler)
         if dist.main:
-            _truncate_metrics(metrics_path, start)
+            truncate_metrics(metrics_path, start)
         LOG.info("resuming %s at step %d", out_dir, start)
     elif dist.main and metrics_path.exists():
         metrics_path.unlink()
@@ -450,11 +458,18 @@ def _apply(
     module: DistillModule,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    checked: tuple[int, torch.Tensor, Path],
 ) -> tuple[float, float]:
-    """Clip, step the optimiser and the schedule; ``(grad norm, learning rate used)``."""
+    """Clip, step the optimiser and the schedule; ``(grad norm, learning rate used)``.
+
+    ``checked`` is ``(step, the terms' means, the last checkpoint)``: a non-finite loss or
+    gradient stops the run before it reaches the weights (:func:`_check_finite`).
+    """
+    step, sums, last = checked
     grad_norm = float("nan")
     if cfg.optim.grad_clip > 0:
         grad_norm = float(nn.utils.clip_grad_norm_(module.parameters(), cfg.optim.grad_clip))
+    _check_finite(step, sums, grad_norm if cfg.optim.grad_clip > 0 else 0.0, last)
     lr = float(optimizer.param_groups[0]["lr"])
     optimizer.step()
     scheduler.step()
@@ -502,7 +517,7 @@ def _loop(
         while step < end:
             t0 = time.perf_counter()
             means = _accumulate(cfg, dist, ddp, batches, index_iter, targets, size)
-            grad_norm, lr = _apply(cfg, module, optimizer, scheduler)
+            grad_norm, lr = _apply(cfg, module, optimizer, scheduler, (step + 1, means, last_ckpt))
             step += 1
             train_seconds += time.perf_counter() - t0
             if dist.world > 1:

@@ -24,10 +24,15 @@ class TrackerConfig:
 
     Attributes:
         method: one of :data:`METHODS`.
+        max_side: ``hybrid``, ``klt``: the trackers work on the grey camera image, area-
+            downscaled so that its long side is at most this many pixels (0: always at
+            the camera's resolution). 640 keeps a VGA camera at full resolution and bounds
+            the cost on larger ones (64-16384 or 0).
         lk_window: side in pixels of the Lucas-Kanade window (odd, 5-63).
         lk_levels: pyramid levels above the full-resolution image (0-6).
-        fb_threshold: forward-backward error in pixels of the network input above which a
-            Lucas-Kanade step is rejected (> 0).
+        fb_threshold: forward-backward error in pixels of the tracking image (the camera
+            image, downscaled to ``max_side``) above which a Lucas-Kanade step is rejected
+            (> 0).
         template_radius: half-size in pixels of the appearance template kept per point
             (``hybrid``; 2-16).
         search_radius: how far in pixels around its predicted position a hidden or lost
@@ -58,6 +63,7 @@ class TrackerConfig:
     """
 
     method: str = "hybrid"
+    max_side: int = 640
     lk_window: int = 21
     lk_levels: int = 3
     fb_threshold: float = 1.0
@@ -82,6 +88,11 @@ class TrackerConfig:
         if self.method not in METHODS:
             raise ValueError(
                 f"TrackerConfig.method must be one of {', '.join(METHODS)}, got {self.method!r}"
+            )
+        if not is_int(self.max_side) or not (self.max_side == 0 or 64 <= self.max_side <= 16384):
+            raise ValueError(
+                f"TrackerConfig.max_side must be 0 or an integer in [64, 16384], "
+                f"got {self.max_side!r}"
             )
         if not is_int(self.lk_window) or not (5 <= self.lk_window <= 63) or self.lk_window % 2 == 0:
             raise ValueError(

@@ -129,6 +129,7 @@ class HybridTracker(ImagePointTracker):
         """
         self._gap = True
         self._size = None
+        self._image_size = None
 
     def _forget(self) -> None:
         self._prev = None
@@ -155,7 +156,7 @@ class HybridTracker(ImagePointTracker):
         features = _centred(features)
         if features is not None:
             assert self._size is not None
-            q = sample_features(features, xy, self._size)  # [P, C]
+            q = sample_features(features, xy, self._cell_k, self._cell_c)  # [P, C]
             grid = features.reshape(-1, features.shape[-1]).astype(np.float32)
             grid /= np.maximum(np.linalg.norm(grid, axis=1, keepdims=True), 1e-6)
             base = np.median(grid @ q.T, axis=0).astype(np.float32)  # [P]
@@ -187,7 +188,9 @@ class HybridTracker(ImagePointTracker):
         if features is None or wf == 0 or not self._qfeat.shape[0]:
             return np.asarray(a, dtype=np.float32)
         assert self._size is not None
-        cos = (sample_features(features, xy, self._size) * self._qfeat[rows]).sum(axis=1)
+        cos = (sample_features(features, xy, self._cell_k, self._cell_c) * self._qfeat[rows]).sum(
+            axis=1
+        )
         base = self._fbase[rows]
         f = np.clip((cos - base) / np.maximum(1.0 - base, 1e-6), 0.0, 1.0)
         return np.asarray((1.0 - wf) * a + wf * f, dtype=np.float32)
@@ -211,11 +214,14 @@ class HybridTracker(ImagePointTracker):
         grid /= np.maximum(np.linalg.norm(grid, axis=1, keepdims=True), 1e-6)
         sim = np.maximum(self._qfeat[src] @ grid.T, self._rfeat[src] @ grid.T)  # [S, h*w]
         best = np.argmax(sim, axis=1)
-        h, w = self._size
-        cell_x, cell_y = w / gw, h / gh
-        # cell centres in OpenCV coordinates
+        cell_x, cell_y = 1.0 / self._cell_k[0], 1.0 / self._cell_k[1]
+        # cell centres in OpenCV coordinates of the tracking image
         dst = np.stack(
-            [(best % gw + 0.5) * cell_x - 0.5, (best // gw + 0.5) * cell_y - 0.5], axis=1
+            [
+                (best % gw + 0.5 - self._cell_c[0]) * cell_x,
+                (best // gw + 0.5 - self._cell_c[1]) * cell_y,
+            ],
+            axis=1,
         ).astype(np.float32)
         model, inliers = cv2.estimateAffinePartial2D(
             prev_xy[src].astype(np.float32),
@@ -265,7 +271,7 @@ class HybridTracker(ImagePointTracker):
             if found_prior is not None:
                 prior, relocalised = found_prior, True
                 if self._prev is not None:  # keep only the steps that agree with it
-                    cell = max(self._size[0] / features.shape[0], self._size[1] / features.shape[1])
+                    cell = float(max(1.0 / self._cell_k[0], 1.0 / self._cell_k[1]))
                     good &= np.linalg.norm(new - prior, axis=1) < _RELOCALISE_CELLS * cell
         rows = np.arange(n)
         cand = np.where(good[:, None], new, prior).astype(np.float32)
@@ -298,7 +304,9 @@ class HybridTracker(ImagePointTracker):
         if refresh.any():
             self._recent[refresh] = cand_patches[refresh]  # visible: xy is the candidate
             if features is not None and self._rfeat.shape[0]:
-                self._rfeat[refresh] = sample_features(features, cand[refresh], self._size)
+                self._rfeat[refresh] = sample_features(
+                    features, cand[refresh], self._cell_k, self._cell_c
+                )
         self._visible = visible
         self._conf = np.where(inside(cand, self._size), score, 0.0).astype(np.float32)
         self._prev = pyr

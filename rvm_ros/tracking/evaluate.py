@@ -118,7 +118,7 @@ def run_method(
 def reappearing(seq: TrackingSequence) -> tuple[np.ndarray, np.ndarray]:
     """``(rows [R], query frames [R])`` of the points hidden inside the view after their
     query frame and visible again; the query frame is the one before they re-appear."""
-    num_p, num_t = seq.gt_visible.shape
+    num_t = seq.gt_visible.shape[1]
     h, w = seq.image_size
     x, y = seq.gt_xy[..., 0], seq.gt_xy[..., 1]
     in_view = (x >= 0) & (x < w) & (y >= 0) & (y < h)

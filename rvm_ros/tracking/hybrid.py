@@ -70,6 +70,9 @@ _MAX_SEARCH_RELOCALISED = 64  # on a frame the points were relocalised on (all a
 _RELOCALISE_MIN = 6  # matches that must agree on one motion
 _RELOCALISE_CELLS = 0.75  # RANSAC inlier distance in feature cells
 _LK_HIDDEN = False  # Lucas-Kanade for hidden points too (measured: no gain, and they cost most)
+_GATE_MODE = "none"  # "global": reject steps off the frame's homography; "none": trust LK+FB
+_PRIOR_MODE = "own"  # "global": hidden points follow the homography; "own": see _prior
+_BG_RATE = 0.5  # weight of the latest step in a point's "moves with the background" score
 
 
 def _centred(features: np.ndarray | None) -> np.ndarray | None:
@@ -112,6 +115,8 @@ class HybridTracker(ImagePointTracker):
         self._qfeat = np.zeros((0, 0), np.float32)  # [P, C] query features (normalised)
         self._rfeat = np.zeros((0, 0), np.float32)  # [P, C] latest confirmed features
         self._fbase = np.zeros(0, np.float32)  # [P] median similarity on the query frame
+        self._vel = np.zeros((0, 2), np.float32)  # [P, 2] last step of each point (pixels)
+        self._bg = np.zeros(0, np.float32)  # [P] how much the point moves with the background
         self._last_query_match = np.zeros(0, np.float32)
         self._last_patches = self._tmpl
         self._turn = 0  # rotates which weak points are searched when there are many
@@ -142,6 +147,8 @@ class HybridTracker(ImagePointTracker):
             self._qfeat = self._qfeat[keep]
             self._rfeat = self._rfeat[keep]
         self._fbase = self._fbase[keep]
+        self._vel = self._vel[keep]
+        self._bg = self._bg[keep]
 
     def _anchor(
         self,
@@ -170,6 +177,8 @@ class HybridTracker(ImagePointTracker):
             self._fbase = np.concatenate([self._fbase, np.zeros(ids.shape[0], np.float32)])
         self._tmpl = np.concatenate([self._tmpl, tmpl])
         self._recent = np.concatenate([self._recent, tmpl])
+        self._vel = np.concatenate([self._vel, np.zeros((ids.shape[0], 2), np.float32)])
+        self._bg = np.concatenate([self._bg, np.ones(ids.shape[0], np.float32)])
         self._append(ids, xy, alive)
 
     # ------------------------------------------------------------------ tracking
@@ -209,7 +218,7 @@ class HybridTracker(ImagePointTracker):
         src = np.flatnonzero(self._visible)
         if src.size < _RELOCALISE_MIN:
             return None
-        gh, gw, c = features.shape
+        _gh, gw, c = features.shape
         grid = features.reshape(-1, c).astype(np.float32)  # [h*w, C]
         grid /= np.maximum(np.linalg.norm(grid, axis=1, keepdims=True), 1e-6)
         sim = np.maximum(self._qfeat[src] @ grid.T, self._rfeat[src] @ grid.T)  # [S, h*w]
@@ -236,6 +245,33 @@ class HybridTracker(ImagePointTracker):
         hom = np.vstack([model, [0.0, 0.0, 1.0]])
         return apply_motion(hom, prev_xy)
 
+    def _prior(
+        self,
+        prev_xy: np.ndarray,
+        new: np.ndarray,
+        good: np.ndarray,
+        motion: np.ndarray,
+        solid: bool,
+    ) -> np.ndarray:
+        """Where each point is expected ``[P, 2]`` when its own step fails or it is hidden.
+
+        The frame's homography (the background's motion) for a point that has moved with
+        it, the point's own last step (constant velocity) for one that has moved on its
+        own: a car's point is not dragged to the road's motion. ``good`` may be narrowed
+        in place (``_GATE_MODE == "global"``).
+        """
+        prior = apply_motion(motion, prev_xy)
+        if not solid:
+            return prior
+        agrees = np.linalg.norm(new - prior, axis=1) < _GATE
+        if _GATE_MODE == "global":
+            good &= agrees
+        self._bg[good] = (1.0 - _BG_RATE) * self._bg[good] + _BG_RATE * agrees[good]
+        if _PRIOR_MODE == "global":
+            return prior
+        own = prev_xy + self._vel
+        return np.where((self._bg > 0.5)[:, None], prior, own).astype(np.float32)
+
     def _track(self, grey: np.ndarray, features: np.ndarray | None) -> None:
         pyr = self._lk.pyramid(grey)
         n = int(self._ids.shape[0])
@@ -260,9 +296,7 @@ class HybridTracker(ImagePointTracker):
             good = ok & (fb < cfg.fb_threshold)
             reliable = good & self._visible
             motion, solid = fit_motion(prev_xy[reliable], new[reliable], _MOTION_THRESHOLD)
-            prior = apply_motion(motion, prev_xy)
-            if solid and _GATE > 0 and not gap:  # a step that disagrees with a well-supported prior
-                good &= np.linalg.norm(new - prior, axis=1) < _GATE
+            prior = self._prior(prev_xy, new, good, motion, solid and not gap)
         else:  # after a reset: search around the last estimates
             new, good, prior, solid = prev_xy, np.zeros(n, bool), prev_xy.copy(), False
         relocalised = False
@@ -300,6 +334,8 @@ class HybridTracker(ImagePointTracker):
             cand_patches[weak[better]] = self._last_patches[better]
         visible = (score >= cfg.visibility_threshold) & inside(cand, self._size)
         self._xy = np.where(visible[:, None], cand, prior).astype(np.float32)
+        if not gap and self._prev is not None:
+            self._vel = (self._xy - prev_xy).astype(np.float32)
         refresh = visible & (query_match >= _REFRESH)
         if refresh.any():
             self._recent[refresh] = cand_patches[refresh]  # visible: xy is the candidate

@@ -57,7 +57,8 @@ def tracking_input(image: np.ndarray) -> np.ndarray:
     """uint8 view or copy of a camera image (float32 in [0, 1] is scaled to 0-255)."""
     if image.dtype == np.uint8:
         return image
-    return np.clip(np.asarray(image, np.float32) * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
+    scaled = np.clip(np.asarray(image, np.float32) * 255.0 + 0.5, 0.0, 255.0)
+    return np.asarray(scaled, dtype=np.uint8)
 
 
 class PendingQueries:

@@ -275,7 +275,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "tracker.visibility_threshold",
-        0.5,
+        0.6,
         "float",
         "Tracker: confidence at or above which a point is reported visible",
         min_value=0.0,

@@ -97,7 +97,8 @@ def make_objects(
         crop = min(src.shape[0], src.shape[1], int(size * rng.uniform(1.0, 1.6)))
         sy = int(rng.integers(0, max(1, src.shape[0] - crop)))
         sx = int(rng.integers(0, max(1, src.shape[1] - crop)))
-        tex = cv2.resize(src[sy : sy + crop, sx : sx + crop], (size, size), cv2.INTER_AREA)
+        patch = src[sy : sy + crop, sx : sx + crop]
+        tex = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
         path = _path(rng, num_t, hw, size, unit)
         out.append(MovingObject(np.ascontiguousarray(tex), _shape(rng, size), path))
     return out

@@ -50,12 +50,13 @@ class TrackerConfig:
         radius: neighbourhood radius in cells; a target cell only draws from context cells
             within this distance. ``0`` or ``inf`` means unrestricted. Unlike the
             evaluation notebook (where the mask is computed but dropped), it is applied.
-        visibility_threshold: a point is visible when its confidence (relative peak of
-            its propagated heatmap, see :class:`PointTracker`) is at least this. The
-            default 0.5: "at least half of what a perfect re-observation of the query
-            would get". On synthetic scenes a visible point scores about 1 and a vanished
-            one 0.2-0.3, the rest being label mass that the Gaussian spreads onto the
-            background next to the point.
+        visibility_threshold: a point is visible when its confidence is at least this
+            (``hybrid``: the appearance score; ``klt``: ``1 - fb_error / (2 fb_threshold)``;
+            ``propagation``: relative peak of its propagated heatmap, see
+            :class:`PointTracker`). The default 0.6 was chosen for ``hybrid`` (issue 21,
+            docs/BENCHMARKS.md: on the development benchmark at 256x256 and 640x480 it
+            hides more points that slid onto the wrong content than 0.5 and costs nothing
+            on camera-only motion; 0.7 loses correct points).
         label_sigma: standard deviation in cells of the Gaussian label map drawn around a
             query point (peak normalised to 1). The default 0.5 keeps the label on the
             query cell and its direct neighbours (0.14 there), so little of it leaks onto
@@ -75,7 +76,7 @@ class TrackerConfig:
     temperature: float = 0.7
     topk: int = 7
     radius: float = 20.0
-    visibility_threshold: float = 0.5
+    visibility_threshold: float = 0.6
     label_sigma: float = 0.5
 
     def __post_init__(self) -> None:

@@ -292,7 +292,8 @@ def test_points_are_tracked_on_the_camera_image_at_its_resolution(mode: str, met
         assert isinstance(r, FrameResult) and r.tracks is not None
     got = tracks(r)
     err = [
-        np.hypot(got[i][0] - x - shift[0], got[i][1] - y - shift[1]) for i, (x, y) in zip(ids, c)
+        np.hypot(got[i][0] - x - shift[0], got[i][1] - y - shift[1])
+        for i, (x, y) in zip(ids, c, strict=True)
     ]
     assert r.tracks.visible.all()
     assert max(err) < 0.25, err

@@ -6,8 +6,9 @@ new frame, then backward); the forward-backward error ``e`` gives the confidence
 ``e < fb_threshold`` and the default 0.6 ``e < 0.8 fb_threshold``. A point is visible
 when its confidence reaches the threshold and its new position lies inside the image;
 only then does it move. A point that fails once is lost: it keeps its last position, not
-visible, until removed (retrying from the last position was measured worse: on the development benchmark, points in weak texture that
-fail and are retried latch onto the wrong place). Nothing here looks at the RVM features.
+visible, until removed (retrying from the last position was measured worse: on the
+development benchmark, points in weak texture that fail and are retried latch onto the
+wrong place). Nothing here looks at the RVM features.
 """
 
 from __future__ import annotations

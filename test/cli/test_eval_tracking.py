@@ -35,6 +35,12 @@ def test_small_run_writes_metrics_table_and_pictures(
             assert v["ms_per_frame"] >= 0.0
     table = (out / "tracking.md").read_text()
     assert table.count("| plain |") == len(METHODS) and "| occluder | hybrid |" in table
+    # objects: points on the objects and on the background reported apart, for every method
+    assert table.count("| objects: on objects |") == len(METHODS)
+    assert table.count("| objects: background |") == len(METHODS)
+    objects = metrics["splits"]["objects"]["opencv_lk_fb"]["subsets"]
+    assert {"on objects", "background"} <= set(objects)
+    assert metrics["model_size"] == [64, 64]
     assert (out / "tracks_plain.png").stat().st_size > 1000
     assert "| occluder | static |" in capsys.readouterr().out
     # An existing output is refused in one line and kept; --force replaces it.

@@ -263,6 +263,8 @@ def test_hybrid_relocalises_through_the_features_when_motion_is_unknown(base: np
         ({"feature_weight": 1.5}, "feature_weight must be in"),
         ({"feature_weight": True}, "feature_weight must be in"),
         ({"feature_relocalise": 1}, "feature_relocalise must be true or false"),
+        ({"max_side": 32}, "max_side must be 0 or an integer"),
+        ({"max_side": 640.0}, "max_side must be 0 or an integer"),
     ],
 )
 def test_config_validation(kwargs: dict[str, object], message: str) -> None:
@@ -359,3 +361,21 @@ def test_hybrid_follows_an_object_that_moves_on_its_own(
         assert seen.sum() >= 8 and np.median(err_bg[seen]) < 0.25
     else:
         assert followed.mean() < 0.5
+
+
+@pytest.mark.parametrize("method", ["hybrid", "klt"])
+def test_max_side_downscales_but_positions_stay_in_image_pixels(
+    base: np.ndarray, method: str
+) -> None:
+    """With ``max_side`` half the image side the trackers work at half resolution; queries
+    and positions stay in pixels of the image handed in (within a quarter pixel of the
+    tracking image, i.e. half an image pixel)."""
+    f0, f1 = view(base, 0.0, 0.0), view(base, 3.0, -2.0)
+    q = corners(f0)
+    tracker = create_tracker(replace(IMAGE_ONLY, method=method, max_side=64))
+    tracker.add_queries(q, np.arange(q.shape[0]))
+    s0 = tracker.update(f0)
+    np.testing.assert_allclose(s0.xy, q, atol=1e-4)
+    s1 = tracker.update(f1)
+    err = np.linalg.norm(s1.xy - (q + np.array([3.0, -2.0], np.float32)), axis=1)
+    assert s1.visible.mean() > 0.8 and np.median(err[s1.visible]) < 0.5, err

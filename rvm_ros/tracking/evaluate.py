@@ -99,8 +99,9 @@ def run_method(
         new = np.flatnonzero(seq.query_frames == t)
         if new.size:
             tracker.add_queries(q_xy[new].astype(np.float32), new.astype(np.int32))
-        if method == "raw_propagation":
-            feats: np.ndarray | None = raw_pixel_features(frame)
+        if method == "raw_propagation":  # 16-pixel cells up to 256 px, about 16 cells above
+            cell = max(16, round(max(frame.shape[:2]) / 16))
+            feats: np.ndarray | None = raw_pixel_features(frame, cell)
         elif getattr(tracker, "needs_features", False):
             if features is None:
                 raise ValueError(f"method {method!r} needs RVM features")

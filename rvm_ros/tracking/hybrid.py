@@ -303,6 +303,49 @@ class HybridTracker(ImagePointTracker):
         ok[found] = score[found] >= self.config.visibility_threshold + _REDETECT
         return ok
 
+    def _take(
+        self,
+        rows: np.ndarray,
+        better: np.ndarray,
+        xy: np.ndarray,
+        score: np.ndarray,
+        into: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    ) -> None:
+        """Move points ``rows[better]`` to their alternative candidates ``xy[better]``
+        (scored ``score`` by the last :meth:`_score` call) in the frame's
+        ``(candidates, scores, query matches, patches)``."""
+        cand, scores, query_match, patches = into
+        chosen = rows[better]
+        cand[chosen] = xy[better]
+        scores[chosen] = score[better]
+        query_match[chosen] = self._last_query_match[better]
+        patches[chosen] = self._last_patches[better]
+
+    def _remember(self, prev_xy: np.ndarray, seen: np.ndarray) -> None:
+        """Each point's last step, and (for points ``seen`` on their own step) how much
+        it moves with the background."""
+        self._vel = (self._xy - prev_xy).astype(np.float32)
+        moved_off = self._off[seen]
+        self._bg[seen] = (1.0 - _BG_RATE) * self._bg[seen] + _BG_RATE * (~moved_off)
+
+    def _steps(
+        self, pyr: Any, prev_xy: np.ndarray, gap: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Lucas-Kanade steps from the last frame: ``(new [P, 2], good [P], prior [P, 2],
+        solid)``; only points in view and visible step (the others follow the prior)."""
+        assert self._size is not None
+        n = prev_xy.shape[0]
+        live = np.flatnonzero(inside(prev_xy, self._size) & (self._visible | _LK_HIDDEN))
+        new = prev_xy.copy()
+        ok = np.zeros(n, bool)
+        fb = np.full(n, np.inf, np.float32)
+        new[live], ok[live], fb[live] = self._lk.track(self._prev, pyr, prev_xy[live])
+        good = ok & (fb < self.config.fb_threshold)
+        reliable = good & self._visible
+        motion, solid = fit_motion(prev_xy[reliable], new[reliable], _MOTION_THRESHOLD)
+        prior = self._prior(prev_xy, new, good, motion, solid and not gap)
+        return new, good, prior, solid
+
     def _track(self, grey: np.ndarray, features: np.ndarray | None) -> None:
         pyr = self._lk.pyramid(grey)
         n = int(self._ids.shape[0])
@@ -318,16 +361,7 @@ class HybridTracker(ImagePointTracker):
         if self._prev is not None and np.shape(self._prev) != grey.shape:
             self._prev = None  # a reset to another frame size: nothing to track from
         if self._prev is not None:
-            # Lucas-Kanade only where the point is in view (the others follow the prior).
-            live = np.flatnonzero(inside(prev_xy, self._size) & (self._visible | _LK_HIDDEN))
-            new = prev_xy.copy()
-            ok = np.zeros(n, bool)
-            fb = np.full(n, np.inf, np.float32)
-            new[live], ok[live], fb[live] = self._lk.track(self._prev, pyr, prev_xy[live])
-            good = ok & (fb < cfg.fb_threshold)
-            reliable = good & self._visible
-            motion, solid = fit_motion(prev_xy[reliable], new[reliable], _MOTION_THRESHOLD)
-            prior = self._prior(prev_xy, new, good, motion, solid and not gap)
+            new, good, prior, solid = self._steps(pyr, prev_xy, gap)
         else:  # after a reset: search around the last estimates
             new, good, prior, solid = prev_xy, np.zeros(n, bool), prev_xy.copy(), False
         relocalised = False
@@ -352,10 +386,7 @@ class HybridTracker(ImagePointTracker):
             at_bg = self._bg_prior[off]
             s_bg = self._score(g32, features, at_bg, off)
             back = s_bg > score[off] + _SCORE_MARGIN
-            cand[off[back]] = at_bg[back]
-            score[off[back]] = s_bg[back]
-            query_match[off[back]] = self._last_query_match[back]
-            cand_patches[off[back]] = self._last_patches[back]
+            self._take(off, back, at_bg, s_bg, (cand, score, query_match, cand_patches))
             good[off[back]] = False
             self._src[off[back]] = _BACKGROUND
         radius = round(cfg.search_radius)
@@ -374,21 +405,14 @@ class HybridTracker(ImagePointTracker):
             found = np.where((s_r > s_q)[:, None], found_r, found_q)
             s_found = self._score(g32, features, found, weak)
             better = s_found > score[weak]
-            cand[weak[better]] = found[better]
+            self._take(weak, better, found, s_found, (cand, score, query_match, cand_patches))
             self._src[weak[better]] = _FOUND
-            score[weak[better]] = s_found[better]
-            query_match[weak[better]] = self._last_query_match[better]
-            cand_patches[weak[better]] = self._last_patches[better]
         visible = (score >= cfg.visibility_threshold) & inside(cand, self._size)
         if self._prev is not None and not gap:
             visible &= self._confirmed(score)
         self._xy = np.where(visible[:, None], cand, prior).astype(np.float32)
         if not gap and self._prev is not None:
-            self._vel = (self._xy - prev_xy).astype(np.float32)
-            # how much each point seen on its own step moves with the background
-            seen = visible & good
-            moved_off = self._off[seen]
-            self._bg[seen] = (1.0 - _BG_RATE) * self._bg[seen] + _BG_RATE * (~moved_off)
+            self._remember(prev_xy, visible & good)
         refresh = visible & (query_match >= _REFRESH)
         if refresh.any():
             self._recent[refresh] = cand_patches[refresh]  # visible: xy is the candidate

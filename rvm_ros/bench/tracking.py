@@ -1,11 +1,12 @@
 """``rvm-ros eval-tracking``: every tracker method on the same sequences, in one process.
 
 Sequences come from :mod:`rvm_ros.tracking.benchmark` (real images under known camera
-motion, exact ground truth) or from a bag holding ``<image topic>/gt_tracks``. RVM
-features are computed once per sequence with the torch backend (the model step is not
-counted in any method's time); the trackers then run one after the other in this
-thread, with torch and OpenCV limited to ``tracker_threads`` threads (default 1: the
-cost "on one core").
+motion, exact ground truth) or from a bag holding ``<image topic>/gt_tracks`` (at the
+bag's own resolution). Every method gets the same full-resolution frames. RVM features
+are computed once per sequence with the torch backend on the frames resized (stretched)
+to the network input ``model_size``, as the node does (the model step is not counted in
+any method's time); the trackers then run one after the other in this thread, with torch
+and OpenCV limited to ``tracker_threads`` threads (default 1: the cost "on one core").
 
 The output folder (built beside ``--out`` and renamed into place when complete) holds
 ``metrics.json`` (per split and method: ``average_jaccard``, ``average_pts_within_thresh``,
@@ -62,6 +63,8 @@ class EvalTrackingSettings:
         methods: which methods (default: all of :data:`~rvm_ros.tracking.evaluate.METHODS`).
         tracker: tracker settings shared by the package's methods.
         tracker_threads: torch / OpenCV threads while the trackers run.
+        model_size: ``(height, width)`` of the network input the features are computed at
+            (the node's ``model_height`` x ``model_width``; default: the shipped config's).
     """
 
     checkpoint: str = "builtin:default"
@@ -73,6 +76,7 @@ class EvalTrackingSettings:
     methods: tuple[str, ...] = METHODS
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     tracker_threads: int = 1
+    model_size: tuple[int, int] = (128, 128)
 
 
 class _Features:
@@ -85,6 +89,7 @@ class _Features:
             checkpoint, backend="torch", height=height, width=width, max_batch=1
         )
         self.info = self.encoder.info
+        self.size = (height, width)
         self.ms: list[float] = []
 
     def __call__(self, seq: TrackingSequence) -> np.ndarray:
@@ -95,25 +100,27 @@ class _Features:
         try:
             self.encoder.reset("eval")
             ps = int(self.info.patch_size)
-            h, w = seq.image_size
-            out = np.empty((seq.frames.shape[0], h // ps, w // ps, 0), np.float32)
+            h, w = self.size
             rows = []
             for frame in seq.frames:
+                net = frame
+                if frame.shape[:2] != (h, w):  # the node's stretch to the network input
+                    net = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
                 t0 = time.perf_counter()
-                tokens = self.encoder.step(frame[None], ["eval"])[0]  # [1 + N, D]
+                tokens = self.encoder.step(net[None], ["eval"])[0]  # [1 + N, D]
                 self.ms.append((time.perf_counter() - t0) * 1e3)
-                rows.append(tokens[1:].reshape(h // ps, w // ps, -1))
+                rows.append(tokens[1:].reshape(h // ps, w // ps, -1))  # [h/ps, w/ps, D]
             out = np.stack(rows).astype(np.float32)
         finally:
             torch.set_num_threads(threads)
         return out
 
 
-def bag_sequences(path: str, topic: str | None, height: int, width: int) -> list[TrackingSequence]:
+def bag_sequences(path: str, topic: str | None) -> list[TrackingSequence]:
     """One sequence from a bag's image topic and its ``<topic>/gt_tracks`` ground truth.
 
-    Frames are resized (stretched) to ``height x width`` and the ground truth with them;
-    each ground-truth point is queried on the first frame where it is visible.
+    Frames stay at the bag's resolution; each ground-truth point is queried on the first
+    frame where it is visible.
 
     Raises:
         BenchmarkError: no image topic with ground truth, or no usable point.
@@ -153,7 +160,7 @@ def bag_sequences(path: str, topic: str | None, height: int, width: int) -> list
                     image_to_array(m.msg) if kind == bags.IMAGE_TYPE else compressed_to_array(m.msg)
                 )
                 src_size = rgb.shape[:2]
-                frames[stamp] = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+                frames[stamp] = np.ascontiguousarray(rgb)
             else:
                 gt[stamp] = {
                     int(p.id): (float(p.x), float(p.y), bool(p.visible)) for p in m.msg.points
@@ -164,7 +171,6 @@ def bag_sequences(path: str, topic: str | None, height: int, width: int) -> list
     ids = sorted({i for s in stamps for i, (_, _, v) in gt[s].items() if v})
     if not ids:
         raise BenchmarkError(f"{path}: no ground-truth point is ever visible")
-    sx, sy = width / src_size[1], height / src_size[0]
     num_p, num_t = len(ids), len(stamps)
     gt_xy = np.zeros((num_p, num_t, 2))
     gt_vis = np.zeros((num_p, num_t), bool)
@@ -172,7 +178,7 @@ def bag_sequences(path: str, topic: str | None, height: int, width: int) -> list
         for r, i in enumerate(ids):
             if i in gt[s]:
                 x, y, v = gt[s][i]
-                gt_xy[r, t] = (x * sx, y * sy)
+                gt_xy[r, t] = (x, y)
                 gt_vis[r, t] = v
     queries = np.argmax(gt_vis, axis=1).astype(np.int64)
     return [
@@ -235,6 +241,16 @@ def _table(metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
                 f"{f(v['average_pts_within_thresh'])} | {f(v['occlusion_accuracy'])} | "
                 f"{f(v['ms_per_frame'], 2)} | {f(v['ms_p95'], 2)} |"
             )
+        names = sorted({n for v in methods.values() for n in v.get("subsets", {})})
+        for name in names:
+            for m, v in methods.items():
+                sv = v.get("subsets", {}).get(name)
+                if sv is None:
+                    continue
+                lines.append(
+                    f"| {split}: {name} | {m} | {f(sv['average_jaccard'])} | "
+                    f"{f(sv['average_pts_within_thresh'])} | {f(sv['occlusion_accuracy'])} | | |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -260,14 +276,15 @@ def run_eval_tracking(
     plan = plan_output(out, inputs, force, what="--out")
     bc = settings.benchmark
     if settings.bag is not None:
-        by_split = {"bag": bag_sequences(settings.bag, settings.bag_topic, bc.height, bc.width)}
+        by_split = {"bag": bag_sequences(settings.bag, settings.bag_topic)}
     else:
         sources = (
             sources_from_files(settings.sources) if settings.sources else development_sources()
         )
         by_split = {s: make_sequences(bc, s, sources) for s in settings.splits}
     needs = any(m in ("hybrid", "propagation") for m in settings.methods)
-    feats = _Features(settings.checkpoint, bc.height, bc.width) if needs else None
+    mh, mw = settings.model_size
+    feats = _Features(settings.checkpoint, mh, mw) if needs else None
     pictures: dict[str, np.ndarray] = {}
     metrics: dict[str, dict[str, dict[str, Any]]] = {}
     threads = torch.get_num_threads()
@@ -308,6 +325,7 @@ def run_eval_tracking(
         "sources": list(settings.sources) or "development",
         "tracker": asdict(settings.tracker),
         "tracker_threads": settings.tracker_threads,
+        "model_size": list(settings.model_size),
         "machine": {
             "python": platform.python_version(),
             "processor": platform.processor() or platform.machine(),

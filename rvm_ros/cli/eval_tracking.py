@@ -55,11 +55,20 @@ def _run(args: argparse.Namespace) -> int:
         bag_topic=args.bag_topic,
         methods=methods,
         tracker=tracker,
+        model_size=_model_size(args.model_size),
     )
     result = run_eval_tracking(settings, args.out, force=args.force)
     print((Path(args.out) / "tracking.md").read_text(), end="")
     print(f"model {result['model_id']}; written to {args.out}")
     return 0
+
+
+def _model_size(text: str) -> tuple[int, int]:
+    """``HxW`` (e.g. ``128x128``) as ``(height, width)``."""
+    h, sep, w = text.lower().partition("x")
+    if not (sep and h.isdigit() and w.isdigit() and int(h) >= 16 and int(w) >= 16):
+        raise CliError(f"--model-size {text!r}: expected HEIGHTxWIDTH, e.g. 128x128")
+    return int(h), int(w)
 
 
 def _tracker_settings(items: list[str]) -> dict[str, Any]:
@@ -98,15 +107,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="RVM weights for the feature methods: builtin:default (the shipped model), "
         ".npz, .safetensors or random:<variant>",
     )
-    p.add_argument("--split", choices=("plain", "occluder", "gap", "all"), default="all")
+    p.add_argument("--split", choices=("plain", "occluder", "gap", "objects", "all"), default="all")
     p.add_argument("--out", required=True, help="output folder (built beside, then renamed)")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sequences", type=int, default=8, help="sequences per split")
     p.add_argument("--frames", type=int, default=48, help="frames per sequence")
     p.add_argument("--points", type=int, default=64, help="query points per sequence")
-    p.add_argument("--height", type=int, default=256)
-    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--height", type=int, default=256, help="frame height of the sequences")
+    p.add_argument("--width", type=int, default=256, help="frame width of the sequences")
+    p.add_argument(
+        "--model-size",
+        default="128x128",
+        help="network input HxW the RVM features are computed at (frames resized to it, as "
+        "the node does; default: config/rvm.yaml's model_height x model_width)",
+    )
     p.add_argument(
         "--source",
         action="append",

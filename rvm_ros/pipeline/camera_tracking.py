@@ -1,6 +1,11 @@
 """One camera's point tracking inside the processor: its tracker, its automatic points
 (grid and corner seeding, re-seeding of lost ones) and the hand-over of query points.
 
+The tracker works on the camera image itself (``TrackJob.camera_image``; its own
+``max_side`` bounds the resolution), not on the network input: positions go in and come
+back in image pixels. The RVM features are read at a point's cell through the frame's
+preprocessing geometry (:func:`cell_map`).
+
 Pure Python + numpy + OpenCV: no ROS. A `CameraTracking` is used from one thread at a
 time (the processor's tracking stage); query points arrive as `PendingQueries`, which the
 processor collects under its lock from any thread.
@@ -20,7 +25,40 @@ from rvm_ros.pipeline.types import ImageTracks, TrackJob
 if TYPE_CHECKING:
     from rvm_ros.imaging.preprocess import Geometry
 
-__all__ = ["CameraTracking", "PendingQueries"]
+__all__ = ["CameraTracking", "PendingQueries", "cell_map", "tracking_input"]
+
+
+def cell_map(
+    geometry: Geometry, features: np.ndarray | None, on_camera: bool
+) -> tuple[float, float, float, float] | None:
+    """``(ax, bx, ay, by)``: tracker-image pixel ``(x, y)`` at feature-grid coordinate
+    ``(ax * x + bx, ay * y + by)`` (:data:`rvm_ros.tracking.points.CellMap`).
+
+    Args:
+        geometry: the frame's preprocessing (image pixels to network pixels).
+        features: the unpooled ``[h, w, D]`` grid of the network input (None: no map).
+        on_camera: the tracker sees the camera image (else the network input).
+    """
+    if features is None:
+        return None
+    kx = features.shape[1] / geometry.model_width  # cells per network pixel
+    ky = features.shape[0] / geometry.model_height
+    if not on_camera:
+        return (kx, 0.0, ky, 0.0)
+    return (
+        geometry.scale_x * kx,
+        geometry.offset_x * kx,
+        geometry.scale_y * ky,
+        geometry.offset_y * ky,
+    )
+
+
+def tracking_input(image: np.ndarray) -> np.ndarray:
+    """uint8 view or copy of a camera image (float32 in [0, 1] is scaled to 0-255)."""
+    if image.dtype == np.uint8:
+        return image
+    scaled = np.clip(np.asarray(image, np.float32) * 255.0 + 0.5, 0.0, 255.0)
+    return np.asarray(scaled, dtype=np.uint8)
 
 
 class PendingQueries:
@@ -55,7 +93,7 @@ class CameraTracking:
         self.auto_ids = np.zeros(0, np.int32)  # automatic points (grid, corners)
         self.lost_since: dict[int, int] = {}  # automatic id -> stamp it was first not visible
         self.reseed = 0  # automatic points to seed on the next frame
-        self.last_xy: np.ndarray | None = None  # [P, 2] network pixels, of the last update
+        self.last_xy: np.ndarray | None = None  # [P, 2] image pixels, of the last update
 
     def update(self, job: TrackJob, queries: PendingQueries | None, gap: bool) -> ImageTracks:
         """Track into the frame of ``job`` (queries first attached, resets applied).
@@ -64,22 +102,25 @@ class CameraTracking:
             ValueError: the tracker refused the frame or the features (the caller logs,
                 counts and resets).
         """
+        on_camera = job.camera_image is not None
+        # the camera image (or, without one, the network input the step saw)
+        image = tracking_input(job.camera_image) if job.camera_image is not None else job.image
         if job.reset_reason == "gap" or (gap and not job.reset_reason):
             # frames missing: the tracker re-finds its points (automatic ones kept; those
             # still lost are replaced after track_reseed_s as usual)
             self.tracker.reset()
         elif job.reset_reason:
-            self.reset(job.image)
-        self._attach(queries, job.geometry)
+            self.reset(image)
+        self._attach(queries, job.geometry, on_camera, image.shape[:2])
         if self.reseed:
             count, self.reseed = self.reseed, 0
-            self._seed_corners(job.image, count)
+            self._seed_corners(image, count)
         feats = job.features if self.tracker.needs_features else None
-        # job.image: the network input [H, W, 3] uint8 the step saw
-        state = self.tracker.update(job.image, feats)
+        cells = cell_map(job.geometry, feats, on_camera)
+        state = self.tracker.update(image, feats, cells)
         self.last_xy = np.asarray(state.xy)
         self._reseed_lost(job.stamp_ns, np.asarray(state.ids), np.asarray(state.visible))
-        return self._to_image(state, job.geometry)
+        return self._to_image(state, job.geometry, on_camera)
 
     def reset(self, image: np.ndarray) -> None:
         """The tracker's part of a state reset (other than ``gap``): context reset,
@@ -95,8 +136,8 @@ class CameraTracking:
         self.reseed = 0
         if n > 0:
             ids = self._new_ids(n * n)
-            gx = (np.arange(n) + 0.5) * (self.config.model_width / n)
-            gy = (np.arange(n) + 0.5) * (self.config.model_height / n)
+            gx = (np.arange(n) + 0.5) * (image.shape[1] / n)
+            gy = (np.arange(n) + 0.5) * (image.shape[0] / n)
             xx, yy = np.meshgrid(gx, gy)  # [n, n] each, row-major
             xy = np.stack([xx.ravel(), yy.ravel()], axis=-1).astype(np.float32)  # [n*n, 2]
             self.tracker.add_queries(xy, ids)
@@ -105,8 +146,8 @@ class CameraTracking:
             self._seed_corners(image, self.config.track_corners)
 
     def _seed_corners(self, image: np.ndarray, count: int) -> None:
-        """Add up to ``count`` automatic points on corners of ``image`` (network input)
-        away from the camera's other points."""
+        """Add up to ``count`` automatic points on corners of ``image`` (what the tracker
+        sees) away from the camera's other points."""
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         h, w = grey.shape
         spacing = max(4, min(h, w) // 32)
@@ -144,7 +185,13 @@ class CameraTracking:
         self.auto_ids = self.auto_ids[~np.isin(self.auto_ids, due)]
         self.reseed += len(due)
 
-    def _attach(self, q: PendingQueries | None, geometry: Geometry) -> None:
+    def _attach(
+        self,
+        q: PendingQueries | None,
+        geometry: Geometry,
+        on_camera: bool,
+        size: tuple[int, ...],
+    ) -> None:
         if q is None:
             return
         if q.clear_user and self.user_ids:
@@ -155,19 +202,23 @@ class CameraTracking:
         x = np.concatenate(q.xs)
         y = np.concatenate(q.ys)
         ids = np.concatenate(q.ids).astype(np.int32)
-        mx, my = geometry.image_to_model(x, y)
-        # network-input pixels, clamped onto the network input
-        cx = np.clip(np.asarray(mx, dtype=np.float64), 0.0, float(self.config.model_width))
-        cy = np.clip(np.asarray(my, dtype=np.float64), 0.0, float(self.config.model_height))
+        if not on_camera:
+            x, y = geometry.image_to_model(x, y)  # network-input pixels
+        # clamped onto the tracker's image
+        cx = np.clip(np.asarray(x, dtype=np.float64), 0.0, float(size[1]))
+        cy = np.clip(np.asarray(y, dtype=np.float64), 0.0, float(size[0]))
         xy = np.stack([cx, cy], axis=-1).astype(np.float32)  # [P, 2]
         self.tracker.add_queries(xy, ids)
         self.user_ids.extend(int(i) for i in ids)
 
     @staticmethod
-    def _to_image(state: Any, geometry: Geometry) -> ImageTracks:
+    def _to_image(state: Any, geometry: Geometry, on_camera: bool) -> ImageTracks:
         ids = np.asarray(state.ids, dtype=np.int32).reshape(-1)
-        xy = np.asarray(state.xy, dtype=np.float64).reshape(-1, 2)  # [P, 2] network pixels
-        ix, iy = geometry.model_to_image(xy[:, 0], xy[:, 1])
+        xy = np.asarray(state.xy, dtype=np.float64).reshape(-1, 2)  # [P, 2] tracker pixels
+        if on_camera:
+            ix, iy = xy[:, 0], xy[:, 1]
+        else:
+            ix, iy = geometry.model_to_image(xy[:, 0], xy[:, 1])
         return ImageTracks(
             ids=ids,
             x=np.asarray(ix, dtype=np.float32).reshape(-1),

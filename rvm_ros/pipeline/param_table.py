@@ -177,6 +177,15 @@ PARAMS: tuple[ParamSpec, ...] = (
         choices=("hybrid", "klt", "propagation"),
     ),
     ParamSpec(
+        "tracker.max_side",
+        640,
+        "int",
+        "Tracker (hybrid, klt): track on the grey camera image, area-downscaled to at most "
+        "this long side in pixels (0: always full resolution)",
+        min_value=0,
+        max_value=16384,
+    ),
+    ParamSpec(
         "tracker.lk_window",
         21,
         "int",
@@ -196,7 +205,7 @@ PARAMS: tuple[ParamSpec, ...] = (
         "tracker.fb_threshold",
         1.0,
         "float",
-        "Tracker (hybrid, klt): forward-backward error (network-input pixels) that rejects a "
+        "Tracker (hybrid, klt): forward-backward error (tracking-image pixels) that rejects a "
         "Lucas-Kanade step",
         min_value=0.01,
         max_value=100.0,
@@ -266,7 +275,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "tracker.visibility_threshold",
-        0.5,
+        0.6,
         "float",
         "Tracker: confidence at or above which a point is reported visible",
         min_value=0.0,

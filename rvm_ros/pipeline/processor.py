@@ -539,6 +539,7 @@ class Processor:
                 else None,
                 geometry=p.geometry,
                 reset_reason=p.reset_reason,
+                camera_image=frame.image,  # the tracker's image (read only, never copied)
             )
             if not self.defer_tracking:
                 tracks, job = self.track(job), None

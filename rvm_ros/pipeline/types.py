@@ -59,6 +59,9 @@ class TrackJob:
             tracker reads none.
         geometry: How input-image pixels map to network pixels.
         reset_reason: The frame's state-reset reason (``""``: none).
+        camera_image: The camera image as received (RGB ``[H, W, 3]`` uint8 or float32 in
+            [0, 1]; a reference, never written): what the tracker tracks on. None: track
+            on ``image`` (its positions mapped through ``geometry``).
     """
 
     camera: str
@@ -67,6 +70,7 @@ class TrackJob:
     features: np.ndarray | None
     geometry: Geometry
     reset_reason: str
+    camera_image: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

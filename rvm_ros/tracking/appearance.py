@@ -83,18 +83,21 @@ def match_templates(
     return xy, score
 
 
-def sample_features(features: np.ndarray, xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def sample_features(
+    features: np.ndarray, xy: np.ndarray, k: np.ndarray, c: np.ndarray
+) -> np.ndarray:
     """L2-normalised feature vectors ``[P, C]`` bilinearly read at ``xy``.
 
     Args:
-        features: ``[h, w, C]`` grid whose cells tile the ``(H, W)`` image evenly.
-        xy: ``[P, 2]`` OpenCV coordinates in the image.
-        size: ``(H, W)`` of the image.
+        features: ``[h, w, C]`` feature grid.
+        xy: ``[P, 2]`` OpenCV coordinates in the tracking image.
+        k: ``[2]`` and
+        c: ``[2]``: the continuous grid coordinate of ``xy`` is ``k * xy + c`` (cell ``i``
+            spans ``[i, i + 1)``); positions off the grid read its border cells.
     """
     gh, gw, _c = features.shape
-    h, w = size
-    u = np.clip((xy[:, 0] + 0.5) * (gw / w) - 0.5, 0.0, gw - 1.0)
-    v = np.clip((xy[:, 1] + 0.5) * (gh / h) - 0.5, 0.0, gh - 1.0)
+    u = np.clip(xy[:, 0] * k[0] + c[0] - 0.5, 0.0, gw - 1.0)
+    v = np.clip(xy[:, 1] * k[1] + c[1] - 0.5, 0.0, gh - 1.0)
     u0 = np.minimum(np.floor(u).astype(np.int64), gw - 1)
     v0 = np.minimum(np.floor(v).astype(np.int64), gh - 1)
     u1 = np.minimum(u0 + 1, gw - 1)

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from rvm_ros.errors import RvmRosError
+from rvm_ros.tracking.bench_objects import draw_objects, make_objects, object_ground_truth
 
 __all__ = [
     "SPLITS",
@@ -50,10 +51,12 @@ __all__ = [
     "sources_from_files",
 ]
 
-SPLITS: tuple[str, ...] = ("plain", "occluder", "gap")
+SPLITS: tuple[str, ...] = ("plain", "occluder", "gap", "objects")
 """``plain``: camera motion only; ``occluder``: shapes cut from other images cross the
 view; ``gap``: a ``plain`` sequence with ``gap_frames`` frames missing in the middle, the
-trackers reset there as the node resets on a gap in the stream."""
+trackers reset there as the node resets on a gap in the stream; ``objects``: textured
+objects moving on their own paths over the moving view, in depth order, with query points
+on them and on the background (:mod:`rvm_ros.tracking.bench_objects`)."""
 
 # Still images of the scikit-image wheel (skimage/data) and of scikit-learn's
 # datasets/images used for development: natural colour photographs and textures.
@@ -99,6 +102,7 @@ class BenchmarkConfig:
         max_zoom: largest scale factor reached over a sequence (and its inverse).
         perspective: largest perspective coefficient (times the frame size).
         occluders: ``(min, max)`` number of occluders per sequence of the occluder split.
+        objects: ``(min, max)`` number of moving objects per sequence of the objects split.
         noise_std: sensor noise (grey levels, Gaussian).
         photometric: amplitude of the smooth gain change (0.2: gain within 0.8-1.2).
         gap_frames: frames missing in the middle of a ``gap`` sequence (≥ 1; the camera
@@ -116,6 +120,7 @@ class BenchmarkConfig:
     max_zoom: float = 1.3
     perspective: float = 0.15
     occluders: tuple[int, int] = (1, 3)
+    objects: tuple[int, int] = (3, 5)
     noise_std: float = 3.0
     photometric: float = 0.2
     gap_frames: int = 12
@@ -150,12 +155,12 @@ class BenchmarkConfig:
                 raise BenchmarkError(
                     f"BenchmarkConfig.{name} must be a number in [{lo_r}, {hi_r}], got {real!r}"
                 )
-        lo, hi = self.occluders
-        if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi <= 16):
-            raise BenchmarkError(
-                f"BenchmarkConfig.occluders must be (min, max) with 0 ≤ min ≤ max ≤ 16, "
-                f"got {self.occluders!r}"
-            )
+        for name, (lo, hi), low in (("occluders", self.occluders, 0), ("objects", self.objects, 1)):
+            if not (isinstance(lo, int) and isinstance(hi, int) and low <= lo <= hi <= 16):
+                raise BenchmarkError(
+                    f"BenchmarkConfig.{name} must be (min, max) with {low} ≤ min ≤ max ≤ 16, "
+                    f"got {(lo, hi)!r}"
+                )
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,7 +169,7 @@ class TrackingSequence:
 
     Attributes:
         name: ``<split>/<index>:<source name>``.
-        split: ``plain`` or ``occluder``.
+        split: one of :data:`SPLITS` (``bag`` for a bag's sequence).
         frames: uint8 ``[T, H, W, 3]`` RGB.
         gt_xy: float64 ``[P, T, 2]`` true positions (continuous pixel coordinates), also
             where the point is not visible (outside the view or occluded).
@@ -174,6 +179,8 @@ class TrackingSequence:
             the gap; empty otherwise).
         occluder_mask: bool ``[T, H, W]``: pixels under an occluder (``occluder`` split;
             None otherwise); object masks for label propagation.
+        subsets: named groups of points reported separately besides all points
+            (``objects``: ``on objects`` and ``background``), each a bool ``[P]`` mask.
     """
 
     name: str
@@ -184,6 +191,7 @@ class TrackingSequence:
     query_frames: np.ndarray
     resets: tuple[int, ...] = ()
     occluder_mask: np.ndarray | None = None
+    subsets: tuple[tuple[str, np.ndarray], ...] = ()
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -427,6 +435,84 @@ def _occluders(
     return rgb, mask
 
 
+def _query_points(
+    rng: np.random.Generator, grey0: np.ndarray, free: np.ndarray, count: int
+) -> np.ndarray:
+    """float64 ``[<=count, 2]`` OpenCV positions on frame 0 where ``free``: half on corners
+    (textured places), the rest uniformly at random (fewer only if ``free`` is empty)."""
+    h, w = grey0.shape
+    n_corner = count // 2
+    corners = cv2.goodFeaturesToTrack(
+        grey0,
+        maxCorners=4 * max(n_corner, 1),
+        qualityLevel=0.01,
+        minDistance=max(3, min(h, w) // 40),
+        mask=free.astype(np.uint8),
+    )
+    cand = np.zeros((0, 2)) if corners is None else corners.reshape(-1, 2).astype(np.float64)
+    if cand.shape[0] > n_corner:
+        cand = cand[np.sort(rng.choice(cand.shape[0], n_corner, replace=False))]
+    pts = [cand]
+    need = count - cand.shape[0]
+    while need > 0 and free.any():
+        r = rng.uniform([0, 0], [w - 1, h - 1], size=(4 * need, 2))
+        ok = free[np.round(r[:, 1]).astype(int), np.round(r[:, 0]).astype(int)]
+        r = r[ok][:need]
+        pts.append(r)
+        need -= r.shape[0]
+    return np.concatenate(pts)[:count]
+
+
+def _camera_ground_truth(homs: np.ndarray, q_cv: np.ndarray) -> np.ndarray:
+    """Continuous positions ``[P, T, 2]`` of frame-0 points ``q_cv`` under the camera path."""
+    src_pts = _apply(homs[0], q_cv)  # [P, 2] in the source
+    gt_cv = np.stack([_apply(np.linalg.inv(hm), src_pts) for hm in homs], axis=1)
+    return np.asarray(gt_cv + 0.5)
+
+
+def _in_view(gt_xy: np.ndarray, h: int, w: int) -> np.ndarray:
+    x, y = gt_xy[..., 0], gt_xy[..., 1]
+    return np.asarray((x >= 0) & (x < w) & (y >= 0) & (y < h))
+
+
+def _pixel_of(gt_xy: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    col = np.clip(np.floor(gt_xy[..., 0]).astype(int), 0, w - 1)
+    row = np.clip(np.floor(gt_xy[..., 1]).astype(int), 0, h - 1)
+    return col, row
+
+
+def _object_points(
+    rng: np.random.Generator,
+    cfg: BenchmarkConfig,
+    frames: np.ndarray,
+    homs: np.ndarray,
+    sources: list[tuple[str, np.ndarray]],
+    scene: int,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, np.ndarray]]]:
+    """Objects painted onto ``frames``; ground truth of half the points on them, half on
+    the background: ``(gt_xy [P, T, 2], visible [P, T], subsets)``."""
+    num_t, h, w = frames.shape[:3]
+    others = [sources[i][1] for i in range(len(sources)) if i != scene]
+    count = int(rng.integers(cfg.objects[0], cfg.objects[1] + 1))
+    objects = make_objects(rng, num_t, (h, w), others, count)
+    owner = draw_objects(frames, objects)
+    grey0 = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
+    kernel = np.ones((5, 5), np.uint8)  # away from the outlines (ownership is exact there)
+    on_obj = cv2.erode((owner[0] >= 0).astype(np.uint8), kernel).astype(bool)
+    on_bg = cv2.erode((owner[0] < 0).astype(np.uint8), kernel).astype(bool)
+    q_obj = _query_points(rng, grey0, on_obj, cfg.num_points // 2)
+    q_bg = _query_points(rng, grey0, on_bg, cfg.num_points - q_obj.shape[0])
+    which = owner[0][np.round(q_obj[:, 1]).astype(int), np.round(q_obj[:, 0]).astype(int)]
+    obj_xy = object_ground_truth(objects, which.astype(np.int64), q_obj) + 0.5
+    gt_xy = np.concatenate([obj_xy, _camera_ground_truth(homs, q_bg)])
+    col, row = _pixel_of(gt_xy, h, w)
+    top = owner[np.arange(num_t)[None, :], row, col]  # [P, T]
+    layer = np.concatenate([which, np.full(q_bg.shape[0], -1)])[:, None]
+    visible = _in_view(gt_xy, h, w) & (top == layer)
+    is_obj = np.arange(gt_xy.shape[0]) < q_obj.shape[0]
+    return gt_xy, visible, [("on objects", is_obj), ("background", ~is_obj)]
+
+
 def make_sequence(
     cfg: BenchmarkConfig,
     split: str,
@@ -459,43 +545,21 @@ def make_sequence(
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REFLECT101,
         )
-    if split == "occluder":
-        occ_rgb, occ_mask = _occluders(rng, cfg, sources, scene)
-        frames[occ_mask] = occ_rgb[occ_mask]
+    subsets: list[tuple[str, np.ndarray]] = []
+    if split == "objects":
+        gt_xy, visible, subsets = _object_points(rng, cfg, frames, homs, sources, scene)
     else:
-        occ_mask = np.zeros((num_t, h, w), bool)
-
-    # Query points on frame 0: corners (textured places) and uniform random, unoccluded.
-    grey0 = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
-    free = ~occ_mask[0]
-    n_corner = num_p // 2
-    corners = cv2.goodFeaturesToTrack(
-        grey0,
-        maxCorners=4 * n_corner,
-        qualityLevel=0.01,
-        minDistance=max(3, min(h, w) // 40),
-        mask=free.astype(np.uint8),
-    )
-    cand = np.zeros((0, 2)) if corners is None else corners.reshape(-1, 2).astype(np.float64)
-    if cand.shape[0] > n_corner:
-        cand = cand[np.sort(rng.choice(cand.shape[0], n_corner, replace=False))]
-    pts = [cand]
-    need = num_p - cand.shape[0]
-    while need > 0:
-        r = rng.uniform([0, 0], [w - 1, h - 1], size=(4 * need, 2))
-        ok = free[np.round(r[:, 1]).astype(int), np.round(r[:, 0]).astype(int)]
-        r = r[ok][:need]
-        pts.append(r)
-        need -= r.shape[0]
-    q_cv = np.concatenate(pts)[:num_p]  # [P, 2] OpenCV coordinates on frame 0
-    src_pts = _apply(homs[0], q_cv)  # [P, 2] in the source
-    gt_cv = np.stack([_apply(np.linalg.inv(homs[i]), src_pts) for i in range(num_t)], axis=1)
-    gt_xy = gt_cv + 0.5  # continuous coordinates, [P, T, 2]
-    inside = (gt_xy[..., 0] >= 0) & (gt_xy[..., 0] < w) & (gt_xy[..., 1] >= 0) & (gt_xy[..., 1] < h)
-    col = np.clip(np.floor(gt_xy[..., 0]).astype(int), 0, w - 1)
-    row = np.clip(np.floor(gt_xy[..., 1]).astype(int), 0, h - 1)
-    occluded = occ_mask[np.arange(num_t)[None, :], row, col]  # [P, T]
-    visible = inside & ~occluded
+        if split == "occluder":
+            occ_rgb, occ_mask = _occluders(rng, cfg, sources, scene)
+            frames[occ_mask] = occ_rgb[occ_mask]
+        else:
+            occ_mask = np.zeros((num_t, h, w), bool)
+        grey0 = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
+        q_cv = _query_points(rng, grey0, ~occ_mask[0], num_p)  # [P, 2] OpenCV, frame 0
+        gt_xy = _camera_ground_truth(homs, q_cv)
+        col, row = _pixel_of(gt_xy, h, w)
+        occluded = occ_mask[np.arange(num_t)[None, :], row, col]  # [P, T]
+        visible = _in_view(gt_xy, h, w) & ~occluded
     visible[:, 0] = True
 
     # Photometric change and sensor noise.
@@ -521,9 +585,10 @@ def make_sequence(
         frames=out,
         gt_xy=gt_xy,
         gt_visible=visible,
-        query_frames=np.zeros(num_p, np.int64),
+        query_frames=np.zeros(gt_xy.shape[0], np.int64),
         resets=resets,
         occluder_mask=occ_mask if split == "occluder" else None,
+        subsets=tuple(subsets),
     )
 
 

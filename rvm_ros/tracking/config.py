@@ -24,10 +24,15 @@ class TrackerConfig:
 
     Attributes:
         method: one of :data:`METHODS`.
+        max_side: ``hybrid``, ``klt``: the trackers work on the grey camera image, area-
+            downscaled so that its long side is at most this many pixels (0: always at
+            the camera's resolution). 640 keeps a VGA camera at full resolution and bounds
+            the cost on larger ones (64-16384 or 0).
         lk_window: side in pixels of the Lucas-Kanade window (odd, 5-63).
         lk_levels: pyramid levels above the full-resolution image (0-6).
-        fb_threshold: forward-backward error in pixels of the network input above which a
-            Lucas-Kanade step is rejected (> 0).
+        fb_threshold: forward-backward error in pixels of the tracking image (the camera
+            image, downscaled to ``max_side``) above which a Lucas-Kanade step is rejected
+            (> 0).
         template_radius: half-size in pixels of the appearance template kept per point
             (``hybrid``; 2-16).
         search_radius: how far in pixels around its predicted position a hidden or lost
@@ -45,12 +50,13 @@ class TrackerConfig:
         radius: neighbourhood radius in cells; a target cell only draws from context cells
             within this distance. ``0`` or ``inf`` means unrestricted. Unlike the
             evaluation notebook (where the mask is computed but dropped), it is applied.
-        visibility_threshold: a point is visible when its confidence (relative peak of
-            its propagated heatmap, see :class:`PointTracker`) is at least this. The
-            default 0.5: "at least half of what a perfect re-observation of the query
-            would get". On synthetic scenes a visible point scores about 1 and a vanished
-            one 0.2-0.3, the rest being label mass that the Gaussian spreads onto the
-            background next to the point.
+        visibility_threshold: a point is visible when its confidence is at least this
+            (``hybrid``: the appearance score; ``klt``: ``1 - fb_error / (2 fb_threshold)``;
+            ``propagation``: relative peak of its propagated heatmap, see
+            :class:`PointTracker`). The default 0.6 was chosen for ``hybrid`` (issue 21,
+            docs/BENCHMARKS.md: on the development benchmark at 256x256 and 640x480 it
+            hides more points that slid onto the wrong content than 0.5 and costs nothing
+            on camera-only motion; 0.7 loses correct points).
         label_sigma: standard deviation in cells of the Gaussian label map drawn around a
             query point (peak normalised to 1). The default 0.5 keeps the label on the
             query cell and its direct neighbours (0.14 there), so little of it leaks onto
@@ -58,6 +64,7 @@ class TrackerConfig:
     """
 
     method: str = "hybrid"
+    max_side: int = 640
     lk_window: int = 21
     lk_levels: int = 3
     fb_threshold: float = 1.0
@@ -69,7 +76,7 @@ class TrackerConfig:
     temperature: float = 0.7
     topk: int = 7
     radius: float = 20.0
-    visibility_threshold: float = 0.5
+    visibility_threshold: float = 0.6
     label_sigma: float = 0.5
 
     def __post_init__(self) -> None:
@@ -82,6 +89,11 @@ class TrackerConfig:
         if self.method not in METHODS:
             raise ValueError(
                 f"TrackerConfig.method must be one of {', '.join(METHODS)}, got {self.method!r}"
+            )
+        if not is_int(self.max_side) or not (self.max_side == 0 or 64 <= self.max_side <= 16384):
+            raise ValueError(
+                f"TrackerConfig.max_side must be 0 or an integer in [64, 16384], "
+                f"got {self.max_side!r}"
             )
         if not is_int(self.lk_window) or not (5 <= self.lk_window <= 63) or self.lk_window % 2 == 0:
             raise ValueError(

@@ -1,9 +1,16 @@
 """Run tracker methods on sequences with ground truth and score them (TAP-Vid metrics).
 
-Every method sees the same frames and query points; positions are continuous pixels of
-the frames (the network input). Time is measured around each method's per-frame update
+Every method sees the same full-resolution frames and query points; positions are
+continuous pixels of the frames. The RVM features (for the methods that read them) are
+the network's, computed on the frames resized to the network input as the node does;
+their grid tiles the whole frame. Time is measured around each method's per-frame update
 only (the model step that produces the features is not counted), wall clock, in the
 calling thread.
+
+Besides all points, each sequence's named point subsets (``objects``: on objects /
+background) and its **re-appearing** points are scored on their own: a point hidden
+inside the view (occluded) and visible again later, scored from the frame it re-appears
+on (TAP-Vid "first" mode with that frame's predecessor as its query frame).
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ from rvm_ros.tracking.config import TrackerConfig
 from rvm_ros.tracking.factory import create_tracker
 from rvm_ros.tracking.tapvid import average_metrics, tapvid_metrics
 
-__all__ = ["METHODS", "MethodRun", "evaluate_sequences", "run_method"]
+__all__ = ["METHODS", "REAPPEARING", "MethodRun", "evaluate_sequences", "reappearing", "run_method"]
+
+REAPPEARING = "re-appearing"
+"""Name of the subset of points that are occluded and visible again (see the module)."""
 
 METHODS: tuple[str, ...] = (
     "hybrid",
@@ -89,8 +99,9 @@ def run_method(
         new = np.flatnonzero(seq.query_frames == t)
         if new.size:
             tracker.add_queries(q_xy[new].astype(np.float32), new.astype(np.int32))
-        if method == "raw_propagation":
-            feats: np.ndarray | None = raw_pixel_features(frame)
+        if method == "raw_propagation":  # 16-pixel cells up to 256 px, about 16 cells above
+            cell = max(16, round(max(frame.shape[:2]) / 16))
+            feats: np.ndarray | None = raw_pixel_features(frame, cell)
         elif getattr(tracker, "needs_features", False):
             if features is None:
                 raise ValueError(f"method {method!r} needs RVM features")
@@ -103,6 +114,39 @@ def run_method(
         xy[state.ids, t] = state.xy
         vis[state.ids, t] = state.visible
     return MethodRun(xy=xy, visible=vis, ms=ms)
+
+
+def reappearing(seq: TrackingSequence) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows [R], query frames [R])`` of the points hidden inside the view after their
+    query frame and visible again; the query frame is the one before they re-appear."""
+    num_t = seq.gt_visible.shape[1]
+    h, w = seq.image_size
+    x, y = seq.gt_xy[..., 0], seq.gt_xy[..., 1]
+    in_view = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    after = np.arange(num_t)[None, :] > seq.query_frames[:, None]
+    hidden = after & in_view & ~seq.gt_visible  # occluded inside the view
+    rows, frames = [], []
+    for p in np.flatnonzero(hidden.any(axis=1)):
+        first_hidden = int(np.argmax(hidden[p]))
+        back = np.flatnonzero(seq.gt_visible[p, first_hidden:])
+        if back.size:
+            rows.append(int(p))
+            frames.append(first_hidden + int(back[0]) - 1)
+    return np.asarray(rows, np.int64), np.asarray(frames, np.int64)
+
+
+def _subset_metrics(seq: TrackingSequence, run: MethodRun) -> dict[str, dict[str, float]]:
+    """TAP-Vid metrics of the sequence's named subsets and of its re-appearing points."""
+    out: dict[str, dict[str, float]] = {}
+    groups = [(name, np.flatnonzero(mask), seq.query_frames[mask]) for name, mask in seq.subsets]
+    rows, queries = reappearing(seq)
+    groups.append((REAPPEARING, rows, queries))
+    for name, r, q in groups:
+        if r.size:
+            out[name] = tapvid_metrics(
+                seq.gt_xy[r], seq.gt_visible[r], run.xy[r], run.visible[r], q, seq.image_size
+            )
+    return out
 
 
 def evaluate_sequences(
@@ -124,9 +168,12 @@ def evaluate_sequences(
 
     Returns:
         ``{method: {"average_jaccard", "average_pts_within_thresh", "occlusion_accuracy",
-        "ms_per_frame", "ms_p95", ... every TAP-Vid metric}}``.
+        "ms_per_frame", "ms_p95", ... every TAP-Vid metric, "subsets": {name: metrics}}}``
+        (subsets: the sequences' named point groups and ``re-appearing``, each averaged
+        over the sequences that have such points).
     """
     per: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    sub: dict[str, dict[str, list[dict[str, float]]]] = {m: {} for m in methods}
     times: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     for seq in sequences:
         feats = None
@@ -146,6 +193,8 @@ def evaluate_sequences(
                     seq.image_size,
                 )
             )
+            for name, v in _subset_metrics(seq, run).items():
+                sub[m].setdefault(name, []).append(v)
             times[m].append(run.ms[1:])  # frame 0 only starts the points
         if keep is not None:
             keep(seq, runs)
@@ -156,5 +205,8 @@ def evaluate_sequences(
         metrics["ms_per_frame"] = float(np.mean(all_ms)) if all_ms.size else float("nan")
         metrics["ms_p95"] = float(np.percentile(all_ms, 95)) if all_ms.size else float("nan")
         metrics["sequences"] = len(per[m])
+        metrics["subsets"] = {
+            name: {**average_metrics(v), "sequences": len(v)} for name, v in sub[m].items()
+        }
         out[m] = metrics
     return out

@@ -13,7 +13,9 @@ __all__ = ["Tracker", "create_tracker"]
 
 
 class Tracker(Protocol):
-    """What every tracker method offers (positions in pixels of the network input)."""
+    """What every tracker method offers (positions in pixels of the image handed to
+    ``update``; ``cells``: where the feature grid lies in it, see
+    :data:`~rvm_ros.tracking.points.CellMap`)."""
 
     config: TrackerConfig
     needs_features: bool
@@ -31,7 +33,12 @@ class Tracker(Protocol):
 
     def reset(self) -> None: ...
 
-    def update(self, image: np.ndarray, features: np.ndarray | None = None) -> TrackState: ...
+    def update(
+        self,
+        image: np.ndarray,
+        features: np.ndarray | None = None,
+        cells: tuple[float, float, float, float] | None = None,
+    ) -> TrackState: ...
 
 
 def create_tracker(config: TrackerConfig | None = None) -> Tracker:

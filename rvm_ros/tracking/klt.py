@@ -2,12 +2,13 @@
 
 Per frame every point takes one Lucas-Kanade step from its last estimate (forward into the
 new frame, then backward); the forward-backward error ``e`` gives the confidence
-``clip(1 - e / (2 fb_threshold), 0, 1)``, so the default ``visibility_threshold`` 0.5 means
-``e < fb_threshold``. A point is visible when its confidence reaches the threshold and its
-new position lies inside the image; only then does it move. A point that fails once is
-lost: it keeps its last position, not visible, until removed (retrying from the last
-position was measured worse: on the development benchmark, points in weak texture that
-fail and are retried latch onto the wrong place). Nothing here looks at the RVM features.
+``clip(1 - e / (2 fb_threshold), 0, 1)``, so ``visibility_threshold`` 0.5 means
+``e < fb_threshold`` and the default 0.6 ``e < 0.8 fb_threshold``. A point is visible
+when its confidence reaches the threshold and its new position lies inside the image;
+only then does it move. A point that fails once is lost: it keeps its last position, not
+visible, until removed (retrying from the last position was measured worse: on the
+development benchmark, points in weak texture that fail and are retried latch onto the
+wrong place). Nothing here looks at the RVM features.
 """
 
 from __future__ import annotations

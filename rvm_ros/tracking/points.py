@@ -1,8 +1,14 @@
 """Point bookkeeping shared by the image-based trackers (``klt``, ``hybrid``).
 
-Positions are continuous pixel coordinates of the network-input image handed to
-``update`` (centre of pixel ``(r, c)`` at ``(c + 0.5, r + 0.5)``); internally the trackers
-work in OpenCV coordinates (0.5 less).
+Positions are continuous pixel coordinates of the image handed to ``update`` (the camera
+image in the node; centre of pixel ``(r, c)`` at ``(c + 0.5, r + 0.5)``). The trackers
+work on its grey version, downscaled (area average) when its long side exceeds
+``TrackerConfig.max_side``, in OpenCV coordinates of that tracking image (centre of pixel 0
+at 0); positions are converted on the way in and out, so callers only see image pixels.
+
+The RVM features are read at a point's cell through a :data:`CellMap` (image pixels to
+feature-grid coordinates, the node's preprocessing geometry); without one the grid is
+taken to tile the whole image evenly (a stretched network input).
 """
 
 from __future__ import annotations
@@ -16,7 +22,11 @@ from rvm_ros.tracking.config import TrackerConfig
 from rvm_ros.tracking.queries import check_queries
 from rvm_ros.tracking.state import TrackState
 
-__all__ = ["ImagePointTracker", "check_queries", "to_grey"]
+__all__ = ["CellMap", "ImagePointTracker", "check_queries", "to_grey"]
+
+CellMap = tuple[float, float, float, float]
+"""``(ax, bx, ay, by)``: continuous image pixel ``(x, y)`` lies at continuous feature-grid
+coordinate ``(ax * x + bx, ay * y + by)`` (cell ``c`` spans ``[c, c + 1)``)."""
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
@@ -54,8 +64,14 @@ class ImagePointTracker(abc.ABC):
         self._xy = np.zeros((0, 2), np.float32)  # [P, 2] OpenCV coordinates
         self._visible = np.zeros(0, bool)
         self._conf = np.zeros(0, np.float32)
-        self._pending: dict[int, tuple[np.ndarray, bool]] = {}  # id -> (cv xy, alive)
-        self._size: tuple[int, int] | None = None  # (H, W) of the frames
+        # id -> (image xy, continuous pixels; alive)
+        self._pending: dict[int, tuple[np.ndarray, bool]] = {}
+        self._size: tuple[int, int] | None = None  # (H, W) of the tracking image
+        self._image_size: tuple[int, int] | None = None  # (H, W) of the images handed in
+        self._scale = np.ones(2, np.float32)  # tracking pixels per image pixel (x, y)
+        # feature-grid coordinate of tracking-image OpenCV coordinate: k * xy + c - 0.5
+        self._cell_k = np.ones(2, np.float64)
+        self._cell_c = np.zeros(2, np.float64)
 
     @property
     def ids(self) -> np.ndarray:
@@ -72,9 +88,9 @@ class ImagePointTracker(abc.ABC):
             ValueError: see :func:`check_queries`.
         """
         used = {*self._ids.tolist(), *self._pending}
-        pts, ids_list = check_queries(xy, ids, used, self._size)
+        pts, ids_list = check_queries(xy, ids, used, self._image_size)
         for i, p in zip(ids_list, pts, strict=True):
-            self._pending[i] = ((p - 0.5).astype(np.float32), True)
+            self._pending[i] = (p.astype(np.float32), True)
 
     def remove(self, ids: np.ndarray | list[int]) -> None:
         """Stop tracking the given points.
@@ -104,19 +120,57 @@ class ImagePointTracker(abc.ABC):
         A visible point is re-anchored on the next frame like a new query; a point that
         is not visible stays not visible (at its last estimate) until removed.
         """
-        for i, p, v in zip(self._ids.tolist(), self._xy, self._visible.tolist(), strict=True):
+        image_xy = self._to_image(self._xy)
+        for i, p, v in zip(self._ids.tolist(), image_xy, self._visible.tolist(), strict=True):
             self._pending[int(i)] = (p.copy(), bool(v))
         self._keep(np.zeros(self._ids.shape[0], bool))
         self._forget()
         self._size = None
+        self._image_size = None
 
-    def update(self, image: np.ndarray, features: np.ndarray | None = None) -> TrackState:
+    def _to_image(self, xy: np.ndarray) -> np.ndarray:
+        """Tracking-image OpenCV coordinates ``[P, 2]`` as continuous image pixels."""
+        return np.asarray((xy + 0.5) / self._scale, dtype=np.float32)
+
+    def _tracking_image(self, image: np.ndarray) -> np.ndarray:
+        """The grey tracking image of ``image`` (downscaled to ``max_side``); sets the scale."""
+        grey = to_grey(image)
+        h, w = grey.shape
+        side = int(self.config.max_side)
+        if side > 0 and max(h, w) > side:
+            f = side / max(h, w)
+            tw, th = max(8, round(w * f)), max(8, round(h * f))
+            grey = cv2.resize(grey, (tw, th), interpolation=cv2.INTER_AREA)
+        self._scale = np.array([grey.shape[1] / w, grey.shape[0] / h], np.float32)
+        return np.asarray(grey)
+
+    def _set_cells(self, cells: CellMap | None, features: np.ndarray | None) -> None:
+        """Where the feature grid lies in the tracking image (see :data:`CellMap`)."""
+        sx, sy = float(self._scale[0]), float(self._scale[1])
+        if cells is None:
+            if features is None or self._size is None:
+                return
+            h, w = self._image_size if self._image_size is not None else self._size
+            cells = (features.shape[1] / w, 0.0, features.shape[0] / h, 0.0)
+        ax, bx, ay, by = (float(v) for v in cells)
+        # image x = (cv + 0.5) / s; grid = a * x + b
+        self._cell_k = np.array([ax / sx, ay / sy])
+        self._cell_c = np.array([ax * 0.5 / sx + bx, ay * 0.5 / sy + by])
+
+    def update(
+        self,
+        image: np.ndarray,
+        features: np.ndarray | None = None,
+        cells: CellMap | None = None,
+    ) -> TrackState:
         """Track all points into a new frame.
 
         Args:
-            image: the network-input frame, uint8 ``[H, W, 3]`` RGB or ``[H, W]`` grey.
+            image: the camera frame, uint8 ``[H, W, 3]`` RGB or ``[H, W]`` grey.
             features: float ``[h, w, C]`` RVM patch features of the frame (used by
                 trackers with ``needs_features``; ignored otherwise).
+            cells: where the features' cells lie in ``image`` (:data:`CellMap`);
+                ``None``: the grid tiles the whole image evenly.
 
         Returns:
             Every point (pending queries included, now started), ascending id; ``xy`` in
@@ -126,32 +180,41 @@ class ImagePointTracker(abc.ABC):
             ValueError: a bad image, a frame size that differs from the last one without a
                 :meth:`reset`, or bad features. The tracker is unchanged when it raises.
         """
-        grey = to_grey(image)
-        h, w = grey.shape
-        if self._size is not None and self._size != (h, w):
+        img = np.asarray(image)
+        h, w = img.shape[:2]
+        if self._image_size is not None and self._image_size != (h, w):
             raise ValueError(
                 f"update: image is {w}x{h} but the tracker's frames are "
-                f"{self._size[1]}x{self._size[0]}; call reset() when the input size changes"
+                f"{self._image_size[1]}x{self._image_size[0]}; call reset() when the input "
+                "size changes"
             )
         feats = self._check_features(features, (h, w)) if self.needs_features else None
         if self._pending:
-            xy = np.stack([p for p, _ in self._pending.values()]) + 0.5
+            xy = np.stack([p for p, _ in self._pending.values()])
             out = (xy[:, 0] > w) | (xy[:, 1] > h)
             if out.any():
                 ids_out = [i for i, o in zip(self._pending, out, strict=True) if o]
                 raise ValueError(f"update: points {sorted(ids_out)} lie outside the {w}x{h} image")
-        self._size = (h, w)
+        old_scale = self._scale
+        grey = self._tracking_image(img)
+        if self._ids.shape[0] and not np.array_equal(old_scale, self._scale):
+            # points kept across a reset to another size: carry them into the new image
+            self._xy = ((self._xy + 0.5) / old_scale * self._scale - 0.5).astype(np.float32)
+        self._image_size = (h, w)
+        self._size = (int(grey.shape[0]), int(grey.shape[1]))
+        self._set_cells(cells, feats)
         self._track(grey, feats)
         if self._pending:
             ids = np.array(sorted(self._pending), dtype=np.int32)
             xy = np.stack([self._pending[int(i)][0] for i in ids]).astype(np.float32)
+            xy = xy * self._scale - 0.5  # image pixels -> tracking OpenCV coordinates
             alive = np.array([self._pending[int(i)][1] for i in ids], dtype=bool)
             self._pending.clear()
             self._anchor(grey, feats, ids, xy, alive)
         order = np.argsort(self._ids, kind="stable")
         return TrackState(
             ids=self._ids[order].copy(),
-            xy=(self._xy[order] + 0.5).astype(np.float32),
+            xy=self._to_image(self._xy[order]),
             visible=self._visible[order].copy(),
             confidence=self._conf[order].copy(),
         )

@@ -67,23 +67,32 @@ class PropagationTracker:
         """Forget the context (see :meth:`PointTracker.reset`)."""
         self._inner.reset()
 
-    def update(self, image: np.ndarray, features: np.ndarray | None = None) -> TrackState:
-        """Track into a new frame (``features`` required)."""
+    def update(
+        self,
+        image: np.ndarray,
+        features: np.ndarray | None = None,
+        cells: tuple[float, float, float, float] | None = None,
+    ) -> TrackState:
+        """Track into a new frame (``features`` required; ``cells``: where the grid lies in
+        the image, :data:`~rvm_ros.tracking.points.CellMap`; default: it tiles the image)."""
         if features is None:
             raise ValueError("update: the propagation tracker needs the RVM features")
         grey = to_grey(image)
         feats = np.asarray(features)
         if feats.ndim != 3:
             raise ValueError(f"update: features must have shape [h, w, C], got {feats.shape}")
-        sx = grey.shape[1] / feats.shape[1]
-        sy = grey.shape[0] / feats.shape[0]
+        if cells is None:
+            cells = (feats.shape[1] / grey.shape[1], 0.0, feats.shape[0] / grey.shape[0], 0.0)
+        a = np.array([cells[0], cells[2]], np.float64)
+        b = np.array([cells[1], cells[3]], np.float64)
         if self._pending:
             ids = np.array(sorted(self._pending), dtype=np.int32)
-            xy = np.stack([self._pending[int(i)] for i in ids]) / np.array([sx, sy])
-            self._inner.add_queries(xy.astype(np.float32), ids)
+            xy = np.stack([self._pending[int(i)] for i in ids]) * a + b
+            limit = np.array([feats.shape[1], feats.shape[0]], np.float64)
+            self._inner.add_queries(np.clip(xy, 0.0, limit).astype(np.float32), ids)
             self._pending.clear()
         state = self._inner.update(feats)
-        xy_px = (state.xy.astype(np.float64) * np.array([sx, sy])).astype(np.float32)
+        xy_px = ((state.xy.astype(np.float64) - b) / a).astype(np.float32)
         return TrackState(
             ids=state.ids, xy=xy_px, visible=state.visible, confidence=state.confidence
         )

@@ -147,6 +147,16 @@ def nn_agreement(
 
 
 @torch.no_grad()
+def _read(features: np.ndarray, xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Unit feature vectors ``[P, C]`` at OpenCV pixels ``xy`` of an ``(H, W)`` image that the
+    ``[h, w, C]`` grid tiles evenly."""
+    from rvm_ros.tracking.appearance import sample_features
+
+    gh, gw = features.shape[:2]
+    k = np.array([gw / size[1], gh / size[0]])  # cells per pixel
+    return sample_features(features, xy, k, 0.5 * k)  # pixel centres at (x + 0.5) * k
+
+
 def tracking_signals(
     model: RVM, size: tuple[int, int], sequences: Sequence[Any], gaps: Sequence[int] = (1, 4, 12)
 ) -> dict[str, float]:
@@ -160,8 +170,6 @@ def tracking_signals(
     away in a random direction), over visible points and frames.
     """
     import cv2
-
-    from rvm_ros.tracking.appearance import sample_features
 
     hits = {g: [0, 0] for g in gaps}
     true_sims: list[np.ndarray] = []
@@ -179,7 +187,7 @@ def tracking_signals(
         scale = np.array([size[1] / w0, size[0] / h0])
         xy = seq.gt_xy * scale  # [P, T, 2] in model pixels
         vis = seq.gt_visible
-        query = sample_features(grids[0], xy[:, 0], size)  # [P, D] unit
+        query = _read(grids[0], xy[:, 0], size)  # [P, D] unit
         for gap in gaps:
             if gap >= len(frames):
                 continue
@@ -201,8 +209,8 @@ def tracking_signals(
             angle = rng.uniform(0, 2 * np.pi, ok.sum())
             off = 1.5 * cell * np.stack([np.cos(angle), np.sin(angle)], -1)
             at = xy[ok, t]
-            sim_true = (sample_features(grids[t], at, size) * query[ok]).sum(-1)
-            sim_off = (sample_features(grids[t], at + off, size) * query[ok]).sum(-1)
+            sim_true = (_read(grids[t], at, size) * query[ok]).sum(-1)
+            sim_off = (_read(grids[t], at + off, size) * query[ok]).sum(-1)
             true_sims.append(sim_true)
             drift_sims.append(sim_off)
     out = {f"best_cell_gap_{g}": v[0] / max(1, v[1]) for g, v in hits.items()}

@@ -13,7 +13,10 @@ from rvm_ros.cli import main
 from rvm_ros.tracking.benchmark import BenchmarkConfig, development_sources, make_sequence
 from rvm_ros.tracking.evaluate import METHODS
 
-SMALL = ["--sequences", "1", "--frames", "6", "--points", "8", "--height", "64", "--width", "64"]
+SMALL = [
+    *("--sequences", "1", "--frames", "6", "--points", "8", "--height", "64", "--width", "64"),
+    *("--model-size", "64x64"),
+]
 
 
 def test_small_run_writes_metrics_table_and_pictures(
@@ -23,7 +26,7 @@ def test_small_run_writes_metrics_table_and_pictures(
     assert main(["eval-tracking", "--checkpoint", "random:tiny", *SMALL, "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model_id"] == "tiny-random0"
-    assert set(metrics["splits"]) == {"plain", "occluder", "gap"}
+    assert set(metrics["splits"]) == {"plain", "occluder", "gap", "objects"}
     for split in metrics["splits"].values():
         assert set(split) == set(METHODS)
         for v in split.values():
@@ -32,6 +35,12 @@ def test_small_run_writes_metrics_table_and_pictures(
             assert v["ms_per_frame"] >= 0.0
     table = (out / "tracking.md").read_text()
     assert table.count("| plain |") == len(METHODS) and "| occluder | hybrid |" in table
+    # objects: points on the objects and on the background reported apart, for every method
+    assert table.count("| objects: on objects |") == len(METHODS)
+    assert table.count("| objects: background |") == len(METHODS)
+    objects = metrics["splits"]["objects"]["opencv_lk_fb"]["subsets"]
+    assert {"on objects", "background"} <= set(objects)
+    assert metrics["model_size"] == [64, 64]
     assert (out / "tracks_plain.png").stat().st_size > 1000
     assert "| occluder | static |" in capsys.readouterr().out
     # An existing output is refused in one line and kept; --force replaces it.

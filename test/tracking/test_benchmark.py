@@ -150,3 +150,45 @@ def test_sources_from_files(tmp_path: object, sample_video: object) -> None:
         sources_from_files([str(img) + ".missing"])
     with pytest.raises(BenchmarkError, match="at least two"):
         sources_from_files([str(img)])
+
+
+def test_objects_move_on_their_own_and_hide_each_other(
+    sources: list[tuple[str, np.ndarray]],
+) -> None:
+    """``objects``: half the points on objects, half on the background, reported apart;
+    the objects' points do not follow the camera, and points get hidden inside the view."""
+    cfg = BenchmarkConfig(
+        num_sequences=2, num_frames=16, height=96, width=128, num_points=24, noise_std=0.0,
+        photometric=0.0,
+    )  # fmt: skip
+    hidden = 0
+    for seq in make_sequences(cfg, "objects", sources):
+        names = [n for n, _ in seq.subsets]
+        assert names == ["on objects", "background"]
+        on_obj = dict(seq.subsets)["on objects"]
+        assert on_obj.sum() == 12 and (~on_obj).sum() == 12
+        assert seq.gt_visible[:, 0].all()
+        x, y = seq.gt_xy[..., 0], seq.gt_xy[..., 1]
+        inside = (x >= 0) & (x < 128) & (y >= 0) & (y < 96)
+        assert not (seq.gt_visible & ~inside).any()
+        hidden += int((inside & ~seq.gt_visible).sum())
+        # motion of object points differs from the background's (their own paths)
+        step = np.diff(seq.gt_xy, axis=1)  # [P, T-1, 2]
+        bg = np.median(step[~on_obj], axis=0)  # [T-1, 2] background motion
+        off = np.linalg.norm(step[on_obj] - bg[None], axis=2)
+        assert np.median(off) > 0.5
+        # a visible object point shows the same content as on its query frame
+        grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32) for f in seq.frames]
+        scores, shifted = [], []
+        for p in np.flatnonzero(on_obj & seq.gt_visible[:, 1]):
+            x0, y0 = (float(v) for v in seq.gt_xy[p, 0] - 0.5)
+            x1, y1 = (float(v) for v in seq.gt_xy[p, 1] - 0.5)
+            a = cv2.getRectSubPix(grey[0], (9, 9), (x0, y0)).ravel()
+            b = cv2.getRectSubPix(grey[1], (9, 9), (x1, y1)).ravel()
+            c = cv2.getRectSubPix(grey[1], (9, 9), (x1 + 3, y1 + 3)).ravel()
+            if a.std() > 10:
+                scores.append(np.corrcoef(a, b)[0, 1])
+                shifted.append(np.corrcoef(a, c)[0, 1])
+        assert len(scores) >= 3 and np.median(scores) > 0.7, scores
+        assert np.median(scores) > np.median(shifted) + 0.2
+    assert hidden > 0

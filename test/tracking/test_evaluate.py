@@ -52,3 +52,40 @@ def test_methods_see_the_same_queries(seqs: dict[str, list]) -> None:  # type: i
 def test_unknown_method() -> None:
     with pytest.raises(ValueError, match="unknown method"):
         run_method("magic", make_sequences(CFG, "plain", development_sources())[0], None)
+
+
+def test_reappearing_points_are_those_occluded_inside_the_view_and_seen_again() -> None:
+    from rvm_ros.tracking.benchmark import TrackingSequence
+    from rvm_ros.tracking.evaluate import reappearing
+
+    num_t = 8
+    xy = np.full((4, num_t, 2), 10.0)
+    vis = np.ones((4, num_t), bool)
+    vis[0, 3:6] = False  # occluded in view, back on frame 6
+    vis[1, 3:6] = False
+    xy[1, 3:6] = -5.0  # out of the view: leaving and coming back is not an occlusion
+    vis[2, 4:] = False  # occluded for good
+    seq = TrackingSequence(
+        name="t",
+        split="occluder",
+        frames=np.zeros((num_t, 32, 32, 3), np.uint8),
+        gt_xy=xy,
+        gt_visible=vis,
+        query_frames=np.zeros(4, np.int64),
+    )
+    rows, queries = reappearing(seq)
+    assert rows.tolist() == [0] and queries.tolist() == [5]  # scored from frame 6 on
+
+
+def test_subsets_and_reappearing_points_are_scored_apart() -> None:
+    src = development_sources()
+    cfg = BenchmarkConfig(num_sequences=1, num_frames=16, height=64, width=64, num_points=16)
+    seqs = make_sequences(cfg, "objects", src)
+    out = evaluate_sequences(seqs, None, ["klt", "static"])
+    for m in ("klt", "static"):
+        subsets = out[m]["subsets"]
+        assert {"on objects", "background"} <= set(subsets)
+        for v in subsets.values():
+            assert 0.0 <= v["average_jaccard"] <= 1.0
+    # the static floor is right only on frame-0 positions: on objects it is far off
+    assert out["static"]["subsets"]["on objects"]["average_pts_within_thresh"] < 0.5

@@ -263,6 +263,8 @@ def test_hybrid_relocalises_through_the_features_when_motion_is_unknown(base: np
         ({"feature_weight": 1.5}, "feature_weight must be in"),
         ({"feature_weight": True}, "feature_weight must be in"),
         ({"feature_relocalise": 1}, "feature_relocalise must be true or false"),
+        ({"max_side": 32}, "max_side must be 0 or an integer"),
+        ({"max_side": 640.0}, "max_side must be 0 or an integer"),
     ],
 )
 def test_config_validation(kwargs: dict[str, object], message: str) -> None:
@@ -305,3 +307,75 @@ def test_hybrid_with_feature_weight_needs_features() -> None:
     feats = np.ones((2, 2, 4), np.float32)
     tracker.add_queries(np.array([[8.0, 8.0]]), np.array([0]))
     assert tracker.update(np.zeros((32, 32), np.uint8), feats).ids.tolist() == [0]
+
+
+def _two_motions(base: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``t``: the background pans right 1 px / frame, a 48x48 patch cut from another
+    part of the image moves left 8 px / frame over it (9 px / frame against the
+    background: beyond the template search radius). Returns the frame and the patch's
+    top-left corner."""
+    frame = view(base, 1.0 * t, 0.0).copy()
+    patch = np.ascontiguousarray(base[::-1, ::-1][: 48 * UP : UP, : 48 * UP : UP])  # 48x48
+    x0, y0 = 76 - 8 * t, 8  # whole pixels: an exact motion
+    frame[y0 : y0 + 48, x0 : x0 + 48] = patch
+    return frame, np.array([x0, y0], np.float32)
+
+
+@pytest.mark.parametrize("gate", ["score", "global"])
+def test_hybrid_follows_an_object_that_moves_on_its_own(
+    base: np.ndarray, gate: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Points on an object moving against the background's motion are tracked with it
+    (``score``, the default); rejecting steps off the background's homography (``global``,
+    the design before issue 21) loses them, so this test can fail."""
+    import rvm_ros.tracking.hybrid as hybrid
+
+    monkeypatch.setattr(hybrid, "_GATE_MODE", gate)
+    f0, c0 = _two_motions(base, 0)
+    grey = cv2.cvtColor(f0, cv2.COLOR_RGB2GRAY)
+    mask = np.zeros_like(grey)
+    mask[int(c0[1]) + 12 : int(c0[1]) + 36, int(c0[0]) + 12 : int(c0[0]) + 36] = 255
+    on_obj = cv2.goodFeaturesToTrack(grey, 8, 0.01, 5, mask=mask).reshape(-1, 2) + 0.5
+    g = cv2.cvtColor(view(base, 0.0, 0.0), cv2.COLOR_RGB2GRAY)
+    c = cv2.goodFeaturesToTrack(g, 200, 0.001, 6).reshape(-1, 2) + 0.5  # background corners
+    keep = (c.min(axis=1) > 12) & (c.max(axis=1) < SIZE - 20)
+    keep &= c[:, 1] > 72  # away from the patch's path
+    bg = c[keep][:24]
+    assert bg.shape[0] > 2 * 8  # the background holds most points
+    q = np.concatenate([on_obj, bg]).astype(np.float32)
+    n_obj = on_obj.shape[0]
+    tracker = HybridTracker(IMAGE_ONLY)
+    tracker.add_queries(q, np.arange(q.shape[0]))
+    tracker.update(f0)
+    for t in range(1, 6):
+        frame, c = _two_motions(base, t)
+        state = tracker.update(frame)
+    truth_obj = q[:n_obj] + (c - c0)
+    err_obj = np.linalg.norm(state.xy[:n_obj] - truth_obj, axis=1)
+    followed = state.visible[:n_obj] & (err_obj < 2.5)  # lost: tens of pixels off or hidden
+    if gate == "score":
+        assert followed.mean() >= 0.75, (state.visible[:n_obj], err_obj)
+        truth_bg = q[n_obj:] + np.array([5.0, 0.0], np.float32)
+        err_bg = np.linalg.norm(state.xy[n_obj:] - truth_bg, axis=1)
+        seen = state.visible[n_obj:]
+        assert seen.sum() >= 8 and np.median(err_bg[seen]) < 0.25
+    else:
+        assert followed.mean() < 0.5
+
+
+@pytest.mark.parametrize("method", ["hybrid", "klt"])
+def test_max_side_downscales_but_positions_stay_in_image_pixels(
+    base: np.ndarray, method: str
+) -> None:
+    """With ``max_side`` half the image side the trackers work at half resolution; queries
+    and positions stay in pixels of the image handed in (within a quarter pixel of the
+    tracking image, i.e. half an image pixel)."""
+    f0, f1 = view(base, 0.0, 0.0), view(base, 3.0, -2.0)
+    q = corners(f0)
+    tracker = create_tracker(replace(IMAGE_ONLY, method=method, max_side=64))
+    tracker.add_queries(q, np.arange(q.shape[0]))
+    s0 = tracker.update(f0)
+    np.testing.assert_allclose(s0.xy, q, atol=1e-4)
+    s1 = tracker.update(f1)
+    err = np.linalg.norm(s1.xy - (q + np.array([3.0, -2.0], np.float32)), axis=1)
+    assert s1.visible.mean() > 0.8 and np.median(err[s1.visible]) < 0.5, err

@@ -28,6 +28,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "export",
     "bench",
     "make_bag",
+    "make_street",
     "replay",
     "play",
     "demo",

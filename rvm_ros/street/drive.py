@@ -57,8 +57,8 @@ class StreetConfig:
     noise_std: float = 2.0
 
     def __post_init__(self) -> None:
-        if not 1.0 <= self.duration_s <= 3600.0:
-            raise RigError(f"--duration must be 1-3600 s, got {self.duration_s}")
+        if not 0.1 <= self.duration_s <= 3600.0:
+            raise RigError(f"--duration must be 0.1-3600 s, got {self.duration_s}")
         if not 1.0 <= self.fps <= 100.0:
             raise RigError(f"--fps must be 1-100, got {self.fps}")
         if self.points < 0 or self.reseed_s <= 0 or self.cars < 0 or self.pedestrians < 0:

@@ -35,6 +35,9 @@ SUBCOMMANDS: tuple[str, ...] = (
     "train",
     "eval_reconstruction",
     "eval_tracking",
+    "train_head",
+    "eval_head",
+    "e2e_table",
 )
 
 

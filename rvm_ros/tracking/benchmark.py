@@ -436,9 +436,9 @@ def make_sequence(
         BenchmarkError: an unknown split, or fewer than two sources.
     """
     if split == "street":  # generated street drives: rvm_ros/tracking/street_split.py
-        from rvm_ros.tracking.street_split import make_street_sequence
+        from rvm_ros.tracking.street_split import street_sequence
 
-        return make_street_sequence(cfg, index)
+        return TrackingSequence(**street_sequence(cfg, index))
     if split not in SPLITS:
         raise BenchmarkError(f"unknown split {split!r}; known: {', '.join(SPLITS)}, street")
     if len(sources) < 2:

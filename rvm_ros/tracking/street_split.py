@@ -14,19 +14,24 @@ Selected with ``split="street"`` in :func:`rvm_ros.tracking.benchmark.make_seque
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from rvm_ros.street.drive import StreetConfig, StreetDrive
-from rvm_ros.tracking.benchmark import BenchmarkConfig, TrackingSequence
 
-__all__ = ["STREET_FPS", "make_street_sequence"]
+__all__ = ["STREET_FPS", "street_sequence"]
 
 #: Frame rate of the street sequences (a 10-15 Hz automotive camera).
 STREET_FPS = 15.0
 
 
-def make_street_sequence(cfg: BenchmarkConfig, index: int) -> TrackingSequence:
-    """Sequence ``index`` of the ``street`` split (deterministic in ``cfg.seed`` and index)."""
+def street_sequence(cfg: Any, index: int) -> dict[str, Any]:
+    """The fields of ``TrackingSequence`` ``index`` of the ``street`` split.
+
+    ``cfg`` is the benchmark's ``BenchmarkConfig`` (seed, num_frames, height, width,
+    num_points, noise_std); deterministic in ``cfg.seed`` and ``index``.
+    """
     street = StreetConfig(
         seed=100_000 * (cfg.seed + 1) + index,
         duration_s=(cfg.num_frames - 1) / STREET_FPS,
@@ -48,11 +53,11 @@ def make_street_sequence(cfg: BenchmarkConfig, index: int) -> TrackingSequence:
     gt_xy = np.stack(xy, axis=1)  # [P, T, 2]
     gt_vis = np.stack(vis, axis=1)  # [P, T]
     gt_vis[:, 0] = True
-    return TrackingSequence(
-        name=f"street/{index}:drive{street.seed}",
-        split="street",
-        frames=np.stack(frames)[: cfg.num_frames],
-        gt_xy=np.nan_to_num(gt_xy[:, : cfg.num_frames]),
-        gt_visible=gt_vis[:, : cfg.num_frames],
-        query_frames=np.zeros(gt_xy.shape[0], np.int64),
-    )
+    return {
+        "name": f"street/{index}:drive{street.seed}",
+        "split": "street",
+        "frames": np.stack(frames)[: cfg.num_frames],
+        "gt_xy": np.nan_to_num(gt_xy[:, : cfg.num_frames]),
+        "gt_visible": gt_vis[:, : cfg.num_frames],
+        "query_frames": np.zeros(gt_xy.shape[0], np.int64),
+    }

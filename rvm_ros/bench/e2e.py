@@ -46,7 +46,7 @@ from rvm_ros.heads import (
 )
 from rvm_ros.heads.samples import HeadSamples, concat_samples
 
-__all__ = ["E2ESettings", "e2e_markdown", "run_e2e"]
+__all__ = ["E2ESettings", "e2e_markdown", "run_e2e", "sizes_markdown"]
 
 
 class E2EError(RvmRosError):
@@ -306,4 +306,47 @@ def e2e_markdown(result: dict[str, Any]) -> str:
         f"({', '.join(f'{k} {v}' for k, v in c['test_segments'].items())}); "
         f"train samples: {c['train']}."
     )
+    return "\n".join(lines) + "\n"
+
+
+def sizes_markdown(report: dict[str, Any]) -> str:
+    """The ``--sizes`` comparison: head metrics per size, then the features' change."""
+    sizes = list(report["heads"])
+    first = report["heads"][sizes[0]]
+    lines = [
+        "| row | "
+        + " | ".join(
+            f"ADE 1s @{s} | FDE 2s @{s} | ADE 1s turning @{s} | ADE 1s stopping @{s}" for s in sizes
+        )
+        + " |",
+        "|---|" + "---:|" * (4 * len(sizes)),
+    ]
+    for i, r in enumerate(first["rows"]):
+        cells = [r["row"]]
+        for s in sizes:
+            m = report["heads"][s]["rows"][i]["metrics"]
+            cells += [
+                f"{m['all']['ade@1s']:.3f}",
+                f"{m['all']['fde@2s']:.3f}",
+                f"{m['turning']['ade@1s']:.3f}",
+                f"{m['stopping']['ade@1s']:.3f}",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    fc = report["feature_change"]
+    a, b = fc["sizes"]
+    lines += [
+        "",
+        f"Features at {a}x{a} vs {b}x{b} on the same frames ({fc['model_id']}; "
+        f"{b}-px grid resampled onto the {a // 16}x{a // 16} cells):",
+        "",
+        f"| tokens | cosine {a} vs {b} | relative L2 | cosine next frame @{b} | "
+        f"cosine other drive @{b} |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for src in ("node", "frame"):
+        r = fc[src]
+        lines.append(
+            f"| {src} | {r[f'cos_{a}_vs_{b}']:.3f} | {r['relative_l2']:.3f} | "
+            f"{r['cos_next_frame']:.3f} | {r.get('cos_other_drive', float('nan')):.3f} |"
+        )
     return "\n".join(lines) + "\n"

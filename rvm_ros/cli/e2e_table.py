@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rvm_ros.cli import CliError
+
+if TYPE_CHECKING:
+    from rvm_ros.bench.e2e import E2ESettings
 
 
 def _bags(paths: list[str]) -> list[Path]:
@@ -48,16 +52,50 @@ def _run(args: argparse.Namespace) -> int:
         cache=Path(args.cache) if args.cache else None,
         threads=args.threads,
     )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.sizes:
+        return _sizes(args, settings, out)
     result = run_e2e(
         settings, progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr, flush=True)
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     text = e2e_markdown(result)
     atomic_write(out / "e2e.json", lambda t: t.write_text(json.dumps(result, indent=1) + "\n"))
     atomic_write(out / "e2e.md", lambda t: t.write_text(text))
     print(text)
     print(f"wrote {out / 'e2e.json'} and {out / 'e2e.md'} ({result['total_s']} s)")
+    return 0
+
+
+def _sizes(args: argparse.Namespace, settings: E2ESettings, out: Path) -> int:
+    """``--sizes A,B``: the head at each size, and the features' change between them."""
+    from dataclasses import replace
+
+    from rvm_ros.bench.e2e import run_e2e, sizes_markdown
+    from rvm_ros.bench.e2e_sizes import feature_change
+    from rvm_ros.fsutil import atomic_write
+
+    try:
+        sizes = [int(v) for v in args.sizes.split(",")]
+    except ValueError:
+        raise CliError(f"--sizes must be two integers, e.g. 224,256, got {args.sizes!r}") from None
+    if len(sizes) != 2 or any(v % 16 or not 32 <= v <= 1024 for v in sizes):
+        raise CliError(f"--sizes must be two multiples of 16 in 32-1024, got {args.sizes!r}")
+    results = {}
+    for size in sizes:
+        s = replace(settings, size=(size, size), random_weights=False)
+        results[str(size)] = run_e2e(
+            s, progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr, flush=True)
+        )
+    change = feature_change(s.bags[:2], s.checkpoint, (sizes[0], sizes[1]), threads=s.threads)
+    report = {"heads": results, "feature_change": change}
+    text = sizes_markdown(report)
+    atomic_write(
+        out / "e2e_sizes.json", lambda t: t.write_text(json.dumps(report, indent=1) + "\n")
+    )
+    atomic_write(out / "e2e_sizes.md", lambda t: t.write_text(text))
+    print(text)
+    print(f"wrote {out / 'e2e_sizes.json'} and {out / 'e2e_sizes.md'}")
     return 0
 
 
@@ -87,4 +125,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default=None, help="folder caching extracted tokens per bag")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument(
+        "--sizes",
+        default=None,
+        metavar="A,B",
+        help="instead: the head at two input sizes (e.g. 224,256) and the "
+        "features' change between them on the same frames",
+    )
     p.set_defaults(func=_run)

@@ -111,8 +111,10 @@ def extract_drive_tokens(
     cameras: Sequence[str] | None = None,
     pool: int = 2,
     progress: Callable[[int], object] | None = None,
+    max_steps: int | None = None,
 ) -> DriveTokens:
-    """Run ``model`` over every step of ``bag`` and keep the three token sources.
+    """Run ``model`` over every step of ``bag`` (or its first ``max_steps``) and keep the
+    three token sources.
 
     Raises:
         DatasetError: No image topics, no pose topic, or a size the model cannot take.
@@ -122,6 +124,8 @@ def extract_drive_tokens(
     if poses is None:
         raise DatasetError(f"{bag}: no pose topic {pose_topic}")
     names, topics, steps = _steps(bag, cameras)
+    if max_steps is not None:
+        steps = steps[:max_steps]
     mh, mw = size
     try:
         gh, gw = model.config.grid(mh, mw)

@@ -118,3 +118,29 @@ def test_e2e_table_small_run(drives: list[Path], tmp_path: Path) -> None:
     assert cv["metrics"]["all"]["n"] == result["samples"]["test"] > 0
     assert (out / "e2e.md").read_text().startswith("| row |")
     assert any(p.suffix == ".npz" for p in (tmp_path / "c").iterdir())  # tokens cached
+
+
+def test_e2e_sizes_compares_two_input_sizes(drives: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "sizes"
+    args = [
+        "e2e-table",
+        *map(str, drives),
+        "--checkpoint",
+        "random:tiny",
+        "--sizes",
+        "32,64",
+        "--epochs",
+        "1",
+        "--batch",
+        "16",
+        "--no-past",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    report = json.loads((out / "e2e_sizes.json").read_text())
+    assert set(report["heads"]) == {"32", "64"}
+    fc = report["feature_change"]
+    for src in ("node", "frame"):
+        assert -1.0 <= fc[src]["cos_32_vs_64"] <= 1.0 and fc[src]["relative_l2"] > 0
+    assert "cosine 32 vs 64" in (out / "e2e_sizes.md").read_text()

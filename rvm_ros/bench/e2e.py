@@ -74,6 +74,7 @@ class E2ESettings:
         with_past: Add rows of tokens + past poses.
         cache: Folder for extracted tokens (None: no cache).
         threads: torch threads.
+        cameras: Cameras to use (None: every camera of the bags).
     """
 
     bags: tuple[Path, ...]
@@ -89,12 +90,14 @@ class E2ESettings:
     with_past: bool = True
     cache: Path | None = None
     threads: int = 1
+    cameras: tuple[str, ...] | None = None
 
 
 def _cache_path(s: E2ESettings, bag: Path, model_id: str) -> Path | None:
     if s.cache is None:
         return None
-    name = f"{bag.name}-{model_id}-{s.size[0]}x{s.size[1]}-p{s.pool}.npz"
+    cams = "-" + "+".join(s.cameras) if s.cameras else ""
+    name = f"{bag.name}-{model_id}-{s.size[0]}x{s.size[1]}-p{s.pool}{cams}.npz"
     return s.cache / name
 
 
@@ -108,7 +111,7 @@ def _load_tokens(
             if poses is None:
                 raise E2EError(f"{bag}: no pose topic {s.pose_topic}")
             return z["stamps"], {k[4:]: z[k] for k in z.files if k.startswith("tok_")}, poses
-    d: DriveTokens = extract_drive_tokens(bag, model, s.size, s.pose_topic, None, s.pool, tick)
+    d: DriveTokens = extract_drive_tokens(bag, model, s.size, s.pose_topic, s.cameras, s.pool, tick)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")

@@ -44,6 +44,7 @@ def feature_change(
     sizes: tuple[int, int] = (224, 256),
     max_steps: int = 60,
     threads: int = 1,
+    cameras: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Cosine similarity of features at ``sizes[0]`` and ``sizes[1]`` on the same frames."""
     from rvm_ros.checkpoint.load import load_model
@@ -54,7 +55,9 @@ def feature_change(
     per_size: dict[int, list[dict[str, np.ndarray]]] = {small: [], large: []}
     for size in (small, large):
         for bag in bags:
-            d = extract_drive_tokens(bag, model, (size, size), pool=1, max_steps=max_steps)
+            d = extract_drive_tokens(
+                bag, model, (size, size), cameras=cameras, pool=1, max_steps=max_steps
+            )
             per_size[size].append(d.tokens)
     gs, gl = small // 16, large // 16
     out: dict[str, Any] = {

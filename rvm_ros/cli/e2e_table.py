@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
         with_past=not args.no_past,
         cache=Path(args.cache) if args.cache else None,
         threads=args.threads,
+        cameras=tuple(args.cameras.split(",")) if args.cameras else None,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,9 @@ def _sizes(args: argparse.Namespace, settings: E2ESettings, out: Path) -> int:
         results[str(size)] = run_e2e(
             s, progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr, flush=True)
         )
-    change = feature_change(s.bags[:2], s.checkpoint, (sizes[0], sizes[1]), threads=s.threads)
+    change = feature_change(
+        s.bags[:2], s.checkpoint, (sizes[0], sizes[1]), threads=s.threads, cameras=s.cameras
+    )
     report = {"heads": results, "feature_change": change}
     text = sizes_markdown(report)
     atomic_write(
@@ -125,6 +128,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default=None, help="folder caching extracted tokens per bag")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--cameras", default=None, help="comma-separated cameras (default: all)")
     p.add_argument(
         "--sizes",
         default=None,

@@ -59,6 +59,8 @@ def _run(args: argparse.Namespace) -> int:
         args.val_drives,
         meta,
     )
+    if report["rank"] != 0:  # torchrun: rank 0 writes and reports
+        return 0
     report_path = out.with_suffix(".json")
     report_path.write_text(json.dumps(report, indent=1) + "\n")
     val = report["val"]

@@ -160,6 +160,7 @@ def train_head(
         "losses": losses,
         "fit": asdict(fit),
         "val": evaluate_head(head, samples.subset(val), use_past, window),
+        "rank": rank,
     }
     if rank == 0:
         save_head(out, head, {**(meta or {}), "use_past": use_past, "window": window})

@@ -117,3 +117,30 @@ def test_head_learns_speed_from_tokens() -> None:
     err = (predict(head, data) - target)[..., :2].norm(dim=-1)[:, -1].mean()
     mean_err = (target[..., :2] - target[..., :2].mean(0)).norm(dim=-1)[:, -1].mean()
     assert err < 0.3 * mean_err
+
+
+def _ddp_worker(rank: int, init: str, out: str) -> None:
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    g = torch.Generator().manual_seed(1)
+    data = HeadBatch(
+        torch.randn(40, 1, 4, 8, generator=g), None, None, torch.randn(40, 3, 3, generator=g)
+    )
+    torch.manual_seed(0)
+    head = PlanningHead(HeadConfig(token_dim=8, dim=16, max_tokens=4, mlp=32))
+    fit_head(head, data, FitConfig(epochs=2, batch=8))
+    torch.save(head.state_dict(), f"{out}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_fit_head_under_ddp_keeps_the_processes_in_step(tmp_path) -> None:
+    """Two gloo processes (as under torchrun) share the batches and end with equal weights."""
+    import torch.multiprocessing as mp
+
+    init = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(_ddp_worker, args=(init, str(tmp_path)), nprocs=2, join=True)
+    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    torch.manual_seed(0)  # the workers' initialisation
+    start = PlanningHead(HeadConfig(token_dim=8, dim=16, max_tokens=4, mlp=32)).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], start[k]) for k in a)  # and they did train

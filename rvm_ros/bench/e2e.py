@@ -9,7 +9,7 @@ trained with the same settings and seed on each source:
 
 * node tokens (the recurrent core's output), per-frame encoder tokens, per-frame tokens
   with a learned temporal aggregator over ``window`` frames, raw-pixel patches;
-* optionally the node and per-frame tokens with past poses too;
+* optionally the node tokens with past poses too;
 * baselines: constant velocity and constant turn rate from the past poses, and the head
   on past poses only (no image).
 
@@ -71,7 +71,7 @@ class E2ESettings:
         window: Frames of the temporal aggregator.
         horizons_s: Prediction horizons.
         fit: Training settings (same for every head).
-        with_past: Add rows of tokens + past poses.
+        with_past: Add a row of node tokens + past poses.
         cache: Folder for extracted tokens (None: no cache).
         threads: torch threads.
         cameras: Cameras to use (None: every camera of the bags).
@@ -242,10 +242,7 @@ def run_e2e(
         if label == "trained":
             specs.append(("raw-pixel patches", "pixels", 1, False))
             if s.with_past:
-                specs += [
-                    ("node tokens + past poses", "node", 1, True),
-                    ("per-frame encoder tokens + past poses", "frame", 1, True),
-                ]
+                specs.append(("node tokens + past poses", "node", 1, True))
         for name, source, window, past in specs:
             say(f"training: {name}")
             rows.append(_head_row(name, samples, train, test, s, source, window, past))

@@ -75,6 +75,8 @@ class E2ESettings:
         cache: Folder for extracted tokens (None: no cache).
         threads: torch threads.
         cameras: Cameras to use (None: every camera of the bags).
+        weights: ``both``, ``trained`` or ``random``: which weights' rows to run (the
+            baselines always run; halves of one comparison can run in two processes).
     """
 
     bags: tuple[Path, ...]
@@ -91,6 +93,7 @@ class E2ESettings:
     cache: Path | None = None
     threads: int = 1
     cameras: tuple[str, ...] | None = None
+    weights: str = "both"
 
 
 def _cache_path(s: E2ESettings, bag: Path, model_id: str) -> Path | None:
@@ -221,9 +224,15 @@ def run_e2e(
     torch.set_num_threads(s.threads)
     say = log or (lambda m: None)
     t_start = time.perf_counter()
-    weights = [("trained", load_model(s.checkpoint))]
-    if s.random_weights:
-        weights.append(("random", randomize_(load_model(s.checkpoint), 0)))
+    weights = []
+    if s.weights in ("both", "trained"):
+        weights.append(("trained", load_model(s.checkpoint)))
+    if s.random_weights and s.weights in ("both", "random"):
+        rand = randomize_(load_model(s.checkpoint), 0)
+        rand.model_id = f"{rand.config.variant}-random0"  # its own token cache
+        weights.append(("random", rand))
+    if not weights:
+        raise E2EError("nothing to compare: --weights random needs the random-weights rows")
     rows: list[dict[str, Any]] = []
     extract_s: dict[str, float] = {}
     base: HeadSamples | None = None

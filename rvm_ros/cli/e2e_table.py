@@ -52,6 +52,7 @@ def _run(args: argparse.Namespace) -> int:
         cache=Path(args.cache) if args.cache else None,
         threads=args.threads,
         cameras=tuple(args.cameras.split(",")) if args.cameras else None,
+        weights=args.weights,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,6 +130,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cache", default=None, help="folder caching extracted tokens per bag")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--cameras", default=None, help="comma-separated cameras (default: all)")
+    p.add_argument(
+        "--weights",
+        choices=("both", "trained", "random"),
+        default="both",
+        help="rows of the checkpoint, of random weights, or both (default)",
+    )
     p.add_argument(
         "--sizes",
         default=None,

@@ -28,6 +28,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "export",
     "bench",
     "make_bag",
+    "make_street",
     "replay",
     "play",
     "demo",
@@ -37,6 +38,9 @@ SUBCOMMANDS: tuple[str, ...] = (
     "distill",
     "eval_distill",
     "eval_features",
+    "train_head",
+    "eval_head",
+    "e2e_table",
 )
 
 

@@ -107,7 +107,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="RVM weights for the feature methods: builtin:default (the shipped model), "
         ".npz, .safetensors or random:<variant>",
     )
-    p.add_argument("--split", choices=("plain", "occluder", "gap", "objects", "all"), default="all")
+    p.add_argument(
+        "--split",
+        choices=("plain", "occluder", "gap", "objects", "street", "all"),
+        default="all",
+        help="one split, or all (plain, occluder, gap, objects; street only when asked)",
+    )
     p.add_argument("--out", required=True, help="output folder (built beside, then renamed)")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--seed", type=int, default=0)

@@ -291,6 +291,10 @@ class SceneTokenDataset(Dataset[dict[str, Any]]):
         """``[len]`` int64 step stamps, in dataset order."""
         return np.concatenate([s.stamps for s in self._segments])
 
+    def segment_poses(self) -> list[tuple[np.ndarray, PoseTrack | None]]:
+        """Per features bag, in dataset order: its step stamps and its pose track."""
+        return [(s.stamps, s.poses) for s in self._segments]
+
     def _reader(self, seg: int) -> Any:
         key = (os.getpid(), seg)  # one reader per DataLoader worker process
         reader = self._readers.get(key)

@@ -524,8 +524,12 @@ def make_sequence(
     Raises:
         BenchmarkError: an unknown split, or fewer than two sources.
     """
+    if split == "street":  # generated street drives: rvm_ros/tracking/street_split.py
+        from rvm_ros.tracking.street_split import street_sequence
+
+        return TrackingSequence(**street_sequence(cfg, index))
     if split not in SPLITS:
-        raise BenchmarkError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+        raise BenchmarkError(f"unknown split {split!r}; known: {', '.join(SPLITS)}, street")
     if len(sources) < 2:
         raise BenchmarkError("the benchmark needs at least two source images")
     rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index])

@@ -31,8 +31,10 @@ LAYER = {
     "errors": 0,
     "fsutil": 1,  # imports errors (its OutputError)
     "model": 1,
+    "heads": 1,  # planning heads on scene tokens (pure torch)
     "checkpoint": 2,
     "imaging": 3,
+    "street": 3,  # generated street drives (numpy / OpenCV)
     "runtime": 4,
     "tracking": 4,
     "wire": 4,

@@ -391,6 +391,8 @@ def train(
                 "out_dir or the same configuration to resume (steps may change only until the "
                 "end of the warm-up)"
             )
+    if dist.world > 1:  # every rank has checked the folder before the first one writes to it
+        torch.distributed.barrier()
     if dist.main:
         tmp = config_path.with_name(".config.yaml.tmp")
         tmp.write_text(cfg.to_yaml())

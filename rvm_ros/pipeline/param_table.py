@@ -195,7 +195,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "tracker.lk_levels",
-        3,
+        2,
         "int",
         "Tracker (hybrid, klt): pyramid levels above full resolution",
         min_value=0,

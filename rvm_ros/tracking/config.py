@@ -66,7 +66,7 @@ class TrackerConfig:
     method: str = "hybrid"
     max_side: int = 640
     lk_window: int = 21
-    lk_levels: int = 3
+    lk_levels: int = 2
     fb_threshold: float = 1.0
     template_radius: int = 8
     search_radius: float = 8.0

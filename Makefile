@@ -15,18 +15,8 @@ lint: setup
 typecheck: setup
 	$(ENV) mypy rvm_ros
 
-# The Ray tests run in a pytest process of their own: a Ray driver leaves gRPC's threads
-# and fork handlers behind, and a later fork in the same process (the training tests'
-# DataLoader workers) crashed it with a segmentation fault in 2 of 3 full runs.
-RAY_TESTS := test/replay/test_replay_ray.py
-
 unit: setup
-ifeq ($(strip $(PYTEST_ARGS)),)
-	$(ENV) python -m pytest --ignore=$(RAY_TESTS)
-	$(ENV) python -m pytest $(RAY_TESTS)
-else
 	$(ENV) python -m pytest $(PYTEST_ARGS)
-endif
 
 test: setup lint typecheck unit
 

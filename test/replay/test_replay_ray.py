@@ -318,8 +318,11 @@ def test_failing_bags_are_reported_while_others_finish(
 def test_interrupt_keeps_finished_bags_and_resume_completes(
     cluster: Any, bag_factory: Callable[..., Path], tmp_path: Path
 ) -> None:
-    paths = [bag_factory("mcap", False), bag_factory("mcap", False, LONG)]
-    paths += [bag_factory("sqlite3", False, LONG), bag_factory("mcap", True, LONG)]
+    # Long enough that the Ctrl-C, sent when the first short bag is done, lands before the
+    # others finish even on a quiet machine (at 40 frames all four sometimes finished first).
+    long = 3 * LONG  # 120: the most frames the sample video gives
+    paths = [bag_factory("mcap", False), bag_factory("mcap", False, long)]
+    paths += [bag_factory("sqlite3", False, long), bag_factory("mcap", True, long)]
     out = tmp_path / "out"
     partial = tmp_path / "out.partial"
     cmd = [sys.executable, "-c", "import sys; from rvm_ros.cli import main; sys.exit(main())"]
@@ -351,6 +354,6 @@ def test_interrupt_keeps_finished_bags_and_resume_completes(
     assert resumed.complete and resumed.out_dir == out and not partial.exists()
     assert resumed.report["cluster"]["resumed_bags"] == len(done)
     for p in paths:
-        assert _frames(out / p.name) == (FRAMES if p == paths[0] else LONG)
+        assert _frames(out / p.name) == (FRAMES if p == paths[0] else long)
     ran = [s for s in resumed.report["bags"] if "worker" in s and Path(s["bag"]).name not in done]
     assert len(ran) == len(paths) - len(done)

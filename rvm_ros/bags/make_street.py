@@ -29,6 +29,7 @@ import numpy as np
 from rvm_ros import fsutil
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.bags.make_bag import DEFAULT_START_NS, image_message
+from rvm_ros.rotations import matrix_to_quaternion
 from rvm_ros.street.drive import DriveFrame, StreetConfig, StreetDrive
 from rvm_ros.street.rig import RigCamera
 
@@ -50,26 +51,6 @@ class StreetBag:
     duration_s: float
 
 
-def _quat_of(rot: np.ndarray) -> tuple[float, float, float, float]:
-    """Unit quaternion ``(x, y, z, w)`` of a rotation matrix."""
-    m = rot
-    tr = float(m[0, 0] + m[1, 1] + m[2, 2])
-    if tr > 0:
-        s = math.sqrt(tr + 1.0) * 2
-        q = ((m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, s / 4)
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
-        q = (s / 4, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s)
-    elif m[1, 1] > m[2, 2]:
-        s = math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
-        q = ((m[0, 1] + m[1, 0]) / s, s / 4, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s)
-    else:
-        s = math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
-        q = ((m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, s / 4, (m[1, 0] - m[0, 1]) / s)
-    n = math.sqrt(sum(v * v for v in q))
-    return (float(q[0] / n), float(q[1] / n), float(q[2] / n), float(q[3] / n))
-
-
 def street_params(rig: list[RigCamera]) -> dict[str, Any]:
     """Node parameters that replay a street bag with SceneTokens (static extrinsics)."""
     params: dict[str, Any] = {
@@ -81,7 +62,7 @@ def street_params(rig: list[RigCamera]) -> dict[str, Any]:
         params[f"cameras.{c.name}.topic"] = f"/{c.name}/image_raw"
         params[f"cameras.{c.name}.camera_info_topic"] = f"/{c.name}/camera_info"
         params[f"cameras.{c.name}.translation"] = [float(v) for v in c.camera_to_base[:3, 3]]
-        params[f"cameras.{c.name}.rotation"] = list(_quat_of(c.camera_to_base[:3, :3]))
+        params[f"cameras.{c.name}.rotation"] = list(matrix_to_quaternion(c.camera_to_base[:3, :3]))
     return params
 
 
@@ -118,7 +99,7 @@ class _Messages:
 
     def transform(self, t_ns: int, parent: str, child: str, m: np.ndarray) -> Any:
         t = self.t
-        q = _quat_of(m[:3, :3])
+        q = matrix_to_quaternion(m[:3, :3])
         tf = t["geometry_msgs/msg/Transform"](
             translation=t["geometry_msgs/msg/Vector3"](x=m[0, 3], y=m[1, 3], z=m[2, 3]),
             rotation=t["geometry_msgs/msg/Quaternion"](x=q[0], y=q[1], z=q[2], w=q[3]),
@@ -132,7 +113,7 @@ class _Messages:
 
     def odometry(self, t_ns: int, m: np.ndarray, speed: float, yaw_rate: float) -> Any:
         t = self.t
-        q = _quat_of(m[:3, :3])
+        q = matrix_to_quaternion(m[:3, :3])
         pose = t["geometry_msgs/msg/Pose"](
             position=t["geometry_msgs/msg/Point"](x=m[0, 3], y=m[1, 3], z=m[2, 3]),
             orientation=t["geometry_msgs/msg/Quaternion"](x=q[0], y=q[1], z=q[2], w=q[3]),

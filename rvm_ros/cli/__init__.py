@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
-from typing import Any
 
 from rvm_ros import __version__
 from rvm_ros.errors import RvmRosError
+from rvm_ros.signals import sigterm_as_interrupt
 
 # Subcommand modules, in the order `rvm-ros --help` lists them.
 SUBCOMMANDS: tuple[str, ...] = (
@@ -82,9 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    previous = _sigterm_as_interrupt()
+    # SIGTERM stops any command like Ctrl-C: outputs being built are discarded or, for
+    # ``replay``, closed and marked partial.
     try:
-        return int(args.func(args))
+        with sigterm_as_interrupt():
+            return int(args.func(args))
     except RvmRosError as exc:  # expected failures: one line, never a traceback
         print(f"rvm-ros: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -95,22 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rvm-ros: interrupted", file=sys.stderr)
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
-
-
-def _sigterm_as_interrupt() -> Any:
-    """SIGTERM stops any command like Ctrl-C: outputs being built are discarded or, for
-    ``replay``, closed and marked partial. Returns the previous handler (None off the main
-    thread, where handlers cannot be set)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import torch
 
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.datasets.scene_tokens import DatasetError, PoseTrack, read_pose_track
+from rvm_ros.imaging.cdr import cdr_header_ns
 from rvm_ros.imaging.decode import image_to_array
 from rvm_ros.imaging.preprocess import fit_geometry, preprocess
 from rvm_ros.model.rvm import RVM
@@ -91,11 +92,8 @@ def _steps(
         for i, (topic, _ty, _ts, data) in enumerate(
             reader.raw_messages([by_cam[c] for c in names])
         ):
-            import struct
-
-            sec, nsec = struct.unpack_from("<iI", data, 4)
             cam = topic.strip("/").split("/")[0]
-            stamps.setdefault(sec * 10**9 + nsec, {})[cam] = i
+            stamps.setdefault(cdr_header_ns(data, "Image"), {})[cam] = i
     finally:
         reader.close()
     steps = [(s, m) for s, m in sorted(stamps.items()) if len(m) == len(names)]

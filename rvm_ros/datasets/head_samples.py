@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from rvm_ros.datasets.scene_tokens import PoseTrack, SceneTokenDataset, _rotation, _yaw
+from rvm_ros.datasets.scene_tokens import PoseTrack, SceneTokenDataset
 from rvm_ros.heads.metrics import segment_labels
 from rvm_ros.heads.samples import HeadSamples, concat_samples
+from rvm_ros.rotations import quaternion_to_matrix, quaternion_yaw
 
 __all__ = ["PAST_S", "build_samples", "samples_from_dataset"]
 
@@ -31,8 +32,8 @@ _SPEED_STEP_S = 0.25
 
 
 def _relative(now: np.ndarray, p: np.ndarray) -> tuple[float, float, float]:
-    rel = _rotation(now[3:]).T @ (p[:3] - now[:3])
-    dyaw = _yaw(p[3:]) - _yaw(now[3:])
+    rel = quaternion_to_matrix(now[3:]).T @ (p[:3] - now[:3])
+    dyaw = quaternion_yaw(p[3:]) - quaternion_yaw(now[3:])
     return float(rel[0]), float(rel[1]), math.atan2(math.sin(dyaw), math.cos(dyaw))
 
 

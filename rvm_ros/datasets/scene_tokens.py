@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,8 @@ from torch.utils.data import Dataset
 
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.errors import RvmRosError
+from rvm_ros.imaging.cdr import cdr_header_ns
+from rvm_ros.rotations import quaternion_to_matrix, quaternion_yaw
 from rvm_ros.wire.scene_tokens import scene_tokens_to_torch
 
 __all__ = ["POSE_TYPES", "DatasetError", "PoseTrack", "SceneTokenDataset"]
@@ -65,22 +66,6 @@ def _slerp(q0: np.ndarray, q1: np.ndarray, w: float) -> np.ndarray:
     theta = math.acos(min(1.0, dot))
     s = math.sin(theta)
     return np.asarray((math.sin((1 - w) * theta) * q0 + math.sin(w * theta) * q1) / s)
-
-
-def _yaw(q: np.ndarray) -> float:
-    x, y, z, w = q
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
-
-def _rotation(q: np.ndarray) -> np.ndarray:
-    x, y, z, w = q
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -258,10 +243,8 @@ class SceneTokenDataset(Dataset[dict[str, Any]]):
             stamps: list[int] = []
             if scene_topic is not None:
                 for _t, _ty, ts, data in reader.raw_messages([scene_topic]):
-                    # CDR: 4-byte encapsulation, then header.stamp (int32 sec, uint32 nanosec).
-                    sec, nsec = struct.unpack_from("<iI", data, 4)
                     log_times.append(ts)
-                    stamps.append(sec * 1_000_000_000 + nsec)
+                    stamps.append(cdr_header_ns(data, "SceneTokens"))
         finally:
             reader.close()
         poses = None
@@ -313,8 +296,7 @@ class SceneTokenDataset(Dataset[dict[str, Any]]):
         t = int(s.log_times[i])
         store = bags.typestore()
         for _conn, _ts, data in reader.messages(connections=conns, start=t, stop=t + 1):
-            sec, nsec = struct.unpack_from("<iI", data, 4)
-            if sec * 1_000_000_000 + nsec == s.stamps[i]:
+            if cdr_header_ns(data, "SceneTokens") == s.stamps[i]:
                 return store.deserialize_cdr(data, bags.SCENE_TOKENS_TYPE)
         raise DatasetError(f"{s.bag}: SceneTokens at log time {t} could not be read back")
 
@@ -346,9 +328,9 @@ class SceneTokenDataset(Dataset[dict[str, Any]]):
                 continue
             future[j], future_valid[j] = p, True
             if now is not None:
-                r = _rotation(now[3:])
+                r = quaternion_to_matrix(now[3:])
                 rel = r.T @ (p[:3] - now[:3])
-                dyaw = _yaw(p[3:]) - _yaw(now[3:])
+                dyaw = quaternion_yaw(p[3:]) - quaternion_yaw(now[3:])
                 traj[j] = (rel[0], rel[1], math.atan2(math.sin(dyaw), math.cos(dyaw)))
         return {
             "ego_pose": torch.from_numpy(now if now is not None else nan7),

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rvm_ros.imaging.decode import ImageError
+from rvm_ros.stamps import stamp_ns
 
 __all__ = [
     "CDR_CAUSES",
@@ -43,6 +44,7 @@ __all__ = [
     "CdrStamp",
     "RawCompressedImage",
     "RawImage",
+    "cdr_header_ns",
     "parse_compressed_image_cdr",
     "parse_image_cdr",
 ]
@@ -242,3 +244,16 @@ def parse_compressed_image_cdr(payload: bytes | bytearray | memoryview) -> RawCo
     data = r.octets("data")
     r.finish()
     return RawCompressedImage(header, fmt, data)
+
+
+def cdr_header_ns(payload: bytes | bytearray | memoryview, kind: str = "message") -> int:
+    """Integer nanoseconds of the ``header.stamp`` that opens a serialized message.
+
+    Every message with a ``std_msgs/Header`` first field (images, feature maps, scene tokens)
+    starts with it, so the stamp is read without decoding the rest.
+
+    Raises:
+        CdrError: Unsupported encapsulation or fewer bytes than a stamp.
+    """
+    sec, nanosec = _Reader(payload, kind).pair(_STAMP, "header.stamp")
+    return stamp_ns(CdrStamp(sec, nanosec))

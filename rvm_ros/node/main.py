@@ -28,16 +28,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rclpy.signals import SignalHandlerOptions
 
     from rvm_ros.node.node import RvmNode
+    from rvm_ros.signals import raise_interrupt
 
     args = list(sys.argv if argv is None else argv)
     # Our own signal handling: SIGINT / SIGTERM end the spin while the context is still
     # valid, so the shutdown transition can stop the inference thread and release the runtime.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
 
-    def _terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     node = RvmNode()
     log = node.get_logger()
     executor = SingleThreadedExecutor()

@@ -72,15 +72,12 @@ from rvm_ros.pipeline.params import (
     unknown_parameters,
 )
 from rvm_ros.srv import SetQueryPoints
+from rvm_ros.stamps import header_ns
 
 __all__ = ["RvmNode"]
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
-
-
-def _stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 class RvmNode(LifecycleNode):
@@ -497,7 +494,7 @@ class RvmNode(LifecycleNode):
                 msg = parse_compressed_image_cdr(msg) if compressed else parse_image_cdr(msg)
             estimator = self._gap_estimators.get(cam)
             if estimator is not None:
-                self._count_lost(cam, estimator.update(_stamp_ns(msg.header)), estimated=True)
+                self._count_lost(cam, estimator.update(header_ns(msg.header)), estimated=True)
             if compressed:
                 image = compressed_to_array(msg, cfg.processing.max_image_pixels)
             else:
@@ -514,7 +511,7 @@ class RvmNode(LifecycleNode):
         if not isinstance(header, Header):  # parsed from CDR: the publishers need a Header
             header = Header(frame_id=header.frame_id)
             header.stamp.sec, header.stamp.nanosec = msg.header.stamp.sec, msg.header.stamp.nanosec
-        frame = FrameInput(cam, _stamp_ns(header), header, image)
+        frame = FrameInput(cam, header_ns(header), header, image)
         dropped = slots.put(frame)
         if dropped:
             stats.dropped(cam, int(dropped))

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from rvm_ros.bags import rosbag2 as bags
-from rvm_ros.replay.topics import _stamp_ns
+from rvm_ros.stamps import header_ns
 
 GT_SUFFIX = "/gt_tracks"
 
@@ -47,7 +47,7 @@ def _read_ground_truth(reader: bags.BagReader, topics: Mapping[str, str]) -> dic
         ids = np.asarray([p.id for p in pts], np.int64)
         xy = np.asarray([[p.x, p.y] for p in pts], np.float64).reshape(-1, 2)
         vis = np.asarray([p.visible for p in pts], bool)
-        gt.frames[_stamp_ns(m.msg.header)] = (ids, xy, vis)
+        gt.frames[header_ns(m.msg.header)] = (ids, xy, vis)
     return out
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rvm_ros.bags import rosbag2 as bags
-from rvm_ros.replay.topics import _stamp_ns
+from rvm_ros.stamps import header_ns
 
 _END = object()
 
@@ -86,7 +86,7 @@ class _Prefetch:
                     f"{m.topic} message {index}: {m.error}",
                 )
             else:
-                stamp = _stamp_ns(m.msg.header)
+                stamp = header_ns(m.msg.header)
                 try:
                     if m.msgtype == bags.COMPRESSED_IMAGE_TYPE:
                         image = imaging.compressed_to_array(m.msg, self.max_pixels)

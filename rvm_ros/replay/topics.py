@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from rvm_ros.replay.settings import NODE_NAME
 
@@ -48,7 +47,3 @@ def resolve_topic(topic: str, node_name: str = NODE_NAME) -> str:
     if topic.startswith("~/"):
         return f"/{node_name}/{topic[2:]}"
     return topic if topic.startswith("/") else "/" + topic
-
-
-def _stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)

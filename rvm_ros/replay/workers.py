@@ -9,9 +9,8 @@ import math
 import multiprocessing
 import os
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from rvm_ros.replay.jobs import (
 from rvm_ros.replay.run import replay_bag
 from rvm_ros.replay.settings import PARTIAL_MARKER, ReplayError, ReplayOutcome, ReplaySettings
 from rvm_ros.replay.topics import _sanitize
+from rvm_ros.signals import sigterm_as_interrupt
 
 if TYPE_CHECKING:
     from rvm_ros.replay.ray_engine import RayOptions
@@ -47,30 +47,6 @@ def _bag_label(bag: Path, taken: set[str]) -> str:
         label = f"{name}_{i}"
     taken.add(label)
     return label
-
-
-def _raise_interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt(ignore: bool = False) -> Iterator[None]:
-    """Within the block, SIGTERM stops the work exactly like Ctrl-C (SIGINT) does.
-
-    The main thread gets a KeyboardInterrupt, so the partial output is closed, marked and
-    reported as after Ctrl-C. Outside the main thread this changes nothing.
-
-    Args:
-        ignore: Ignore SIGTERM instead (while the report of a stopped run is written).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN if ignore else _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _interrupt_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:

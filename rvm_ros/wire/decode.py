@@ -23,6 +23,7 @@ import numpy as np
 from rvm_ros.errors import RvmRosError
 from rvm_ros.imaging.decode import _data_bytes, _data_length
 from rvm_ros.imaging.preprocess import RESIZE_MODES, Geometry
+from rvm_ros.stamps import stamp_ns as stamp_to_ns
 from rvm_ros.wire.dtypes import DTYPE_FLOAT16, DTYPE_FLOAT32, WIRE_DTYPES, dtype_code
 
 if TYPE_CHECKING:
@@ -249,7 +250,7 @@ def feature_map_to_numpy(msg: Any) -> FeatureMapArrays:
         cell_size=cell_size,
         pool=_uint(msg, "pool"),
         camera=str(_get(msg, "camera")),
-        stamp_ns=int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec),
+        stamp_ns=stamp_to_ns(stamp),
         model_id=str(_get(msg, "model_id")),
         frames_since_reset=_uint(msg, "frames_since_reset"),
         state_reset=bool(_get(msg, "state_reset")),
@@ -354,7 +355,7 @@ def tracks_to_numpy(msg: Any) -> Tracks:
     stamp = msg.header.stamp
     return Tracks(
         camera=str(msg.camera),
-        stamp_ns=int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec),
+        stamp_ns=stamp_to_ns(stamp),
         seq=int(msg.seq),
         ids=np.array([p.id for p in points], dtype=np.int32),
         xs=np.array([p.x for p in points], dtype=np.float32),

@@ -28,6 +28,7 @@ import numpy as np
 
 from rvm_ros.errors import RvmRosError
 from rvm_ros.imaging.decode import _data_bytes
+from rvm_ros.stamps import header_ns, split_ns
 from rvm_ros.wire.dtypes import WIRE_DTYPES, wire_code
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ class SceneTokensClasses:
 
 
 def _time(classes: SceneTokensClasses, stamp_ns: int) -> Any:
-    sec, nsec = divmod(int(stamp_ns), 1_000_000_000)
+    sec, nsec = split_ns(stamp_ns)
     return classes.time(sec=sec, nanosec=nsec)
 
 
@@ -349,10 +350,6 @@ class SceneTokensArrays:
     seq: int
 
 
-def _stamp(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
 def scene_tokens_to_numpy(msg: Any) -> SceneTokensArrays:
     """Check a SceneTokens message and view it as arrays.
 
@@ -393,8 +390,8 @@ def scene_tokens_to_numpy(msg: Any) -> SceneTokensArrays:
 
     return SceneTokensArrays(
         cameras=cams,
-        stamp_ns=_stamp(msg.header),
-        camera_stamps_ns=np.array([_stamp(g.header) for g in geoms], dtype=np.int64),
+        stamp_ns=header_ns(msg.header),
+        camera_stamps_ns=np.array([header_ns(g.header) for g in geoms], dtype=np.int64),
         tokens=tokens,
         valid=np.array([bool(g.valid) for g in geoms], dtype=bool),
         has_tokens=np.array([bool(g.has_tokens) for g in geoms], dtype=bool),

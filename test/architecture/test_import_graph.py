@@ -10,7 +10,7 @@ Layers (a package may import its own modules and packages of lower layers only):
     imaging
     checkpoint
     model   fsutil
-    errors
+    errors   stamps   rotations   signals
 
 rclpy (and the generated ``rvm_ros.msg`` / ``rvm_ros.srv``, which need it) is imported
 only by ``node``, ``cli`` and the node-overhead benchmark; ``replay`` never imports
@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[2] / "rvm_ros"
 LAYER = {
     "errors": 0,
     "fsutil": 1,  # imports errors (its OutputError)
+    "stamps": 0,  # ROS time <-> integer nanoseconds
+    "rotations": 0,  # quaternions <-> rotation matrices
+    "signals": 0,  # SIGTERM handled like Ctrl-C
     "model": 1,
     "heads": 1,  # planning heads on scene tokens (pure torch)
     "checkpoint": 2,

@@ -13,9 +13,9 @@ from rvm_ros.cli import CliError
 def _run(args: argparse.Namespace) -> int:
     from rvm_ros.bench.tracking import EvalTrackingSettings, run_eval_tracking
     from rvm_ros.cli.validate import at_most
-    from rvm_ros.tracking.benchmark import SPLITS, BenchmarkConfig
     from rvm_ros.tracking.config import TrackerConfig
-    from rvm_ros.tracking.evaluate import METHODS
+    from rvm_ros.tracking.evaluation.methods import METHODS
+    from rvm_ros.tracking.evaluation.sequence import SPLITS, BenchmarkConfig
 
     at_most(args, 4096, "height", "width")
     at_most(args, 100_000, "sequences")

@@ -52,7 +52,7 @@ def _read_ground_truth(reader: bags.BagReader, topics: Mapping[str, str]) -> dic
 
 
 def _tapvid(gt: _GroundTruth, image_size: tuple[int, int] | None) -> dict[str, Any]:
-    from rvm_ros.tracking.tapvid import tapvid_metrics
+    from rvm_ros.tracking.evaluation.tapvid import tapvid_metrics
 
     if not gt.predictions or not gt.query_index or image_size is None:
         return {"error": "no processed frame carried ground-truth points"}

@@ -378,7 +378,7 @@ def _combine(
         if "metrics" in c.get("tapvid", {})
     ]
     if per_video:
-        from rvm_ros.tracking.tapvid import average_metrics
+        from rvm_ros.tracking.evaluation.tapvid import average_metrics
 
         report["tapvid_average"] = {
             "videos": len(per_video),

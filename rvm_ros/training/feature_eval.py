@@ -6,7 +6,7 @@ patches), in one run on the same frames:
 - variance decomposition (position / content / time) of the recurrent features of video
   shots (after a warm-up, as the node publishes them);
 - cell correspondence under camera motion of several cells, with the exact ground truth of
-  the tracking benchmark's warps (:mod:`rvm_ros.tracking.benchmark`, ``plain`` split);
+  the tracking benchmark's warps (:mod:`rvm_ros.tracking.evaluation.splits`, ``plain`` split);
 - stability on static content (the benchmark with a still camera: sensor noise only);
 - nearest-neighbour label propagation of the benchmark's object masks (``occluder`` split);
 - frames for a PCA picture (:mod:`rvm_ros.training.feature_report`).
@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from rvm_ros.tracking.benchmark import BenchmarkConfig, TrackingSequence, make_sequences
+from rvm_ros.tracking.evaluation.sequence import BenchmarkConfig, TrackingSequence
+from rvm_ros.tracking.evaluation.splits import make_sequences
 from rvm_ros.training.feature_metrics import (
     DISPLACEMENT_BUCKETS,
     CorrespondenceCounts,

@@ -503,7 +503,7 @@ def test_random_weight_rvm_features_move_points_in_the_direction_of_the_shift() 
 
 def test_tapvid_metrics_of_a_synthetic_track_with_occlusion() -> None:
     """End to end with the TAP-Vid metrics: cells -> pixels (16 px per cell, 256x256)."""
-    from rvm_ros.tracking.tapvid import tapvid_metrics
+    from rvm_ros.tracking.evaluation.tapvid import tapvid_metrics
 
     scene = Scene(seed=11)
     a, b = scene.feature(), scene.feature()

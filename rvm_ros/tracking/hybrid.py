@@ -352,66 +352,119 @@ class HybridTracker(ImagePointTracker):
         if n == 0:
             self._prev = pyr
             return
-        assert self._size is not None
-        cfg = self.config
         g32 = grey.astype(np.float32)
         features = _centred(features)
         prev_xy = self._xy
         gap, self._gap = self._gap, False
         if self._prev is not None and np.shape(self._prev) != grey.shape:
             self._prev = None  # a reset to another frame size: nothing to track from
+        new, good, prior, relocalised = self._predict(pyr, features, prev_xy, gap)
+        cand = np.where(good[:, None], new, prior).astype(np.float32)
+        self._src = np.where(good, _OWN, _PRIOR)  # how each candidate was chosen
+        score = self._score(g32, features, cand, np.arange(n))
+        frame = (cand, score, self._last_query_match, self._last_patches)
+        if _GATE_MODE == "score" and self._prev is not None:
+            self._prefer_background(g32, features, frame, good)
+        # after a reset or a relocalisation: every point is looked for
+        everyone = gap or self._prev is None
+        weak = (score < self.config.visibility_threshold) | everyone | (relocalised & ~good)
+        self._search(g32, features, prior, weak, relocalised or everyone, frame)
+        self._settle(features, prev_xy, prior, good, gap, frame)
+        self._prev = pyr
+
+    def _predict(
+        self, pyr: np.ndarray, features: np.ndarray | None, prev_xy: np.ndarray, gap: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Each point's own step and the prior from the last frame, or from the features
+        (``feature_relocalise``) when no motion is found: ``(new [P, 2], good [P],
+        prior [P, 2], relocalised)``."""
+        n = prev_xy.shape[0]
         if self._prev is not None:
             new, good, prior, solid = self._steps(pyr, prev_xy, gap)
         else:  # after a reset: search around the last estimates
             new, good, prior, solid = prev_xy, np.zeros(n, bool), prev_xy.copy(), False
-        relocalised = False
-        if not solid and features is not None and cfg.feature_relocalise and self._qfeat.shape[0]:
-            found_prior = self._relocalise(features, prev_xy)
-            if found_prior is not None:
-                prior, relocalised = found_prior, True
-                if self._prev is not None:  # keep only the steps that agree with it
-                    cell = float(max(1.0 / self._cell_k[0], 1.0 / self._cell_k[1]))
-                    good &= np.linalg.norm(new - prior, axis=1) < _RELOCALISE_CELLS * cell
-        rows = np.arange(n)
-        cand = np.where(good[:, None], new, prior).astype(np.float32)
-        self._src = np.where(good, _OWN, _PRIOR)  # how each candidate was chosen
-        score = self._score(g32, features, cand, rows)
-        query_match = self._last_query_match
-        cand_patches = self._last_patches
-        off = np.flatnonzero(self._off) if self._prev is not None else np.zeros(0, np.int64)
-        if _GATE_MODE == "score" and off.size:
-            # a step off the background's motion: keep whichever of it and the background's
-            # prediction the point's appearance prefers (a road point dragged along by a
-            # passing car goes back to the road; a point on the car keeps its own step)
-            at_bg = self._bg_prior[off]
-            s_bg = self._score(g32, features, at_bg, off)
-            back = s_bg > score[off] + _SCORE_MARGIN
-            self._take(off, back, at_bg, s_bg, (cand, score, query_match, cand_patches))
-            good[off[back]] = False
-            self._src[off[back]] = _BACKGROUND
-        radius = round(cfg.search_radius)
-        # after a reset or a relocalisation: every point is looked for
-        everyone = gap or self._prev is None
-        weak_mask = (score < cfg.visibility_threshold) | everyone | (relocalised & ~good)
-        weak = np.flatnonzero(weak_mask & inside(prior, self._size))
-        cap = _MAX_SEARCH_RELOCALISED if relocalised or everyone else _MAX_SEARCH
-        if weak.size > cap:  # bounded cost: take turns among the weak points
-            start = self._turn % weak.size
-            weak = np.sort(np.roll(weak, -start)[:cap])
+        cfg = self.config
+        if solid or features is None or not cfg.feature_relocalise or not self._qfeat.shape[0]:
+            return new, good, prior, False
+        found_prior = self._relocalise(features, prev_xy)
+        if found_prior is None:
+            return new, good, prior, False
+        if self._prev is not None:  # keep only the steps that agree with it
+            cell = float(max(1.0 / self._cell_k[0], 1.0 / self._cell_k[1]))
+            good &= np.linalg.norm(new - found_prior, axis=1) < _RELOCALISE_CELLS * cell
+        return new, good, found_prior, True
+
+    def _prefer_background(
+        self,
+        g32: np.ndarray,
+        features: np.ndarray | None,
+        frame: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        good: np.ndarray,
+    ) -> None:
+        """For a step off the background's motion, keep whichever of it and the
+        background's prediction the point's appearance prefers (a road point dragged
+        along by a passing car goes back to the road; a point on the car keeps its own
+        step). Updates ``frame`` and ``good`` in place."""
+        off = np.flatnonzero(self._off)
+        if not off.size:
+            return
+        score = frame[1]
+        at_bg = self._bg_prior[off]
+        s_bg = self._score(g32, features, at_bg, off)
+        back = s_bg > score[off] + _SCORE_MARGIN
+        self._take(off, back, at_bg, s_bg, frame)
+        good[off[back]] = False
+        self._src[off[back]] = _BACKGROUND
+
+    def _search(
+        self,
+        g32: np.ndarray,
+        features: np.ndarray | None,
+        prior: np.ndarray,
+        weak: np.ndarray,
+        search_all: bool,
+        frame: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    ) -> None:
+        """Search the templates of the ``weak`` points in view around their prior (at most
+        ``_MAX_SEARCH`` per frame, taking turns; ``_MAX_SEARCH_RELOCALISED`` with
+        ``search_all``) and keep what matches better. Updates ``frame`` in place."""
+        assert self._size is not None
+        radius = round(self.config.search_radius)
+        rows = np.flatnonzero(weak & inside(prior, self._size))
+        cap = _MAX_SEARCH_RELOCALISED if search_all else _MAX_SEARCH
+        if rows.size > cap:  # bounded cost: take turns among the weak points
+            start = self._turn % rows.size
+            rows = np.sort(np.roll(rows, -start)[:cap])
             self._turn += cap
-        if weak.size and radius > 0:
-            found_q, s_q = match_templates(g32, prior[weak], _normed(self._tmpl[weak]), radius)
-            found_r, s_r = match_templates(g32, prior[weak], _normed(self._recent[weak]), radius)
-            found = np.where((s_r > s_q)[:, None], found_r, found_q)
-            s_found = self._score(g32, features, found, weak)
-            better = s_found > score[weak]
-            self._take(weak, better, found, s_found, (cand, score, query_match, cand_patches))
-            self._src[weak[better]] = _FOUND
-        visible = (score >= cfg.visibility_threshold) & inside(cand, self._size)
-        if self._prev is not None and not gap:
+        if not (rows.size and radius > 0):
+            return
+        found_q, s_q = match_templates(g32, prior[rows], _normed(self._tmpl[rows]), radius)
+        found_r, s_r = match_templates(g32, prior[rows], _normed(self._recent[rows]), radius)
+        found = np.where((s_r > s_q)[:, None], found_r, found_q)
+        s_found = self._score(g32, features, found, rows)
+        better = s_found > frame[1][rows]
+        self._take(rows, better, found, s_found, frame)
+        self._src[rows[better]] = _FOUND
+
+    def _settle(
+        self,
+        features: np.ndarray | None,
+        prev_xy: np.ndarray,
+        prior: np.ndarray,
+        good: np.ndarray,
+        gap: bool,
+        frame: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    ) -> None:
+        """Decide visibility, move the visible points to their candidates (the others to
+        their prior) and refresh the latest templates of the well-matched ones."""
+        assert self._size is not None
+        cand, score, query_match, cand_patches = frame
+        visible = (score >= self.config.visibility_threshold) & inside(cand, self._size)
+        tracked = self._prev is not None and not gap
+        if tracked:
             visible &= self._confirmed(score)
         self._xy = np.where(visible[:, None], cand, prior).astype(np.float32)
-        if not gap and self._prev is not None:
+        if tracked:
             self._remember(prev_xy, visible & good)
         refresh = visible & (query_match >= _REFRESH)
         if refresh.any():
@@ -422,4 +475,3 @@ class HybridTracker(ImagePointTracker):
                 )
         self._visible = visible
         self._conf = np.where(inside(cand, self._size), score, 0.0).astype(np.float32)
-        self._prev = pyr

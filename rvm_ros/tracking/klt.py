@@ -42,7 +42,8 @@ class KltTracker(ImagePointTracker):
     def _forget(self) -> None:
         self._prev = None
 
-    def _track(self, grey: np.ndarray, features: np.ndarray | None) -> None:
+    def _track(self, grey: np.ndarray, _features: np.ndarray | None) -> None:
+        """Lucas-Kanade steps for the visible points (the features are not read)."""
         pyr = self._lk.pyramid(grey)
         live = np.flatnonzero(self._visible)
         if self._prev is not None and live.size:

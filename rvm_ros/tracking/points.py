@@ -188,7 +188,7 @@ class ImagePointTracker(abc.ABC):
                 f"{self._image_size[1]}x{self._image_size[0]}; call reset() when the input "
                 "size changes"
             )
-        feats = self._check_features(features, (h, w)) if self.needs_features else None
+        feats = self._check_features(features) if self.needs_features else None
         if self._pending:
             xy = np.stack([p for p, _ in self._pending.values()])
             out = (xy[:, 0] > w) | (xy[:, 1] > h)
@@ -221,7 +221,7 @@ class ImagePointTracker(abc.ABC):
 
     # ------------------------------------------------------------------ for subclasses
 
-    def _check_features(self, features: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
+    def _check_features(self, features: np.ndarray | None) -> np.ndarray:
         if features is None:
             raise ValueError(f"update: the {self.config.method} tracker needs the RVM features")
         feats = np.asarray(features)
@@ -249,13 +249,14 @@ class ImagePointTracker(abc.ABC):
 
     def _anchor(
         self,
-        grey: np.ndarray,
-        features: np.ndarray | None,
+        _grey: np.ndarray,
+        _features: np.ndarray | None,
         ids: np.ndarray,
         xy: np.ndarray,
         alive: np.ndarray,
     ) -> None:
-        """Start points ``ids`` at ``xy`` (OpenCV coordinates) on this frame."""
+        """Start points ``ids`` at ``xy`` (OpenCV coordinates) on this frame (the frame
+        ``_grey`` and its features: for subclasses that keep a point's appearance)."""
         self._append(ids, xy, alive)
 
     @abc.abstractmethod

@@ -261,6 +261,33 @@ class PointTracker:
                 reset onto a smaller grid) a point outside the new grid. The tracker is
                 unchanged when it raises.
         """
+        feats = self._checked_features(features)
+        h, w, c = (int(s) for s in feats.shape)
+        n = h * w
+        flat = feats.reshape(n, c).astype(np.float32)  # [N, C] (a copy)
+        flat /= np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), _EPS)
+        index = self._frame_index
+        self._grid = (h, w, c)
+        r_slots = self.config.n_context
+        if r_slots > 0:
+            self._make_room(n, c)
+        slot = self._next_slot  # where this frame goes (evicting the oldest when full)
+
+        if self._groups:
+            self._track_groups(flat, h, w, slot if r_slots > 0 else None)
+
+        if self._pending:
+            self._anchor_pending(flat, index, h, w)
+
+        if self._ring is not None:
+            self._ring[slot] = flat
+            self._ring_index[slot] = index
+            self._next_slot = (slot + 1) % r_slots
+        self._frame_index += 1
+        return self.state()
+
+    def _checked_features(self, features: np.ndarray) -> np.ndarray:
+        """``features`` as an array, checked (see :meth:`update`'s errors)."""
         feats = np.asarray(features)
         if feats.ndim != 3 or min(feats.shape) < 1:
             raise ValueError(f"update: features must have shape [h, w, C], got {feats.shape}")
@@ -286,38 +313,23 @@ class PointTracker:
             if out.any():
                 ids_out = [i for i, o in zip(self._pending, out, strict=True) if o]
                 raise ValueError(f"update: points {sorted(ids_out)} lie outside the {h}x{w} grid")
+        return feats
 
+    def _track_groups(self, flat: np.ndarray, h: int, w: int, slot: int | None) -> None:
+        """Move every group's points into the frame ``flat`` ``[N, C]`` (an ``h`` x ``w``
+        grid); with a ring ``slot``, the frame becomes the groups' context block
+        ``1 + slot``."""
         n = h * w
-        flat = feats.reshape(n, c).astype(np.float32)  # [N, C] (a copy)
-        flat /= np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), _EPS)
-        index = self._frame_index
-        self._grid = (h, w, c)
-        r_slots = self.config.n_context
-        if r_slots > 0:
-            self._make_room(n, c)
-        slot = self._next_slot  # where this frame goes (evicting the oldest when full)
-
-        if self._groups:
-            results = self._propagate_all(flat)
-            for group, (heat, reference, anchor_sims) in zip(self._groups, results, strict=True):
-                self._read_out(group.ids, heat.reshape(h, w, -1), reference)
-                if r_slots > 0:
-                    # This frame becomes context block 1 + slot: its labels, and the
-                    # similarities of the query cells to it (reach is symmetric).
-                    block = slice((1 + slot) * n, (2 + slot) * n)
-                    group.labels[block] = heat
-                    group.ref_sims[:, block] = anchor_sims[:, group.anchor_cells].T
-                    self._store_ref_top(group, 1 + slot)
-
-        if self._pending:
-            self._anchor_pending(flat, index, h, w)
-
-        if self._ring is not None:
-            self._ring[slot] = flat
-            self._ring_index[slot] = index
-            self._next_slot = (slot + 1) % r_slots
-        self._frame_index += 1
-        return self.state()
+        results = self._propagate_all(flat)
+        for group, (heat, reference, anchor_sims) in zip(self._groups, results, strict=True):
+            self._read_out(group.ids, heat.reshape(h, w, -1), reference)
+            if slot is not None:
+                # This frame becomes context block 1 + slot: its labels, and the
+                # similarities of the query cells to it (reach is symmetric).
+                block = slice((1 + slot) * n, (2 + slot) * n)
+                group.labels[block] = heat
+                group.ref_sims[:, block] = anchor_sims[:, group.anchor_cells].T
+                self._store_ref_top(group, 1 + slot)
 
     def state(self) -> TrackState:
         """The current state of the tracked points (pending queries not included)."""
@@ -407,22 +419,9 @@ class PointTracker:
             re-observation would receive); the frame's similarities to the anchor frame
             (reach applied).
         """
-        h, w, c = self._grid  # type: ignore[misc]
-        n = h * w
-        topk = self.config.topk
+        h, w, _ = self._grid  # type: ignore[misc]
         reach = self._radius_mask(h, w)  # [N, N] or None
         occupied = int((self._ring_index >= 0).sum())  # slots 0..occupied-1 hold frames
-        import torch  # here, not at module level: TrackerConfig users stay light
-
-        flat_t = torch.from_numpy(flat)
-        ring_t = (
-            torch.from_numpy(self._ring[:occupied].reshape(occupied * n, c))
-            if self._ring is not None and occupied
-            else None
-        )  # [R'*N, C]
-        cells = np.arange(n)
-        # Tie-break keys (frame index * N + cell) of the ring columns, [R'*N].
-        ring_keys = (self._ring_index[:occupied, None] * n + cells).reshape(-1)
         runs: list[list[tuple[int, int]]] = []  # per group: runs [a, b) of slots after anchor
         anchor_sims = []  # per group [N, N]
         for group in self._groups:
@@ -433,8 +432,36 @@ class PointTracker:
             if reach is not None:
                 a_sims += reach
             anchor_sims.append(a_sims)
-        heats = [np.empty((n, g.ids.shape[0]), dtype=np.float32) for g in self._groups]
+        heats = self._heats(flat, occupied, reach, runs, anchor_sims)
+        return [
+            (heats[g], self._reference(group, runs[g]), anchor_sims[g])
+            for g, group in enumerate(self._groups)
+        ]
 
+    def _heats(
+        self,
+        flat: np.ndarray,
+        occupied: int,
+        reach: np.ndarray | None,
+        runs: list[list[tuple[int, int]]],
+        anchor_sims: list[np.ndarray],
+    ) -> list[np.ndarray]:
+        """Per group the propagated heatmaps ``[N, Pg]`` of the frame ``flat`` ``[N, C]``
+        from its anchor frame and its ``runs`` of ring slots, in chunks of target cells."""
+        import torch  # here, not at module level: TrackerConfig users stay light
+
+        n, c = flat.shape
+        topk = self.config.topk
+        flat_t = torch.from_numpy(flat)
+        ring_t = (
+            torch.from_numpy(self._ring[:occupied].reshape(occupied * n, c))
+            if self._ring is not None and occupied
+            else None
+        )  # [R'*N, C]
+        cells = np.arange(n)
+        # Tie-break keys (frame index * N + cell) of the ring columns, [R'*N].
+        ring_keys = (self._ring_index[:occupied, None] * n + cells).reshape(-1)
+        heats = [np.empty((n, g.ids.shape[0]), dtype=np.float32) for g in self._groups]
         chunk = n if ring_t is None else max(1, min(n, _CHUNK_ELEMENTS // (occupied * n)))
         if ring_t is not None and (
             self._sim_buffer is None or self._sim_buffer.shape != (chunk, occupied * n)
@@ -461,33 +488,35 @@ class PointTracker:
                 top, weights = self._select(pieces, k)  # [r, k]
                 # [r, k] x [r, k, Pg] -> [r, Pg]
                 heats[g][lo:hi] = np.einsum("nk,nkp->np", weights, group.labels[top])
+        return heats
 
-        out = []
-        for g, group in enumerate(self._groups):
-            # Reference: the query cells of the anchor frame over the same context.
-            # Candidates: each block's stored top-k, merged (the context moved by a frame
-            # since the last update, the blocks did not change).
-            slots = [s for a, b in runs[g] for s in range(a, b)]
-            blocks = np.array([0] + [1 + s for s in slots])  # context blocks
-            frames = np.array([group.anchor_index, *self._ring_index[slots].tolist()])
-            pg = group.ids.shape[0]
-            cells_c = group.ref_top_c[:, blocks]  # [Pg, B, kb]
-            candidates = (
-                group.ref_top_v[:, blocks].reshape(pg, -1),
-                (blocks[None, :, None] * n + cells_c).reshape(pg, -1),
-                (frames[None, :, None] * n + cells_c).reshape(pg, -1),
-                np.asarray(group.ref_unsure[:, blocks].any(axis=1)),
-            )
-            pieces = [
-                (group.ref_sims[:, b * n : (b + 1) * n], b * n, f * n + cells)
-                for b, f in zip(blocks.tolist(), frames.tolist(), strict=True)
-            ]
-            k = min(topk, len(blocks) * n)
-            top_r, weights_r = self._select(pieces, k, candidates)  # [Pg, k]
-            columns = np.arange(pg)[:, None]  # [Pg, 1]
-            reference = (weights_r * group.labels[top_r, columns]).sum(axis=1)  # [Pg]
-            out.append((heats[g], reference.astype(np.float32), anchor_sims[g]))
-        return out
+    def _reference(self, group: _Group, runs: list[tuple[int, int]]) -> np.ndarray:
+        """float32 ``[Pg]``: what the group's context (its anchor frame and its ``runs`` of
+        ring slots) gives the anchor frame's own feature at each point's query cell."""
+        # Candidates: each block's stored top-k, merged (the context moved by a frame
+        # since the last update, the blocks did not change).
+        n = group.anchor_features.shape[0]
+        cells = np.arange(n)
+        slots = [s for a, b in runs for s in range(a, b)]
+        blocks = np.array([0] + [1 + s for s in slots])  # context blocks
+        frames = np.array([group.anchor_index, *self._ring_index[slots].tolist()])
+        pg = group.ids.shape[0]
+        cells_c = group.ref_top_c[:, blocks]  # [Pg, B, kb]
+        candidates = (
+            group.ref_top_v[:, blocks].reshape(pg, -1),
+            (blocks[None, :, None] * n + cells_c).reshape(pg, -1),
+            (frames[None, :, None] * n + cells_c).reshape(pg, -1),
+            np.asarray(group.ref_unsure[:, blocks].any(axis=1)),
+        )
+        pieces = [
+            (group.ref_sims[:, b * n : (b + 1) * n], b * n, f * n + cells)
+            for b, f in zip(blocks.tolist(), frames.tolist(), strict=True)
+        ]
+        k = min(self.config.topk, len(blocks) * n)
+        top_r, weights_r = self._select(pieces, k, candidates)  # [Pg, k]
+        columns = np.arange(pg)[:, None]  # [Pg, 1]
+        reference = (weights_r * group.labels[top_r, columns]).sum(axis=1)  # [Pg]
+        return np.asarray(reference.astype(np.float32))
 
     def _read_out(self, ids: np.ndarray, heat: np.ndarray, reference: np.ndarray) -> None:
         """Update points ``ids`` from their heatmaps ``heat`` ``[h, w, Pg]``."""

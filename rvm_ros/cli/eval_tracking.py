@@ -71,6 +71,7 @@ def _model_size(text: str) -> tuple[int, int]:
     return int(h), int(w)
 
 
+# Any: YAML scalars of any TrackerConfig field, typed and range-checked by TrackerConfig itself.
 def _tracker_settings(items: list[str]) -> dict[str, Any]:
     """``--tracker KEY=VALUE`` items as TrackerConfig fields (values parsed as YAML scalars)."""
     import yaml
@@ -78,7 +79,7 @@ def _tracker_settings(items: list[str]) -> dict[str, Any]:
     from rvm_ros.tracking.config import TrackerConfig
 
     fields = {f.name for f in dataclasses.fields(TrackerConfig)} - {"method"}
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {}  # Any: see above
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in fields:

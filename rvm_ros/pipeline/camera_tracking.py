@@ -32,7 +32,7 @@ def cell_map(
     geometry: Geometry, features: np.ndarray | None, on_camera: bool
 ) -> tuple[float, float, float, float] | None:
     """``(ax, bx, ay, by)``: tracker-image pixel ``(x, y)`` at feature-grid coordinate
-    ``(ax * x + bx, ay * y + by)`` (:data:`rvm_ros.tracking.points.CellMap`).
+    ``(ax * x + bx, ay * y + by)`` (:data:`rvm_ros.tracking.image_tracker.CellMap`).
 
     Args:
         geometry: the frame's preprocessing (image pixels to network pixels).

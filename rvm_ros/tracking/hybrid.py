@@ -3,7 +3,7 @@
 Per frame:
 
 1. **Local motion.** Every visible point takes a pyramidal Lucas-Kanade step from its
-   last estimate, checked forward-backward (:class:`~rvm_ros.tracking.lk.LucasKanade`).
+   last estimate, checked forward-backward (:class:`~rvm_ros.tracking.lucas_kanade.LucasKanade`).
    Hidden points take none: measured on the development benchmark it changed nothing,
    and steps that do not converge (under an occluder) cost the most.
 2. **Motion prior, per point.** The steps of the points that were visible and passed the
@@ -53,8 +53,6 @@ or a relocalisation): bounded by the number of points, nothing accumulates over 
 
 from __future__ import annotations
 
-from typing import Any
-
 import cv2
 import numpy as np
 
@@ -65,10 +63,9 @@ from rvm_ros.tracking.appearance import (
     similarity,
 )
 from rvm_ros.tracking.config import TrackerConfig
-from rvm_ros.tracking.klt import inside
-from rvm_ros.tracking.lk import LucasKanade
+from rvm_ros.tracking.image_tracker import ImagePointTracker, inside
+from rvm_ros.tracking.lucas_kanade import LucasKanade
 from rvm_ros.tracking.motion import apply_motion, fit_motion
-from rvm_ros.tracking.points import ImagePointTracker
 
 __all__ = ["HybridTracker"]
 
@@ -125,7 +122,7 @@ class HybridTracker(ImagePointTracker):
             self.config.feature_weight > 0 or self.config.feature_relocalise
         )
         self._lk = LucasKanade(self.config.lk_window, self.config.lk_levels)
-        self._prev: Any = None
+        self._prev: np.ndarray | None = None  # pyramid of the last frame
         r = self.config.template_radius
         side = 2 * r + 1
         self._tmpl = np.zeros((0, side, side), np.float32)  # query templates
@@ -329,17 +326,18 @@ class HybridTracker(ImagePointTracker):
         self._bg[seen] = (1.0 - _BG_RATE) * self._bg[seen] + _BG_RATE * (~moved_off)
 
     def _steps(
-        self, pyr: Any, prev_xy: np.ndarray, gap: bool
+        self, prev: np.ndarray, pyr: np.ndarray, prev_xy: np.ndarray, gap: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-        """Lucas-Kanade steps from the last frame: ``(new [P, 2], good [P], prior [P, 2],
-        solid)``; only points in view and visible step (the others follow the prior)."""
+        """Lucas-Kanade steps from the last frame ``prev`` into ``pyr``: ``(new [P, 2],
+        good [P], prior [P, 2], solid)``; only points in view and visible step (the others
+        follow the prior)."""
         assert self._size is not None
         n = prev_xy.shape[0]
         live = np.flatnonzero(inside(prev_xy, self._size) & (self._visible | _LK_HIDDEN))
         new = prev_xy.copy()
         ok = np.zeros(n, bool)
         fb = np.full(n, np.inf, np.float32)
-        new[live], ok[live], fb[live] = self._lk.track(self._prev, pyr, prev_xy[live])
+        new[live], ok[live], fb[live] = self._lk.track(prev, pyr, prev_xy[live])
         good = ok & (fb < self.config.fb_threshold)
         reliable = good & self._visible
         motion, solid = fit_motion(prev_xy[reliable], new[reliable], _MOTION_THRESHOLD)
@@ -380,7 +378,7 @@ class HybridTracker(ImagePointTracker):
         prior [P, 2], relocalised)``."""
         n = prev_xy.shape[0]
         if self._prev is not None:
-            new, good, prior, solid = self._steps(pyr, prev_xy, gap)
+            new, good, prior, solid = self._steps(self._prev, pyr, prev_xy, gap)
         else:  # after a reset: search around the last estimates
             new, good, prior, solid = prev_xy, np.zeros(n, bool), prev_xy.copy(), False
         cfg = self.config

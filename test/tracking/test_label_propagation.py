@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rvm_ros.tracking.config import TrackerConfig
-from rvm_ros.tracking.tracker import PointTracker, TrackState
+from rvm_ros.tracking.label_propagation import PointTracker, TrackState
 
 H = W = 16
 C = 32

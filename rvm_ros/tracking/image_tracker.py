@@ -22,11 +22,17 @@ from rvm_ros.tracking.config import TrackerConfig
 from rvm_ros.tracking.queries import check_queries
 from rvm_ros.tracking.state import TrackState
 
-__all__ = ["CellMap", "ImagePointTracker", "check_queries", "to_grey"]
+__all__ = ["CellMap", "ImagePointTracker", "inside", "to_grey"]
 
 CellMap = tuple[float, float, float, float]
 """``(ax, bx, ay, by)``: continuous image pixel ``(x, y)`` lies at continuous feature-grid
 coordinate ``(ax * x + bx, ay * y + by)`` (cell ``c`` spans ``[c, c + 1)``)."""
+
+
+def inside(xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """bool ``[P]``: OpenCV-coordinate positions within the ``(H, W)`` image."""
+    h, w = size
+    return (xy[:, 0] >= -0.5) & (xy[:, 0] < w - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] < h - 0.5)
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:

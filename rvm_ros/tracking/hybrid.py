@@ -44,7 +44,8 @@ and every point is searched for around its candidate; a frame of another size st
 from the last estimates. With ``feature_relocalise``, when no motion can be estimated
 from the tracked points (after a reset to another size, or too few tracked), the points
 are found again through their features over the whole grid (a similarity transform
-fitted to each point's best cell by RANSAC) before the template search.
+fitted to each point's best cell by RANSAC, :mod:`~rvm_ros.tracking.relocalise`) before the
+template search.
 Cost per frame: two Lucas-Kanade passes over the visible points, one RANSAC fit, one to
 three patch reads per point and at most 16 template searches (64 on a frame after a reset
 or a relocalisation): bounded by the number of points, nothing accumulates over time
@@ -53,7 +54,6 @@ or a relocalisation): bounded by the number of points, nothing accumulates over 
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from rvm_ros.tracking.appearance import (
@@ -66,6 +66,7 @@ from rvm_ros.tracking.config import TrackerConfig
 from rvm_ros.tracking.image_tracker import ImagePointTracker, inside
 from rvm_ros.tracking.lucas_kanade import LucasKanade
 from rvm_ros.tracking.motion import apply_motion, fit_motion
+from rvm_ros.tracking.relocalise import RELOCALISE_CELLS, relocalise
 
 __all__ = ["HybridTracker"]
 
@@ -74,8 +75,6 @@ _GATE = 2.0  # pixels: a step further than this from a solid motion prior is "of
 _REFRESH = 0.3  # query-template match needed to refresh a point's latest template
 _MAX_SEARCH = 16  # template searches per frame at most (points take turns)
 _MAX_SEARCH_RELOCALISED = 64  # on a frame the points were relocalised on (all are searched)
-_RELOCALISE_MIN = 6  # matches that must agree on one motion
-_RELOCALISE_CELLS = 0.75  # RANSAC inlier distance in feature cells
 _LK_HIDDEN = False  # Lucas-Kanade for hidden points too (measured: no gain, and they cost most)
 # Steps off the background's motion (measured per split in docs/BENCHMARKS.md): "score"
 # (default) keeps the better-matching of the step and the background's prediction,
@@ -223,45 +222,16 @@ class HybridTracker(ImagePointTracker):
         return np.asarray((1.0 - wf) * a + wf * f, dtype=np.float32)
 
     def _relocalise(self, features: np.ndarray, prev_xy: np.ndarray) -> np.ndarray | None:
-        """Where the points are now ``[P, 2]``, from their RVM features alone, or None.
-
-        Each point's query and latest confirmed features are compared (cosine) with every
-        cell of the frame's feature grid; the best cell of each point that was visible is
-        a match, and a similarity transform (rotation, scale, translation) fitted to the
-        matches by RANSAC (inliers within ``_RELOCALISE_CELLS`` cells) carries every
-        point's last estimate into the frame. None when fewer than
-        ``_RELOCALISE_MIN`` points agree on one motion: nothing is moved then.
-        """
+        """Where the points are now ``[P, 2]``, from their RVM features alone, or None
+        (:func:`~rvm_ros.tracking.relocalise.relocalise`, matched from the visible points)."""
         assert self._size is not None
-        src = np.flatnonzero(self._visible)
-        if src.size < _RELOCALISE_MIN:
-            return None
-        _gh, gw, c = features.shape
-        grid = features.reshape(-1, c).astype(np.float32)  # [h*w, C]
-        grid /= np.maximum(np.linalg.norm(grid, axis=1, keepdims=True), 1e-6)
-        sim = np.maximum(self._qfeat[src] @ grid.T, self._rfeat[src] @ grid.T)  # [S, h*w]
-        best = np.argmax(sim, axis=1)
-        cell_x, cell_y = 1.0 / self._cell_k[0], 1.0 / self._cell_k[1]
-        # cell centres in OpenCV coordinates of the tracking image
-        dst = np.stack(
-            [
-                (best % gw + 0.5 - self._cell_c[0]) * cell_x,
-                (best // gw + 0.5 - self._cell_c[1]) * cell_y,
-            ],
-            axis=1,
-        ).astype(np.float32)
-        model, inliers = cv2.estimateAffinePartial2D(
-            prev_xy[src].astype(np.float32),
-            dst,
-            method=cv2.RANSAC,
-            ransacReprojThreshold=_RELOCALISE_CELLS * max(cell_x, cell_y),
-            maxIters=500,
-            confidence=0.99,
+        return relocalise(
+            features,
+            prev_xy,
+            np.flatnonzero(self._visible),
+            (self._qfeat, self._rfeat),
+            (self._cell_k, self._cell_c),
         )
-        if model is None or inliers is None or int(inliers.sum()) < _RELOCALISE_MIN:
-            return None
-        hom = np.vstack([model, [0.0, 0.0, 1.0]])
-        return apply_motion(hom, prev_xy)
 
     def _prior(
         self,
@@ -389,7 +359,7 @@ class HybridTracker(ImagePointTracker):
             return new, good, prior, False
         if self._prev is not None:  # keep only the steps that agree with it
             cell = float(max(1.0 / self._cell_k[0], 1.0 / self._cell_k[1]))
-            good &= np.linalg.norm(new - found_prior, axis=1) < _RELOCALISE_CELLS * cell
+            good &= np.linalg.norm(new - found_prior, axis=1) < RELOCALISE_CELLS * cell
         return new, good, found_prior, True
 
     def _prefer_background(

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = ["METHODS", "TrackerConfig"]
+
 METHODS: tuple[str, ...] = ("hybrid", "klt", "propagation")
 """Tracker methods: see :func:`rvm_ros.tracking.factory.create_tracker`."""
 

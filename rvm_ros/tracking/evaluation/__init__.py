@@ -16,3 +16,7 @@ feature evaluations build on:
 
 Nothing is imported here: :mod:`.tapvid` stays light for the replay's ground-truth scoring.
 """
+
+from __future__ import annotations
+
+__all__: list[str] = []

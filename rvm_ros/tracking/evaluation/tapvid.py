@@ -31,6 +31,16 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+__all__ = [
+    "EVAL_SIZE",
+    "QUERY_MODES",
+    "THRESHOLDS",
+    "average_metrics",
+    "evaluation_mask",
+    "metric_names",
+    "tapvid_metrics",
+]
+
 THRESHOLDS: tuple[int, ...] = (1, 2, 4, 8, 16)
 """Distance thresholds in pixels of the 256x256 evaluation frame."""
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from rvm_ros.imaging.preprocess import Geometry, fit_geometry
-from rvm_ros.pipeline.config import ConfigError
+from rvm_ros.pipeline.config import ConfigError, NodeConfig
 from rvm_ros.pipeline.geometry import CameraIntrinsics, SceneGeometry, camera_geometry
 from rvm_ros.pipeline.types import FrameResult, FrameSkip
 
@@ -168,7 +168,7 @@ class SceneAssembler:
     """
 
     @classmethod
-    def for_config(cls, cfg: Any, patch_size: int) -> SceneAssembler:
+    def for_config(cls, cfg: NodeConfig, patch_size: int) -> SceneAssembler:
         """The assembler of a node configuration (``NodeConfig``: cameras, processing,
         scene_tokens), for a model of ``patch_size`` (the runtime's ``info.patch_size``)."""
         sc, pc = cfg.scene_tokens, cfg.processing

@@ -46,7 +46,6 @@ import argparse
 import json
 import os
 import random
-import struct
 import subprocess
 import sys
 import tempfile
@@ -71,7 +70,10 @@ from rvm_ros.bench.node_overhead_figures import (
     stamps_increase,
 )
 from rvm_ros.bench.node_overhead_threads import rss_mib, thread_cpu_s, thread_stats
+from rvm_ros.fsutil import atomic_write
+from rvm_ros.imaging.cdr import cdr_header_ns
 from rvm_ros.pipeline.types import FrameInput, FrameResult, FrameSkip
+from rvm_ros.stamps import NS_PER_SEC, header_ns, split_ns
 
 if TYPE_CHECKING:
     from rclpy.node import Node
@@ -83,7 +85,7 @@ if TYPE_CHECKING:
 
 __all__ = ["main", "run"]
 
-S = 1_000_000_000
+S = NS_PER_SEC
 
 CAMERA_NAMES = ("front", "front_left", "front_right", "rear", "rear_left", "rear_right")
 
@@ -249,8 +251,6 @@ class _Probes:
         first_measured: Stamp of the first measured frame (it starts the CPU window).
     """
 
-    _stamp_le = struct.Struct("<iI")
-
     def __init__(self, first_measured: int) -> None:
         self.first_measured = first_measured
         self.t_cb: dict[Frame, float] = {}
@@ -277,15 +277,11 @@ class _Probes:
     def wrap_intake(self, node: RvmNode) -> None:
         """Time the node's image callback (before ``on_configure`` binds it)."""
         original = node.on_image
-        stamp_le = self._stamp_le
 
         def on_image(cam: str, msg: Image | CompressedImage | bytes) -> None:
             t = time.perf_counter()
-            if isinstance(msg, bytes):  # raw subscription: the stamp from the CDR (LE peer)
-                sec, nsec = stamp_le.unpack_from(msg, 4)
-            else:
-                sec, nsec = msg.header.stamp.sec, msg.header.stamp.nanosec
-            st = int(sec) * S + int(nsec)
+            # raw subscription: the stamp read from the CDR bytes
+            st = cdr_header_ns(msg) if isinstance(msg, bytes) else header_ns(msg.header)
             self.t_cb[(cam, st)] = t
             if st >= self.first_measured and self.window is None:
                 self.window = replace(self.reading(len(self.t_cb) - 1), t=t)
@@ -494,7 +490,7 @@ def _peer_endpoints(
 
     def on_features(cam: str, msg: FeatureMap) -> None:
         t = time.perf_counter()
-        t_recv[f"{cam}:{int(msg.header.stamp.sec) * S + int(msg.header.stamp.nanosec)}"] = t
+        t_recv[f"{cam}:{header_ns(msg.header)}"] = t
 
     pubs = {}
     for cam in cameras:
@@ -543,7 +539,7 @@ def _publish_frames(
         for cam, pub in pubs.items():
             msg = Image()
             msg.header = Header(frame_id=cam)
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(st, S)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = split_ns(st)
             msg.height, msg.width, msg.encoding, msg.step = height, width, "bgr8", width * 3
             msg.data = frames[i % len(frames)]
             t_pub[f"{cam}:{st}"] = time.perf_counter()
@@ -620,8 +616,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         print(f"{key:28s} {value:.3f}" if isinstance(value, float) else f"{key:28s} {value}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+        text = json.dumps(res, indent=2)
+        atomic_write(Path(args.json), lambda tmp: tmp.write_text(text))
     return 0
 
 

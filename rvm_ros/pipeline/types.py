@@ -43,7 +43,7 @@ class FrameInput:
 
     camera: str
     stamp_ns: int
-    header: Any
+    header: Any  # Any: opaque, the caller's (rclpy Header; replay: a tuple)
     image: np.ndarray
 
 
@@ -128,7 +128,7 @@ class FrameResult:
     """
 
     camera: str
-    header: Any
+    header: Any  # Any: the input's header object, handed back unchanged
     stamp_ns: int
     seq: int
     features: np.ndarray
@@ -167,7 +167,7 @@ class FrameSkip:
 
     camera: str
     stamp_ns: int
-    header: Any
+    header: Any  # Any: the input's header object, handed back unchanged
     reason: str
     detail: str
 

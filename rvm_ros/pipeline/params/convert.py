@@ -55,7 +55,7 @@ def _cameras(
     return topics, transports
 
 
-def _tracker_config(values: Mapping[str, Any]) -> TrackerConfig:
+def _tracker_config(values: Mapping[str, Any]) -> TrackerConfig:  # Any: checked values
     """The ``tracker.*`` parameters as a :class:`TrackerConfig` (errors name the parameter;
     Any: the checked values, see `config_from_params`)."""
     kwargs = {name.split(".", 1)[1]: values[name] for name in values if name.startswith("tracker.")}

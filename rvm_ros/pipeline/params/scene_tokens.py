@@ -30,7 +30,7 @@ def _numbers(name: str, value: object, count: int) -> list[float]:
 
 
 def scene_tokens_config(
-    values: Mapping[str, Any],
+    values: Mapping[str, Any],  # Any: checked against the table (see config_from_params)
     params: Mapping[str, object],
     cameras: Sequence[str],
     check_topic: Callable[[str, object], str],

@@ -53,7 +53,7 @@ class InferenceRuntime:
     def __init__(
         self,
         cfg: NodeConfig,
-        encoder: StepRunner[Any],
+        encoder: StepRunner[Any],  # Any: each backend's recurrent state is its own type
         processor: Processor,
         outputs: Outputs,
         stats: NodeStats,

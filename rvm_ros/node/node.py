@@ -17,6 +17,12 @@ replaced before it was processed counts as dropped). One inference thread takes 
 ``Processor.process`` and publishes the results with each frame's own header
 (`rvm_ros.node.outputs.Outputs`: features at once; with ``tracking_thread`` the tracks
 and debug image follow from a tracking thread of their own).
+
+This class wires the parts that live beside it: `rvm_ros.node.parameters` (declaration
+and the change check), `rvm_ros.node.topics` (subscriptions and publishers),
+`rvm_ros.node.intake` (parsing and decoding one message), `rvm_ros.node.inference` (the
+active state and the inference thread), `rvm_ros.node.diagnostics`,
+`rvm_ros.node.services` and `rvm_ros.node.scene_tokens`.
 """
 
 from __future__ import annotations
@@ -90,7 +96,7 @@ class RvmNode(LifecycleNode):
             Any: rclpy's own keyword arguments).
     """
 
-    def __init__(self, node_name: str = "rvm", **kwargs: Any) -> None:
+    def __init__(self, node_name: str = "rvm", **kwargs: Any) -> None:  # Any: rclpy's kwargs
         super().__init__(node_name, **kwargs)
         declare_node_parameters(self, self._overrides())
         self._declaring = False
@@ -124,8 +130,10 @@ class RvmNode(LifecycleNode):
         given = getattr(self, "_parameter_overrides", {}) or {}
         return {k: getattr(v, "value", v) for k, v in given.items()}
 
-    def _on_set_parameters(self, params: list[Parameter[Any]]) -> SetParametersResult:
-        # Any: rclpy's own typing of parameter values.
+    def _on_set_parameters(
+        self,
+        params: list[Parameter[Any]],  # Any: rclpy's own typing of parameter values
+    ) -> SetParametersResult:
         if self._declaring:  # our own declarations (configure reports their values)
             return SetParametersResult(successful=True)
         reason = refuse_change(self.lifecycle_state, params)

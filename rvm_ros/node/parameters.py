@@ -135,7 +135,10 @@ def declare_camera_parameters(node: Node) -> None:
             )
 
 
-def refuse_change(state: str, params: Sequence[Parameter[Any]]) -> str | None:
+def refuse_change(
+    state: str,
+    params: Sequence[Parameter[Any]],  # Any: rclpy's own typing of parameter values
+) -> str | None:
     """Why a parameter change is refused, or None when it is accepted.
 
     Every parameter but :data:`RUNTIME_FREE` is read at configure: it may change only while

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from rvm_ros.imaging.preprocess import Geometry
     from rvm_ros.runtime.base import StepRunner
 
+__all__ = ["Processor"]
+
 log = logging.getLogger(__name__)
 
 _MAX_GEOMETRIES = 8  # per camera: image sizes remembered (resolution changes are rare)

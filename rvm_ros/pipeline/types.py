@@ -11,6 +11,17 @@ if TYPE_CHECKING:
     from rvm_ros.imaging.preprocess import Geometry
 
 # Reset reasons (FeatureMap.reset_reason), in the order of precedence when several apply.
+__all__ = [
+    "RESET_REASONS",
+    "SKIP_REASONS",
+    "CameraStats",
+    "FrameInput",
+    "FrameResult",
+    "FrameSkip",
+    "ImageTracks",
+    "TrackJob",
+]
+
 RESET_REASONS: tuple[str, ...] = (
     "first_frame",
     "non_finite",

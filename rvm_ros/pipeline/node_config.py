@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,7 +236,9 @@ def checkpoint_patch_size(checkpoint: str) -> int:
         return DEFAULT_PATCH_SIZE
 
 
-def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
+def config_from_params(
+    params: Mapping[str, Any], warn: Callable[[str], object] | None = None
+) -> NodeConfig:
     """Validate parameter values and build the frozen :class:`NodeConfig`.
 
     Args:
@@ -245,6 +247,8 @@ def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
             node declares them). Missing names take their defaults; names the node does
             not know are ignored (see
             :func:`~rvm_ros.pipeline.param_table.unknown_parameters`).
+        warn: Where the warning about a ``model_height`` / ``model_width`` other than the
+            checkpoint's training size goes (default: :mod:`logging`); said once.
 
     Returns:
         The validated configuration.
@@ -259,7 +263,12 @@ def config_from_params(params: Mapping[str, Any]) -> NodeConfig:
         raise ConfigError(
             "checkpoint", "must be set (a .npz / .safetensors path or random:<variant>)"
         )
+    from rvm_ros.checkpoint.card import model_input_size
+
     patch = checkpoint_patch_size(values["checkpoint"])
+    values["model_height"], values["model_width"] = model_input_size(  # 0: the model card's
+        values["checkpoint"], values["model_height"], values["model_width"], (128, 128), warn
+    )
     for key in ("model_height", "model_width"):
         if values[key] % patch:
             raise ConfigError(

@@ -306,8 +306,8 @@ def model_input_size(
             message = (
                 f"checkpoint {checkpoint} was trained at {trained[0]}x{trained[1]} (its model "
                 f"card) but runs at {size[0]}x{size[1]}: outside its training size its "
-                "features and reconstructions can be much worse; leave the size unset (0) "
-                "to use the trained size"
+                "features and reconstructions can be much worse; leave the size unset "
+                "(node parameters: 0) to run at the trained size"
             )
             (warn or log.warning)(message)
     return size

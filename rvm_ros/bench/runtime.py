@@ -269,8 +269,8 @@ def run_bench(
     checkpoint: str,
     targets: Sequence[Target],
     *,
-    height: int = 256,
-    width: int = 256,
+    height: int = 0,
+    width: int = 0,
     cameras: int = 1,
     frames: int = 50,
     warmup: int = 5,
@@ -288,8 +288,9 @@ def run_bench(
     Args:
         checkpoint: checkpoint path or ``random:<variant>``.
         targets: configurations to measure (the references are added when missing).
-        height: frame height.
-        width: frame width.
+        height: frame height (0: the checkpoint's training size, from its model card;
+            256 when the card does not say).
+        width: frame width (0: as ``height``).
         cameras: frames per step of targets that do not set their own.
         frames: timed steps per target (split over ``rounds``).
         warmup: untimed steps before timing (per round).
@@ -327,6 +328,9 @@ def run_bench(
             f"need frames >= 1, rounds >= 1, cameras >= 1, warmup >= 0 "
             f"(got {frames}, {rounds}, {cameras}, {warmup})"
         )
+    from rvm_ros.checkpoint.card import model_input_size
+
+    height, width = model_input_size(checkpoint, height, width, (256, 256))  # warns once
     say = progress or (lambda line: None)
     wanted = [Target(t.backend, t.precision, t.cameras or cameras) for t in targets]
     batches = sorted({int(t.cameras or cameras) for t in wanted} or {cameras})

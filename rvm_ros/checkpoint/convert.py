@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rvm_ros.checkpoint.card import official_card
 from rvm_ros.checkpoint.npz import read_official
 from rvm_ros.checkpoint.safetensors import save_safetensors
 from rvm_ros.fsutil import file_sha256
@@ -17,6 +18,9 @@ def convert(
     progress: bool | None = None,
 ) -> RVMConfig:
     """Convert an official ``.npz`` to a project ``.safetensors``.
+
+    The output records the source file's sha256 and, for the released sizes (S, B, L, H),
+    the official model card (:data:`~rvm_ros.checkpoint.card.OFFICIAL_CARD`: 256x256).
 
     Args:
         src: Official checkpoint.
@@ -32,5 +36,6 @@ def convert(
     src = Path(src)
     config, state, _ = read_official(src, progress=progress)
     sha = file_sha256(src)
-    save_safetensors(state, config, dst, source_sha256=sha)
+    card = official_card(config)
+    save_safetensors(state, config, dst, source_sha256=sha, card=card if card.known else None)
     return config

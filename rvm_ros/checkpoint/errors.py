@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from rvm_ros.errors import RvmRosError, listing
+from rvm_ros.errors import RvmRosError
 
 
 class CheckpointError(RvmRosError, ValueError):
     """A checkpoint is unreadable, not an RVM checkpoint, or inconsistent."""
 
     cause = "invalid_checkpoint"
-
-
-def _listing(names: list[str]) -> str:
-    return listing(names)

@@ -15,7 +15,6 @@ compare) unless ``--sha256`` is given.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import logging
 import os
@@ -25,10 +24,12 @@ import urllib.request
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
-from typing import Any
 
+from rvm_ros.checkpoint.card import card_from_metadata, read_card
+from rvm_ros.checkpoint.progress import ByteBar, byte_bar
+from rvm_ros.checkpoint.safetensors import SOURCE_SHA_KEY
 from rvm_ros.errors import RvmRosError
-from rvm_ros.fsutil import file_sha256
+from rvm_ros.fsutil import OutputPlan, atomic_write, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -155,18 +156,38 @@ def download(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     start = part.stat().st_size if part.exists() else 0
+    response = _open(url, part, start, timeout)
+    if response is None:  # the .part file already holds everything
+        return _finish(part, dest, start, start)
+    with response:
+        status = response.status
+        if start and status != 206:
+            log.info("server ignored the Range request; downloading from the start")
+            start = 0
+        total = _total_from_headers(status, response.headers, start)
+        with byte_bar(progress, total, dest.name, initial=start) as bar:
+            written = _receive(url, response, part, start, bar)
+    if total is not None and written != total:
+        raise FetchError(
+            f"{url}: incomplete download: got {written} of {total} bytes; run again to resume"
+        )
+    return _finish(part, dest, written, start)
+
+
+def _open(url: str, part: Path, start: int, timeout: float) -> http.client.HTTPResponse | None:
+    """The server's response from byte ``start`` on; None when there is nothing left."""
     request = urllib.request.Request(url, headers={"User-Agent": "rvm-ros-fetch"})
     if start:
         request.add_header("Range", f"bytes={start}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and start:
             # Range not satisfiable: the .part file may already hold everything.
             total = _total_from_headers(206, exc.headers, start)
             exc.close()
             if total is not None and total == start:
-                return _finish(part, dest, start, start)
+                return None
             raise FetchError(
                 f"{url}: server refused to resume at byte {start}; delete {part} and retry"
             ) from None
@@ -176,47 +197,32 @@ def download(
         raise _unreachable(url, exc.reason) from None
     except (TimeoutError, ConnectionError) as exc:
         raise _unreachable(url, exc) from None
+    return response
 
-    with response:
-        status = response.status
-        if start and status != 206:
-            log.info("server ignored the Range request; downloading from the start")
-            start = 0
-        total = _total_from_headers(status, response.headers, start)
-        mode = "ab" if start else "wb"
-        bar_cm: contextlib.AbstractContextManager[Any] = contextlib.nullcontext(None)
-        if progress:
-            from tqdm import tqdm
 
-            bar_cm = tqdm(
-                total=total,
-                initial=start,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=dest.name,
-            )
-        written = start
-        with bar_cm as bar, open(part, mode) as out:
-            try:
-                while True:
-                    block = response.read(_CHUNK)
-                    if not block:
-                        break
-                    out.write(block)
-                    written += len(block)
-                    if bar is not None:
-                        bar.update(len(block))
-            except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as exc:
-                raise FetchError(
-                    f"{url}: transfer interrupted after {written} bytes ({exc}); "
-                    "run again to resume"
-                ) from None
-    if total is not None and written != total:
-        raise FetchError(
-            f"{url}: incomplete download: got {written} of {total} bytes; run again to resume"
-        )
-    return _finish(part, dest, written, start)
+def _receive(
+    url: str, response: http.client.HTTPResponse, part: Path, start: int, bar: ByteBar | None
+) -> int:
+    """Append the response body to ``part`` (from ``start``); returns the bytes it holds."""
+    written = start
+    with open(part, "ab" if start else "wb") as out:
+        try:
+            while block := response.read(_CHUNK):
+                out.write(block)
+                written += len(block)
+                if bar is not None:
+                    bar.update(len(block))
+        except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as exc:
+            raise FetchError(
+                f"{url}: transfer interrupted after {written} bytes ({exc}); run again to resume"
+            ) from None
+    return written
+
+
+def _write_sha256(path: Path, digest: str) -> None:
+    """``<path>.sha256`` in ``sha256sum`` format, written atomically."""
+    sidecar = path.with_name(path.name + ".sha256")
+    atomic_write(sidecar, lambda tmp: tmp.write_text(f"{digest}  {path.name}\n"))
 
 
 def _finish(part: Path, dest: Path, size: int, resumed_from: int) -> Download:
@@ -224,22 +230,24 @@ def _finish(part: Path, dest: Path, size: int, resumed_from: int) -> Download:
     if actual != size:
         raise FetchError(f"{part}: size {actual} != expected {size}")
     digest = file_sha256(part)
-    os.replace(part, dest)
-    dest.with_name(dest.name + ".sha256").write_text(f"{digest}  {dest.name}\n")
+    OutputPlan(dest, part, force=True).commit()  # the complete .part swapped in
+    _write_sha256(dest, digest)
     return Download(dest, size, digest, resumed_from)
 
 
-def _converted_from(path: Path) -> str | None:
-    """``source_sha256`` metadata of an existing converted checkpoint, else None."""
-    if not path.is_file():
-        return None
+def _converted(out: Path, npz: Path, digest: str) -> bool:
+    """Whether ``out`` is a conversion of this very ``npz`` (its sha256) with its card."""
+    if not out.is_file():
+        return False
     try:
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as f:
-            return (f.metadata() or {}).get("source_sha256")
-    except Exception:  # unreadable: convert again
-        return None
+        with safe_open(str(out), framework="pt") as f:
+            metadata = f.metadata() or {}
+        card = card_from_metadata(metadata, str(out))
+        return metadata.get(SOURCE_SHA_KEY) == digest and card == read_card(npz)
+    except Exception:  # unreadable, or converted before model cards: convert again
+        return False
 
 
 def _check_architecture(npz: Path, variant: str) -> None:
@@ -275,7 +283,7 @@ def _verify(path: Path, variant: str, expected: str | None) -> str:
     return digest
 
 
-def _cached(npz: Path, variant: str, expected: str | None) -> str | None:
+def _cached(npz: Path, expected: str | None) -> str | None:
     """sha256 of a complete earlier download, None when there is none."""
     sha_file = npz.with_name(npz.name + ".sha256")
     if not (npz.is_file() and sha_file.is_file()):
@@ -332,25 +340,38 @@ def fetch(
     expected = sha256 or OFFICIAL_SHA256.get(variant)
     folder = Path(dest_dir) if dest_dir is not None else default_cache_dir()
     npz = folder / CHECKPOINT_FILES[variant]
-    digest = _cached(npz, variant, expected)
+    digest = _cached(npz, expected)
     if digest is None:
-        staged = npz.with_name(npz.name + ".download")
-        download(url, staged, progress=progress)
-        staged.with_name(staged.name + ".sha256").unlink(missing_ok=True)
-        try:
-            digest = _verify(staged, variant, expected)
-        except BaseException:
-            staged.unlink(missing_ok=True)  # never kept: the next run downloads afresh
-            raise
-        os.replace(staged, npz)
-        npz.with_name(npz.name + ".sha256").write_text(f"{digest}  {npz.name}\n")
-    out: Path | None = None
-    if convert:
-        from rvm_ros.checkpoint.convert import convert as convert_checkpoint
-
-        out = npz.with_suffix(".safetensors")
-        if _converted_from(out) == digest:
-            log.info("%s already converted", out)
-        else:
-            convert_checkpoint(npz, out, progress=progress if progress else False)
+        digest = _download_verified(url, npz, variant, expected, progress)
+    out = _convert(npz, digest, progress) if convert else None
     return FetchResult(npz, digest, out, verified=expected is not None)
+
+
+def _download_verified(
+    url: str, npz: Path, variant: str, expected: str | None, progress: bool
+) -> str:
+    """Download beside ``npz``, verify, and only then swap it in; returns its sha256."""
+    staged = npz.with_name(npz.name + ".download")
+    download(url, staged, progress=progress)
+    staged.with_name(staged.name + ".sha256").unlink(missing_ok=True)
+    try:
+        digest = _verify(staged, variant, expected)
+    except BaseException:
+        staged.unlink(missing_ok=True)  # never kept: the next run downloads afresh
+        raise
+    OutputPlan(npz, staged, force=True).commit()
+    _write_sha256(npz, digest)
+    return digest
+
+
+def _convert(npz: Path, digest: str, progress: bool) -> Path:
+    """``<name>.safetensors`` beside ``npz``, converted unless an earlier conversion of the
+    same file with the same model card is there."""
+    from rvm_ros.checkpoint.convert import convert as convert_checkpoint
+
+    out = npz.with_suffix(".safetensors")
+    if _converted(out, npz, digest):
+        log.info("%s already converted", out)
+    else:
+        convert_checkpoint(npz, out, progress=progress if progress else False)
+    return out

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 
 import torch
 
-from rvm_ros.checkpoint.errors import CheckpointError, _listing
+from rvm_ros.checkpoint.errors import CheckpointError
+from rvm_ros.errors import listing
 
 
 def check_finite(state: Mapping[str, torch.Tensor], where: str) -> None:
@@ -29,6 +30,6 @@ def check_finite(state: Mapping[str, torch.Tensor], where: str) -> None:
             bad.append(f"{name} ({count} of {tensor.numel()} values NaN/inf)")
     if bad:
         raise CheckpointError(
-            f"{where}: non-finite weights in {_listing(bad)}; refusing this checkpoint",
+            f"{where}: non-finite weights in {listing(bad)}; refusing this checkpoint",
             cause="non_finite_weights",
         )

@@ -19,7 +19,7 @@ from rvm_ros.checkpoint.errors import CheckpointError
 from rvm_ros.checkpoint.finite import check_finite
 from rvm_ros.checkpoint.npz import read_npz_header, read_official
 from rvm_ros.checkpoint.official import config_from_official_shapes
-from rvm_ros.checkpoint.random import _parse_random, random_model
+from rvm_ros.checkpoint.random import parse_random, random_model
 from rvm_ros.checkpoint.safetensors import read_safetensors_config
 from rvm_ros.fsutil import file_sha256, not_a_file
 from rvm_ros.model import RVM, RVMConfig
@@ -48,7 +48,7 @@ def read_config(path: str | os.PathLike[str]) -> RVMConfig:
     not loading it."""
     spec = resolve(path)
     if spec.startswith("random:"):
-        return RVMConfig.from_variant(_parse_random(spec)[0])
+        return RVMConfig.from_variant(parse_random(spec)[0])
     p = Path(spec)
     if p.suffix == ".npz":
         return config_from_official_shapes(read_npz_header(p).shapes)
@@ -96,7 +96,7 @@ def load_model(
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise ValueError(f"load_model: unsupported dtype {dtype}")
     if spec.startswith("random:"):
-        variant, seed = _parse_random(spec)
+        variant, seed = parse_random(spec)
         model = random_model(variant, seed)
     else:
         p = Path(spec)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -17,11 +15,12 @@ import torch
 from rvm_ros.checkpoint.errors import CheckpointError
 from rvm_ros.checkpoint.finite import check_finite
 from rvm_ros.checkpoint.official import (
-    _check_state_dict,
-    _has_decoder,
+    check_state_dict,
     config_from_official_shapes,
+    has_decoder,
     official_to_torch,
 )
+from rvm_ros.checkpoint.progress import ByteBar, byte_bar
 from rvm_ros.fsutil import not_a_file
 from rvm_ros.model import RVMConfig
 
@@ -60,33 +59,8 @@ def read_npz_header(path: str | os.PathLike[str]) -> NpzHeader:
             if not infos:
                 raise CheckpointError(f"{path}: empty archive, not an RVM checkpoint")
             for info in infos:
-                name = info.filename
-                if not name.endswith(".npy"):
-                    raise CheckpointError(f"{path}: member {name!r} is not a .npy array")
-                key = name[: -len(".npy")]
-                with zf.open(info) as f:
-                    version = np.lib.format.read_magic(f)
-                    if version == (1, 0):
-                        shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
-                    elif version == (2, 0):
-                        shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
-                    else:
-                        raise CheckpointError(
-                            f"{path}: member {name!r} has unsupported .npy version {version}"
-                        )
-                    offset = f.tell()
-                if dtype.hasobject or dtype.kind != "f":
-                    raise CheckpointError(
-                        f"{path}: key {key!r} has dtype {dtype}, expected floating point"
-                    )
-                nbytes = int(math.prod(shape)) * dtype.itemsize
-                if info.file_size != offset + nbytes:
-                    raise CheckpointError(
-                        f"{path}: key {key!r} holds {info.file_size - offset} bytes of data, "
-                        f"its header {tuple(shape)} {dtype} needs {nbytes} (truncated or corrupt)"
-                    )
-                shapes[key] = tuple(int(s) for s in shape)
-                dtypes[key] = dtype
+                key, shape, dtype, nbytes = _member_header(zf, info, path)
+                shapes[key], dtypes[key] = shape, dtype
                 total += nbytes
     except zipfile.BadZipFile as exc:
         raise CheckpointError(
@@ -102,27 +76,41 @@ def read_npz_header(path: str | os.PathLike[str]) -> NpzHeader:
     return NpzHeader(shapes, dtypes, total)
 
 
+def _member_header(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path
+) -> tuple[str, tuple[int, ...], np.dtype, int]:
+    """``(key, shape, dtype, data bytes)`` of one ``.npy`` member, checked against its size."""
+    name = info.filename
+    if not name.endswith(".npy"):
+        raise CheckpointError(f"{path}: member {name!r} is not a .npy array")
+    key = name[: -len(".npy")]
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise CheckpointError(f"{path}: member {name!r} has unsupported .npy version {version}")
+        offset = f.tell()
+    if dtype.hasobject or dtype.kind != "f":
+        raise CheckpointError(f"{path}: key {key!r} has dtype {dtype}, expected floating point")
+    nbytes = int(math.prod(shape)) * dtype.itemsize
+    if info.file_size != offset + nbytes:
+        raise CheckpointError(
+            f"{path}: key {key!r} holds {info.file_size - offset} bytes of data, "
+            f"its header {tuple(shape)} {dtype} needs {nbytes} (truncated or corrupt)"
+        )
+    return key, tuple(int(s) for s in shape), dtype, nbytes
+
+
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
-
-
-def _progress(
-    total: int, desc: str, enabled: bool | None
-) -> contextlib.AbstractContextManager[Any]:
-    show = total >= PROGRESS_MIN_BYTES if enabled is None else enabled
-    if not show:
-        return contextlib.nullcontext(None)
-    from tqdm import tqdm
-
-    bar: contextlib.AbstractContextManager[Any] = tqdm(
-        total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc
-    )
-    return bar
 
 
 class _ArchiveArrays(Mapping[str, np.ndarray]):
     """An open ``np.load`` archive as a lazy key -> array mapping that advances a bar."""
 
-    def __init__(self, npz: Mapping[str, np.ndarray], bar: Any) -> None:
+    def __init__(self, npz: Mapping[str, np.ndarray], bar: ByteBar | None) -> None:
         self._npz, self._bar = npz, bar
 
     def __getitem__(self, key: str) -> np.ndarray:
@@ -161,8 +149,9 @@ def read_official(
     path = Path(path)
     header = read_npz_header(path)
     config = config_from_official_shapes(header.shapes)
-    with_decoder = _has_decoder(header.shapes)
-    with _progress(header.nbytes, f"reading {path.name}", progress) as bar:
+    with_decoder = has_decoder(header.shapes)
+    show = header.nbytes >= PROGRESS_MIN_BYTES if progress is None else progress
+    with byte_bar(show, header.nbytes, f"reading {path.name}") as bar:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = official_to_torch(_ArchiveArrays(npz, bar), config, with_decoder)
@@ -171,6 +160,6 @@ def read_official(
         except CheckpointError as exc:
             raise CheckpointError(f"{path}: {exc}", cause=exc.cause) from None
     state = {name: torch.from_numpy(array) for name, array in arrays.items()}
-    _check_state_dict(state, config, with_decoder, str(path))
+    check_state_dict(state, config, with_decoder, str(path))
     check_finite(state, str(path))
     return config, state, with_decoder

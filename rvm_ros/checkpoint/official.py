@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rvm_ros.checkpoint.errors import CheckpointError, _listing
-from rvm_ros.errors import key_differences
+from rvm_ros.checkpoint.errors import CheckpointError
+from rvm_ros.errors import key_differences, listing
 from rvm_ros.model import RVM, RVMConfig
 from rvm_ros.model.config import VARIANTS
 
@@ -204,7 +204,7 @@ def official_to_torch(
     consumed = {e.official for e in official_layout(config, with_decoder)}
     unconsumed = sorted(set(arrays) - consumed)
     if unconsumed:
-        raise CheckpointError(f"key(s) not consumed: {_listing(unconsumed)}")
+        raise CheckpointError(f"key(s) not consumed: {listing(unconsumed)}")
     return out
 
 
@@ -295,7 +295,8 @@ def _mlp_votes(root: str) -> tuple[tuple[str, int, int], ...]:
     )
 
 
-def _has_decoder(shapes: Mapping[str, tuple[int, ...]]) -> bool:
+def has_decoder(shapes: Mapping[str, tuple[int, ...]]) -> bool:
+    """Whether official shapes include the decoder (any decoder-side key)."""
     return any(key.startswith(_DECODER_ROOTS) for key in shapes)
 
 
@@ -327,7 +328,7 @@ def config_from_official_shapes(shapes: Mapping[str, tuple[int, ...]]) -> RVMCon
         shapes, f"{core_root}_0/attention/query/kernel", 3, 1, _attention_votes(core_root)
     )
     core_mlp = _voted(shapes, f"{core_root}_0/mlp/dense_in/kernel", 2, 1, _mlp_votes(core_root))
-    with_decoder = _has_decoder(shapes)
+    with_decoder = has_decoder(shapes)
     if with_decoder:
         dd = _shape(shapes, "mask_token", 2)[1]
         dec_layers = _layer_count(shapes, "decoder/xa_blocks_", "decoder blocks")
@@ -391,12 +392,18 @@ def _expected_torch_shapes(config: RVMConfig, with_decoder: bool) -> dict[str, t
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def _check_state_dict(
+def check_state_dict(
     shapes: Mapping[str, torch.Tensor] | Mapping[str, tuple[int, ...]],
     config: RVMConfig,
     with_decoder: bool,
     where: str,
 ) -> None:
+    """Raise unless ``shapes`` (tensors or shapes, torch names) fill ``config`` exactly.
+
+    Raises:
+        CheckpointError: Missing, unexpected or mis-shaped tensors, naming them (``where``
+            starts the message).
+    """
     expected = _expected_torch_shapes(config, with_decoder)
     got = {k: tuple(v) if isinstance(v, tuple) else tuple(v.shape) for k, v in shapes.items()}
     problems = key_differences(

@@ -34,7 +34,12 @@ def randomize_(model: RVM, seed: int = 0) -> RVM:
     return model
 
 
-def _parse_random(spec: str) -> tuple[str, int]:
+def parse_random(spec: str) -> tuple[str, int]:
+    """``random:<variant>[:<seed>]`` -> ``(variant, seed)`` (seed 0 when not given).
+
+    Raises:
+        CheckpointError: Not that form, or an unknown variant or a non-integer seed.
+    """
     parts = spec.split(":")
     if len(parts) not in (2, 3) or parts[0] != "random" or parts[1] not in VARIANTS:
         raise CheckpointError(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from rvm_ros.checkpoint.card import CARD_KEY, ModelCard, card_from_metadata
 from rvm_ros.checkpoint.errors import CheckpointError
-from rvm_ros.checkpoint.official import _check_state_dict
+from rvm_ros.checkpoint.official import check_state_dict
 from rvm_ros.errors import TooLarge
 from rvm_ros.fsutil import atomic_write, not_a_file
 from rvm_ros.model import RVMConfig
@@ -32,6 +34,7 @@ def save_safetensors(
     config: RVMConfig,
     path: str | os.PathLike[str],
     source_sha256: str | None = None,
+    card: ModelCard | None = None,
 ) -> Path:
     """Write a project checkpoint atomically (temporary file, then rename).
 
@@ -40,6 +43,8 @@ def save_safetensors(
         config: Architecture, stored as JSON under metadata ``rvm_config``.
         path: Output ``.safetensors`` path.
         source_sha256: sha256 of the file the weights came from (stored as metadata).
+        card: What the weights were trained for (input size, data, steps, held-out
+            figures), stored as JSON under metadata ``rvm_card``; None: no card.
 
     Returns:
         The written path. No file is left behind on failure.
@@ -48,10 +53,12 @@ def save_safetensors(
 
     path = Path(path)
     with_decoder = any(k.startswith("decoder.") for k in state)
-    _check_state_dict(state, config, with_decoder, str(path))
+    check_state_dict(state, config, with_decoder, str(path))
     metadata = {CONFIG_KEY: config.to_json(), FORMAT_KEY: FORMAT_VALUE}
     if source_sha256:
         metadata[SOURCE_SHA_KEY] = source_sha256
+    if card is not None:
+        metadata[CARD_KEY] = card.to_json()
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
 
     def write(tmp: Path) -> None:
@@ -85,6 +92,47 @@ def canonical_header(path: Path) -> None:
             return
         f.seek(8)
         f.write(text + b" " * (size - len(text)))
+
+
+def write_card(
+    src: str | os.PathLike[str], card: ModelCard, dst: str | os.PathLike[str] | None = None
+) -> Path:
+    """Store ``card`` in a project checkpoint's metadata; the tensor bytes stay as they are.
+
+    Only the header changes (its length too): the data section is copied byte for byte, so
+    the weights are identical while the file's sha256 (and model id) change.
+
+    Args:
+        src: A project ``.safetensors``.
+        card: The card to record (replaces any card there).
+        dst: Output path (default ``src``, replaced atomically once complete).
+
+    Returns:
+        The written path.
+
+    Raises:
+        CheckpointError: ``src`` is no project checkpoint.
+    """
+    src = Path(src)
+    read_safetensors_config(src)  # a project checkpoint, consistent
+    out = Path(dst) if dst is not None else src
+    with open(src, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        meta = dict(header.pop("__metadata__", None) or {})
+        meta[CARD_KEY] = card.to_json()
+        ordered: dict[str, object] = {"__metadata__": dict(sorted(meta.items()))}
+        ordered.update(sorted(header.items()))
+        text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+        text += b" " * (-len(text) % 8)  # the writer's 8-byte alignment of the data
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as out_file:
+                out_file.write(len(text).to_bytes(8, "little") + text)
+                shutil.copyfileobj(f, out_file)  # the data section, unchanged
+
+        atomic_write(out, write)
+    return out
 
 
 def read_safetensors_config(path: str | os.PathLike[str]) -> tuple[RVMConfig, bool]:
@@ -121,6 +169,7 @@ def read_safetensors_config(path: str | os.PathLike[str]) -> tuple[RVMConfig, bo
         ) from None
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: invalid '{CONFIG_KEY}' metadata: {exc}") from None
+    card_from_metadata(metadata, str(path))  # a card that is there must parse
     with_decoder = any(k.startswith("decoder.") for k in shapes)
-    _check_state_dict(shapes, config, with_decoder, str(path))
+    check_state_dict(shapes, config, with_decoder, str(path))
     return config, with_decoder

@@ -48,8 +48,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=PRECISION_CHOICES,
         help="precisions to measure; combinations a backend cannot run are skipped",
     )
-    p.add_argument("--height", type=int, default=256)
-    p.add_argument("--width", type=int, default=256)
+    p.add_argument(
+        "--height",
+        type=int,
+        default=None,
+        help="frame height (default: the checkpoint's training size, from its model card; "
+        "256 when it does not say)",
+    )
+    p.add_argument("--width", type=int, default=None, help="frame width (default: as for --height)")
     p.add_argument(
         "--cameras",
         type=int,
@@ -112,6 +118,7 @@ def _targets(backends: list[str], precisions: list[str], cameras: list[int]) -> 
 def run(args: argparse.Namespace) -> int:
     """Validate the arguments, run the benchmark, write the reports."""
     from rvm_ros.bench.runtime import append_markdown, markdown_table, run_bench, write_json
+    from rvm_ros.checkpoint.card import model_input_size
     from rvm_ros.cli.validate import at_least, frame_sizes, model_patch_size
     from rvm_ros.runtime import BackendUnavailable, InputError
 
@@ -133,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--random-variant {args.random_variant!r} is not one of {', '.join(VARIANTS)}"
             )
     frame_sizes(args, model_patch_size(checkpoint), 4096)  # the node's model size limit
+    args.height, args.width = model_input_size(checkpoint, args.height, args.width, (256, 256))
     from rvm_ros.cli.validate import at_most
 
     # The frames are made (or read) before timing: frames x cameras x H x W x 3 bytes.

@@ -9,6 +9,7 @@ from rvm_ros.cli import CliError
 
 
 def _run(args: argparse.Namespace) -> int:
+    from rvm_ros.checkpoint.card import official_card
     from rvm_ros.checkpoint.convert import convert
     from rvm_ros.checkpoint.errors import CheckpointError
     from rvm_ros.fsutil import staged_output
@@ -30,6 +31,9 @@ def _run(args: argparse.Namespace) -> int:
         f"wrote {dst}: RVM {config.variant} (D {config.dim}, encoder {config.enc_layers} x "
         f"{config.enc_heads} heads, core {config.core_layers} blocks)"
     )
+    card = official_card(config)
+    if card.known:
+        print(f"model card: trained at {card.size_text()} ({card.source})")
     return 0
 
 
@@ -40,8 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="check and convert an official RVM .npz checkpoint to .safetensors",
         description="Check that every key of an official RVM checkpoint is consumed and "
         "every parameter filled (shapes included), then write the project's .safetensors "
-        "with the architecture config and the source sha256 in its metadata. Nothing is "
-        "written when the check fails.",
+        "with the architecture config, the source sha256 and, for the released sizes "
+        "(S, B, L, H), the official model card (trained at 256x256) in its metadata. "
+        "Nothing is written when the check fails.",
     )
     p.add_argument("input", metavar="OFFICIAL.npz", help="official checkpoint")
     p.add_argument("output", metavar="OUT.safetensors", help="converted checkpoint to write")

@@ -33,6 +33,7 @@ def _check_memory(args: argparse.Namespace, dim: int, patch: int) -> None:
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from rvm_ros.checkpoint.card import model_input_size, trained_size
     from rvm_ros.checkpoint.errors import CheckpointError
     from rvm_ros.checkpoint.load import load_model
     from rvm_ros.cli.validate import at_least, frame_sizes, model_patch_size
@@ -44,6 +45,9 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"--output must end in .npy, got {out}")
     if (args.height is None) != (args.width is None):
         raise CliError("give both --height and --width, or neither")
+    if args.height is not None or trained_size(args.checkpoint) is not None:
+        # unset: the size the model card records; another size warns once, naming both
+        args.height, args.width = model_input_size(args.checkpoint, args.height, args.width, (0, 0))
     frame_sizes(args, model_patch_size(args.checkpoint), MAX_SIDE)
     at_least(args, 1, "max_frames")
     inputs = [args.input, *([] if args.checkpoint.startswith("random:") else [args.checkpoint])]
@@ -107,7 +111,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--checkpoint", required=True, help=".npz, .safetensors or random:<variant>")
     p.add_argument("--input", required=True, help="video file or .npy frames")
     p.add_argument("--output", required=True, help="features .npy to write")
-    p.add_argument("--height", type=int, default=None, help="resize frames to this height")
+    p.add_argument(
+        "--height",
+        type=int,
+        default=None,
+        help="resize frames to this height (default: the checkpoint's training size from "
+        "its model card; frames as they are when the card does not say)",
+    )
     p.add_argument("--width", type=int, default=None, help="resize frames to this width")
     p.add_argument("--max-frames", type=int, default=None, help="encode at most this many")
     p.add_argument(

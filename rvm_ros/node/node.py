@@ -168,7 +168,7 @@ class RvmNode(LifecycleNode):
                 f"ignoring unknown parameter(s): {', '.join(unknown)} (typo? see config/rvm.yaml)"
             )
         try:
-            cfg = config_from_params(self._parameter_values())
+            cfg = config_from_params(self._parameter_values(), self.get_logger().warning)
         except ConfigError as exc:
             self.get_logger().error(f"invalid parameter '{exc.param}': {exc.message}")
             return FAILURE

@@ -230,7 +230,7 @@ class ProcessingConfig:
             if not isinstance(self.tracker, TrackerConfig):
                 raise ConfigError(
                     "tracker",
-                    f"must be a rvm_ros.tracking.tracker.TrackerConfig or None, got "
+                    f"must be a rvm_ros.tracking.config.TrackerConfig or None, got "
                     f"{type(self.tracker).__name__}",
                 )
 

@@ -27,7 +27,7 @@ from rvm_ros.replay.topics import resolve_topic
 
 if TYPE_CHECKING:
     from rvm_ros.pipeline import ProcessingConfig, Processor
-    from rvm_ros.pipeline.node_config import NodeConfig
+    from rvm_ros.pipeline.config import NodeConfig
 
 __all__ = ["BagSetup", "prepare_bag"]
 

@@ -11,7 +11,7 @@ from rvm_ros.replay.settings import DEFAULT_CHECKPOINT, ReplayError, ReplaySetti
 from rvm_ros.replay.topics import resolve_topic, topic_cameras
 
 if TYPE_CHECKING:
-    from rvm_ros.pipeline.node_config import NodeConfig
+    from rvm_ros.pipeline.config import NodeConfig
 
 log = logging.getLogger(__name__)
 

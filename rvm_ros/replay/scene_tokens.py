@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
 
     from rvm_ros.pipeline import FrameInput, FrameResult, FrameSkip
-    from rvm_ros.pipeline.node_config import NodeConfig
+    from rvm_ros.pipeline.config import NodeConfig
 
 __all__ = ["CAMERA_INFO_TYPE", "SceneTokensWriter"]
 

@@ -24,8 +24,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from rvm_ros.checkpoint.card import ModelCard
 from rvm_ros.fsutil import check_output, file_sha256
 from rvm_ros.model import RVM
+from rvm_ros.training.card import distill_card
 from rvm_ros.training.config import DataSection
 from rvm_ros.training.data import ClipDataset, StepSampler, make_loader
 from rvm_ros.training.distill_cache import CACHE_DTYPE, TeacherCache
@@ -191,13 +193,17 @@ def save_distill_checkpoint(
     train_seconds: float,
     keep: int,
     teacher_seconds: float = 0.0,
+    card: ModelCard | None = None,
 ) -> Path:
-    """Write ``step_<n>`` and ``last`` (student + state + adapter); prune old step files."""
+    """Write ``step_<n>`` and ``last`` (student + state + adapter); prune old step files.
+
+    ``card`` (input size, data, steps) goes into the student's metadata.
+    """
     from rvm_ros.checkpoint import save_safetensors
 
     student = module.student
     weights, state_path = _checkpoint_paths(out_dir, f"step_{step:07d}")
-    save_safetensors(student.state_dict(), student.config, weights)
+    save_safetensors(student.state_dict(), student.config, weights, card=card)
     adapter = None if module.adapter is None else module.adapter.state_dict()
     state = {
         WEIGHTS_SHA256: file_sha256(weights),  # the pair's agreement, checked on resume
@@ -555,6 +561,7 @@ def _loop(
                         train_seconds,
                         cfg.keep_checkpoints,
                         targets.seconds,
+                        distill_card(cfg, step),
                     )
                     _plot(out_dir / "metrics.jsonl", out_dir / "loss.png")
                 if dist.world > 1:

@@ -24,9 +24,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from rvm_ros.checkpoint.card import ModelCard
 from rvm_ros.errors import RvmRosError
 from rvm_ros.fsutil import OutputError, check_output, file_sha256
 from rvm_ros.model import RVM, RVMConfig
+from rvm_ros.training.card import train_card
 from rvm_ros.training.config import LossSection, TrainConfig, load_config
 from rvm_ros.training.data import Batch, ClipDataset, StepSampler, make_loader
 from rvm_ros.training.objective import compute_loss
@@ -176,8 +178,11 @@ def save_checkpoint(
     step: int,
     train_seconds: float,
     keep: int,
+    card: ModelCard | None = None,
 ) -> Path:
     """Write ``step_<n>`` and ``last`` (weights + training state); prune old step files.
+
+    ``card`` (input size, data, steps) goes into the weights' metadata.
 
     Returns:
         The ``last.safetensors`` path.
@@ -192,7 +197,7 @@ def save_checkpoint(
             "(lower optim.lr)",
             cause="non_finite",
         )
-    save_safetensors(model.state_dict(), model.config, weights)
+    save_safetensors(model.state_dict(), model.config, weights, card=card)
     state = {
         WEIGHTS_SHA256: file_sha256(weights),  # the pair's agreement, checked on resume
         "step": step,
@@ -517,6 +522,7 @@ def train(
                         step,
                         train_seconds,
                         cfg.keep_checkpoints,
+                        train_card(cfg, step),
                     )
                     _plot(metrics_path, out_dir / "loss.png")
                 if dist.world > 1:

@@ -130,3 +130,27 @@ def test_encode_errors(
     assert _encode(tmp_path / "none.safetensors", odd, out) == 2
     assert "cannot load checkpoint" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_encode_runs_at_the_model_card_size_and_warns_once_at_another(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rvm_ros.checkpoint.card import ModelCard
+    from rvm_ros.checkpoint.random import random_model
+    from rvm_ros.checkpoint.safetensors import save_safetensors
+
+    model = random_model("tiny", seed=1)
+    card = ModelCard(input_size=(32, 48))
+    ckpt = save_safetensors(model.state_dict(), model.config, tmp_path / "t.safetensors", card=card)
+    src = tmp_path / "frames.npy"
+    np.save(src, np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8))
+    caplog.set_level("WARNING", logger="rvm_ros.checkpoint.card")
+    out = tmp_path / "card.npy"
+    assert _encode(ckpt, src, out) == 0
+    assert np.load(out).shape == (1, 2, 1 + 2 * 3, 64)  # resized to the card's 32x48
+    assert caplog.records == []
+    for name in ("a.npy", "b.npy"):
+        assert _encode(ckpt, src, tmp_path / name, "--height", "64", "--width", "64") == 0
+        assert np.load(tmp_path / name).shape == (1, 2, 1 + 4 * 4, 64)
+    assert len(caplog.records) == 1  # once per process, checkpoint and size
+    assert "trained at 32x48" in caplog.text and "runs at 64x64" in caplog.text

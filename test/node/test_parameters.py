@@ -36,7 +36,7 @@ def test_a_start_value_outside_the_range_drops_the_range_so_configure_reports_it
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("model_height", -5, "must be >= 16"),
+        ("model_height", -5, "must be >= 0"),
         ("model_height", "big", "expected an integer"),
         ("feature_pool", 3, "must be one of 1 | 2 | 4"),
         ("tracker.lk_window", -3, "must be >= 5"),

@@ -58,7 +58,7 @@ def test_per_camera_topics_and_transports() -> None:
         ({**BASE, "feature_pool": 2.0}, "feature_pool", "expected an integer"),
         ({**BASE, "resize_mode": "fit"}, "resize_mode", "stretch | letterbox | center_crop"),
         ({**BASE, "model_height": 100}, "model_height", "multiple of 16"),
-        ({**BASE, "model_width": 0}, "model_width", ">= 16"),
+        ({**BASE, "model_width": -16}, "model_width", ">= 0"),
         ({**BASE, "reset_on_gap_s": -1.0}, "reset_on_gap_s", ">= 0"),
         ({**BASE, "reset_on_gap_s": float("nan")}, "reset_on_gap_s", "finite"),
         ({**BASE, "input_reliability": "RELIABLE"}, "input_reliability", "best_effort"),

@@ -8,7 +8,7 @@ Python (no rclpy), so node and bag replay build the same configuration.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rvm_ros.pipeline.config import CAMERA_NAME, ConfigError, NodeConfig, ProcessingConfig
@@ -83,7 +83,9 @@ def checkpoint_patch_size(checkpoint: str) -> int:
         return DEFAULT_PATCH_SIZE
 
 
-def config_from_params(params: Mapping[str, object]) -> NodeConfig:
+def config_from_params(
+    params: Mapping[str, object], warn: Callable[[str], object] | None = None
+) -> NodeConfig:
     """Validate parameter values and build the frozen :class:`NodeConfig`.
 
     Args:
@@ -92,6 +94,8 @@ def config_from_params(params: Mapping[str, object]) -> NodeConfig:
             node declares them). Missing names take their defaults; names the node does
             not know are ignored (see
             :func:`~rvm_ros.pipeline.params.unknown_parameters`).
+        warn: Where the warning about a ``model_height`` / ``model_width`` other than the
+            checkpoint's training size goes (default: :mod:`logging`); said once.
 
     Returns:
         The validated configuration.
@@ -107,7 +111,12 @@ def config_from_params(params: Mapping[str, object]) -> NodeConfig:
         raise ConfigError(
             "checkpoint", "must be set (a .npz / .safetensors path or random:<variant>)"
         )
+    from rvm_ros.checkpoint.card import model_input_size
+
     patch = checkpoint_patch_size(values["checkpoint"])
+    values["model_height"], values["model_width"] = model_input_size(  # 0: the model card's
+        values["checkpoint"], values["model_height"], values["model_width"], (128, 128), warn
+    )
     for key in ("model_height", "model_width"):
         if values[key] % patch:
             raise ConfigError(

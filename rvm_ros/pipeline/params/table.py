@@ -71,6 +71,12 @@ class ParamSpec:
         return ", ".join(parts)
 
 
+_SIZE_TEXT = (
+    "Network input {} (multiple of 16); 0: the size the checkpoint was trained at, from "
+    "its model card (128 for builtin:default, 256 for official checkpoints; 128 when the "
+    "card does not say). Another size works, with a warning naming both"
+)
+
 PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "checkpoint",
@@ -97,9 +103,9 @@ PARAMS: tuple[ParamSpec, ...] = (
         "TensorRT: use (and cache) an engine that fails its build check against ONNX Runtime",
     ),
     ParamSpec("cameras", ["front"], "str_list", "Camera names; one input topic each"),
-    # 128: the shipped default model's training size (RVM-S and larger: 256).
-    ParamSpec("model_height", 128, "int", "Network input height (multiple of 16)", (), 16, 4096),
-    ParamSpec("model_width", 128, "int", "Network input width (multiple of 16)", (), 16, 4096),
+    # 0: the size the checkpoint's model card records (rvm_ros.checkpoint.card).
+    ParamSpec("model_height", 0, "int", _SIZE_TEXT.format("height"), (), 0, 4096),
+    ParamSpec("model_width", 0, "int", _SIZE_TEXT.format("width"), (), 0, 4096),
     ParamSpec(
         "resize_mode",
         "stretch",

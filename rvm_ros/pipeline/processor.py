@@ -31,7 +31,7 @@ from rvm_ros.tracking.queries import check_query_count
 
 if TYPE_CHECKING:
     from rvm_ros.imaging.preprocess import Geometry
-    from rvm_ros.runtime.base import StepRunner
+    from rvm_ros.runtime.base import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Processor:
 
     Args:
         config: The processing settings.
-        encoder: A `rvm_ros.runtime.StepRunner` (``step``, ``reset``, ``info``) created for
+        encoder: A `rvm_ros.runtime.Encoder` (``step``, ``reset``, ``info``) created for
             ``config.model_height x config.model_width`` input.
 
     Raises:
@@ -112,7 +112,7 @@ class Processor:
     """
 
     def __init__(
-        self, config: ProcessingConfig, encoder: StepRunner[Any], defer_tracking: bool = False
+        self, config: ProcessingConfig, encoder: Encoder[Any], defer_tracking: bool = False
     ) -> None:
         info = encoder.info
         if (int(info.height), int(info.width)) != (config.model_height, config.model_width):

@@ -1,4 +1,4 @@
-"""Runtime backends behind :class:`rvm_ros.runtime.base.StepRunner`: :mod:`.torch`,
+"""Runtime backends behind :class:`rvm_ros.runtime.base.Encoder`: :mod:`.torch`,
 :mod:`.onnxruntime`, :mod:`.tensorrt`. Imported lazily by the factory (each pulls in its
 own heavy dependency)."""
 

@@ -31,11 +31,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 import numpy as np
 
 from rvm_ros.imaging.synthetic import synthetic_frames
+from rvm_ros.runtime.base import EncoderInfoDict
+
+if TYPE_CHECKING:
+    from rvm_ros.model import RVM
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +85,127 @@ class BenchSpec:
     compare: bool = True  # stream the first COMPARE_STEPS frames for the cosine
 
 
+class _MeasurementFields(TypedDict):
+    """The keys every `Measurement` has."""
+
+    info: EncoderInfoDict
+    latencies_ms: list[float]
+    cpu_ms: list[float]
+    features: np.ndarray | None
+    peak_rss_mb: float
+    create_s: float
+
+
+class Measurement(_MeasurementFields, total=False):
+    """What `measure` returns for one configuration (one process)."""
+
+    gflop_per_frame: float
+    peak_cuda_mb: float
+
+
+class LatencyMs(TypedDict):
+    """Step latency percentiles in milliseconds."""
+
+    p50: float
+    p90: float
+    p99: float
+
+
+class _ResultRowFields(TypedDict):
+    """The keys every `ResultRow` has."""
+
+    backend: str
+    precision: str
+    device: str
+    cameras: int
+    height: int
+    width: int
+    latency_ms: LatencyMs
+    throughput_fps: float
+    steps_per_s: float
+    cpu_ms_p50: float
+    peak_rss_mb: float
+    speedup_vs_torch_eager_fp32: float
+    cosine_vs_fp32: float
+    round_p50_ms: list[float]
+    speedup_paired: float
+    steps: int
+    model_id: str
+    reason: str
+
+
+class ResultRow(_ResultRowFields, total=False):
+    """One configuration's row of the report (see `run_bench`)."""
+
+    per_camera_frame_vs_batch1: float
+    gflop_per_frame: float
+    gflop_per_s: float
+    fraction_of_peak: float
+    peak_cuda_mb: float
+    reference: bool
+
+
+class MachineInfo(TypedDict):
+    """The machine and software versions a report was measured with."""
+
+    cpu: str
+    cpu_flags: list[str]
+    cores: int | None
+    os: str
+    python: str
+    torch: str
+    torch_threads: int
+    gpu: str | None
+    onnxruntime: str | None
+    openvino: str | None
+    nncf: str | None
+    tensorrt: str | None
+
+
+class BenchConfig(TypedDict):
+    """How a report was measured (arguments of `run_bench`, date, load average)."""
+
+    checkpoint: str
+    frames: int
+    warmup: int
+    rounds: int
+    threads: int | None
+    isolated: bool
+    video: str | None
+    date: str
+    loadavg_start: list[float] | None
+    loadavg_end: list[float] | None
+
+
+PeakTable = dict[str, dict[str, float]]  # precision -> runtime (and "peak") -> GFLOP/s
+
+
+class _BenchReportFields(TypedDict):
+    """The keys every `BenchReport` has."""
+
+    machine: MachineInfo
+    config: BenchConfig
+    results: list[ResultRow]
+
+
+class BenchReport(_BenchReportFields, total=False):
+    """What `run_bench` returns (written as JSON by `write_json`)."""
+
+    peaks: PeakTable
+
+
+class PeaksRecord(TypedDict):
+    """What `measure_peaks` returns."""
+
+    peaks: PeakTable
+
+
 def _peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024.0 if sys.platform != "darwin" else peak / (1024.0 * 1024.0)
 
 
-def measure(spec: BenchSpec) -> dict[str, Any]:
+def measure(spec: BenchSpec) -> Measurement:
     """Create the encoder of ``spec``, warm up, time ``spec.frames`` steps (one process).
 
     Returns:
@@ -144,7 +263,7 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
         encoder.step(video[t], names)  # returns host features: includes the device sync
         latencies.append((time.perf_counter() - tick) * 1000.0)
         cpu.append((time.process_time() - cpu_tick) * 1000.0)
-    result = {
+    result: Measurement = {
         "info": encoder.info.as_dict(),
         "latencies_ms": latencies,
         "cpu_ms": cpu,
@@ -160,7 +279,7 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
     return result
 
 
-def step_gflop(model: Any, height: int, width: int) -> float:
+def step_gflop(model: RVM, height: int, width: int) -> float:
     """GFLOP of one recurrent step of one frame (torch's FLOP counter; multiply-add = 2)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -183,29 +302,39 @@ def video_frames(path: str, count: int, cameras: int, height: int, width: int) -
     return np.ascontiguousarray(clip[index])
 
 
-def measure_peaks(threads: int | None) -> dict[str, Any]:
+def measure_peaks(threads: int | None) -> PeaksRecord:
     """The machine's matmul peak per precision (`rvm_ros.bench.peak.matmul_peaks`)."""
     from rvm_ros.bench.peak import matmul_peaks
 
     return {"peaks": matmul_peaks(threads=threads)}
 
 
-def _measure_isolated(spec: BenchSpec) -> dict[str, Any]:
+ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
+
+
+def _measure_isolated(spec: BenchSpec) -> Measurement:
     """`measure` in a fresh spawned process."""
     return _isolated(measure, spec)
 
 
-def _isolated(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    """``fn(*args)`` in a fresh spawned process."""
+def _isolated_peaks(threads: int | None) -> PeaksRecord:
+    """`measure_peaks` in a fresh spawned process."""
+    return _isolated(measure_peaks, threads)
+
+
+def _isolated(fn: Callable[[ArgT], ResultT], arg: ArgT) -> ResultT:
+    """``fn(arg)`` in a fresh spawned process."""
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        return pool.submit(fn, *args).result()
+        return pool.submit(fn, arg).result()
 
 
-def machine_info() -> dict[str, Any]:
-    """Facts about this machine and its software for the report."""
-    import torch
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
 
+
+def _cpu_facts() -> tuple[str, list[str]]:
+    """The CPU's name and which of `CPU_FLAGS` it has (from ``/proc/cpuinfo`` on Linux)."""
     cpu = platform.processor() or "unknown"
     flags: list[str] = []
     try:
@@ -215,19 +344,43 @@ def machine_info() -> dict[str, Any]:
                     cpu = line.split(":", 1)[1].strip()
                 if line.startswith("flags"):
                     have = set(line.split(":", 1)[1].split())
-                    wanted = (
-                        "avx2",
-                        "avx512f",
-                        "avx512_bf16",
-                        "avx512_vnni",
-                        "amx_bf16",
-                        "amx_int8",
-                    )
-                    flags = [f for f in wanted if f in have]
+                    flags = [f for f in CPU_FLAGS if f in have]
                     break
     except OSError:
         pass
-    info: dict[str, Any] = {
+    return cpu, flags
+
+
+def _version_of(name: str) -> str | None:
+    """The installed version of a Python package (``None`` when it does not import)."""
+    try:
+        module = __import__(name)
+    except ImportError:
+        return None
+    return str(getattr(module, "__version__", "unknown")).split("-")[0]
+
+
+def _tensorrt_version() -> str | None:
+    try:
+        import tensorrt
+
+        return str(tensorrt.__version__)
+    except Exception:  # ImportError, a stub wheel failing at import, or no __version__
+        return None
+
+
+def machine_info() -> MachineInfo:
+    """Facts about this machine and its software for the report."""
+    import torch
+
+    cpu, flags = _cpu_facts()
+    try:
+        import onnxruntime
+
+        ort_version: str | None = onnxruntime.__version__
+    except ImportError:
+        ort_version = None
+    return {
         "cpu": cpu,
         "cpu_flags": flags,
         "cores": os.cpu_count(),
@@ -236,26 +389,11 @@ def machine_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "onnxruntime": ort_version,
+        "openvino": _version_of("openvino"),
+        "nncf": _version_of("nncf"),
+        "tensorrt": _tensorrt_version(),
     }
-    try:
-        import onnxruntime
-
-        info["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        info["onnxruntime"] = None
-    for name in ("openvino", "nncf"):
-        try:
-            module = __import__(name)
-            info[name] = str(getattr(module, "__version__", "unknown")).split("-")[0]
-        except ImportError:
-            info[name] = None
-    try:
-        import tensorrt
-
-        info["tensorrt"] = tensorrt.__version__
-    except Exception:
-        info["tensorrt"] = None
-    return info
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -282,7 +420,7 @@ def run_bench(
     video: str | None = None,
     peaks: bool = False,
     progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> BenchReport:
     """Measure each target and the torch eager float32 reference (one per batch size).
 
     Args:
@@ -331,128 +469,22 @@ def run_bench(
     from rvm_ros.checkpoint.card import model_input_size
 
     height, width = model_input_size(checkpoint, height, width, (256, 256))  # warns once
-    say = progress or (lambda line: None)
-    wanted = [Target(t.backend, t.precision, t.cameras or cameras) for t in targets]
-    batches = sorted({int(t.cameras or cameras) for t in wanted} or {cameras})
-    order: list[Target] = []
-    for batch in batches:
-        reference = Target(*REFERENCE, batch)
-        order += [
-            reference,
-            *[t for t in dict.fromkeys(wanted) if t.cameras == batch and t != reference],
-        ]
-    per_round = max(1, -(-frames // rounds))
-    runner = _measure_isolated if isolate else measure
+    plan = _BenchPlan(
+        specs=_SpecMaker(checkpoint, device, height, width, cameras, threads, cache_dir, video),
+        order=measure_order(targets, cameras),
+        rounds=rounds,
+        per_round=max(1, -(-frames // rounds)),
+        warmup=warmup,
+        isolate=isolate,
+        peaks=peaks,
+        threads=threads,
+        say=progress or (lambda _line: None),
+    )
     load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
-
-    def spec_of(
-        target: Target, steps: int, warm: int, flops: bool = False, compare: bool = True
-    ) -> BenchSpec:
-        return BenchSpec(
-            checkpoint=checkpoint,
-            backend=target.backend,
-            precision=target.precision,
-            device=device,
-            height=height,
-            width=width,
-            cameras=int(target.cameras or cameras),
-            frames=steps,
-            warmup=warm,
-            threads=threads,
-            cache_dir=cache_dir,
-            eager=target.backend == REFERENCE[0] and target.precision == REFERENCE[1],
-            video=video,
-            count_flops=flops,
-            compare=compare,
-        )
-
-    collected: dict[Target, list[dict[str, Any]]] = {t: [] for t in order}
-    prepared: set[tuple[str, str]] = set()
-    for target in [t for t in order if t.backend != "torch"]:
-        if (target.backend, target.precision) in prepared:
-            continue
-        # untimed: exports / graph optimisations / quantisation are cached before timing
-        out = runner(spec_of(target, 1, 0, compare=False))
-        prepared.add((target.backend, target.precision))
-        say(f"[bench] prepared {target.label} in {out['create_s']:.1f} s")
-    gflop: float | None = None
-    peak_rounds: list[dict[str, dict[str, float]]] = []
-    for r in range(rounds):
-        if peaks:
-            got = _isolated(measure_peaks, threads) if isolate else measure_peaks(threads)
-            peak_rounds.append(got["peaks"])
-            figs = ", ".join(f"{k} {v.get('peak', 0):.0f}" for k, v in got["peaks"].items())
-            say(f"[bench] round {r + 1}/{rounds} matmul peak GFLOP/s: {figs}")
-        for target in order:
-            first_ref = gflop is None and target == order[0]
-            spec = spec_of(target, per_round, warmup, flops=peaks and first_ref, compare=r == 0)
-            out = runner(spec)
-            if "gflop_per_frame" in out:
-                gflop = float(out["gflop_per_frame"])
-            collected[target].append(out)
-            lat = np.asarray(out["latencies_ms"])
-            say(
-                f"[bench] round {r + 1}/{rounds} {target.label} on {out['info']['device']}: "
-                f"{len(lat)} steps, p50 {np.percentile(lat, 50):.2f} ms "
-                f"(created in {out['create_s']:.1f} s)"
-            )
+    _prepare(plan)
+    collected, gflop, peak_rounds = _measure_rounds(plan)
     peak_table = _median_peaks(peak_rounds)
-    p50_of: dict[Target, float] = {}
-    for target in order:
-        lat = np.concatenate([o["latencies_ms"] for o in collected[target]])
-        p50_of[target] = float(np.percentile(lat, 50))
-    results = []
-    for target in order:
-        outs = collected[target]
-        batch = int(target.cameras or cameras)
-        reference = Target(*REFERENCE, batch)
-        ref_outs = collected[reference]
-        ref_rounds = [float(np.percentile(o["latencies_ms"], 50)) for o in ref_outs]
-        lat = np.concatenate([o["latencies_ms"] for o in outs])
-        p50 = p50_of[target]
-        round_p50 = [float(np.percentile(o["latencies_ms"], 50)) for o in outs]
-        info = outs[0]["info"]
-        entry: dict[str, Any] = {
-            "backend": info["backend"],
-            "precision": info["precision"],
-            "device": info["device"],
-            "cameras": batch,
-            "height": height,
-            "width": width,
-            "latency_ms": {
-                "p50": p50,
-                "p90": float(np.percentile(lat, 90)),
-                "p99": float(np.percentile(lat, 99)),
-            },
-            "throughput_fps": 1000.0 * batch / p50,
-            "steps_per_s": 1000.0 / p50,
-            "cpu_ms_p50": float(np.percentile(np.concatenate([o["cpu_ms"] for o in outs]), 50)),
-            "peak_rss_mb": max(o["peak_rss_mb"] for o in outs),
-            "speedup_vs_torch_eager_fp32": p50_of[reference] / p50,
-            "cosine_vs_fp32": _cosine(outs[0]["features"][:, 0], ref_outs[0]["features"][:, 0]),
-            "round_p50_ms": round_p50,
-            "speedup_paired": float(
-                np.median([a / b for a, b in zip(ref_rounds, round_p50, strict=True)])
-            ),
-            "steps": len(lat),
-            "model_id": info["model_id"],
-            "reason": info["reason"],
-        }
-        single = Target(target.backend, target.precision, 1)
-        if batch > 1 and single in p50_of:
-            entry["per_camera_frame_vs_batch1"] = (p50 / batch) / p50_of[single]
-        if gflop is not None:
-            entry["gflop_per_frame"] = gflop
-            entry["gflop_per_s"] = gflop * batch * 1000.0 / p50
-            peak = peak_table.get(info["precision"], {}).get("peak")
-            if peak:
-                entry["fraction_of_peak"] = entry["gflop_per_s"] / peak
-        if "peak_cuda_mb" in outs[0]:
-            entry["peak_cuda_mb"] = max(o["peak_cuda_mb"] for o in outs)
-        if target == reference:
-            entry["reference"] = True
-        results.append(entry)
-    report: dict[str, Any] = {
+    report: BenchReport = {
         "machine": machine_info(),
         "config": {
             "checkpoint": checkpoint,
@@ -466,14 +498,219 @@ def run_bench(
             "loadavg_start": list(load_start) if load_start else None,
             "loadavg_end": list(os.getloadavg()) if load_start else None,
         },
-        "results": results,
+        "results": _result_rows(plan, collected, gflop, peak_table),
     }
     if peaks:
         report["peaks"] = peak_table
     return report
 
 
-def _median_peaks(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+def measure_order(targets: Sequence[Target], cameras: int) -> list[Target]:
+    """The targets in measuring order: per batch size its torch eager float32 reference,
+    then the other targets of that size (duplicates dropped; ``cameras``: the default)."""
+    wanted = [Target(t.backend, t.precision, t.cameras or cameras) for t in targets]
+    batches = sorted({int(t.cameras or cameras) for t in wanted} or {cameras})
+    order: list[Target] = []
+    for batch in batches:
+        reference = Target(*REFERENCE, batch)
+        order += [
+            reference,
+            *[t for t in dict.fromkeys(wanted) if t.cameras == batch and t != reference],
+        ]
+    return order
+
+
+@dataclass(frozen=True)
+class _SpecMaker:
+    """The settings shared by every `BenchSpec` of one `run_bench` call."""
+
+    checkpoint: str
+    device: str | None
+    height: int
+    width: int
+    cameras: int
+    threads: int | None
+    cache_dir: str | None
+    video: str | None
+
+    def spec(
+        self, target: Target, steps: int, warm: int, flops: bool = False, compare: bool = True
+    ) -> BenchSpec:
+        """The spec measuring ``target`` for ``steps`` steps after ``warm`` untimed ones."""
+        return BenchSpec(
+            checkpoint=self.checkpoint,
+            backend=target.backend,
+            precision=target.precision,
+            device=self.device,
+            height=self.height,
+            width=self.width,
+            cameras=int(target.cameras or self.cameras),
+            frames=steps,
+            warmup=warm,
+            threads=self.threads,
+            cache_dir=self.cache_dir,
+            eager=target.backend == REFERENCE[0] and target.precision == REFERENCE[1],
+            video=self.video,
+            count_flops=flops,
+            compare=compare,
+        )
+
+
+@dataclass(frozen=True)
+class _BenchPlan:
+    """What one `run_bench` call measures and how."""
+
+    specs: _SpecMaker
+    order: list[Target]
+    rounds: int
+    per_round: int
+    warmup: int
+    isolate: bool
+    peaks: bool
+    threads: int | None
+    say: Callable[[str], None]
+
+    def run(self, spec: BenchSpec) -> Measurement:
+        """`measure` ``spec``, in a fresh process when isolating."""
+        return _measure_isolated(spec) if self.isolate else measure(spec)
+
+    def batch(self, target: Target) -> int:
+        """Frames per step of ``target``."""
+        return int(target.cameras or self.specs.cameras)
+
+
+def _prepare(plan: _BenchPlan) -> None:
+    """Create each non-torch configuration once, untimed: exports, graph optimisations
+    and quantisation are cached before timing."""
+    prepared: set[tuple[str, str]] = set()
+    for target in [t for t in plan.order if t.backend != "torch"]:
+        if (target.backend, target.precision) in prepared:
+            continue
+        out = plan.run(plan.specs.spec(target, 1, 0, compare=False))
+        prepared.add((target.backend, target.precision))
+        plan.say(f"[bench] prepared {target.label} in {out['create_s']:.1f} s")
+
+
+def _measure_rounds(
+    plan: _BenchPlan,
+) -> tuple[dict[Target, list[Measurement]], float | None, list[PeakTable]]:
+    """The timed rounds: per target its measurements, the step's GFLOP (counted once,
+    with ``peaks``) and each round's matmul peaks."""
+    collected: dict[Target, list[Measurement]] = {t: [] for t in plan.order}
+    gflop: float | None = None
+    peak_rounds: list[PeakTable] = []
+    for r in range(plan.rounds):
+        if plan.peaks:
+            peak_rounds.append(_round_peaks(plan, r))
+        for target in plan.order:
+            first_ref = gflop is None and target == plan.order[0]
+            spec = plan.specs.spec(
+                target, plan.per_round, plan.warmup, flops=plan.peaks and first_ref, compare=r == 0
+            )
+            out = plan.run(spec)
+            if "gflop_per_frame" in out:
+                gflop = float(out["gflop_per_frame"])
+            collected[target].append(out)
+            lat = np.asarray(out["latencies_ms"])
+            plan.say(
+                f"[bench] round {r + 1}/{plan.rounds} {target.label} on {out['info']['device']}: "
+                f"{len(lat)} steps, p50 {np.percentile(lat, 50):.2f} ms "
+                f"(created in {out['create_s']:.1f} s)"
+            )
+    return collected, gflop, peak_rounds
+
+
+def _round_peaks(plan: _BenchPlan, r: int) -> PeakTable:
+    """Round ``r``'s matmul peaks (reported through ``plan.say``)."""
+    isolated = plan.isolate
+    got = _isolated_peaks(plan.threads) if isolated else measure_peaks(plan.threads)
+    figs = ", ".join(f"{k} {v.get('peak', 0):.0f}" for k, v in got["peaks"].items())
+    plan.say(f"[bench] round {r + 1}/{plan.rounds} matmul peak GFLOP/s: {figs}")
+    return got["peaks"]
+
+
+def _p50(latencies: Sequence[float] | np.ndarray) -> float:
+    return float(np.percentile(latencies, 50))
+
+
+def _result_rows(
+    plan: _BenchPlan,
+    collected: dict[Target, list[Measurement]],
+    gflop: float | None,
+    peak_table: PeakTable,
+) -> list[ResultRow]:
+    """One report row per target, against the reference of its batch size."""
+    p50_of = {
+        t: _p50(np.concatenate([o["latencies_ms"] for o in collected[t]])) for t in plan.order
+    }
+    results = []
+    for target in plan.order:
+        batch = plan.batch(target)
+        reference = Target(*REFERENCE, batch)
+        entry = _result_row(plan, target, collected[target], collected[reference], p50_of)
+        single = Target(target.backend, target.precision, 1)
+        if batch > 1 and single in p50_of:
+            entry["per_camera_frame_vs_batch1"] = (p50_of[target] / batch) / p50_of[single]
+        outs = collected[target]
+        if gflop is not None:
+            entry["gflop_per_frame"] = gflop
+            entry["gflop_per_s"] = gflop * batch * 1000.0 / p50_of[target]
+            peak = peak_table.get(outs[0]["info"]["precision"], {}).get("peak")
+            if peak:
+                entry["fraction_of_peak"] = entry["gflop_per_s"] / peak
+        if "peak_cuda_mb" in outs[0]:
+            entry["peak_cuda_mb"] = max(o["peak_cuda_mb"] for o in outs)
+        if target == reference:
+            entry["reference"] = True
+        results.append(entry)
+    return results
+
+
+def _result_row(
+    plan: _BenchPlan,
+    target: Target,
+    outs: list[Measurement],
+    ref_outs: list[Measurement],
+    p50_of: dict[Target, float],
+) -> ResultRow:
+    """The figures every row has: latency, throughput, memory, speed-ups, cosine."""
+    batch = plan.batch(target)
+    ref_rounds = [_p50(o["latencies_ms"]) for o in ref_outs]
+    lat = np.concatenate([o["latencies_ms"] for o in outs])
+    p50 = p50_of[target]
+    round_p50 = [_p50(o["latencies_ms"]) for o in outs]
+    info = outs[0]["info"]
+    ref_features, features = ref_outs[0]["features"], outs[0]["features"]
+    assert features is not None and ref_features is not None  # round 0 compares
+    return {
+        "backend": info["backend"],
+        "precision": info["precision"],
+        "device": info["device"],
+        "cameras": batch,
+        "height": plan.specs.height,
+        "width": plan.specs.width,
+        "latency_ms": {
+            "p50": p50,
+            "p90": float(np.percentile(lat, 90)),
+            "p99": float(np.percentile(lat, 99)),
+        },
+        "throughput_fps": 1000.0 * batch / p50,
+        "steps_per_s": 1000.0 / p50,
+        "cpu_ms_p50": _p50(np.concatenate([o["cpu_ms"] for o in outs])),
+        "peak_rss_mb": max(o["peak_rss_mb"] for o in outs),
+        "speedup_vs_torch_eager_fp32": p50_of[Target(*REFERENCE, batch)] / p50,
+        "cosine_vs_fp32": _cosine(features[:, 0], ref_features[:, 0]),
+        "round_p50_ms": round_p50,
+        "speedup_paired": float(
+            np.median([a / b for a, b in zip(ref_rounds, round_p50, strict=True)])
+        ),
+        "steps": len(lat),
+        "model_id": info["model_id"],
+        "reason": info["reason"],
+    }
+
+
+def _median_peaks(rounds: list[PeakTable]) -> PeakTable:
     """Per precision and runtime the median GFLOP/s over rounds; ``peak`` the best median."""
     table: dict[str, dict[str, float]] = {}
     for precision in dict.fromkeys(k for r in rounds for k in r):
@@ -489,7 +726,7 @@ def _median_peaks(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[s
     return table
 
 
-def markdown_table(report: dict[str, Any], command: str | None = None) -> str:
+def markdown_table(report: BenchReport, command: str | None = None) -> str:
     """A markdown section: the machine, its load, the command and one row per result."""
     m = report["machine"]
     c = report["config"]
@@ -505,9 +742,10 @@ def markdown_table(report: dict[str, Any], command: str | None = None) -> str:
         f"GPU {m['gpu'] or 'none'}.",
         "",
     ]
-    if c.get("loadavg_start"):
-        start = ", ".join(f"{x:.2f}" for x in c["loadavg_start"])
-        end = ", ".join(f"{x:.2f}" for x in c["loadavg_end"])
+    load_start, load_end = c.get("loadavg_start"), c.get("loadavg_end")
+    if load_start:
+        start = ", ".join(f"{x:.2f}" for x in load_start)
+        end = ", ".join(f"{x:.2f}" for x in load_end or [])
         lines += [
             f"Load average (1, 5, 15 min) at start: {start}; at end: {end} "
             f"({m['cores']} cores; above {m['cores']} the machine was shared with other work).",
@@ -556,7 +794,7 @@ def markdown_table(report: dict[str, Any], command: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_json(report: dict[str, Any], path: str | Path) -> Path:
+def write_json(report: BenchReport, path: str | Path) -> Path:
     """Write the report as indented JSON."""
     from rvm_ros.fsutil import atomic_write
 
@@ -576,12 +814,22 @@ def append_markdown(text: str, path: str | Path) -> Path:
 
 
 __all__ = [
+    "BenchConfig",
+    "BenchReport",
     "BenchSpec",
+    "LatencyMs",
+    "MachineInfo",
+    "Measurement",
+    "PeakTable",
+    "PeaksRecord",
+    "ResultRow",
     "Target",
     "append_markdown",
     "machine_info",
     "markdown_table",
     "measure",
+    "measure_order",
+    "measure_peaks",
     "run_bench",
     "synthetic_frames",
     "write_json",

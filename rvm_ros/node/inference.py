@@ -22,7 +22,7 @@ from rvm_ros.pipeline.batching import LatestFrameSlots
 from rvm_ros.pipeline.params import NodeConfig
 from rvm_ros.pipeline.processor import Processor
 from rvm_ros.pipeline.types import FrameInput, FrameResult, FrameSkip
-from rvm_ros.runtime.base import StepRunner
+from rvm_ros.runtime.base import Encoder
 
 if TYPE_CHECKING:
     from rvm_ros.node.scene_tokens import SceneTokensIO
@@ -53,7 +53,7 @@ class InferenceRuntime:
     def __init__(
         self,
         cfg: NodeConfig,
-        encoder: StepRunner[Any],  # Any: each backend's recurrent state is its own type
+        encoder: Encoder[Any],  # Any: each backend's recurrent state is its own type
         processor: Processor,
         outputs: Outputs,
         stats: NodeStats,

@@ -31,7 +31,7 @@ from rvm_ros.tracking.queries import check_query_count
 
 if TYPE_CHECKING:
     from rvm_ros.imaging.preprocess import Geometry
-    from rvm_ros.runtime.base import StepRunner
+    from rvm_ros.runtime.base import Encoder
 
 __all__ = ["Processor"]
 
@@ -102,7 +102,7 @@ class Processor:
 
     Args:
         config: The processing settings.
-        encoder: A `rvm_ros.runtime.StepRunner` (``step``, ``reset``, ``info``) created for
+        encoder: A `rvm_ros.runtime.Encoder` (``step``, ``reset``, ``info``) created for
             ``config.model_height x config.model_width`` input.
 
     Raises:
@@ -116,7 +116,7 @@ class Processor:
     def __init__(
         self,
         config: ProcessingConfig,
-        encoder: StepRunner[Any],  # Any: each backend's recurrent state is its own type
+        encoder: Encoder[Any],  # Any: each backend's recurrent state is its own type
         defer_tracking: bool = False,
     ) -> None:
         info = encoder.info

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:  # rvm_ros.runtime imports torch: only where an encoder is made
-    from rvm_ros.runtime import StepRunner
+    from rvm_ros.runtime import AnyEncoder
 
 __all__ = ["Encoder", "EncoderCache"]
 
-# Any: each backend keeps its own opaque per-camera state type; replay never looks inside.
-Encoder: TypeAlias = "StepRunner[Any]"
+# Each backend keeps its own opaque per-camera state type; replay never looks inside.
+Encoder: TypeAlias = "AnyEncoder"
 
 
 class EncoderCache:

@@ -1,4 +1,4 @@
-"""Inference runtime: one `StepRunner` interface over torch, ONNX Runtime and TensorRT.
+"""Inference runtime: one `Encoder` interface over torch, ONNX Runtime and TensorRT.
 
 ```python
 encoder = create_encoder("random:S", backend="auto", precision="fp32")
@@ -13,10 +13,11 @@ from __future__ import annotations
 from rvm_ros.runtime.base import (
     BACKENDS,
     PRECISIONS,
+    AnyEncoder,
     BackendUnavailable,
+    Encoder,
     EncoderInfo,
     InputError,
-    StepRunner,
 )
 from rvm_ros.runtime.factory import choose_backend, create_encoder, encode_video
 from rvm_ros.runtime.source import load_any
@@ -24,10 +25,11 @@ from rvm_ros.runtime.source import load_any
 __all__ = [
     "BACKENDS",
     "PRECISIONS",
+    "AnyEncoder",
     "BackendUnavailable",
+    "Encoder",
     "EncoderInfo",
     "InputError",
-    "StepRunner",
     "choose_backend",
     "create_encoder",
     "encode_video",

@@ -1,10 +1,13 @@
-"""The runtime interface shared by every backend: `StepRunner` and `EncoderInfo`.
+"""The runtime interface shared by every backend: `Encoder` and `EncoderInfo`.
 
-An `StepRunner` runs one recurrent RVM step for a batch of frames coming from named
-cameras. It keeps each camera's recurrent state on the backend's device between calls,
-gathers the states of the cameras in a batch into one tensor for the step and scatters
-the new states back. A camera seen for the first time (or after `reset`) starts from
-the zero state.
+An `Encoder` is the runtime's name for RVM as it runs on a robot: for a batch of frames
+from named cameras it runs the frame encoder (the ViT, `rvm_ros.model.encoder.Encoder`)
+and one recurrent core step, and returns the features. It keeps each camera's recurrent
+state on the backend's device between calls, gathers the states of the cameras in a
+batch into one tensor for the step and scatters the new states back. A camera seen for
+the first time (or after `reset`) starts from the zero state. Backends implement it as
+``TorchEncoder``, ``OrtEncoder``, ``OpenVINOEncoder`` and ``TensorRTEncoder``;
+`rvm_ros.runtime.create_encoder` builds one.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import abc
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar, cast
 
 import numpy as np
 
@@ -38,9 +41,23 @@ class InputError(RvmRosError, ValueError):
     exit_code = 2
 
 
+class EncoderInfoDict(TypedDict):
+    """`EncoderInfo.as_dict`: the same fields, JSON-friendly."""
+
+    backend: str
+    precision: str
+    device: str
+    model_id: str
+    dim: int
+    patch_size: int
+    height: int
+    width: int
+    reason: str
+
+
 @dataclass(frozen=True)
 class EncoderInfo:
-    """What an `StepRunner` runs.
+    """What an `Encoder` runs.
 
     Attributes:
         backend: ``torch``, ``onnxruntime``, ``tensorrt`` or ``openvino``.
@@ -75,9 +92,9 @@ class EncoderInfo:
         h, w = self.grid
         return 1 + h * w
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> EncoderInfoDict:
         """JSON-friendly dictionary of the fields."""
-        return asdict(self)
+        return cast("EncoderInfoDict", asdict(self))
 
 
 def validate_size(height: int, width: int, patch_size: int) -> None:
@@ -93,10 +110,10 @@ def validate_size(height: int, width: int, patch_size: int) -> None:
             )
 
 
-class StepRunner(abc.ABC, Generic[StateT]):
+class Encoder(abc.ABC, Generic[StateT]):
     """One recurrent RVM step per call for a batch of frames from named cameras.
 
-    Subclasses implement `_zero_state` and `_run`; this class validates inputs and keeps
+    Subclasses implement `_run` (and `_release`); this class validates inputs and keeps
     the per-camera states (opaque objects living on the backend's device).
     Calls are serialised with a lock, so one encoder may be shared between threads.
     """
@@ -160,7 +177,7 @@ class StepRunner(abc.ABC, Generic[StateT]):
                 self._closed = True
                 self._release()
 
-    def __enter__(self) -> StepRunner[StateT]:
+    def __enter__(self) -> Encoder[StateT]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -224,3 +241,8 @@ class StepRunner(abc.ABC, Generic[StateT]):
                 "a camera's frames must be stepped in order, one per call"
             )
         return names
+
+
+# Any: each backend keeps its own per-camera state type (host arrays, torch tensors, device
+# buffer rows), opaque to every caller; `Encoder` is invariant in it.
+AnyEncoder = Encoder[Any]

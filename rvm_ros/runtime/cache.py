@@ -16,12 +16,13 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
 if TYPE_CHECKING:
     from rvm_ros.model import RVM
+    from rvm_ros.runtime.source import CheckpointSource
 from rvm_ros.fsutil import atomic_write, file_sha256
 from rvm_ros.runtime.base import InputError
 
@@ -86,15 +87,13 @@ def _intact(path: Path) -> bool:
 
 def _build_entry(path: Path, write: Callable[[Path], object]) -> None:
     """Write ``path`` through ``write(tmp)`` and its record, then swap it in (atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
-    try:
+
+    def write_and_record(tmp: Path) -> None:
         write(tmp)
         size = tmp.stat().st_size
         atomic_write(_record_path(path), lambda r: r.write_text(f"{size} {file_sha256(tmp)}\n"))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(path, write_and_record)
     why = entry_damage(path)
     if why is not None:  # rebuilt once; a second failure is the disk's
         raise InputError(f"cache entry {path} is damaged right after it was rebuilt ({why})")
@@ -163,7 +162,7 @@ def export_cached(
     return path
 
 
-def _source_key(checkpoint: Any, height: int, width: int) -> str | None:
+def _source_key(checkpoint: CheckpointSource, height: int, width: int) -> str | None:
     """A key of a checkpoint *source* that needs no loading: the ``random:`` spec, or the
     file's absolute path, size and modification time. ``None`` for loaded modules."""
     if isinstance(checkpoint, torch.nn.Module):
@@ -196,7 +195,7 @@ def _indexed(index: Path) -> Path | None:
 
 
 def cached_export_of(
-    checkpoint: Any, height: int, width: int, cache: str | Path | None = None
+    checkpoint: CheckpointSource, height: int, width: int, cache: str | Path | None = None
 ) -> Path:
     """The cached ONNX export of a checkpoint (path, ``random:`` spec or loaded `RVM`).
 
@@ -213,10 +212,8 @@ def cached_export_of(
             return known
     path = export_cached(load_any(checkpoint), height, width, cache)
     if index is not None:
-        index.parent.mkdir(parents=True, exist_ok=True)
-        tmp = index.with_name(f"{index.name}.{os.getpid()}.part")
-        tmp.write_text(str(path.resolve()) + "\n")
-        tmp.replace(index)
+        text = str(path.resolve()) + "\n"
+        atomic_write(index, lambda tmp: tmp.write_text(text))
     return path
 
 

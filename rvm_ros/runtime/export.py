@@ -7,14 +7,16 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rvm_ros.runtime.backends.tensorrt_check import BuildCheck
+from rvm_ros.runtime.backends.tensorrt.check import BuildCheck
 from rvm_ros.runtime.base import BackendUnavailable, InputError
 from rvm_ros.runtime.onnx.export import VerifyReport, export_onnx, verify_onnx
 
 if TYPE_CHECKING:
+    from rvm_ros.model import RVM
     from rvm_ros.runtime.backends.tensorrt import EngineDevice
+    from rvm_ros.runtime.source import CheckpointSource
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class ExportResult:
 
 
 def export_model(
-    checkpoint: Any,
+    checkpoint: CheckpointSource,
     out: str | Path,
     *,
     height: int = 256,
@@ -72,14 +74,14 @@ def export_model(
     (``precision=int8``, for the onnxruntime CPU backend). ``engine``: a TensorRT plan in
     fp32 / fp16 / bf16 with a batch profile ``1..max_batch``, built on this machine's GPU,
     written with its JSON sidecar (``<out>.json``) only when it passes the build check
-    against ONNX Runtime (`rvm_ros.runtime.backends.tensorrt_check`) or
+    against ONNX Runtime (`rvm_ros.runtime.backends.tensorrt.check`) or
     ``accept_build_error`` is set. The float32 graph is always checked first:
     `onnx.checker`, ONNX Runtime vs torch on random input (max abs error at most
     ``tolerance``), polygraphy inspection.
 
     Engine-only arguments: ``device`` (``cuda[:i]``), ``accept_build_error``,
     ``version_compatible`` and ``hardware_compatibility`` (see
-    `rvm_ros.runtime.backends.tensorrt_build.BuildOptions`), ``cache`` (its timing cache
+    `rvm_ros.runtime.backends.tensorrt.build.BuildOptions`), ``cache`` (its timing cache
     is used; default the runtime cache folder) and ``engine_device`` (replaces the CUDA
     device: tests with a stand-in TensorRT).
 
@@ -92,28 +94,8 @@ def export_model(
     """
     from rvm_ros.runtime.source import load_any
 
-    say = say or (lambda line: None)
-    if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r}; choose one of {list(FORMATS)}")
-    allowed = {"onnx": ("fp32", "int8"), "engine": ("fp32", "fp16", "bf16")}[fmt]
-    if precision not in allowed:
-        hint = (
-            "; reduced float precision is applied when TensorRT builds an engine (--format engine)"
-            if fmt == "onnx"
-            else ""
-        )
-        raise InputError(
-            f"precision {precision!r} is not available for --format {fmt} "
-            f"(choose one of {list(allowed)}){hint}"
-        )
-    if max_batch < 1:
-        raise InputError(f"max_batch must be at least 1, got {max_batch}")
-    if fmt == "engine" and engine_device is None:
-        from rvm_ros.runtime.backends.tensorrt import tensorrt_available
-
-        ok, why = tensorrt_available()
-        if not ok:
-            raise BackendUnavailable(f"cannot build a TensorRT engine: {why}")
+    _check_request(fmt, precision, max_batch, stand_in=engine_device is not None)
+    say = say or (lambda _line: None)
     out = Path(out)
     model = load_any(checkpoint)
     with tempfile.TemporaryDirectory(prefix="rvm_export_") as tmp:
@@ -133,49 +115,108 @@ def export_model(
             result.int8_cosine = _quantize(onnx_path, out, model, height, width)
             say(f"int8: mean per-token cosine vs float32 {result.int8_cosine:.5f}")
         elif fmt == "engine":
-            from rvm_ros.runtime.backends.tensorrt import CudaDevice, build_plan_file
-            from rvm_ros.runtime.backends.tensorrt_build import BuildOptions
-            from rvm_ros.runtime.cache import cache_dir
-
-            options = BuildOptions(
-                precision=precision,
-                max_batch=max_batch,
+            options = EngineOptions(
+                device=device,
+                accept_build_error=accept_build_error,
                 version_compatible=version_compatible,
                 hardware_compatibility=hardware_compatibility,
+                cache=cache,
+                engine_device=engine_device,
             )
-            dev = engine_device or CudaDevice(device)
-            say(
-                f"building TensorRT {precision} engine (batch 1..{max_batch}) on {dev.name}; "
-                "this takes minutes"
-            )
-            built = build_plan_file(
-                onnx_path,
-                out,
-                options,
-                dev,
-                cache=cache_dir(cache),
-                accept_build_error=accept_build_error,
-            )
-            assert built.build_check is not None  # set by every build
-            result.engine_check = built.build_check
-            result.sidecar = out.with_name(out.name + ".json")
-            result.build_seconds = built.sidecar.build_seconds
-            say(f"build check: {built.build_check.describe()}")
+            _build_engine(onnx_path, out, result, max_batch, options, say)
     return result
 
 
-def _quantize(src: Path, out: Path, model: Any, height: int, width: int) -> float:
+def _check_request(fmt: str, precision: str, max_batch: int, stand_in: bool) -> None:
+    """Refuse an unknown format, a precision the format does not have, a batch below 1, or
+    an engine without TensorRT (unless a ``stand_in`` engine device is given)."""
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; choose one of {list(FORMATS)}")
+    allowed = {"onnx": ("fp32", "int8"), "engine": ("fp32", "fp16", "bf16")}[fmt]
+    if precision not in allowed:
+        hint = (
+            "; reduced float precision is applied when TensorRT builds an engine (--format engine)"
+            if fmt == "onnx"
+            else ""
+        )
+        raise InputError(
+            f"precision {precision!r} is not available for --format {fmt} "
+            f"(choose one of {list(allowed)}){hint}"
+        )
+    if max_batch < 1:
+        raise InputError(f"max_batch must be at least 1, got {max_batch}")
+    if fmt == "engine" and not stand_in:
+        from rvm_ros.runtime.backends.tensorrt import tensorrt_available
+
+        ok, why = tensorrt_available()
+        if not ok:
+            raise BackendUnavailable(f"cannot build a TensorRT engine: {why}")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The engine-only arguments of `export_model` (see there)."""
+
+    device: str | None
+    accept_build_error: bool
+    version_compatible: bool
+    hardware_compatibility: str
+    cache: str | Path | None
+    engine_device: EngineDevice | None
+
+
+def _build_engine(
+    onnx_path: Path,
+    out: Path,
+    result: ExportResult,
+    max_batch: int,
+    options: EngineOptions,
+    say: Callable[[str], None],
+) -> None:
+    """Build the TensorRT plan of ``onnx_path`` into ``out`` and record it in ``result``."""
+    from rvm_ros.runtime.backends.tensorrt import CudaDevice, build_plan_file
+    from rvm_ros.runtime.backends.tensorrt.build import BuildOptions
+    from rvm_ros.runtime.cache import cache_dir
+
+    precision = result.precision
+    build = BuildOptions(
+        precision=precision,
+        max_batch=max_batch,
+        version_compatible=options.version_compatible,
+        hardware_compatibility=options.hardware_compatibility,
+    )
+    dev = options.engine_device or CudaDevice(options.device)
+    say(
+        f"building TensorRT {precision} engine (batch 1..{max_batch}) on {dev.name}; "
+        "this takes minutes"
+    )
+    built = build_plan_file(
+        onnx_path,
+        out,
+        build,
+        dev,
+        cache=cache_dir(options.cache),
+        accept_build_error=options.accept_build_error,
+    )
+    assert built.build_check is not None  # set by every build
+    result.engine_check = built.build_check
+    result.sidecar = out.with_name(out.name + ".json")
+    result.build_seconds = built.sidecar.build_seconds
+    say(f"build check: {built.build_check.describe()}")
+
+
+def _quantize(src: Path, out: Path, model: RVM, height: int, width: int) -> float:
     import numpy as np
     import onnxruntime as ort
     import torch
 
     from rvm_ros.imaging.synthetic import synthetic_frames
     from rvm_ros.runtime.backends.onnxruntime import quantize_int8
-    from rvm_ros.runtime.onnx.export import _write_metadata
+    from rvm_ros.runtime.onnx.export import write_metadata
 
     out.parent.mkdir(parents=True, exist_ok=True)
     quantize_int8(src, out)
-    _write_metadata(out, model, height, width)
+    write_metadata(out, model, height, width)
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     frames = synthetic_frames(3, 1, height, width)
     state = np.zeros((1, model.config.num_tokens(height, width), model.config.dim), np.float32)

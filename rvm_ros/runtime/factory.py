@@ -1,22 +1,26 @@
-"""`create_encoder`: build an `StepRunner` for a checkpoint on a backend (or pick one)."""
+"""`create_encoder`: build an `Encoder` for a checkpoint on a backend (or pick one)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    pass
-
-from rvm_ros.runtime.base import BACKENDS, PRECISIONS, BackendUnavailable, InputError, StepRunner
+    from rvm_ros.runtime.backends.tensorrt.device import EngineDevice
+from rvm_ros.runtime.base import (
+    BACKENDS,
+    PRECISIONS,
+    AnyEncoder,
+    BackendUnavailable,
+    InputError,
+)
 from rvm_ros.runtime.cpu_table import cpu_choice
-from rvm_ros.runtime.source import load_any
+from rvm_ros.runtime.source import CheckpointSource, load_any
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +87,7 @@ def choose_backend(precision: str = "fp32", device: str | None = None) -> Choice
 
 
 def create_encoder(
-    checkpoint: Any,
+    checkpoint: CheckpointSource,
     backend: str = "auto",
     precision: str = "fp32",
     device: str | None = None,
@@ -94,10 +98,10 @@ def create_encoder(
     cache_dir: str | Path | None = None,
     threads: int | None = None,
     cuda_graphs: bool = True,
-    tensorrt_options: Mapping[str, Any] | None = None,
+    tensorrt_options: TensorRTOptions | None = None,
     calibration: str | Path | None = None,
-) -> StepRunner[Any]:
-    """Create an `StepRunner` for one model on one backend.
+) -> AnyEncoder:
+    """Create an `Encoder` for one model on one backend.
 
     Args:
         checkpoint: a checkpoint path (``.npz`` / ``.safetensors``), ``random:<variant>``,
@@ -131,111 +135,199 @@ def create_encoder(
         raise InputError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
-    reason = "requested"
-    from rvm_ros.runtime.backends.tensorrt_plan import is_plan_path
+    request = EncoderRequest(
+        checkpoint=checkpoint,
+        backend=backend,
+        precision=precision,
+        device=device,
+        height=height,
+        width=width,
+        max_batch=max_batch,
+        cache_dir=cache_dir,
+        threads=threads,
+        cuda_graphs=cuda_graphs,
+        tensorrt_options=TensorRTOptions(**(tensorrt_options or {})),
+        calibration=calibration,
+    )
+    from rvm_ros.runtime.backends.tensorrt.plan import is_plan_path
 
     if is_plan_path(checkpoint):  # a TensorRT plan: only the tensorrt backend runs it
-        if backend not in ("auto", "tensorrt"):
-            raise InputError(f"{checkpoint} is a TensorRT plan; use backend tensorrt or auto")
-        from rvm_ros.runtime.backends.tensorrt import encoder_from_plan
-
-        trt_plan = dict(tensorrt_options or {})
-        for key in ("version_compatible", "hardware_compatibility"):  # fixed at build time
-            trt_plan.pop(key, None)
-        return encoder_from_plan(
-            checkpoint,
-            device=device,
-            max_batch=max_batch,
-            height=height,
-            width=width,
-            reason="requested" if backend == "tensorrt" else "auto: a TensorRT plan was given",
-            **trt_plan,
-        )
+        return _plan_encoder(checkpoint, request)
     if backend == "auto":
         choice = choose_backend(precision, device)
-        backend, device, reason = choice.backend, choice.device, f"auto: {choice.reason}"
-        log.info("auto backend: %s on %s (%s)", backend, device, choice.reason)
-
+        request = replace(
+            request, backend=choice.backend, device=choice.device, reason=f"auto: {choice.reason}"
+        )
+        log.info("auto backend: %s on %s (%s)", choice.backend, choice.device, choice.reason)
     onnx_file = _onnx_path(checkpoint)
+    _check_available(request.backend)
+    if request.backend == "torch":
+        return _torch_encoder(request, onnx_file)
+    return _onnx_encoder(request, onnx_file)
+
+
+class TensorRTPlanOptions(TypedDict, total=False):
+    """Options of the tensorrt backend for a plan file (`encoder_from_plan`)."""
+
+    accept_build_error: bool
+    cuda_graphs: bool
+    engine_device: EngineDevice
+
+
+class TensorRTOptions(TensorRTPlanOptions, total=False):
+    """Options of the tensorrt backend (`rvm_ros.runtime.backends.tensorrt.encoder_from_onnx`).
+
+    ``version_compatible`` and ``hardware_compatibility`` are build flags: ignored for a plan.
+    """
+
+    version_compatible: bool
+    hardware_compatibility: str
+
+
+@dataclass(frozen=True)
+class EncoderRequest:
+    """The arguments of one `create_encoder` call (``backend`` resolved from ``auto``)."""
+
+    checkpoint: CheckpointSource
+    backend: str
+    precision: str
+    device: str | None
+    height: int
+    width: int
+    max_batch: int
+    cache_dir: str | Path | None
+    threads: int | None
+    cuda_graphs: bool
+    tensorrt_options: TensorRTOptions
+    calibration: str | Path | None
+    reason: str = "requested"
+
+
+def _plan_encoder(plan: str | Path, request: EncoderRequest) -> AnyEncoder:
+    """The tensorrt encoder of a TensorRT plan file (its build flags are fixed)."""
+    if request.backend not in ("auto", "tensorrt"):
+        raise InputError(f"{plan} is a TensorRT plan; use backend tensorrt or auto")
+    from rvm_ros.runtime.backends.tensorrt import encoder_from_plan
+
+    build_flags = ("version_compatible", "hardware_compatibility")  # fixed at build time
+    trt_plan = cast(
+        "TensorRTPlanOptions",
+        {k: v for k, v in request.tensorrt_options.items() if k not in build_flags},
+    )
+    return encoder_from_plan(
+        plan,
+        device=request.device,
+        max_batch=request.max_batch,
+        height=request.height,
+        width=request.width,
+        reason="requested" if request.backend == "tensorrt" else "auto: a TensorRT plan was given",
+        **trt_plan,
+    )
+
+
+def _check_available(backend: str) -> None:
+    """Say that tensorrt / openvino cannot run before spending time on an ONNX export."""
     if backend == "tensorrt":
         from rvm_ros.runtime.backends.tensorrt import tensorrt_available
 
         trt_ok, trt_why = tensorrt_available()
-        if not trt_ok:  # say so before spending time on an ONNX export
+        if not trt_ok:
             raise BackendUnavailable(f"the tensorrt backend cannot run: {trt_why}")
     if backend == "openvino":
         from rvm_ros.runtime.backends.openvino import openvino_available
 
         ov_ok, ov_why = openvino_available()
-        if not ov_ok:  # say so before spending time on an ONNX export
+        if not ov_ok:
             raise BackendUnavailable(f"the openvino backend cannot run: {ov_why}")
-    if backend == "torch":
-        if onnx_file is not None:
-            raise InputError(f"the torch backend needs a checkpoint, not an ONNX file: {onnx_file}")
-        from rvm_ros.runtime.backends.torch import TorchEncoder
 
-        return TorchEncoder(
-            load_any(checkpoint),
-            precision=precision,
-            device=device,
-            height=height,
-            width=width,
-            max_batch=max_batch,
-            cuda_graphs=cuda_graphs,
-            reason=reason,
-        )
 
+def _torch_encoder(request: EncoderRequest, onnx_file: Path | None) -> AnyEncoder:
+    """The torch encoder of a checkpoint (an ONNX file cannot run on torch)."""
+    if onnx_file is not None:
+        raise InputError(f"the torch backend needs a checkpoint, not an ONNX file: {onnx_file}")
+    from rvm_ros.runtime.backends.torch import TorchEncoder
+
+    return TorchEncoder(
+        load_any(request.checkpoint),
+        precision=request.precision,
+        device=request.device,
+        height=request.height,
+        width=request.width,
+        max_batch=request.max_batch,
+        cuda_graphs=request.cuda_graphs,
+        reason=request.reason,
+    )
+
+
+def _onnx_encoder(request: EncoderRequest, onnx_file: Path | None) -> AnyEncoder:
+    """An onnxruntime, openvino or tensorrt encoder of an ONNX step (the checkpoint's
+    cached export when no ``.onnx`` was given)."""
     from rvm_ros.runtime.cache import cache_dir as resolve_cache
     from rvm_ros.runtime.cache import cached_export_of
     from rvm_ros.runtime.onnx.export import read_metadata
 
+    height, width = request.height, request.width
     if onnx_file is None:
-        onnx_file = cached_export_of(checkpoint, height, width, cache_dir)
+        onnx_file = cached_export_of(request.checkpoint, height, width, request.cache_dir)
     meta = read_metadata(onnx_file)
     if (meta["height"], meta["width"]) != (height, width):
         raise InputError(
             f"{onnx_file} was exported for {meta['height']}x{meta['width']} frames, "
             f"not {height}x{width}"
         )
-    common = {
-        "model_id": meta["model_id"],
-        "dim": meta["dim"],
-        "patch_size": meta["patch_size"],
-        "height": height,
-        "width": width,
-        "precision": precision,
-        "device": device,
-        "max_batch": max_batch,
-        "reason": reason,
-    }
-    if backend == "onnxruntime":
+    common = OnnxEncoderArgs(
+        model_id=meta["model_id"],
+        dim=meta["dim"],
+        patch_size=meta["patch_size"],
+        height=height,
+        width=width,
+        precision=request.precision,
+        device=request.device,
+        max_batch=request.max_batch,
+        reason=request.reason,
+    )
+    if request.backend == "onnxruntime":
         from rvm_ros.runtime.backends.onnxruntime import OrtEncoder
 
-        return OrtEncoder(onnx_file, threads=threads, **common)
-    if backend == "openvino":
+        return OrtEncoder(onnx_file, threads=request.threads, **common)
+    if request.backend == "openvino":
         from rvm_ros.runtime.backends.openvino import OpenVINOEncoder
 
         return OpenVINOEncoder(
             onnx_file,
-            threads=threads,
-            cache=resolve_cache(cache_dir),
-            calibration=calibration,
+            threads=request.threads,
+            cache=resolve_cache(request.cache_dir),
+            calibration=request.calibration,
             **common,
         )
     from rvm_ros.runtime.backends.tensorrt import encoder_from_onnx
 
     return encoder_from_onnx(
         onnx_file,
-        precision=precision,
-        device=device,
-        max_batch=max_batch,
-        cache=resolve_cache(cache_dir),
-        reason=reason,
-        **dict(tensorrt_options or {}),
+        precision=request.precision,
+        device=request.device,
+        max_batch=request.max_batch,
+        cache=resolve_cache(request.cache_dir),
+        reason=request.reason,
+        **request.tensorrt_options,
     )
 
 
-def _onnx_path(checkpoint: Any) -> Path | None:
+class OnnxEncoderArgs(TypedDict):
+    """The keyword arguments every ONNX-based encoder takes: model facts and settings."""
+
+    model_id: str
+    dim: int
+    patch_size: int
+    height: int
+    width: int
+    precision: str
+    device: str | None
+    max_batch: int
+    reason: str
+
+
+def _onnx_path(checkpoint: CheckpointSource) -> Path | None:
     if isinstance(checkpoint, (str, Path)) and str(checkpoint).endswith(".onnx"):
         path = Path(checkpoint)
         if not path.is_file():
@@ -245,7 +337,7 @@ def _onnx_path(checkpoint: Any) -> Path | None:
 
 
 def encode_video(
-    encoder: StepRunner[Any], video: np.ndarray, cameras: list[str] | None = None
+    encoder: AnyEncoder, video: np.ndarray, cameras: list[str] | None = None
 ) -> np.ndarray:
     """Stream clips through an encoder, one frame per step, from the zero state.
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+import os
+from typing import TYPE_CHECKING, Union, cast
 
 import torch
 
@@ -10,8 +11,12 @@ if TYPE_CHECKING:
     from rvm_ros.model import RVM
 from rvm_ros.runtime.base import InputError
 
+# A checkpoint as the runtime takes it: a file path, a ``random:`` / ``builtin:`` spec, or
+# an already loaded model.
+CheckpointSource = Union[str, "os.PathLike[str]", torch.nn.Module]
 
-def load_any(checkpoint: Any) -> RVM:
+
+def load_any(checkpoint: CheckpointSource) -> RVM:
     """An `RVM` from a loaded module, a checkpoint path or ``random:<variant>[:<seed>]``."""
     if isinstance(checkpoint, torch.nn.Module):
         if not callable(getattr(checkpoint, "step", None)) or not hasattr(checkpoint, "config"):
@@ -19,4 +24,4 @@ def load_any(checkpoint: Any) -> RVM:
         return cast("RVM", checkpoint)
     from rvm_ros.checkpoint.load import load_model
 
-    return load_model(str(checkpoint))
+    return load_model(os.fspath(checkpoint) if not isinstance(checkpoint, str) else checkpoint)

@@ -1,4 +1,4 @@
-"""A tiny deterministic encoder implementing the `rvm_ros.runtime.StepRunner` contract.
+"""A tiny deterministic encoder implementing the `rvm_ros.runtime.Encoder` contract.
 
 It lets the policy tests (resets, batching, pooling, dtype) see exactly what the
 processor handed to the encoder and what came back. The real encoder is exercised in

@@ -37,8 +37,8 @@ from rvm_ros.runtime.backends.tensorrt import (
     encoder_from_plan,
     tensorrt_available,
 )
-from rvm_ros.runtime.backends.tensorrt_build import BuildOptions
-from rvm_ros.runtime.backends.tensorrt_plan import read_sidecar, sidecar_path
+from rvm_ros.runtime.backends.tensorrt.build import BuildOptions
+from rvm_ros.runtime.backends.tensorrt.plan import read_sidecar, sidecar_path
 from rvm_ros.runtime.cache import cached_export_of, timing_cache_path
 from rvm_ros.runtime.export import export_model
 

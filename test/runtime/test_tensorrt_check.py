@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rvm_ros.runtime.backends.tensorrt_check import (
+from rvm_ros.runtime.backends.tensorrt.check import (
     MAX_ABS_FP32,
     MIN_COSINE,
     bound_for,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rvm_ros.runtime.backends.tensorrt_plan import (
+from rvm_ros.runtime.backends.tensorrt.plan import (
     PlanError,
     PlanMismatch,
     PlanSidecar,

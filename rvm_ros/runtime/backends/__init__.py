@@ -1,6 +1,6 @@
-"""Runtime backends behind :class:`rvm_ros.runtime.base.StepRunner`: :mod:`.torch`,
-:mod:`.onnxruntime`, :mod:`.tensorrt`. Imported lazily by the factory (each pulls in its
-own heavy dependency)."""
+"""Runtime backends behind :class:`rvm_ros.runtime.base.Encoder`: :mod:`.torch`,
+:mod:`.onnxruntime`, :mod:`.openvino` and the :mod:`.tensorrt` package. Imported lazily by
+the factory (each pulls in its own heavy dependency)."""
 
 from __future__ import annotations
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    pass
+    import onnxruntime as ort
 
-from rvm_ros.runtime.base import BackendUnavailable, EncoderInfo, InputError, StepRunner
+from rvm_ros.fsutil import atomic_write
+from rvm_ros.runtime.base import BackendUnavailable, Encoder, EncoderInfo, InputError
 from rvm_ros.runtime.cache import derived_file
 from rvm_ros.runtime.onnx.export import INPUT_NAMES, OUTPUT_NAMES
 from rvm_ros.runtime.onnx.optimize import OPTIMIZER_VERSION, optimize_for_ort
@@ -45,22 +46,22 @@ def quantize_int8(src: str | Path, dst: str | Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     dst = Path(dst)
-    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.part.onnx")
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.ERROR))  # quantize_dynamic warns through the root logger
     try:
-        quantize_dynamic(
-            str(src),
-            str(tmp),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=["MatMul"],
+        atomic_write(
+            dst,
+            lambda tmp: quantize_dynamic(
+                str(src),
+                str(tmp),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul"],
+            ),
         )
-        tmp.replace(dst)
     finally:
         root.setLevel(level)
-        tmp.unlink(missing_ok=True)
     return dst
 
 
@@ -72,15 +73,14 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def session_options(threads: int | None = None, spin: bool = False) -> Any:
+def session_options(threads: int | None = None, spin: bool = False) -> ort.SessionOptions:
     """ORT session options: all graph optimisations, ``threads`` intra-op threads.
 
     ``threads`` defaults to the usable cores (ONNX Runtime's own default would count
     the machine's cores, not this process's share). ``spin``: let idle intra-op threads
     spin-wait for work (ONNX Runtime's default). Off by default: on a CPU shared with
-    other work the spinning threads take the cores the step needs (measured here on the
-    loaded 2-core Xeon, RVM-S 256x256: int8 541 ms with spinning, 235 ms without; fp32
-    1192 ms vs 501 ms; docs/BENCHMARKS.md).
+    other work the spinning threads take the cores the step needs (measured slower with
+    spinning on a loaded machine; the figures are in docs/BENCHMARKS.md).
     """
     import onnxruntime as ort
 
@@ -96,7 +96,73 @@ def session_options(threads: int | None = None, spin: bool = False) -> Any:
     return opts
 
 
-class OrtEncoder(StepRunner[Any]):
+# A camera's state: host ``float32 [N, D]`` on the CPU, a torch tensor on the GPU (CUDA).
+OrtState = np.ndarray | torch.Tensor
+# Execution providers as `onnxruntime.InferenceSession` takes them: names or (name, options).
+Provider = str | tuple[str, dict[str, int]]
+
+
+def ort_device(device: str | None, precision: str, providers: list[str]) -> torch.device:
+    """The torch device the session runs on (``cuda`` made ``cuda:0``).
+
+    Raises:
+        BackendUnavailable: CUDA without the CUDA execution provider or not in fp32, or a
+            device that is neither ``cpu`` nor ``cuda``.
+    """
+    dev = torch.device(device or "cpu")
+    if dev.type == "cuda":
+        if "CUDAExecutionProvider" not in providers:
+            raise BackendUnavailable(
+                "device cuda requested but this onnxruntime has no CUDAExecutionProvider "
+                f"(providers: {providers})"
+            )
+        if precision != "fp32":
+            raise BackendUnavailable("the onnxruntime CUDA path runs fp32 only")
+        if dev.index is None:
+            dev = torch.device("cuda", 0)
+    elif dev.type != "cpu":
+        raise BackendUnavailable(f"onnxruntime backend runs on cpu or cuda, not {dev}")
+    return dev
+
+
+def prepared_model(path: Path, precision: str, optimize: bool) -> Path:
+    """The ONNX file the session loads: ``path`` optimised for the CPU (``optimize``) and
+    quantised (``int8``), each derived once and cached next to it (`derived_file`)."""
+    if optimize and not any(x.startswith(".opt") for x in path.suffixes):
+        path = derived_file(path, f".opt{OPTIMIZER_VERSION}", optimize_for_ort)
+    if precision == "int8" and ".int8" not in path.suffixes:
+        path = derived_file(path, ".int8", quantize_int8)
+    return path
+
+
+def providers_of(dev: torch.device) -> list[Provider]:
+    """Execution providers for ``dev``: CUDA (with its device id) then CPU, or CPU only."""
+    if dev.type == "cuda":
+        return [("CUDAExecutionProvider", {"device_id": dev.index or 0}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def check_session_io(session: ort.InferenceSession, path: Path, height: int, width: int) -> None:
+    """Check that a session runs an RVM step of frames ``height x width``.
+
+    Raises:
+        InputError: other input / output names, or another frame size.
+    """
+    got_in = tuple(i.name for i in session.get_inputs())
+    got_out = tuple(o.name for o in session.get_outputs())
+    if got_in != INPUT_NAMES or got_out != OUTPUT_NAMES:
+        raise InputError(
+            f"{path} is not an RVM step export: inputs {got_in}, outputs {got_out} "
+            f"(expected {INPUT_NAMES} -> {OUTPUT_NAMES})"
+        )
+    frame_shape = session.get_inputs()[0].shape
+    if list(frame_shape[1:]) != [height, width, 3]:
+        raise InputError(
+            f"{path} was exported for frames {frame_shape[1:]}, not [{height}, {width}, 3]"
+        )
+
+
+class OrtEncoder(Encoder[OrtState]):
     """Runs an exported step with ONNX Runtime.
 
     Args:
@@ -140,49 +206,18 @@ class OrtEncoder(StepRunner[Any]):
                 f"precision {precision!r} is not supported by the onnxruntime backend "
                 f"(choose one of {list(ORT_PRECISIONS)}; bf16/fp16 run on torch or tensorrt)"
             )
-        dev = torch.device(device or "cpu")
-        if dev.type == "cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise BackendUnavailable(
-                    "device cuda requested but this onnxruntime has no CUDAExecutionProvider "
-                    f"(providers: {ort.get_available_providers()})"
-                )
-            if precision != "fp32":
-                raise BackendUnavailable("the onnxruntime CUDA path runs fp32 only")
-            if dev.index is None:
-                dev = torch.device("cuda", 0)
-        elif dev.type != "cpu":
-            raise BackendUnavailable(f"onnxruntime backend runs on cpu or cuda, not {dev}")
+        dev = ort_device(device, precision, ort.get_available_providers())
         path = Path(onnx_path)
         if not path.is_file():
             raise InputError(f"ONNX file not found: {path}")
-        if optimize and not any(x.startswith(".opt") for x in path.suffixes):
-            path = derived_file(path, f".opt{OPTIMIZER_VERSION}", optimize_for_ort)
-        if precision == "int8" and ".int8" not in path.suffixes:
-            path = derived_file(path, ".int8", quantize_int8)
+        path = prepared_model(path, precision, optimize)
         self.onnx_path = path
         self.device = dev
         opts = session_options(threads, spin)
-        if dev.type == "cuda":
-            providers: list[Any] = [
-                ("CUDAExecutionProvider", {"device_id": dev.index}),
-                "CPUExecutionProvider",
-            ]
-        else:
-            providers = ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-        got_in = tuple(i.name for i in self.session.get_inputs())
-        got_out = tuple(o.name for o in self.session.get_outputs())
-        if got_in != INPUT_NAMES or got_out != OUTPUT_NAMES:
-            raise InputError(
-                f"{path} is not an RVM step export: inputs {got_in}, outputs {got_out} "
-                f"(expected {INPUT_NAMES} -> {OUTPUT_NAMES})"
-            )
-        frame_shape = self.session.get_inputs()[0].shape
-        if list(frame_shape[1:]) != [height, width, 3]:
-            raise InputError(
-                f"{path} was exported for frames {frame_shape[1:]}, not [{height}, {width}, 3]"
-            )
+        self.session: ort.InferenceSession | None = ort.InferenceSession(
+            str(path), sess_options=opts, providers=providers_of(dev)
+        )
+        check_session_io(self.session, path, height, width)
         self._tokens = 1 + (height // patch_size) * (width // patch_size)
         self._dim = int(dim)
         info = EncoderInfo(
@@ -198,36 +233,45 @@ class OrtEncoder(StepRunner[Any]):
         )
         super().__init__(info, max_batch)
 
-    def _run(self, frames: np.ndarray, states: list[Any]) -> tuple[np.ndarray, list[Any]]:
+    def _session(self) -> ort.InferenceSession:
+        if self.session is None:
+            raise RuntimeError("onnxruntime encoder is closed")
+        return self.session
+
+    def _run(
+        self, frames: np.ndarray, states: list[OrtState | None]
+    ) -> tuple[np.ndarray, list[OrtState]]:
         if self.device.type == "cuda":
             return self._run_cuda(frames, states)
         batch = frames.shape[0]
         state = np.zeros((batch, self._tokens, self._dim), dtype=np.float32)
         for i, s in enumerate(states):
             if s is not None:
-                state[i] = s
-        features, _ = self.session.run(list(OUTPUT_NAMES), {"frames": frames, "state": state})
+                state[i] = np.asarray(s)
+        features, _ = self._session().run(list(OUTPUT_NAMES), {"frames": frames, "state": state})
         features = np.ascontiguousarray(features, dtype=np.float32)
         # features == new state; copies so the caller may modify what it gets back.
         return features, [features[i].copy() for i in range(batch)]
 
     def _run_cuda(
-        self, frames: np.ndarray, states: list[Any]
-    ) -> tuple[np.ndarray, list[Any]]:  # pragma: no cover - needs a CUDA onnxruntime
+        self, frames: np.ndarray, states: list[OrtState | None]
+    ) -> tuple[np.ndarray, list[OrtState]]:  # pragma: no cover - needs a CUDA onnxruntime
         batch = frames.shape[0]
         dev = self.device
         zero = torch.zeros(self._tokens, self._dim, device=dev)
-        state = torch.stack([s if s is not None else zero for s in states]).contiguous()
+        state = torch.stack([torch.as_tensor(s) if s is not None else zero for s in states])
+        state = state.contiguous()
         x = torch.from_numpy(frames).to(dev)
         out = torch.empty(batch, self._tokens, self._dim, device=dev)
         out_state = torch.empty_like(out)
-        binding = self.session.io_binding()
+        session = self._session()
+        binding = session.io_binding()
         for name, t, etype in (("frames", x, np.uint8), ("state", state, np.float32)):
             binding.bind_input(name, "cuda", dev.index, etype, list(t.shape), t.data_ptr())
         for name, t in (("features", out), ("new_state", out_state)):
             binding.bind_output(name, "cuda", dev.index, np.float32, list(t.shape), t.data_ptr())
         torch.cuda.current_stream(dev).synchronize()
-        self.session.run_with_iobinding(binding)
+        session.run_with_iobinding(binding)
         return out.cpu().numpy(), list(out_state.unbind(0))
 
     def _release(self) -> None:

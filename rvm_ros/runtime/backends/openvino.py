@@ -25,16 +25,24 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+import types
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rvm_ros.runtime.base import BackendUnavailable, EncoderInfo, InputError, StepRunner
+from rvm_ros.fsutil import atomic_write, staged_output
+from rvm_ros.runtime.base import BackendUnavailable, Encoder, EncoderInfo, InputError
 from rvm_ros.runtime.onnx.export import INPUT_NAMES, OUTPUT_NAMES
 
+if TYPE_CHECKING:  # untyped packages: these names document the objects, mypy sees Any
+    import openvino as ov
+
 log = logging.getLogger(__name__)
+
+# OpenVINO compile properties (`compile_config`): names to strings, numbers or flags.
+OvConfig = dict[str, str | int | bool]
 
 OV_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
 OV_DEVICES: tuple[str, ...] = ("CPU", "GPU", "NPU", "AUTO")
@@ -56,13 +64,25 @@ def openvino_available() -> tuple[bool, str]:
     return True, f"openvino {ov.get_version()}"
 
 
-def _import_openvino() -> Any:
+def _import_openvino() -> types.ModuleType:
     ok, why = openvino_available()
     if not ok:
         raise BackendUnavailable(f"the openvino backend cannot run: {why}")
-    import openvino as ov
+    import openvino
 
-    return ov
+    module: types.ModuleType = openvino
+    return module
+
+
+def _import_nncf() -> types.ModuleType:
+    try:
+        import nncf
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"int8 on openvino needs nncf ({exc}); install it with `pip install rvm_ros[openvino]`"
+        ) from exc
+    module: types.ModuleType = nncf
+    return module
 
 
 def usable_cores() -> int:
@@ -88,19 +108,17 @@ def device_name(device: str | None) -> str:
     return name
 
 
-def compile_config(
-    precision: str, device: str, threads: int | None, bf16: bool = True
-) -> dict[str, Any]:
+def compile_config(precision: str, device: str, threads: int | None, bf16: bool = True) -> OvConfig:
     """Compile properties: latency hint, one stream, the precision hint, threads (CPU).
 
     ``int8`` models run their unquantised layers in bf16 when ``bf16`` (the device has
     it; measured slightly faster than f32 with the same accuracy bound), else f32.
 
     CPU threads are not pinned (``ENABLE_CPU_PINNING`` off): on a machine shared with
-    other work, pinned threads wait for busy cores (measured here: 448 ms instead of
-    286 ms per float32 step with a loaded machine).
+    other work, pinned threads wait for busy cores (measured slower with pinning on a
+    loaded machine; the figures are in docs/BENCHMARKS.md).
     """
-    config: dict[str, Any] = {
+    config: OvConfig = {
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": 1,
         "INFERENCE_PRECISION_HINT": _HINTS[precision] if bf16 or precision != "int8" else "f32",
@@ -111,7 +129,7 @@ def compile_config(
     return config
 
 
-def blob_dir(cache: Path, device: str, config: dict[str, Any], version: str) -> Path:
+def blob_dir(cache: Path, device: str, config: OvConfig, version: str) -> Path:
     """OpenVINO's compiled-model cache folder for one device and compile configuration.
 
     One folder per configuration, not one shared folder: OpenVINO 2026.4's CPU cache key
@@ -177,7 +195,9 @@ def calibration_frames(
     return frames, str(Path(spec).resolve())
 
 
-def _stream(request: Any, frames: np.ndarray, tokens: int, dim: int) -> list[np.ndarray]:
+def _stream(
+    request: ov.InferRequest, frames: np.ndarray, tokens: int, dim: int
+) -> list[np.ndarray]:
     """States seen while streaming ``frames`` from the zero state: state before each frame,
     then the final one (``len(frames) + 1`` arrays ``[1, N, D]``)."""
     state = np.zeros((1, tokens, dim), np.float32)
@@ -217,15 +237,10 @@ def quantize_ir(
     Raises:
         BackendUnavailable: nncf is not installed.
     """
-    ov = _import_openvino()
-    try:
-        import nncf
-    except ImportError as exc:
-        raise BackendUnavailable(
-            f"int8 on openvino needs nncf ({exc}); install it with `pip install rvm_ros[openvino]`"
-        ) from exc
+    ov_mod = _import_openvino()
+    nncf = _import_nncf()
     start = time.perf_counter()
-    core = ov.Core()
+    core = ov_mod.Core()
     model = core.read_model(str(onnx_path))
     height, width = frames.shape[1:3]
     model.reshape({"frames": [1, height, width, 3], "state": [1, tokens, dim]})
@@ -234,19 +249,7 @@ def quantize_ir(
     fit = max(1, (len(frames) * 3) // 4)
     states = _stream(ref_req, frames, tokens, dim)
     items = [{"frames": frames[t][None], "state": states[t]} for t in range(fit)]
-    nncf_log = logging.getLogger("nncf")
-    level = nncf_log.level
-    nncf_log.setLevel(logging.ERROR)
-    try:
-        quantized = nncf.quantize(
-            model,
-            nncf.Dataset(items),
-            model_type=nncf.ModelType.TRANSFORMER,
-            preset=nncf.QuantizationPreset.MIXED,
-            subset_size=len(items),
-        )
-    finally:
-        nncf_log.setLevel(level)
+    quantized = _nncf_quantize(nncf, model, items)
     seconds = time.perf_counter() - start
     bf16 = "BF16" in list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     q_req = core.compile_model(
@@ -264,19 +267,9 @@ def quantize_ir(
         cosine_min=float(cos.min()) if cos.size else float("nan"),
         seconds=seconds,
     )
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f"{dst.stem}.{os.getpid()}.part.xml")
-    try:
-        ov.save_model(quantized, str(tmp), compress_to_fp16=False)
-        tmp.with_suffix(".bin").replace(dst.with_suffix(".bin"))
-        tmp.replace(dst)
-        meta = dst.with_suffix(".json")
-        meta_tmp = meta.with_name(f"{meta.name}.{os.getpid()}.part")
-        meta_tmp.write_text(json.dumps(record.__dict__, indent=2) + "\n")
-        meta_tmp.replace(meta)
-    finally:
-        tmp.unlink(missing_ok=True)
-        tmp.with_suffix(".bin").unlink(missing_ok=True)
+    save_ir(quantized, dst)
+    record_text = json.dumps(asdict(record), indent=2) + "\n"
+    atomic_write(dst.with_suffix(".json"), lambda tmp: tmp.write_text(record_text))
     log.info(
         "int8 IR %s: calibrated on %d frames of %s, held-out cosine %.5f (min %.5f)",
         dst,
@@ -286,6 +279,40 @@ def quantize_ir(
         record.cosine_min,
     )
     return record
+
+
+def _nncf_quantize(
+    nncf: types.ModuleType, model: ov.Model, items: list[dict[str, np.ndarray]]
+) -> ov.Model:
+    """NNCF's static int8 quantisation of ``model`` calibrated on ``items`` (its own log
+    quietened to errors)."""
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    nncf_log.setLevel(logging.ERROR)
+    try:
+        return nncf.quantize(
+            model,
+            nncf.Dataset(items),
+            model_type=nncf.ModelType.TRANSFORMER,
+            preset=nncf.QuantizationPreset.MIXED,
+            subset_size=len(items),
+        )
+    finally:
+        nncf_log.setLevel(level)
+
+
+def save_ir(model: ov.Model, dst: Path) -> None:
+    """Save an OpenVINO IR as ``dst`` (``.xml``) and its ``.bin``, each built beside and
+    swapped in (`rvm_ros.fsutil.staged_output`), the ``.bin`` first."""
+    ov_mod = _import_openvino()
+    with staged_output(dst, force=True, what="OpenVINO IR") as xml:
+        written_bin = xml.with_suffix(".bin")  # OpenVINO names the weights after the .xml
+        try:
+            ov_mod.save_model(model, str(xml), compress_to_fp16=False)
+            with staged_output(dst.with_suffix(".bin"), force=True, what="IR weights") as bin_:
+                written_bin.rename(bin_)
+        finally:
+            written_bin.unlink(missing_ok=True)
 
 
 def quantized_ir(
@@ -330,7 +357,48 @@ def quantized_ir(
     return dst, record
 
 
-class OpenVINOEncoder(StepRunner[np.ndarray]):
+def device_capabilities(core: ov.Core, dev: str, precision: str) -> list[str]:
+    """The CPU's ``OPTIMIZATION_CAPABILITIES``, after checking that ``dev`` is present
+    and (on the CPU) runs ``precision``.
+
+    Raises:
+        BackendUnavailable: the device is absent or the CPU lacks the precision.
+    """
+    present = list(core.available_devices)
+    base = dev.split(".", 1)[0]
+    if base != "AUTO" and not any(d.split(".", 1)[0] == base for d in present):
+        raise BackendUnavailable(
+            f"OpenVINO device {dev} is not present here (devices: {present or 'none'})"
+        )
+    caps = [str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
+    if base == "CPU" and _CAPABILITY.get(precision, "") not in ("", *caps):
+        raise BackendUnavailable(
+            f"this CPU does not run {precision} in OpenVINO (OPTIMIZATION_CAPABILITIES: {caps})"
+        )
+    return caps
+
+
+def check_model_io(model: ov.Model, path: Path, height: int, width: int) -> None:
+    """Check that ``model`` is an RVM step for frames ``height x width``.
+
+    Raises:
+        InputError: other input / output names, or another frame size.
+    """
+    got_in = tuple(i.get_any_name() for i in model.inputs)
+    got_out = tuple(o.get_any_name() for o in model.outputs)
+    if got_in != INPUT_NAMES or got_out != OUTPUT_NAMES:
+        raise InputError(
+            f"{path} is not an RVM step export: inputs {got_in}, outputs {got_out} "
+            f"(expected {INPUT_NAMES} -> {OUTPUT_NAMES})"
+        )
+    frame_shape = model.inputs[0].get_partial_shape()
+    if [int(d.get_length()) for d in list(frame_shape)[1:]] != [height, width, 3]:
+        raise InputError(
+            f"{path} was exported for frames {frame_shape}, not [?, {height}, {width}, 3]"
+        )
+
+
+class OpenVINOEncoder(Encoder[np.ndarray]):
     """Runs an exported step with OpenVINO; states are host float32 arrays ``[N, D]``.
 
     Args:
@@ -372,25 +440,15 @@ class OpenVINOEncoder(StepRunner[np.ndarray]):
         calibration: str | Path | None = None,
         reason: str = "requested",
     ) -> None:
-        ov = _import_openvino()
+        ov_mod = _import_openvino()
         if precision not in OV_PRECISIONS:
             raise BackendUnavailable(
                 f"precision {precision!r} is not supported by the openvino backend "
                 f"(choose one of {list(OV_PRECISIONS)})"
             )
         dev = device_name(device)
-        self._core = ov.Core()
-        present = list(self._core.available_devices)
-        base = dev.split(".", 1)[0]
-        if base != "AUTO" and not any(d.split(".", 1)[0] == base for d in present):
-            raise BackendUnavailable(
-                f"OpenVINO device {dev} is not present here (devices: {present or 'none'})"
-            )
-        caps = list(self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-        if base == "CPU" and _CAPABILITY.get(precision, "") not in ("", *caps):
-            raise BackendUnavailable(
-                f"this CPU does not run {precision} in OpenVINO (OPTIMIZATION_CAPABILITIES: {caps})"
-            )
+        self._core = ov_mod.Core()
+        caps = device_capabilities(self._core, dev, precision)
         path = Path(onnx_path)
         if not path.is_file():
             raise InputError(f"ONNX file not found: {path}")
@@ -411,24 +469,13 @@ class OpenVINOEncoder(StepRunner[np.ndarray]):
             )
         self.model_path = path
         self._config = compile_config(precision, dev, threads, "BF16" in caps)
-        self.blob_dir = blob_dir(cache_root, dev, self._config, ov.get_version())
+        self.blob_dir = blob_dir(cache_root, dev, self._config, ov_mod.get_version())
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self._core.set_property({"CACHE_DIR": str(self.blob_dir)})
-        self._model = self._core.read_model(str(path))
-        got_in = tuple(i.get_any_name() for i in self._model.inputs)
-        got_out = tuple(o.get_any_name() for o in self._model.outputs)
-        if got_in != INPUT_NAMES or got_out != OUTPUT_NAMES:
-            raise InputError(
-                f"{path} is not an RVM step export: inputs {got_in}, outputs {got_out} "
-                f"(expected {INPUT_NAMES} -> {OUTPUT_NAMES})"
-            )
-        frame_shape = self._model.inputs[0].get_partial_shape()
-        if [int(d.get_length()) for d in list(frame_shape)[1:]] != [height, width, 3]:
-            raise InputError(
-                f"{path} was exported for frames {frame_shape}, not [?, {height}, {width}, 3]"
-            )
+        self._model: ov.Model | None = self._core.read_model(str(path))
+        check_model_io(self._model, path, height, width)
         self._device = dev
-        self._requests: dict[int, Any] = {}
+        self._requests: dict[int, ov.InferRequest] = {}
         info = EncoderInfo(
             backend="openvino",
             precision=precision,
@@ -443,10 +490,12 @@ class OpenVINOEncoder(StepRunner[np.ndarray]):
         super().__init__(info, max_batch)
         self._request(1)  # compile batch 1 now: a broken model fails at creation
 
-    def _request(self, batch: int) -> Any:
+    def _request(self, batch: int) -> ov.InferRequest:
         """The infer request of ``batch`` frames (its model compiled on first use)."""
         req = self._requests.get(batch)
         if req is None:
+            if self._model is None:
+                raise RuntimeError("openvino encoder is closed")
             model = self._model.clone()
             info = self.info
             model.reshape(

@@ -18,7 +18,7 @@ import torch
 if TYPE_CHECKING:
     from rvm_ros.model import RVM
 
-from rvm_ros.runtime.base import BackendUnavailable, EncoderInfo, StepRunner, validate_size
+from rvm_ros.runtime.base import BackendUnavailable, Encoder, EncoderInfo, validate_size
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class _Graph:
     features: torch.Tensor  # [B, N, D]
 
 
-class TorchEncoder(StepRunner[torch.Tensor]):
+class TorchEncoder(Encoder[torch.Tensor]):
     """Runs `RVM.step` with torch; states are tensors ``[N, D]`` on the model's device.
 
     Args:

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import warnings
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
 
 from rvm_ros.errors import RvmRosError
-
-# Re-exported (runtime.backends.tensorrt imports it from here); defined once in fsutil.
-from rvm_ros.fsutil import file_sha256 as file_sha256
+from rvm_ros.fsutil import atomic_write
 
 if TYPE_CHECKING:
     from rvm_ros.model import RVM
@@ -101,42 +98,89 @@ def export_onnx(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = converted(model, torch.device("cpu"), torch.float32)
-    wrapper = _StepModule(model).eval()
     frames = torch.zeros(2, height, width, 3, dtype=torch.uint8)
     state = model.init_state(2, height, width)
-    tmp = out.with_name(f"{out.name}.{os.getpid()}.part")  # unique: concurrent exports
+
+    def write(tmp: Path) -> None:  # a unique sibling, swapped in when complete
+        wrapper = _StepModule(model).eval()
+        _torch_export(wrapper, (frames, state), tmp, opset, dynamo, max_batch, model.model_id)
+        write_metadata(tmp, model, height, width)
+
+    atomic_write(out, write)
+    log.info("exported %s at %dx%d to %s", getattr(model, "model_id", "?"), height, width, out)
+    return out
+
+
+def _torch_export(
+    wrapper: torch.nn.Module,
+    inputs: tuple[torch.Tensor, torch.Tensor],
+    tmp: Path,
+    opset: int,
+    dynamo: bool,
+    max_batch: int,
+    model_id: str,
+) -> None:
+    """``torch.onnx.export`` of the step with a dynamic batch axis into ``tmp``.
+
+    Raises:
+        ExportError: the exporter raised.
+    """
+    in_names, out_names = list(INPUT_NAMES), list(OUTPUT_NAMES)
     try:
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            common: dict[str, Any] = {
-                "input_names": list(INPUT_NAMES),
-                "output_names": list(OUTPUT_NAMES),
-                "opset_version": opset,
-                "dynamo": dynamo,
-            }
             if dynamo:
                 batch = torch.export.Dim("batch", min=1, max=max_batch)
-                common["external_data"] = False
-                common["dynamic_shapes"] = {"frames": {0: batch}, "state": {0: batch}}
+                torch.onnx.export(
+                    wrapper,
+                    inputs,
+                    str(tmp),
+                    input_names=in_names,
+                    output_names=out_names,
+                    opset_version=opset,
+                    dynamo=True,
+                    external_data=False,
+                    dynamic_shapes={"frames": {0: batch}, "state": {0: batch}},
+                )
             else:
                 axes = {name: {0: "batch"} for name in (*INPUT_NAMES, *OUTPUT_NAMES)}
-                common["dynamic_axes"] = axes
-                common["do_constant_folding"] = True
-            torch.onnx.export(wrapper, (frames, state), str(tmp), **common)
+                torch.onnx.export(
+                    wrapper,
+                    inputs,
+                    str(tmp),
+                    input_names=in_names,
+                    output_names=out_names,
+                    opset_version=opset,
+                    dynamo=False,
+                    dynamic_axes=axes,
+                    do_constant_folding=True,
+                )
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
-        raise ExportError(f"ONNX export of {model.model_id} failed: {exc}") from exc
-    _write_metadata(tmp, model, height, width)
-    tmp.replace(out)
-    log.info("exported %s at %dx%d to %s", getattr(model, "model_id", "?"), height, width, out)
-    return out
+        raise ExportError(f"ONNX export of {model_id} failed: {exc}") from exc
 
 
 METADATA_PREFIX = "rvm_"
 
 
-def _write_metadata(path: Path, model: RVM, height: int, width: int) -> None:
-    """Store the model facts a runtime needs in the ONNX file's metadata_props."""
+class OnnxMetadata(TypedDict):
+    """The model facts `export_onnx` stores in an ONNX file (`read_metadata`)."""
+
+    model_id: str
+    dim: int
+    patch_size: int
+    height: int
+    width: int
+
+
+def write_metadata(path: Path, model: RVM, height: int, width: int) -> None:
+    """Store the model facts a runtime needs in the ONNX file's ``metadata_props``.
+
+    Args:
+        path: the ONNX file (rewritten in place).
+        model: the exported model (its id and config are stored).
+        height: the exported frame height.
+        width: the exported frame width.
+    """
     import onnx
 
     proto = onnx.load(str(path))
@@ -157,7 +201,7 @@ def _write_metadata(path: Path, model: RVM, height: int, width: int) -> None:
     onnx.save(proto, str(path))
 
 
-def read_metadata(path: str | Path) -> dict[str, Any]:
+def read_metadata(path: str | Path) -> OnnxMetadata:
     """The model facts stored by `export_onnx`: ``model_id, dim, patch_size, height, width``.
 
     Raises:

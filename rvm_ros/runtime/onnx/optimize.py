@@ -13,12 +13,17 @@ fusion is left out: its CPU kernel measured slower than what it replaces.
 from __future__ import annotations
 
 import logging
-import os
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from rvm_ros.fsutil import atomic_write
+
+if TYPE_CHECKING:
+    import onnx
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +34,13 @@ OPTIMIZER_VERSION = 2  # part of the optimised file's name: bump when the rewrit
 class _Graph:
     """Producer/consumer index over an ONNX graph."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: onnx.ModelProto) -> None:
         from onnx import numpy_helper
 
         self.model = model
         self.graph = model.graph
-        self.producer: dict[str, Any] = {}
-        self.consumers: dict[str, list[Any]] = defaultdict(list)
+        self.producer: dict[str, onnx.NodeProto] = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
         for node in self.graph.node:
             for out in node.output:
                 self.producer[out] = node
@@ -52,7 +57,7 @@ class _Graph:
                     if attr.name == "value":
                         self.consts[node.output[0]] = numpy_helper.to_array(attr.t)
 
-    def only(self, name: str, op: str) -> Any | None:
+    def only(self, name: str, op: str) -> onnx.NodeProto | None:
         """The producer of ``name`` when it is an ``op`` whose output has one consumer."""
         node = self.producer.get(name)
         if node is None or node.op_type != op:
@@ -64,14 +69,16 @@ class _Graph:
     def const(self, name: str) -> np.ndarray | None:
         return self.consts.get(name)
 
-    def perm(self, node: Any) -> list[int]:
+    def perm(self, node: onnx.NodeProto) -> list[int]:
         for attr in node.attribute:
             if attr.name == "perm":
                 return list(attr.ints)
         return []
 
 
-def _projection(g: _Graph, name: str, perm: list[int]) -> tuple[list[Any], str, np.ndarray, int]:
+def _projection(
+    g: _Graph, name: str, perm: list[int]
+) -> tuple[list[onnx.NodeProto], str, np.ndarray, int]:
     """Match ``Transpose(perm)(Reshape(Add(MatMul(x, W), b), [-1, N, h, hd]))``.
 
     Returns the matched nodes, the MatMul output name, the bias and the head count.
@@ -96,7 +103,59 @@ def _projection(g: _Graph, name: str, perm: list[int]) -> tuple[list[Any], str, 
     raise LookupError("matmul + bias")
 
 
-def fuse_attention(model: Any) -> int:
+@dataclass(frozen=True)
+class _Attention:
+    """One matched attention block: its nodes, the fused node's inputs and attributes."""
+
+    pattern: list[onnx.NodeProto]  # every node the fused one replaces
+    inputs: tuple[str, str, str]  # the q, k, v projection MatMul outputs
+    bias: np.ndarray  # q, k, v biases concatenated
+    heads: int
+    scale: float
+    flat: onnx.NodeProto  # the last node (merge-heads Reshape): its output is kept
+
+
+def _match_attention(g: _Graph, softmax: onnx.NodeProto) -> _Attention:
+    """The attention block around ``softmax``.
+
+    Raises:
+        LookupError: (or ValueError) the nodes around it are not the exported attention.
+    """
+    scores = g.only(softmax.input[0], "MatMul")
+    if scores is None:
+        raise LookupError("scores")
+    mul = g.only(scores.input[0], "Mul")
+    if mul is None:
+        raise LookupError("scale")
+    scale = g.const(mul.input[1])
+    if scale is None or scale.size != 1:
+        raise LookupError("scale const")
+    q_nodes, q_in, q_bias, heads = _projection(g, mul.input[0], [0, 2, 1, 3])
+    k_nodes, k_in, k_bias, k_heads = _projection(g, scores.input[1], [0, 2, 3, 1])
+    users = g.consumers[softmax.output[0]]
+    if len(users) != 1 or users[0].op_type != "MatMul" or users[0].input[0] != (softmax.output[0]):
+        raise LookupError("context")
+    context = users[0]
+    v_nodes, v_in, v_bias, v_heads = _projection(g, context.input[1], [0, 2, 1, 3])
+    if not heads == k_heads == v_heads:
+        raise LookupError("heads")
+    (merge,) = g.consumers[context.output[0]]
+    if merge.op_type != "Transpose" or g.perm(merge) != [0, 2, 1, 3]:
+        raise LookupError("merge transpose")
+    (flat,) = g.consumers[merge.output[0]]
+    if flat.op_type != "Reshape" or len(g.consumers[merge.output[0]]) != 1:
+        raise LookupError("merge reshape")
+    return _Attention(
+        pattern=[*q_nodes, mul, *k_nodes, scores, softmax, context, *v_nodes, merge, flat],
+        inputs=(q_in, k_in, v_in),
+        bias=np.concatenate([q_bias, k_bias, v_bias]).astype(np.float32),
+        heads=heads,
+        scale=float(scale.reshape(())),
+        flat=flat,
+    )
+
+
+def fuse_attention(model: onnx.ModelProto) -> int:
     """Rewrite the exported attention blocks of ``model`` in place.
 
     Returns:
@@ -106,85 +165,50 @@ def fuse_attention(model: Any) -> int:
 
     g = _Graph(model)
     removed: set[int] = set()
-    replace: dict[int, Any] = {}
+    replace: dict[int, onnx.NodeProto] = {}
     new_inits = []
-    fused = 0
     for softmax in list(g.graph.node):
         if softmax.op_type != "Softmax":
             continue
         try:
-            scores = g.only(softmax.input[0], "MatMul")
-            if scores is None:
-                raise LookupError("scores")
-            mul = g.only(scores.input[0], "Mul")
-            if mul is None:
-                raise LookupError("scale")
-            scale = g.const(mul.input[1])
-            if scale is None or scale.size != 1:
-                raise LookupError("scale const")
-            q_nodes, q_in, q_bias, heads = _projection(g, mul.input[0], [0, 2, 1, 3])
-            k_nodes, k_in, k_bias, k_heads = _projection(g, scores.input[1], [0, 2, 3, 1])
-            users = g.consumers[softmax.output[0]]
-            if (
-                len(users) != 1
-                or users[0].op_type != "MatMul"
-                or users[0].input[0] != (softmax.output[0])
-            ):
-                raise LookupError("context")
-            context = users[0]
-            v_nodes, v_in, v_bias, v_heads = _projection(g, context.input[1], [0, 2, 1, 3])
-            if not heads == k_heads == v_heads:
-                raise LookupError("heads")
-            (merge,) = g.consumers[context.output[0]]
-            if merge.op_type != "Transpose" or g.perm(merge) != [0, 2, 1, 3]:
-                raise LookupError("merge transpose")
-            (flat,) = g.consumers[merge.output[0]]
-            if flat.op_type != "Reshape" or len(g.consumers[merge.output[0]]) != 1:
-                raise LookupError("merge reshape")
+            found = _match_attention(g, softmax)
         except (LookupError, ValueError):
             continue
-        pattern = [*q_nodes, mul, *k_nodes, scores, softmax, context, *v_nodes, merge, flat]
-        bias_name = f"{flat.output[0]}_mha_bias"
-        bias = np.concatenate([q_bias, k_bias, v_bias]).astype(np.float32)
-        new_inits.append(numpy_helper.from_array(bias, bias_name))
-        mha = helper.make_node(
+        out = found.flat.output[0]
+        bias_name = f"{out}_mha_bias"
+        new_inits.append(numpy_helper.from_array(found.bias, bias_name))
+        replace[id(found.flat)] = helper.make_node(
             "MultiHeadAttention",
-            [q_in, k_in, v_in, bias_name],
-            [flat.output[0]],
-            name=f"{flat.output[0]}_mha",
+            [*found.inputs, bias_name],
+            [out],
+            name=f"{out}_mha",
             domain=MS_DOMAIN,
-            num_heads=heads,
-            scale=float(scale.reshape(())),
+            num_heads=found.heads,
+            scale=found.scale,
         )
-        ids = {id(n) for n in pattern}
-        removed |= ids
-        replace[id(flat)] = mha
-        fused += 1
-    if not fused:
+        removed |= {id(n) for n in found.pattern}
+    if not replace:
         return 0
-    nodes = []
-    for node in g.graph.node:
-        if id(node) in replace:
-            nodes.append(replace[id(node)])
-        elif id(node) not in removed:
-            nodes.append(node)
+    nodes = [
+        replace.get(id(n), n) for n in g.graph.node if id(n) in replace or id(n) not in removed
+    ]
     del g.graph.node[:]
     g.graph.node.extend(nodes)
     g.graph.initializer.extend(new_inits)
     if not any(o.domain == MS_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     _drop_unused_initializers(model)
-    return fused
+    return len(replace)
 
 
-def _drop_unused_initializers(model: Any) -> None:
+def _drop_unused_initializers(model: onnx.ModelProto) -> None:
     used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
     keep = [i for i in model.graph.initializer if i.name in used]
     del model.graph.initializer[:]
     model.graph.initializer.extend(keep)
 
 
-def _ort_transformer_fusions(model: Any) -> tuple[Any, dict[str, int]]:
+def _ort_transformer_fusions(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, int]]:
     """ONNX Runtime's transformer fusions (bias + GELU, residual + LayerNorm), no attention."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.onnx_model_bert import BertOnnxModel
@@ -193,7 +217,7 @@ def _ort_transformer_fusions(model: Any) -> tuple[Any, dict[str, int]]:
     options.enable_attention = False
     options.enable_embed_layer_norm = False
     # ORT's CPU SkipLayerNormalization kernel measured slower here than LayerNormalization
-    # plus the residual Add it replaces (17 vs 5 ms per RVM-S step on one core).
+    # plus the residual Add it replaces (the comparison is in docs/BENCHMARKS.md).
     options.enable_skip_layer_norm = False
     options.enable_bias_skip_layer_norm = False
     bert = BertOnnxModel(model, num_heads=0, hidden_size=0)
@@ -226,11 +250,9 @@ def optimize_for_ort(src: str | Path, dst: str | Path, ort_fusions: bool = True)
     model = onnx.load(str(src))
     counts = {"attention": fuse_attention(model)}
     dst = Path(dst)
-    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.part.onnx")
     if ort_fusions:
         model, more = _ort_transformer_fusions(model)
         counts.update(more)
-    onnx.save(model, str(tmp))
-    tmp.replace(dst)
+    atomic_write(dst, lambda tmp: onnx.save(model, str(tmp)))
     log.info("optimised %s: %s", dst, counts)
     return counts

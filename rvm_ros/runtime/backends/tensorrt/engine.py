@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from rvm_ros.runtime.backends.tensorrt_build import TensorRTError
-from rvm_ros.runtime.backends.tensorrt_check import BuildCheck, EngineCheckFailed
-from rvm_ros.runtime.backends.tensorrt_device import EngineDevice, cuda_errors
-from rvm_ros.runtime.backends.tensorrt_plan import (
+from rvm_ros.runtime.backends.tensorrt.build import TensorRTError
+from rvm_ros.runtime.backends.tensorrt.check import BuildCheck, EngineCheckFailed
+from rvm_ros.runtime.backends.tensorrt.device import EngineDevice, cuda_errors
+from rvm_ros.runtime.backends.tensorrt.plan import (
     PlanError,
     PlanSidecar,
     check_compatible,

@@ -15,13 +15,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TypeGuard
 
 from rvm_ros.errors import RvmRosError
 from rvm_ros.fsutil import atomic_write, file_sha256
 
 SIDECAR_FORMAT = 1
 REBUILD_HINT = "rebuild it on this machine with `rvm-ros export --format engine`"
+
+
+# A value of a flat JSON record (sidecar build flags, build check figures).
+JsonScalar = str | int | float | bool | None
 
 
 class PlanError(RvmRosError, ValueError):
@@ -85,8 +89,8 @@ class PlanSidecar:
     tensorrt_version: str
     gpu_name: str
     compute_capability: str
-    build_flags: dict[str, Any] = field(default_factory=dict)
-    build_check: dict[str, Any] = field(default_factory=dict)
+    build_flags: dict[str, JsonScalar] = field(default_factory=dict)
+    build_check: dict[str, JsonScalar] = field(default_factory=dict)
     build_seconds: float = 0.0
     cache_key: str = ""
     format: int = SIDECAR_FORMAT
@@ -158,7 +162,7 @@ def sidecar_path(plan: str | Path) -> Path:
     return plan.with_name(plan.name + ".json")
 
 
-def is_plan_path(path: object) -> bool:
+def is_plan_path(path: object) -> TypeGuard[str | Path]:
     """Whether a checkpoint argument names a TensorRT plan (``.plan`` or ``.engine``)."""
     return isinstance(path, (str, Path)) and str(path).endswith((".plan", ".engine"))
 

@@ -1,7 +1,7 @@
-"""The TensorRT encoder: a loaded engine of the step behind `StepRunner`, states on the GPU.
+"""The TensorRT encoder: a loaded engine of the step behind `Encoder`, states on the GPU.
 
 Each step stages its frames and states in the batch size's device buffers
-(`tensorrt_buffers`), enqueues the engine on the device's stream between `begin` and
+(`buffers`), enqueues the engine on the device's stream between `begin` and
 `end` of the `EngineDevice`, and downloads the features. Optionally (``cuda_graphs``,
 off by default until measured) the step is captured in a CUDA graph per buffer parity
 and batch size, and replayed from then on.
@@ -14,10 +14,10 @@ import logging
 import numpy as np
 import torch
 
-from rvm_ros.runtime.backends.tensorrt_buffers import BufferPool, Buffers, StateRef
-from rvm_ros.runtime.backends.tensorrt_device import EngineDevice, cuda_errors
-from rvm_ros.runtime.backends.tensorrt_engine import LoadedEngine
-from rvm_ros.runtime.base import EncoderInfo, InputError, StepRunner
+from rvm_ros.runtime.backends.tensorrt.buffers import BufferPool, Buffers, StateRef
+from rvm_ros.runtime.backends.tensorrt.device import EngineDevice, cuda_errors
+from rvm_ros.runtime.backends.tensorrt.engine import LoadedEngine
+from rvm_ros.runtime.base import Encoder, EncoderInfo, InputError
 from rvm_ros.runtime.onnx.export import INPUT_NAMES, OUTPUT_NAMES
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 __all__ = ["TensorRTEncoder"]
 
 
-class TensorRTEncoder(StepRunner[StateRef]):
+class TensorRTEncoder(Encoder[StateRef]):
     """Runs a loaded TensorRT engine of the step; states stay in device buffers.
 
     Args:

@@ -22,11 +22,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 
 from rvm_ros.errors import RvmRosError
+from rvm_ros.runtime.backends.tensorrt.plan import JsonScalar
 
 MAX_ABS_FP32 = 1e-3
 MIN_COSINE: dict[str, float] = {"fp16": 0.999, "bf16": 0.998}
@@ -74,11 +74,11 @@ class BuildCheck:
             f"the bound ({self.metric} {relation} {self.bound:g})"
         )
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, JsonScalar]:
         """JSON-friendly fields (non-finite figures become ``None``)."""
-        out = asdict(self)
-        for key in ("max_abs_error", "min_cosine"):
-            if not math.isfinite(out[key]):
+        out: dict[str, JsonScalar] = asdict(self)
+        for key, value in (("max_abs_error", self.max_abs_error), ("min_cosine", self.min_cosine)):
+            if not math.isfinite(value):
                 out[key] = None
         return out
 

@@ -3,7 +3,7 @@
 `cached_engine` looks the engine up in the cache (``<cache>/engines/<model_id>-<key>.plan``;
 the key covers the ONNX file's sha256, the TensorRT version, the GPU and its compute
 capability, the precision, the shapes and the build flags). When missing it is built
-(minutes), checked against ONNX Runtime (`tensorrt_check`: above the precision's bound
+(minutes), checked against ONNX Runtime (`check`: above the precision's bound
 the start fails and nothing is cached, unless ``accept_build_error``), written
 atomically with its JSON sidecar, and older engines of the model are pruned.
 `build_plan_file` builds and checks the same way into a plan file of the caller's
@@ -22,15 +22,15 @@ import numpy as np
 import torch
 
 from rvm_ros.fsutil import file_sha256
-from rvm_ros.runtime.backends.tensorrt_build import BuildOptions, build_plan
-from rvm_ros.runtime.backends.tensorrt_check import (
+from rvm_ros.runtime.backends.tensorrt.build import BuildOptions, build_plan
+from rvm_ros.runtime.backends.tensorrt.check import (
     BuildCheck,
     EngineCheckFailed,
     check_inputs,
     compare_outputs,
 )
-from rvm_ros.runtime.backends.tensorrt_device import EngineDevice, cuda_errors
-from rvm_ros.runtime.backends.tensorrt_engine import (
+from rvm_ros.runtime.backends.tensorrt.device import EngineDevice, cuda_errors
+from rvm_ros.runtime.backends.tensorrt.engine import (
     Binding,
     LoadedEngine,
     deserialize,
@@ -38,7 +38,7 @@ from rvm_ros.runtime.backends.tensorrt_engine import (
     load_plan,
     verify_io,
 )
-from rvm_ros.runtime.backends.tensorrt_plan import PlanError, PlanSidecar, write_plan
+from rvm_ros.runtime.backends.tensorrt.plan import PlanError, PlanSidecar, write_plan
 from rvm_ros.runtime.cache import (
     KEEP_ENGINES,
     engine_cache_key,

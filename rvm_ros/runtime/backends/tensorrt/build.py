@@ -19,10 +19,11 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rvm_ros.errors import RvmRosError
 from rvm_ros.fsutil import atomic_write
+from rvm_ros.runtime.backends.tensorrt.plan import JsonScalar
 from rvm_ros.runtime.onnx.export import INPUT_NAMES
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class BuildOptions:
         """The batch size the profile is tuned for."""
         return self.max_batch if self.opt_batch is None else self.opt_batch
 
-    def flags(self) -> dict[str, Any]:
+    def flags(self) -> dict[str, JsonScalar]:
         """The options besides precision and shapes that change the plan (cache key, sidecar)."""
         return {
             "workspace_gb": float(self.workspace_gb),
@@ -135,6 +136,34 @@ def build_plan(
     started = time.monotonic()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
+    network, parser = _parse_network(builder, logger, onnx_path, where)
+    config = _builder_config(builder, options)
+    _add_batch_profile(builder, config, options, (height, width, tokens, dim), where)
+    cache = _load_timing_cache(config, timing_cache)
+    plan = builder.build_serialized_network(network, config)
+    del parser  # it holds the parsed weights until the build is done
+    if plan is None or plan.nbytes == 0:
+        raise TensorRTError(
+            f"TensorRT failed to build an engine from {onnx_path} ({where}); its log above says why"
+        )
+    if timing_cache is not None and cache is not None:
+        updated = config.get_timing_cache()  # the cache attached above, now with new timings
+        data = bytes((updated or cache).serialize())
+        atomic_write(timing_cache, lambda tmp: tmp.write_bytes(data))
+        log.info("timing cache %s updated (%d bytes)", timing_cache, len(data))
+    return bytes(plan), time.monotonic() - started
+
+
+def _parse_network(
+    builder: trt.Builder, logger: trt.ILogger, onnx_path: str | Path, where: str
+) -> tuple[trt.INetworkDefinition, trt.OnnxParser]:
+    """The network parsed from ``onnx_path`` and its parser (keep it until the build).
+
+    Raises:
+        TensorRTError: the parser reported errors.
+    """
+    import tensorrt as trt
+
     flags = 0
     if tensorrt_major(trt.__version__) < 10:  # TensorRT 8.x (JetPack 6.0) needs it said
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
@@ -143,6 +172,17 @@ def build_plan(
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise TensorRTError(f"TensorRT could not parse {onnx_path} ({where}): {errors}")
+    return network, parser
+
+
+def _builder_config(builder: trt.Builder, options: BuildOptions) -> trt.IBuilderConfig:
+    """The builder configuration: workspace, precision (TF32 off) and compatibility flags.
+
+    Raises:
+        TensorRTError: this TensorRT lacks bf16 or the hardware compatibility level.
+    """
+    import tensorrt as trt
+
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_gb * 2**30))
     config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32 (TF32 is on by default)
@@ -161,6 +201,25 @@ def build_plan(
                 f"TensorRT {trt.__version__} has no hardware compatibility level {level}"
             )
         config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, level)
+    return config
+
+
+def _add_batch_profile(
+    builder: trt.Builder,
+    config: trt.IBuilderConfig,
+    options: BuildOptions,
+    sizes: tuple[int, int, int, int],
+    where: str,
+) -> None:
+    """Add the optimisation profile over the batch axis ``1 .. max_batch`` (``sizes``:
+    frame height and width, tokens and feature width).
+
+    Raises:
+        TensorRTError: TensorRT rejected the profile.
+    """
+    import tensorrt as trt
+
+    height, width, tokens, dim = sizes
     b, opt = options.max_batch, options.opt
     profile = builder.create_optimization_profile()
     frames, state = INPUT_NAMES
@@ -175,18 +234,6 @@ def build_plan(
     )
     if config.add_optimization_profile(profile) < 0:
         raise TensorRTError(f"TensorRT rejected the batch profile 1..{b} ({where})")
-    cache = _load_timing_cache(config, timing_cache)
-    plan = builder.build_serialized_network(network, config)
-    if plan is None or plan.nbytes == 0:
-        raise TensorRTError(
-            f"TensorRT failed to build an engine from {onnx_path} ({where}); its log above says why"
-        )
-    if timing_cache is not None and cache is not None:
-        updated = config.get_timing_cache()  # the cache attached above, now with new timings
-        data = bytes((updated or cache).serialize())
-        atomic_write(timing_cache, lambda tmp: tmp.write_bytes(data))
-        log.info("timing cache %s updated (%d bytes)", timing_cache, len(data))
-    return bytes(plan), time.monotonic() - started
 
 
 def _load_timing_cache(config: trt.IBuilderConfig, path: Path | None) -> trt.ITimingCache | None:

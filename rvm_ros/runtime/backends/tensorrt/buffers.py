@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from rvm_ros.runtime.backends.tensorrt_engine import Binding, LoadedEngine
+from rvm_ros.runtime.backends.tensorrt.engine import Binding, LoadedEngine
 
 __all__ = ["BufferPool", "Buffers", "StateRef"]
 

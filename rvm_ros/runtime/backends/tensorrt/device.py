@@ -15,7 +15,7 @@ from typing import Protocol
 import torch
 
 from rvm_ros.errors import RvmRosError
-from rvm_ros.runtime.backends.tensorrt_build import TensorRTError
+from rvm_ros.runtime.backends.tensorrt.build import TensorRTError
 from rvm_ros.runtime.base import BackendUnavailable
 
 __all__ = ["CudaDevice", "EngineDevice", "cuda_errors"]

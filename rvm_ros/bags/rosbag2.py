@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mcap.exceptions import McapError
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from rvm_ros.bags.mcap_crc import fill_chunk_crcs
 from rvm_ros.bags.mcap_scan import McapScan, scan_mcap
 from rvm_ros.bags.sqlite_scan import SqliteDamage, SqliteScan, open_damaged_db3
 from rvm_ros.errors import RvmRosError
@@ -179,10 +182,15 @@ class BagWriter:
         self.counts[topic] += 1
 
     def close(self) -> None:
-        """Finish the bag (writes the index and ``metadata.yaml``)."""
+        """Finish the bag (writes the index and ``metadata.yaml``, and the MCAP chunk CRCs)."""
         if not self.closed:
             self.closed = True
             self._writer.close()
+            for file in sorted(self.path.glob("*.mcap")):
+                try:
+                    fill_chunk_crcs(file)
+                except (McapError, OSError, ValueError, struct.error) as exc:
+                    raise BagError(f"cannot write the chunk CRCs of {file}: {exc}") from exc
 
     def __enter__(self) -> BagWriter:
         return self
@@ -409,9 +417,11 @@ class BagReader:
             for item in it:
                 count += 1
                 yield item
-        except Exception as exc:  # sqlite3.DatabaseError, ReaderError, ...
+        except Exception as exc:  # sqlite3.DatabaseError, ReaderError ("Chunk checksum ...")
+            files = self._find_files(".mcap" if self.storage == "mcap" else ".db3")
+            where = files[0] if len(files) == 1 else self.path  # name the file when it is one
             self.errors.append(
-                f"{self.path}: could not read past message {count} ({type(exc).__name__}: {exc})"
+                f"{where}: could not read past message {count} ({type(exc).__name__}: {exc})"
             )
 
     def close(self) -> None:

@@ -24,12 +24,7 @@ from rvm_ros import fsutil, imaging
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.errors import RvmRosError
 from rvm_ros.fsutil import plan_output
-
-# SAMPLE_VIDEOS, SampleVideoError, find_sample_video: re-exported (defined once in imaging.video).
-from rvm_ros.imaging.video import SAMPLE_VIDEOS as SAMPLE_VIDEOS
 from rvm_ros.imaging.video import FrameError, iter_video, video_properties
-from rvm_ros.imaging.video import SampleVideoError as SampleVideoError
-from rvm_ros.imaging.video import find_sample_video as find_sample_video
 
 # Stamp of the first frame of every video: 2023-11-14T22:13:20Z (fixed for determinism).
 DEFAULT_START_NS = 1_700_000_000 * 10**9

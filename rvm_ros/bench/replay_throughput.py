@@ -41,7 +41,7 @@ def measure(
     import torch
 
     from rvm_ros.bags.make_bag import make_bag, read_timed_frames
-    from rvm_ros.imaging.video import find_sample_video
+    from rvm_ros.imaging.sample_videos import find_sample_video
     from rvm_ros.replay.settings import ReplaySettings
     from rvm_ros.replay.workers import replay
     from rvm_ros.runtime import create_encoder

@@ -127,7 +127,7 @@ def bag_sequences(path: str, topic: str | None) -> list[TrackingSequence]:
     """
     from rvm_ros.bags import rosbag2 as bags
     from rvm_ros.imaging.compressed import compressed_to_array
-    from rvm_ros.imaging.decode import image_to_array
+    from rvm_ros.imaging.image_msg import image_to_array
 
     with bags.BagReader(Path(path)) as reader:
         images = {

@@ -8,14 +8,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rvm_ros.imaging.decode import (
+from rvm_ros.imaging.image_msg import (
     DEFAULT_MAX_IMAGE_PIXELS,
     ImageError,
-    _check_size,
-    _data_bytes,
-    _data_length,
-    _field,
-    _to_8bit,
+    check_image_size,
+    data_bytes,
+    data_length,
+    message_field,
+    to_8bit,
 )
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -185,17 +185,17 @@ def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXE
             data not matching the declared format), ``empty``, ``too_large``.
     """
     kind = "CompressedImage"
-    fmt = _field(msg, "format", kind)
+    fmt = message_field(msg, "format", kind)
     if not isinstance(fmt, str):
         raise ImageError(
             "invalid_field", f"{kind}.format must be a string, got {type(fmt).__name__}"
         )
-    data = _field(msg, "data", kind)
-    length = _data_length(data, f"{kind}.data")
+    data = message_field(msg, "data", kind)
+    length = data_length(data, f"{kind}.data")
     declared = _declared_container(fmt)
     if length == 0:
         raise ImageError("corrupt_compressed", f"{kind}.data is empty (format '{fmt}')")
-    buf = _data_bytes(data, f"{kind}.data")
+    buf = data_bytes(data, f"{kind}.data")
     if not buf.flags.c_contiguous:
         buf = np.ascontiguousarray(buf)
     raw = memoryview(buf.data)
@@ -211,7 +211,7 @@ def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXE
             f"{kind}.format '{fmt}' says {declared} but the data is {container}",
         )
     _, width, height, header_end = _header(raw)
-    _check_size(kind, width, height, max_image_pixels)
+    check_image_size(kind, width, height, max_image_pixels)
     if not _has_end_marker(raw, container, header_end):
         what = "no end-of-image marker" if container == "jpeg" else "no IEND chunk"
         raise ImageError("corrupt_compressed", f"{kind}.data: {container} truncated ({what})")
@@ -231,7 +231,7 @@ def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXE
             f"the header's {width}x{height}",
         )
     if decoded.dtype == np.uint16:
-        decoded = _to_8bit(decoded if decoded.ndim == 3 else decoded[..., None])
+        decoded = to_8bit(decoded if decoded.ndim == 3 else decoded[..., None])
     elif decoded.dtype != np.uint8:
         raise ImageError(
             "unsupported_format", f"{kind}.data decodes to {decoded.dtype}, expected 8/16 bit"

@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rvm_ros.imaging.decode import ImageError
+from rvm_ros.imaging.image_msg import ImageError
 
 __all__ = [
     "INTERPOLATIONS",

@@ -478,7 +478,7 @@ class RvmNode(LifecycleNode):
         """One image of ``cam``: a message, or its serialized bytes (raw subscriptions)."""
         from rvm_ros.imaging.cdr import parse_compressed_image_cdr, parse_image_cdr
         from rvm_ros.imaging.compressed import compressed_to_array
-        from rvm_ros.imaging.decode import ImageError, image_to_array
+        from rvm_ros.imaging.image_msg import ImageError, image_to_array
         from rvm_ros.pipeline import FrameInput
 
         stats, cfg, slots = self.stats, self.cfg, self._slots

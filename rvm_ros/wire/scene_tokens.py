@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from rvm_ros.errors import RvmRosError
-from rvm_ros.imaging.decode import _data_bytes
+from rvm_ros.imaging.image_msg import data_bytes
 from rvm_ros.stamps import header_ns, split_ns
 from rvm_ros.wire.dtypes import WIRE_DTYPES, wire_code
 
@@ -369,7 +369,7 @@ def scene_tokens_to_numpy(msg: Any) -> SceneTokensArrays:
         raise SceneTokensError(f"SceneTokens: unknown dtype {msg.dtype}")
     h, w, c = int(msg.grid_height), int(msg.grid_width), int(msg.channels)
     n_tok = 1 + h * w
-    raw = _data_bytes(msg.tokens, "SceneTokens.tokens")
+    raw = data_bytes(msg.tokens, "SceneTokens.tokens")
     expected = len(cams) * n_tok * c * dtype.itemsize
     if raw.size != expected:
         raise SceneTokensError(

@@ -1,4 +1,4 @@
-"""Planner side: FeatureMap / TrackedPoints messages to numpy or torch arrays.
+"""Planner side: FeatureMap messages to numpy or torch arrays.
 
 Works on rclpy messages (``rvm_ros.msg.FeatureMap``) and on rosbags messages alike (any
 object with the fields of ``msg/FeatureMap.msg``)::
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rvm_ros.errors import RvmRosError
-from rvm_ros.imaging.decode import _data_bytes, _data_length
+from rvm_ros.imaging.image_msg import data_bytes, data_length
 from rvm_ros.imaging.preprocess import RESIZE_MODES, Geometry
 from rvm_ros.stamps import stamp_ns as stamp_to_ns
 from rvm_ros.wire.dtypes import DTYPE_FLOAT16, DTYPE_FLOAT32, WIRE_DTYPES, dtype_code
@@ -34,13 +34,11 @@ __all__ = [
     "DTYPE_FLOAT32",
     "FeatureMapArrays",
     "FeatureMapError",
-    "Tracks",
     "dtype_code",
     "feature_map_payload",
     "feature_map_to_numpy",
     "pixel_to_cell",
     "tokens",
-    "tracks_to_numpy",
 ]
 
 
@@ -156,7 +154,7 @@ def _float(msg: Any, name: str) -> float:
 def _payload(msg: Any, name: str, count: int, dtype: np.dtype, detail: str) -> np.ndarray:
     data = _get(msg, name)
     try:
-        length = _data_length(data, f"FeatureMap.{name}")
+        length = data_length(data, f"FeatureMap.{name}")
     except ValueError as exc:
         raise FeatureMapError("invalid_field", str(exc)) from None
     expected = count * dtype.itemsize
@@ -167,7 +165,7 @@ def _payload(msg: Any, name: str, count: int, dtype: np.dtype, detail: str) -> n
             f"{dtype.itemsize} bytes ({dtype.name})",
         )
     try:
-        raw = _data_bytes(data, f"FeatureMap.{name}")
+        raw = data_bytes(data, f"FeatureMap.{name}")
     except ValueError as exc:
         raise FeatureMapError("invalid_field", str(exc)) from None
     values = raw.view(dtype)
@@ -320,46 +318,3 @@ def feature_map_payload(
             f"{feats.shape} and {cls_arr.shape}"
         )
     return cls_arr.astype(wire).tobytes(), np.ascontiguousarray(feats, dtype=wire).tobytes()
-
-
-@dataclass(frozen=True, eq=False)
-class Tracks:
-    """One TrackedPoints message as arrays (image pixels).
-
-    Holds arrays, so instances compare by identity (``eq=False``).
-
-    Attributes:
-        camera: Camera name.
-        stamp_ns: Header stamp in nanoseconds.
-        seq: Frame sequence number.
-        ids: ``[N]`` int32.
-        xs: ``[N]`` float32.
-        ys: ``[N]`` float32.
-        visible: ``[N]`` bool.
-        confidence: ``[N]`` float32.
-    """
-
-    camera: str
-    stamp_ns: int
-    seq: int
-    ids: np.ndarray
-    xs: np.ndarray
-    ys: np.ndarray
-    visible: np.ndarray
-    confidence: np.ndarray
-
-
-def tracks_to_numpy(msg: Any) -> Tracks:
-    """Read a TrackedPoints message (rclpy or rosbags) into arrays."""
-    points = list(msg.points)
-    stamp = msg.header.stamp
-    return Tracks(
-        camera=str(msg.camera),
-        stamp_ns=stamp_to_ns(stamp),
-        seq=int(msg.seq),
-        ids=np.array([p.id for p in points], dtype=np.int32),
-        xs=np.array([p.x for p in points], dtype=np.float32),
-        ys=np.array([p.y for p in points], dtype=np.float32),
-        visible=np.array([bool(p.visible) for p in points], dtype=bool),
-        confidence=np.array([p.confidence for p in points], dtype=np.float32),
-    )

@@ -188,54 +188,12 @@ def feature_map_to_numpy(msg: Any) -> FeatureMapArrays:
             ``bad_geometry`` (unknown resize mode, non-positive sizes or scales),
             ``invalid_field``.
     """
-    h = _uint(msg, "grid_height")
-    w = _uint(msg, "grid_width")
-    c = _uint(msg, "channels")
-    code = _uint(msg, "dtype")
-    if code not in WIRE_DTYPES:
-        raise FeatureMapError(
-            "unknown_dtype",
-            f"FeatureMap.dtype {code} is unknown (0 = float32, 1 = float16)",
-        )
-    if h == 0 or w == 0 or c == 0:
-        raise FeatureMapError(
-            "empty", f"FeatureMap grid is empty: grid_height {h}, grid_width {w}, channels {c}"
-        )
-    dtype = WIRE_DTYPES[code]
+    h, w, c, dtype = _grid(msg)
     cls = _payload(msg, "cls_token", c, dtype, f"channels {c}")
     feats = _payload(
         msg, "features", h * w * c, dtype, f"grid_height {h} x grid_width {w} x channels {c}"
     ).reshape(h, w, c)
-
-    mode = str(_get(msg, "resize_mode"))
-    if mode not in RESIZE_MODES:
-        raise FeatureMapError(
-            "bad_geometry",
-            f"FeatureMap.resize_mode {mode!r} is not one of {', '.join(RESIZE_MODES)}",
-        )
-    sizes = {
-        n: _uint(msg, n) for n in ("image_height", "image_width", "model_height", "model_width")
-    }
-    for name, value in sizes.items():
-        if value == 0:
-            raise FeatureMapError("bad_geometry", f"FeatureMap.{name} is 0")
-    scale_x, scale_y = _float(msg, "scale_x"), _float(msg, "scale_y")
-    if scale_x <= 0 or scale_y <= 0:
-        raise FeatureMapError(
-            "bad_geometry",
-            f"FeatureMap scales must be > 0, got scale_x {scale_x}, scale_y {scale_y}",
-        )
-    geometry = Geometry(
-        image_height=sizes["image_height"],
-        image_width=sizes["image_width"],
-        model_height=sizes["model_height"],
-        model_width=sizes["model_width"],
-        mode=mode,
-        scale_x=scale_x,
-        scale_y=scale_y,
-        offset_x=_float(msg, "offset_x"),
-        offset_y=_float(msg, "offset_y"),
-    )
+    geometry = _geometry(msg)
     cell_size = _uint(msg, "cell_size")
     if cell_size == 0:
         raise FeatureMapError("bad_geometry", "FeatureMap.cell_size is 0")
@@ -254,6 +212,57 @@ def feature_map_to_numpy(msg: Any) -> FeatureMapArrays:
         state_reset=bool(_get(msg, "state_reset")),
         reset_reason=str(_get(msg, "reset_reason")),
         frame_id=str(header.frame_id),
+    )
+
+
+def _grid(msg: object) -> tuple[int, int, int, np.dtype]:
+    """``(grid_height, grid_width, channels, payload dtype)``, all non-empty and known."""
+    h = _uint(msg, "grid_height")
+    w = _uint(msg, "grid_width")
+    c = _uint(msg, "channels")
+    code = _uint(msg, "dtype")
+    if code not in WIRE_DTYPES:
+        raise FeatureMapError(
+            "unknown_dtype",
+            f"FeatureMap.dtype {code} is unknown (0 = float32, 1 = float16)",
+        )
+    if h == 0 or w == 0 or c == 0:
+        raise FeatureMapError(
+            "empty", f"FeatureMap grid is empty: grid_height {h}, grid_width {w}, channels {c}"
+        )
+    return h, w, c, WIRE_DTYPES[code]
+
+
+def _geometry(msg: object) -> Geometry:
+    """The image <-> network pixel mapping the message states, checked."""
+    mode = str(_get(msg, "resize_mode"))
+    if mode not in RESIZE_MODES:
+        raise FeatureMapError(
+            "bad_geometry",
+            f"FeatureMap.resize_mode {mode!r} is not one of {', '.join(RESIZE_MODES)}",
+        )
+    sizes = {
+        n: _uint(msg, n) for n in ("image_height", "image_width", "model_height", "model_width")
+    }
+    for name, value in sizes.items():
+        if value == 0:
+            raise FeatureMapError("bad_geometry", f"FeatureMap.{name} is 0")
+    scale_x, scale_y = _float(msg, "scale_x"), _float(msg, "scale_y")
+    if scale_x <= 0 or scale_y <= 0:
+        raise FeatureMapError(
+            "bad_geometry",
+            f"FeatureMap scales must be > 0, got scale_x {scale_x}, scale_y {scale_y}",
+        )
+    return Geometry(
+        image_height=sizes["image_height"],
+        image_width=sizes["image_width"],
+        model_height=sizes["model_height"],
+        model_width=sizes["model_width"],
+        mode=mode,
+        scale_x=scale_x,
+        scale_y=scale_y,
+        offset_x=_float(msg, "offset_x"),
+        offset_y=_float(msg, "offset_y"),
     )
 
 

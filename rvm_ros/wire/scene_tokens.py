@@ -230,49 +230,9 @@ def scene_tokens_message(
     Raises:
         SceneTokensError: Tokens of another shape or dtype than the step says.
     """
-    tokens = step.tokens
-    n_cam = len(step.cameras)
-    n_tok = 1 + step.grid_height * step.grid_width
-    if tokens.ndim != 3 or tokens.shape[:2] != (n_cam, n_tok):
-        raise SceneTokensError(f"tokens have shape {tokens.shape}, expected [{n_cam}, {n_tok}, C]")
-    code = wire_code(tokens.dtype)
-    if code is None:
-        raise SceneTokensError(f"tokens must be float16 or float32, got {tokens.dtype}")
-    little = tokens.dtype.newbyteorder("<")
-    raw = np.ascontiguousarray(tokens, dtype=little).data.cast("B")
-    payload: Any
-    given = getattr(step, "payload", None)
-    if (
-        classes.rclpy
-        and isinstance(given, array.array)
-        and len(given) == tokens.nbytes
-        and np.may_share_memory(tokens, given)
-    ):
-        payload = given  # the tokens were written into it: no copy
-    elif classes.rclpy:
-        payload = array.array("B")
-        payload.frombytes(raw)
-    else:
-        payload = np.frombuffer(raw, dtype=np.uint8)
-    geoms = []
-    for cam in step.cameras:
-        key = (cam.camera, cam.scene, cam.geometry, cam.frame_id, step.grid_height,
-               step.grid_width, step.model_height, step.model_width)  # fmt: skip
-        cached = geometry_cache.get(cam.camera) if geometry_cache is not None else None
-        if cached is not None and cached[0] == key:
-            geom = cached[1]
-            # Only what changes from step to step (the rest is the same objects).
-            geom.header = classes.header(stamp=_time(classes, cam.stamp_ns), frame_id=cam.frame_id)
-            geom.valid = bool(cam.valid)
-            geom.invalid_reason = cam.reason
-            geom.has_tokens = bool(cam.has_tokens)
-            geom.state_reset = bool(cam.state_reset)
-            geom.frames_since_reset = int(cam.frames_since_reset)
-        else:
-            geom = _geometry_message(classes, step, cam)
-            if geometry_cache is not None:
-                geometry_cache[cam.camera] = (key, geom)
-        geoms.append(geom)
+    tokens, code = _checked_tokens(step)
+    payload = _tokens_payload(classes, step, tokens)
+    geoms = _camera_geometries(classes, step, geometry_cache)
     msg = classes.scene(
         header=classes.header(stamp=_time(classes, step.stamp_ns), frame_id=base_frame),
         seq=int(step.seq),
@@ -294,6 +254,70 @@ def scene_tokens_message(
         # by element (milliseconds for a megabyte); the setter keeps it as it is.
         msg.tokens = payload
     return msg
+
+
+def _checked_tokens(step: SceneStepLike) -> tuple[np.ndarray, int]:
+    """``(tokens [N_cam, 1 + h*w, C], wire dtype code)`` once their shape and dtype agree
+    with the step."""
+    tokens = step.tokens
+    n_cam = len(step.cameras)
+    n_tok = 1 + step.grid_height * step.grid_width
+    if tokens.ndim != 3 or tokens.shape[:2] != (n_cam, n_tok):
+        raise SceneTokensError(f"tokens have shape {tokens.shape}, expected [{n_cam}, {n_tok}, C]")
+    code = wire_code(tokens.dtype)
+    if code is None:
+        raise SceneTokensError(f"tokens must be float16 or float32, got {tokens.dtype}")
+    return tokens, code
+
+
+def _tokens_payload(
+    classes: SceneTokensClasses, step: SceneStepLike, tokens: np.ndarray
+) -> array.array[int] | np.ndarray:
+    """The little-endian token bytes as the flavour's ``uint8[]`` (no copy where the step
+    already holds them in an ``array.array``)."""
+    little = tokens.dtype.newbyteorder("<")
+    raw = np.ascontiguousarray(tokens, dtype=little).data.cast("B")
+    given = getattr(step, "payload", None)
+    if (
+        classes.rclpy
+        and isinstance(given, array.array)
+        and len(given) == tokens.nbytes
+        and np.may_share_memory(tokens, given)
+    ):
+        return given  # the tokens were written into it: no copy
+    if classes.rclpy:
+        payload = array.array("B")
+        payload.frombytes(raw)
+        return payload
+    return np.frombuffer(raw, dtype=np.uint8)
+
+
+def _camera_geometries(
+    classes: SceneTokensClasses,
+    step: SceneStepLike,
+    geometry_cache: dict[str, tuple[tuple[object, ...], Any]] | None,
+) -> list[Any]:  # Any: CameraGeometry messages of the flavour in ``classes``
+    """One CameraGeometry message per camera, reused from the cache where it still fits."""
+    geoms = []
+    for cam in step.cameras:
+        key = (cam.camera, cam.scene, cam.geometry, cam.frame_id, step.grid_height,
+               step.grid_width, step.model_height, step.model_width)  # fmt: skip
+        cached = geometry_cache.get(cam.camera) if geometry_cache is not None else None
+        if cached is not None and cached[0] == key:
+            geom = cached[1]
+            # Only what changes from step to step (the rest is the same objects).
+            geom.header = classes.header(stamp=_time(classes, cam.stamp_ns), frame_id=cam.frame_id)
+            geom.valid = bool(cam.valid)
+            geom.invalid_reason = cam.reason
+            geom.has_tokens = bool(cam.has_tokens)
+            geom.state_reset = bool(cam.state_reset)
+            geom.frames_since_reset = int(cam.frames_since_reset)
+        else:
+            geom = _geometry_message(classes, step, cam)
+            if geometry_cache is not None:
+                geometry_cache[cam.camera] = (key, geom)
+        geoms.append(geom)
+    return geoms
 
 
 # --------------------------------------------------------------------------- reading

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import cv2
 import numpy as np
@@ -25,8 +25,9 @@ from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.errors import RvmRosError
 from rvm_ros.fsutil import plan_output
 
+from rosbags.typesys.store import Typestore
+
 if TYPE_CHECKING:
-    from rosbags.typesys.store import Typestore
     from tqdm import tqdm
 from rvm_ros.imaging.video import FrameError, iter_video, video_properties
 
@@ -192,15 +193,15 @@ def _check_sizes(
         )
 
 
-def _stamp(store: Any, t_ns: int, frame_id: str) -> Any:
+def _stamp(store: Typestore, t_ns: int, frame_id: str) -> bags.RosMessage:
     header_cls = store.types["std_msgs/msg/Header"]
     time_cls = store.types["builtin_interfaces/msg/Time"]
     return header_cls(stamp=time_cls(sec=t_ns // 10**9, nanosec=t_ns % 10**9), frame_id=frame_id)
 
 
 def image_message(
-    store: Any, rgb: np.ndarray, t_ns: int, frame_id: str, compressed: bool = False
-) -> tuple[str, Any]:
+    store: Typestore, rgb: np.ndarray, t_ns: int, frame_id: str, compressed: bool = False
+) -> tuple[str, bags.RosMessage]:
     """A ``rosbags`` Image (``rgb8``) or CompressedImage (JPEG) message of ``rgb``.
 
     Returns:

@@ -59,7 +59,7 @@ class ImageError(RvmRosError, ValueError):
         super().__init__(message)
         self.cause = cause
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[type[ImageError], tuple[str, str]]:
         return (type(self), (self.cause, str(self)))
 
 
@@ -146,7 +146,7 @@ def check_image_size(kind: str, width: int, height: int, max_image_pixels: int) 
         )
 
 
-def _uint_field(msg: Any, name: str, kind: str) -> int:
+def _uint_field(msg: object, name: str, kind: str) -> int:
     value = message_field(msg, name, kind)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise ImageError(
@@ -220,7 +220,7 @@ def data_bytes(data: object, field: str) -> np.ndarray:
     return arr.astype(np.uint8, copy=False)
 
 
-def _lookup_encoding(encoding: Any) -> tuple[str, _Encoding]:
+def _lookup_encoding(encoding: object) -> tuple[str, _Encoding]:
     if not isinstance(encoding, str):
         raise ImageError(
             "invalid_field", f"Image.encoding must be a string, got {type(encoding).__name__}"
@@ -237,7 +237,7 @@ def _lookup_encoding(encoding: Any) -> tuple[str, _Encoding]:
     return key, spec
 
 
-def image_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+def image_to_array(msg: object, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """Convert a ``sensor_msgs/Image`` (or any object with its fields) to an RGB array.
 
     Args:

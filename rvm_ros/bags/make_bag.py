@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, NoReturn
 
 import cv2
 import numpy as np
+from rosbags.typesys.store import Typestore
 
 from rvm_ros import fsutil, imaging
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.errors import RvmRosError
 from rvm_ros.fsutil import plan_output
-
-from rosbags.typesys.store import Typestore
 
 if TYPE_CHECKING:
     from tqdm import tqdm

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 from mcap.exceptions import McapError
+from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-from rosbags.interfaces import Connection
 from rosbags.typesys.store import Typestore
 
 if TYPE_CHECKING:

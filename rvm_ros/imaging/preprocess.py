@@ -148,6 +148,10 @@ class Geometry:
     def image_to_cell(
         self, x: np.ndarray, y: np.ndarray, cell_size: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    @overload
+    def image_to_cell(
+        self, x: float | np.ndarray, y: float | np.ndarray, cell_size: int
+    ) -> tuple[int, int, bool] | tuple[np.ndarray, np.ndarray, np.ndarray]: ...
     def image_to_cell(
         self, x: float | np.ndarray, y: float | np.ndarray, cell_size: int
     ) -> tuple[int, int, bool] | tuple[np.ndarray, np.ndarray, np.ndarray]:

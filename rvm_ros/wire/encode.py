@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
 from dataclasses import is_dataclass
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -33,6 +33,9 @@ __all__ = [
     "payload_bytes",
     "tracked_points_fields",
 ]
+
+
+M = TypeVar("M")  # a message class of either flavour
 
 
 class TracksLike(Protocol):
@@ -96,7 +99,7 @@ def payload_bytes(values: np.ndarray) -> bytes:
     return np.ascontiguousarray(values, dtype=little).tobytes()
 
 
-def feature_map_fields(result: FrameResultLike) -> dict[str, Any]:
+def feature_map_fields(result: FrameResultLike) -> dict[str, object]:
     """Every FeatureMap field of a result except ``header``.
 
     Args:
@@ -155,7 +158,7 @@ def feature_map_fields(result: FrameResultLike) -> dict[str, Any]:
     }
 
 
-def tracked_points_fields(result: FrameResultLike) -> dict[str, Any]:
+def tracked_points_fields(result: FrameResultLike) -> dict[str, object]:
     """Every TrackedPoints field of a result except ``header``.
 
     Args:
@@ -165,7 +168,7 @@ def tracked_points_fields(result: FrameResultLike) -> dict[str, Any]:
         ``camera``, ``seq`` and ``points``: a list of dicts ``id, x, y, visible,
         confidence`` (plain Python values) in ascending id order.
     """
-    points: list[dict[str, Any]] = []
+    points: list[dict[str, object]] = []
     tr = result.tracks
     if tr is not None and len(tr):
         order = np.argsort(tr.ids, kind="stable")
@@ -270,11 +273,11 @@ def _nested_class(
 
 
 def _build(
-    msg_cls: type,
-    fields: Mapping[str, Any],  # Any: a message field holds any field type
+    msg_cls: type[M],
+    fields: Mapping[str, object],
     header: object,
     nested: Mapping[str, type] | None,
-) -> Any:  # Any: an instance of msg_cls (rclpy or rosbags classes share no base)
+) -> M:
     rclpy, types = _field_types(msg_cls)
     given = dict(fields)
     if "header" in types:
@@ -293,7 +296,7 @@ def _build(
             sub_cls = _nested_class(msg_cls, name, types[name], rclpy, nested)
             if isinstance(value, Mapping):
                 kwargs[name] = _build(sub_cls, value, None, None)
-            else:
+            elif isinstance(value, list):
                 kwargs[name] = [_build(sub_cls, item, None, None) for item in value]
         else:
             kwargs[name] = value
@@ -301,11 +304,11 @@ def _build(
 
 
 def fill_message(
-    msg_cls: type,
-    fields: Mapping[str, Any],
-    header: Any = None,
+    msg_cls: type[M],
+    fields: Mapping[str, object],
+    header: object = None,
     nested: Mapping[str, type] | None = None,
-) -> Any:
+) -> M:
     """Build a message from a field dictionary (rclpy and rosbags classes alike).
 
     ``bytes`` values become ``array.array('B')`` for rclpy (the fast path of its

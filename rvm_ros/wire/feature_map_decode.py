@@ -16,7 +16,7 @@ payload where possible (no copy); copy them to write into them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class FeatureMapError(RvmRosError, ValueError):
         super().__init__(message)
         self.cause = cause
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[type[FeatureMapError], tuple[str, str]]:
         return (type(self), (self.cause, str(self)))
 
 
@@ -110,7 +110,7 @@ class FeatureMapArrays:
         return int(self.features.shape[2])
 
     def to_torch(
-        self, device: Any = None, dtype: torch.dtype | None = None
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The features and CLS token as torch tensors (copies).
 
@@ -128,14 +128,14 @@ class FeatureMapArrays:
         return feats.to(device=device, dtype=dtype), cls.to(device=device, dtype=dtype)
 
 
-def _get(msg: Any, name: str) -> Any:
+def _get(msg: object, name: str) -> Any:  # Any: the field's own type
     try:
         return getattr(msg, name)
     except AttributeError:
         raise FeatureMapError("invalid_field", f"FeatureMap has no field '{name}'") from None
 
 
-def _uint(msg: Any, name: str) -> int:
+def _uint(msg: object, name: str) -> int:
     value = _get(msg, name)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise FeatureMapError(
@@ -144,14 +144,16 @@ def _uint(msg: Any, name: str) -> int:
     return int(value)
 
 
-def _float(msg: Any, name: str) -> float:
+def _float(msg: object, name: str) -> float:
     value = float(_get(msg, name))
     if not np.isfinite(value):
         raise FeatureMapError("bad_geometry", f"FeatureMap.{name} is not finite ({value})")
     return value
 
 
-def _payload(msg: Any, name: str, count: int, dtype: np.dtype, detail: str) -> np.ndarray:
+def _payload(
+    msg: object, name: str, count: int, dtype: np.dtype[np.floating], detail: str
+) -> np.ndarray:
     data = _get(msg, name)
     try:
         length = data_length(data, f"FeatureMap.{name}")
@@ -172,7 +174,7 @@ def _payload(msg: Any, name: str, count: int, dtype: np.dtype, detail: str) -> n
     return values if dtype.isnative else values.astype(dtype.newbyteorder("="))
 
 
-def feature_map_to_numpy(msg: Any) -> FeatureMapArrays:
+def feature_map_to_numpy(msg: object) -> FeatureMapArrays:
     """Read a FeatureMap message (rclpy or rosbags) into arrays.
 
     Args:
@@ -215,7 +217,7 @@ def feature_map_to_numpy(msg: Any) -> FeatureMapArrays:
     )
 
 
-def _grid(msg: object) -> tuple[int, int, int, np.dtype]:
+def _grid(msg: object) -> tuple[int, int, int, np.dtype[np.floating]]:
     """``(grid_height, grid_width, channels, payload dtype)``, all non-empty and known."""
     h = _uint(msg, "grid_height")
     w = _uint(msg, "grid_width")
@@ -266,7 +268,15 @@ def _geometry(msg: object) -> Geometry:
     )
 
 
-def pixel_to_cell(arrays: FeatureMapArrays, x: Any, y: Any) -> tuple[Any, Any, Any]:
+@overload
+def pixel_to_cell(arrays: FeatureMapArrays, x: float, y: float) -> tuple[int, int, bool]: ...
+@overload
+def pixel_to_cell(
+    arrays: FeatureMapArrays, x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def pixel_to_cell(
+    arrays: FeatureMapArrays, x: float | np.ndarray, y: float | np.ndarray
+) -> tuple[int, int, bool] | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Feature cell of input-image pixels.
 
     Args:
@@ -303,7 +313,7 @@ def tokens(arrays: FeatureMapArrays, include_cls: bool = True) -> np.ndarray:
 
 
 def feature_map_payload(
-    features: np.ndarray, cls: np.ndarray, dtype: Any = np.float32
+    features: np.ndarray, cls: np.ndarray, dtype: object = np.float32
 ) -> tuple[bytes, bytes]:
     """Little-endian payload bytes for a FeatureMap.
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import array
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "CameraGeometryMsg",
     "SceneTokensArrays",
     "SceneTokensClasses",
     "SceneTokensError",
@@ -137,6 +139,17 @@ class SceneStepLike(Protocol):
     def model_id(self) -> str: ...
 
 
+class CameraGeometryMsg(Protocol):
+    """A built CameraGeometry message: the fields refreshed from step to step."""
+
+    header: object
+    valid: bool
+    invalid_reason: str
+    has_tokens: bool
+    state_reset: bool
+    frames_since_reset: int
+
+
 @dataclass(frozen=True)
 class SceneTokensClasses:
     """The message classes of one flavour (rclpy or rosbags).
@@ -150,14 +163,14 @@ class SceneTokensClasses:
             rosbags (numpy arrays).
     """
 
-    scene: Any
-    geometry: Any
-    header: Any
-    time: Any
+    scene: Callable[..., Any]  # Any: the flavour's SceneTokens (node publishes, replay writes)
+    geometry: Callable[..., CameraGeometryMsg]
+    header: Callable[..., object]
+    time: Callable[..., object]
     rclpy: bool
 
 
-def _time(classes: SceneTokensClasses, stamp_ns: int) -> Any:
+def _time(classes: SceneTokensClasses, stamp_ns: int) -> object:
     sec, nsec = split_ns(stamp_ns)
     return classes.time(sec=sec, nanosec=nsec)
 
@@ -168,9 +181,9 @@ def _flat(m: np.ndarray, n: int) -> np.ndarray:
 
 def _geometry_message(
     classes: SceneTokensClasses, step: SceneStepLike, cam: SceneCameraLike
-) -> Any:
+) -> CameraGeometryMsg:
     g, s = cam.geometry, cam.scene
-    dist: Any = (
+    dist: array.array[float] | np.ndarray = (
         array.array("d", s.distortion)
         if classes.rclpy
         else np.asarray(s.distortion, dtype=np.float64)
@@ -210,8 +223,8 @@ def scene_tokens_message(
     classes: SceneTokensClasses,
     step: SceneStepLike,
     base_frame: str,
-    geometry_cache: dict[str, Any] | None = None,
-) -> Any:
+    geometry_cache: dict[str, tuple[tuple[object, ...], CameraGeometryMsg]] | None = None,
+) -> Any:  # Any: an instance of ``classes.scene`` (rclpy or rosbags flavour)
     """The SceneTokens message of a step.
 
     Args:
@@ -295,8 +308,8 @@ def _tokens_payload(
 def _camera_geometries(
     classes: SceneTokensClasses,
     step: SceneStepLike,
-    geometry_cache: dict[str, tuple[tuple[object, ...], Any]] | None,
-) -> list[Any]:  # Any: CameraGeometry messages of the flavour in ``classes``
+    geometry_cache: dict[str, tuple[tuple[object, ...], CameraGeometryMsg]] | None,
+) -> list[CameraGeometryMsg]:
     """One CameraGeometry message per camera, reused from the cache where it still fits."""
     geoms = []
     for cam in step.cameras:
@@ -374,7 +387,7 @@ class SceneTokensArrays:
     seq: int
 
 
-def scene_tokens_to_numpy(msg: Any) -> SceneTokensArrays:
+def scene_tokens_to_numpy(msg: Any) -> SceneTokensArrays:  # Any: SceneTokens of either flavour
     """Check a SceneTokens message and view it as arrays.
 
     Raises:
@@ -444,8 +457,8 @@ def scene_tokens_to_numpy(msg: Any) -> SceneTokensArrays:
 
 
 def arrays_to_torch(
-    arrays: SceneTokensArrays, device: Any = "cpu", dtype: torch.dtype | None = None
-) -> dict[str, Any]:
+    arrays: SceneTokensArrays, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+) -> dict[str, Any]:  # Any: tensors and the camera names; datasets add their own keys
     """The planner dict of :func:`scene_tokens_to_torch` from already decoded arrays."""
     import torch
 
@@ -476,8 +489,10 @@ def arrays_to_torch(
 
 
 def scene_tokens_to_torch(
-    msg: Any, device: Any = "cpu", dtype: torch.dtype | None = None
-) -> dict[str, Any]:
+    msg: Any,  # Any: SceneTokens of either flavour (fields read by name)
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+) -> dict[str, Any]:  # Any: as arrays_to_torch
     """What a planner consumes from one SceneTokens message.
 
     Args:

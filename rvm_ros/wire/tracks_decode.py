@@ -9,14 +9,53 @@ object with the fields of ``msg/TrackedPoints.msg``)::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
 from rvm_ros.stamps import stamp_ns as stamp_to_ns
 
-__all__ = ["Tracks", "tracks_to_numpy"]
+__all__ = ["TrackedPointsLike", "Tracks", "tracks_to_numpy"]
+
+
+class _TrackedPointLike(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def x(self) -> float: ...
+    @property
+    def y(self) -> float: ...
+    @property
+    def visible(self) -> bool: ...
+    @property
+    def confidence(self) -> float: ...
+
+
+class _StampLike(Protocol):
+    @property
+    def sec(self) -> int: ...
+    @property
+    def nanosec(self) -> int: ...
+
+
+class _HeaderLike(Protocol):
+    @property
+    def stamp(self) -> _StampLike: ...
+
+
+class TrackedPointsLike(Protocol):
+    """The fields of ``msg/TrackedPoints.msg`` that are read (rclpy and rosbags alike)."""
+
+    @property
+    def header(self) -> _HeaderLike: ...
+    @property
+    def camera(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def points(self) -> Iterable[_TrackedPointLike]: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,7 +85,7 @@ class Tracks:
     confidence: np.ndarray
 
 
-def tracks_to_numpy(msg: Any) -> Tracks:
+def tracks_to_numpy(msg: TrackedPointsLike) -> Tracks:
     """Read a TrackedPoints message (rclpy or rosbags) into arrays."""
     points = list(msg.points)
     stamp = msg.header.stamp

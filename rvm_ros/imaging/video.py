@@ -17,6 +17,15 @@ import numpy as np
 
 from rvm_ros.errors import RvmRosError
 
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "FrameError",
+    "check_frame_count",
+    "iter_video",
+    "read_video",
+    "video_properties",
+]
+
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")

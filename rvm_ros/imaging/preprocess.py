@@ -197,8 +197,10 @@ class Geometry:
 
 
 def _unwrap(value: np.ndarray, like: Coord) -> Coord:
-    """``value`` as a float when it is 0-d (a scalar ``like``), else as the array."""
-    out: float | np.ndarray = float(value) if np.ndim(value) == 0 else value
+    """``value`` as a float when it and ``like`` (the input it was computed from, of the
+    same shape) are 0-d, else as the array."""
+    scalar = np.ndim(value) == 0 and np.ndim(like) == 0
+    out: float | np.ndarray = float(value) if scalar else value
     return cast(Coord, out)  # the float / array choice above is the one Coord stands for
 
 

@@ -33,13 +33,13 @@ import numpy as np
 import torch
 
 from rvm_ros.imaging.preprocess import Geometry
-from rvm_ros.wire.decode import Tracks, tracks_to_numpy
 from rvm_ros.wire.scene_tokens import (
     SceneTokensArrays,
     SceneTokensError,
     arrays_to_torch,
     scene_tokens_to_numpy,
 )
+from rvm_ros.wire.tracks_decode import Tracks, tracks_to_numpy
 
 
 @dataclass(frozen=True, eq=False)

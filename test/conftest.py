@@ -34,7 +34,7 @@ def repo_root() -> Path:
 
 
 def _sample_video(name: str) -> Path:
-    from rvm_ros.imaging.video import SampleVideoError, find_sample_video
+    from rvm_ros.imaging.sample_videos import SampleVideoError, find_sample_video
 
     try:
         return find_sample_video(name)

@@ -15,21 +15,20 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, NoReturn
 
 import cv2
 import numpy as np
+from rosbags.typesys.store import Typestore
 
 from rvm_ros import fsutil, imaging
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.errors import RvmRosError
 from rvm_ros.fsutil import plan_output
 
-# SAMPLE_VIDEOS, SampleVideoError, find_sample_video: re-exported (defined once in imaging.video).
-from rvm_ros.imaging.video import SAMPLE_VIDEOS as SAMPLE_VIDEOS
+if TYPE_CHECKING:
+    from tqdm import tqdm
 from rvm_ros.imaging.video import FrameError, iter_video, video_properties
-from rvm_ros.imaging.video import SampleVideoError as SampleVideoError
-from rvm_ros.imaging.video import find_sample_video as find_sample_video
 
 # Stamp of the first frame of every video: 2023-11-14T22:13:20Z (fixed for determinism).
 DEFAULT_START_NS = 1_700_000_000 * 10**9
@@ -193,15 +192,15 @@ def _check_sizes(
         )
 
 
-def _stamp(store: Any, t_ns: int, frame_id: str) -> Any:
+def _stamp(store: Typestore, t_ns: int, frame_id: str) -> bags.RosMessage:
     header_cls = store.types["std_msgs/msg/Header"]
     time_cls = store.types["builtin_interfaces/msg/Time"]
     return header_cls(stamp=time_cls(sec=t_ns // 10**9, nanosec=t_ns % 10**9), frame_id=frame_id)
 
 
 def image_message(
-    store: Any, rgb: np.ndarray, t_ns: int, frame_id: str, compressed: bool = False
-) -> tuple[str, Any]:
+    store: Typestore, rgb: np.ndarray, t_ns: int, frame_id: str, compressed: bool = False
+) -> tuple[str, bags.RosMessage]:
     """A ``rosbags`` Image (``rgb8``) or CompressedImage (JPEG) message of ``rgb``.
 
     Returns:
@@ -264,60 +263,34 @@ def make_bag(
         MakeBagError: bad arguments (:class:`MakeBagUsageError`), an unreadable video.
         OutputError: ``out`` exists without force, or is / contains / lies inside a video.
     """
-    if not videos:
-        raise MakeBagUsageError("no video given")
-    if storage not in bags.STORAGES:
-        raise MakeBagUsageError(f"unknown storage {storage!r}; expected one of {bags.STORAGES}")
-    if max_frames is not None and max_frames < 1:
-        raise MakeBagUsageError(f"--max-frames must be >= 1, got {max_frames}")
-    prefix = validate_topic_prefix(topic_prefix)
+    prefix = _check_arguments(videos, storage, max_frames, topic_prefix)
     # Inputs are checked and sized before the output is touched; a previous output is
     # replaced only once the new bag is complete (rvm_ros.fsutil).
     plan = plan_output(out, videos, force, what="output", keep_name=True)
     out = plan.final
     try:
         props = [video_properties(v) for v in videos]
+        _check_sizes(props, videos, width, max_frames, compressed, out.parent)
     except FrameError as exc:
         plan.discard()
         raise MakeBagError(f"video {exc}", cause=exc.cause) from exc
-    try:
-        _check_sizes(props, videos, width, max_frames, compressed, out.parent)
     except MakeBagError:
         plan.discard()
         raise
-    summaries: list[CameraSummary] = []
-    streams = []
-    total = 0
-    for i, video in enumerate(videos):
-        name = camera_name(video)
-        if any(s.camera == name for s in summaries):
-            name = f"{name}_{i}"
-        topic = f"{prefix}/{name}/image_raw" + ("/compressed" if compressed else "")
-        fps, count = props[i][0], props[i][1]
-        total += min(count, max_frames) if max_frames else count
-        summaries.append(CameraSummary(name, topic, str(video), fps=fps))
-        streams.append(_tagged(read_timed_frames(video, max_frames, width, strict), i))
+    summaries, total = _cameras(videos, props, prefix, compressed, max_frames)
+    streams = [
+        _tagged(read_timed_frames(video, max_frames, width, strict), i)
+        for i, video in enumerate(videos)
+    ]
     store = bags.typestore()
     try:
         writer = bags.BagWriter(plan.work, storage, store)
     except BaseException:
         plan.discard()
         raise
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total or None, desc=f"make-bag {out.name}", unit="frame", leave=False)
+    bar = _progress_bar(progress, total, out.name)
     try:
-        for t_ns, i, rgb in heapq.merge(*streams, key=lambda x: (x[0], x[1])):
-            summary = summaries[i]
-            stamp = start_ns + t_ns
-            msgtype, msg = image_message(store, rgb, stamp, summary.camera, compressed)
-            writer.write(summary.topic, msgtype, msg, stamp)
-            summary.frames += 1
-            summary.height, summary.width = int(rgb.shape[0]), int(rgb.shape[1])
-            if bar is not None:
-                bar.update(1)
+        _write_frames(writer, store, streams, summaries, start_ns, compressed, bar)
         writer.close()
         plan.commit()
     except BaseException:
@@ -330,3 +303,67 @@ def make_bag(
         if bar is not None:
             bar.close()
     return MakeBagResult(out, storage, summaries)
+
+
+def _check_arguments(
+    videos: Sequence[Path | str], storage: str, max_frames: int | None, topic_prefix: str
+) -> str:
+    """The normalised topic prefix, once the arguments that need no file are valid."""
+    if not videos:
+        raise MakeBagUsageError("no video given")
+    if storage not in bags.STORAGES:
+        raise MakeBagUsageError(f"unknown storage {storage!r}; expected one of {bags.STORAGES}")
+    if max_frames is not None and max_frames < 1:
+        raise MakeBagUsageError(f"--max-frames must be >= 1, got {max_frames}")
+    return validate_topic_prefix(topic_prefix)
+
+
+def _cameras(
+    videos: Sequence[Path | str],
+    props: list[tuple[float, int, int, int]],
+    prefix: str,
+    compressed: bool,
+    max_frames: int | None,
+) -> tuple[list[CameraSummary], int]:
+    """One summary per video (unique camera name, topic, fps) and the frames expected."""
+    summaries: list[CameraSummary] = []
+    total = 0
+    for i, video in enumerate(videos):
+        name = camera_name(video)
+        if any(s.camera == name for s in summaries):
+            name = f"{name}_{i}"
+        topic = f"{prefix}/{name}/image_raw" + ("/compressed" if compressed else "")
+        fps, count = props[i][0], props[i][1]
+        total += min(count, max_frames) if max_frames else count
+        summaries.append(CameraSummary(name, topic, str(video), fps=fps))
+    return summaries, total
+
+
+def _progress_bar(progress: bool, total: int, name: str) -> tqdm[NoReturn] | None:
+    """A frame progress bar on stderr, or None."""
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, desc=f"make-bag {name}", unit="frame", leave=False)
+
+
+def _write_frames(
+    writer: bags.BagWriter,
+    store: Typestore,
+    streams: list[Iterator[tuple[int, int, np.ndarray]]],
+    summaries: list[CameraSummary],
+    start_ns: int,
+    compressed: bool,
+    bar: tqdm[NoReturn] | None,
+) -> None:
+    """Write the frames of all videos in stamp order (ties: video order)."""
+    for t_ns, i, rgb in heapq.merge(*streams, key=lambda x: (x[0], x[1])):
+        summary = summaries[i]
+        stamp = start_ns + t_ns
+        msgtype, msg = image_message(store, rgb, stamp, summary.camera, compressed)
+        writer.write(summary.topic, msgtype, msg, stamp)
+        summary.frames += 1
+        summary.height, summary.width = int(rgb.shape[0]), int(rgb.shape[1])
+        if bar is not None:
+            bar.update(1)

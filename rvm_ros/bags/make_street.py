@@ -22,9 +22,9 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from rosbags.typesys.store import Typestore
 
 from rvm_ros import fsutil
 from rvm_ros.bags import rosbag2 as bags
@@ -51,9 +51,9 @@ class StreetBag:
     duration_s: float
 
 
-def street_params(rig: list[RigCamera]) -> dict[str, Any]:
+def street_params(rig: list[RigCamera]) -> dict[str, object]:
     """Node parameters that replay a street bag with SceneTokens (static extrinsics)."""
-    params: dict[str, Any] = {
+    params: dict[str, object] = {
         "cameras": [c.name for c in rig],
         "scene_tokens.enabled": True,
         "scene_tokens.base_frame": "base_link",
@@ -67,17 +67,17 @@ def street_params(rig: list[RigCamera]) -> dict[str, Any]:
 
 
 class _Messages:
-    """Message builders over one typestore."""
+    """Message builders over one typestore (the messages are rosbags objects: ``object``)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Typestore) -> None:
         self.store = store
         self.t = store.types
 
-    def header(self, t_ns: int, frame: str) -> Any:
+    def header(self, t_ns: int, frame: str) -> bags.RosMessage:
         time = self.t["builtin_interfaces/msg/Time"](sec=t_ns // 10**9, nanosec=t_ns % 10**9)
         return self.t["std_msgs/msg/Header"](stamp=time, frame_id=frame)
 
-    def camera_info(self, cam: RigCamera, t_ns: int) -> Any:
+    def camera_info(self, cam: RigCamera, t_ns: int) -> bags.RosMessage:
         p = np.zeros((3, 4))
         p[:, :3] = cam.k
         roi = self.t["sensor_msgs/msg/RegionOfInterest"](
@@ -97,7 +97,7 @@ class _Messages:
             roi=roi,
         )
 
-    def transform(self, t_ns: int, parent: str, child: str, m: np.ndarray) -> Any:
+    def transform(self, t_ns: int, parent: str, child: str, m: np.ndarray) -> bags.RosMessage:
         t = self.t
         q = matrix_to_quaternion(m[:3, :3])
         tf = t["geometry_msgs/msg/Transform"](
@@ -108,10 +108,10 @@ class _Messages:
             header=self.header(t_ns, parent), child_frame_id=child, transform=tf
         )
 
-    def tf(self, transforms: list[Any]) -> Any:
+    def tf(self, transforms: list[bags.RosMessage]) -> bags.RosMessage:
         return self.t["tf2_msgs/msg/TFMessage"](transforms=transforms)
 
-    def odometry(self, t_ns: int, m: np.ndarray, speed: float, yaw_rate: float) -> Any:
+    def odometry(self, t_ns: int, m: np.ndarray, speed: float, yaw_rate: float) -> bags.RosMessage:
         t = self.t
         q = matrix_to_quaternion(m[:3, :3])
         pose = t["geometry_msgs/msg/Pose"](
@@ -131,7 +131,7 @@ class _Messages:
 
     def points(
         self, t_ns: int, cam: RigCamera, seq: int, ids: np.ndarray, xy: np.ndarray, vis: np.ndarray
-    ) -> Any:
+    ) -> bags.RosMessage:
         point = self.t[bags.TRACKED_POINT_TYPE]
         pts = [
             point(id=int(i), x=float(p[0]), y=float(p[1]), visible=bool(v), confidence=1.0)

@@ -16,15 +16,23 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
+from mcap.exceptions import McapError
+from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+if TYPE_CHECKING:
+    from rosbags.interfaces.typing import Typesdict
+    from rosbags.typesys.store import MsgType
+
+from rvm_ros.bags.mcap_crc import fill_chunk_crcs
 from rvm_ros.bags.mcap_scan import McapScan, scan_mcap
 from rvm_ros.bags.sqlite_scan import SqliteDamage, SqliteScan, open_damaged_db3
 from rvm_ros.errors import RvmRosError
@@ -43,6 +51,14 @@ Storage = Literal["mcap", "sqlite3"]
 STORAGES: tuple[str, ...] = ("mcap", "sqlite3")
 # rosbag2 metadata version written (8: readable by Jazzy and Kilted).
 BAG_VERSION: Literal[8, 9] = 8
+
+
+class RosMessage(Protocol):
+    """A ``rosbags`` message object: its class is built at run time from the message
+    definition, so only the type name is known statically (read fields through a
+    Protocol of the fields used, or ``getattr``)."""
+
+    __msgtype__: ClassVar[str]
 
 
 class BagError(RvmRosError):
@@ -89,7 +105,7 @@ def find_msg_dir() -> Path:
 @functools.lru_cache(maxsize=4)
 def _typestore_from(msg_dir: str) -> Typestore:
     store = get_typestore(Stores.ROS2_KILTED)
-    types: dict[str, Any] = {}
+    types: Typesdict = {}
     for name in MSG_NAMES:
         text = (Path(msg_dir) / f"{name}.msg").read_text(encoding="utf-8")
         types.update(get_types_from_msg(text, f"rvm_ros/msg/{name}"))
@@ -114,7 +130,7 @@ def typestore(msg_dir: Path | str | None = None) -> Typestore:
     return _typestore_from(str(folder.resolve()))
 
 
-def message_class(msgtype: str, store: Typestore | None = None) -> Any:
+def message_class(msgtype: str, store: Typestore | None = None) -> type[MsgType]:
     """The ``rosbags`` dataclass of a message type, e.g. ``"rvm_ros/msg/FeatureMap"``."""
     store = store or typestore()
     try:
@@ -149,11 +165,11 @@ class BagWriter:
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=plugin)
         self._writer.open()
-        self._connections: dict[str, Any] = {}
+        self._connections: dict[str, Connection] = {}
         self.counts: dict[str, int] = {}
         self.closed = False
 
-    def write(self, topic: str, msgtype: str, msg: Any, timestamp_ns: int) -> None:
+    def write(self, topic: str, msgtype: str, msg: RosMessage, timestamp_ns: int) -> None:
         """Serialize ``msg`` (a ``rosbags`` message object) and append it.
 
         Args:
@@ -179,10 +195,15 @@ class BagWriter:
         self.counts[topic] += 1
 
     def close(self) -> None:
-        """Finish the bag (writes the index and ``metadata.yaml``)."""
+        """Finish the bag (writes the index and ``metadata.yaml``, and the MCAP chunk CRCs)."""
         if not self.closed:
             self.closed = True
             self._writer.close()
+            for file in sorted(self.path.glob("*.mcap")):
+                try:
+                    fill_chunk_crcs(file)
+                except (McapError, OSError, ValueError, struct.error) as exc:
+                    raise BagError(f"cannot write the chunk CRCs of {file}: {exc}") from exc
 
     def __enter__(self) -> BagWriter:
         return self
@@ -209,8 +230,20 @@ class BagMessage:
     topic: str
     msgtype: str
     timestamp_ns: int
-    msg: Any
+    msg: Any  # Any: rosbags message classes are built at run time (None when undecodable)
     error: str = ""
+
+
+class _ConnLike(Protocol):
+    """What is read of a connection: rosbags' ``Connection`` or a recovered one."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def msgtype(self) -> str: ...
+
+
+C = TypeVar("C", bound=_ConnLike)
 
 
 @dataclass
@@ -381,8 +414,8 @@ class BagReader:
         conns = [c for c in self._reader.connections if c.topic in wanted]
         if not conns:
             return
-        for conn, ts, data in self._guarded(self._reader.messages(connections=conns)):
-            yield conn.topic, conn.msgtype, int(ts), bytes(data)
+        for stored, ts, data in self._guarded(self._reader.messages(connections=conns)):
+            yield stored.topic, stored.msgtype, int(ts), bytes(data)
 
     def messages(self, topics: list[str] | None = None) -> Iterator[BagMessage]:
         """Yield the messages of ``topics`` (all when None) in the bag's time order.
@@ -397,7 +430,7 @@ class BagReader:
         assert self.store is not None
         store = self.store
         if self._reader is None:
-            source: Iterator[tuple[Any, int, bytes]] = (
+            source: Iterator[tuple[_ConnLike, int, bytes]] = (
                 (c, t, d) for c, t, d in self._iter_recovered() if c.topic in wanted
             )
         else:
@@ -413,15 +446,17 @@ class BagReader:
                 continue
             yield BagMessage(conn.topic, conn.msgtype, int(ts), msg)
 
-    def _guarded(self, it: Iterator[tuple[Any, int, bytes]]) -> Iterator[tuple[Any, int, bytes]]:
+    def _guarded(self, it: Iterator[tuple[C, int, bytes]]) -> Iterator[tuple[C, int, bytes]]:
         count = 0
         try:
             for item in it:
                 count += 1
                 yield item
-        except Exception as exc:  # sqlite3.DatabaseError, ReaderError, ...
+        except Exception as exc:  # sqlite3.DatabaseError, ReaderError ("Chunk checksum ...")
+            files = self._find_files(".mcap" if self.storage == "mcap" else ".db3")
+            where = files[0] if len(files) == 1 else self.path  # name the file when it is one
             self.errors.append(
-                f"{self.path}: could not read past message {count} ({type(exc).__name__}: {exc})"
+                f"{where}: could not read past message {count} ({type(exc).__name__}: {exc})"
             )
 
     def close(self) -> None:

@@ -62,7 +62,7 @@ def _load() -> list[float]:
 def make_bags(work: Path, count: int, frames: int, width: int) -> list[Path]:
     """``count`` demo-sized bags (the same clip of bikes.mp4, one camera)."""
     from rvm_ros.bags.make_bag import make_bag
-    from rvm_ros.imaging.video import find_sample_video
+    from rvm_ros.imaging.sample_videos import find_sample_video
 
     video = find_sample_video("bikes.mp4")
     paths = []

@@ -71,7 +71,7 @@ def measure(
     import torch
 
     from rvm_ros.bags.make_bag import make_bag
-    from rvm_ros.imaging.video import find_sample_video
+    from rvm_ros.imaging.sample_videos import find_sample_video
     from rvm_ros.runtime import create_encoder
 
     torch.set_num_threads(threads)

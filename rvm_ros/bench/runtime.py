@@ -294,7 +294,7 @@ def step_gflop(model: RVM, height: int, width: int) -> float:
 def video_frames(path: str, count: int, cameras: int, height: int, width: int) -> np.ndarray:
     """``uint8 [count, cameras, H, W, 3]`` from a real video: camera ``c`` starts at frame
     ``c * CAMERA_OFFSET`` and the video loops when it is shorter."""
-    from rvm_ros.imaging.video import load_frames
+    from rvm_ros.imaging.frames import load_frames
 
     need = count + CAMERA_OFFSET * (cameras - 1)
     clip = load_frames(path, height, width, max_frames=need)[0]  # [T, H, W, 3]

@@ -156,7 +156,7 @@ def _read_bag(
     """The topic's RGB frames and its ground truth, by stamp (undecodable messages skipped)."""
     from rvm_ros.bags import rosbag2 as bags
     from rvm_ros.imaging.compressed import compressed_to_array
-    from rvm_ros.imaging.decode import image_to_array
+    from rvm_ros.imaging.image_msg import image_to_array
 
     frames: dict[int, np.ndarray] = {}
     gt: BagTracks = {}

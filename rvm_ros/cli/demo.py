@@ -12,7 +12,7 @@ def _run(args: argparse.Namespace) -> int:
     from rvm_ros.bags.make_bag import MakeBagError
     from rvm_ros.cli.replay import summary_table
     from rvm_ros.cli.validate import at_least
-    from rvm_ros.imaging.video import SampleVideoError
+    from rvm_ros.imaging.sample_videos import SampleVideoError
     from rvm_ros.replay.demo import DEMO_VIDEO, run_demo
     from rvm_ros.replay.settings import ReplayError
 

@@ -15,7 +15,7 @@ MAX_SIDE = 8192
 def _check_memory(args: argparse.Namespace, dim: int, patch: int) -> None:
     """Refuse a run whose frames and features would not fit, before allocating them."""
     from rvm_ros.fsutil import available_memory
-    from rvm_ros.imaging.video import frames_shape
+    from rvm_ros.imaging.frames import frames_shape
 
     b, t, h, w = frames_shape(args.input, args.max_frames)
     if args.height is not None:
@@ -38,7 +38,8 @@ def _run(args: argparse.Namespace) -> int:
     from rvm_ros.checkpoint.load import load_model
     from rvm_ros.cli.validate import at_least, frame_sizes, model_patch_size
     from rvm_ros.fsutil import check_output, staged_output
-    from rvm_ros.imaging.video import FrameError, load_frames
+    from rvm_ros.imaging.frames import load_frames
+    from rvm_ros.imaging.video import FrameError
 
     out = Path(args.output)
     if out.suffix != ".npy":

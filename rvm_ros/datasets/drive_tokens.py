@@ -27,7 +27,7 @@ import torch
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.datasets.scene_tokens import DatasetError, PoseTrack, read_pose_track
 from rvm_ros.imaging.cdr import cdr_header_ns
-from rvm_ros.imaging.decode import image_to_array
+from rvm_ros.imaging.image_msg import image_to_array
 from rvm_ros.imaging.preprocess import fit_geometry, preprocess
 from rvm_ros.model.rvm import RVM
 

@@ -13,8 +13,7 @@ constant-velocity baseline sees the current velocity).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -117,7 +116,7 @@ def samples_from_dataset(
     horizons_s: tuple[float, ...] = (0.5, 1.0, 2.0),
     max_window: int = 8,
     pool: int = 1,
-    progress: Any = None,
+    progress: Callable[[int], object] | None = None,
 ) -> HeadSamples:
     """Samples of a replay's SceneTokens (one drive per replayed bag), source ``scene``.
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from rosbags.rosbag2 import Reader
 from torch.utils.data import Dataset
 
 from rvm_ros.bags import rosbag2 as bags
@@ -179,7 +180,7 @@ def _source_bag(report: Path | None) -> Path | None:
     return None
 
 
-class SceneTokenDataset(Dataset[dict[str, Any]]):
+class SceneTokenDataset(Dataset[dict[str, Any]]):  # Any: tensors and the camera-name tuple
     """SceneTokens steps of replay outputs with optional ego-pose targets.
 
     Args:
@@ -231,7 +232,7 @@ class SceneTokenDataset(Dataset[dict[str, Any]]):
                 "(replay with -p scene_tokens.enabled:=true)"
             )
         self._offsets = np.cumsum([0] + [len(s.stamps) for s in self._segments])
-        self._readers: dict[tuple[int, int], Any] = {}
+        self._readers: dict[tuple[int, int], Reader] = {}
 
     def _index(
         self, bag: Path, report: Path | None, topic: str | None, pose_bag: Path | str | None
@@ -278,18 +279,16 @@ class SceneTokenDataset(Dataset[dict[str, Any]]):
         """Per features bag, in dataset order: its step stamps and its pose track."""
         return [(s.stamps, s.poses) for s in self._segments]
 
-    def _reader(self, seg: int) -> Any:
+    def _reader(self, seg: int) -> Reader:
         key = (os.getpid(), seg)  # one reader per DataLoader worker process
         reader = self._readers.get(key)
         if reader is None:
-            from rosbags.rosbag2 import Reader
-
             reader = Reader(self._segments[seg].bag)
             reader.open()
             self._readers[key] = reader
         return reader
 
-    def _message(self, seg: int, i: int) -> Any:
+    def _message(self, seg: int, i: int) -> object:
         s = self._segments[seg]
         reader = self._reader(seg)
         conns = [c for c in reader.connections if c.topic == s.topic]
@@ -300,7 +299,7 @@ class SceneTokenDataset(Dataset[dict[str, Any]]):
                 return store.deserialize_cdr(data, bags.SCENE_TOKENS_TYPE)
         raise DatasetError(f"{s.bag}: SceneTokens at log time {t} could not be read back")
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> dict[str, Any]:  # Any: as the class
         n = len(self)
         if index < 0:
             index += n
@@ -314,7 +313,7 @@ class SceneTokenDataset(Dataset[dict[str, Any]]):
             sample.update(self._targets(poses, int(self._segments[seg].stamps[i])))
         return sample
 
-    def _targets(self, poses: PoseTrack, stamp_ns: int) -> dict[str, Any]:
+    def _targets(self, poses: PoseTrack, stamp_ns: int) -> dict[str, torch.Tensor]:
         k = self.horizon_steps
         nan7 = np.full(7, np.nan)
         now = poses.at(stamp_ns)
@@ -340,7 +339,7 @@ class SceneTokenDataset(Dataset[dict[str, Any]]):
             "future_trajectory": torch.from_numpy(traj.astype(np.float32)),
         }
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         state["_readers"] = {}  # readers are per process
         return state

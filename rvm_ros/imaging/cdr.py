@@ -7,7 +7,7 @@ into a Python message (rclpy's deserialisation) copies the whole payload into an
 is faster but copies the payload too. The parsers here read only the small fixed fields
 with :mod:`struct` and return ``data`` as a read-only ``numpy`` view into the serialized
 bytes (a few microseconds, independent of the image size). The results carry the same
-field names as the messages, so :func:`rvm_ros.imaging.decode.image_to_array` and
+field names as the messages, so :func:`rvm_ros.imaging.image_msg.image_to_array` and
 :func:`rvm_ros.imaging.compressed.compressed_to_array` take them unchanged.
 
 Wire format (OMG CDR as ROS 2 serializes, XCDR1; XCDR2 ``PLAIN_CDR2`` lays out these
@@ -18,7 +18,7 @@ are a uint32 length (including the terminating NUL) and the bytes; byte sequence
 uint32 count and the bytes. Strings read as rclpy reads them: up to the first NUL,
 UTF-8 with undecodable bytes replaced.
 
-Anything malformed raises :class:`CdrError` (a :class:`~rvm_ros.imaging.decode.ImageError`)
+Anything malformed raises :class:`CdrError` (a :class:`~rvm_ros.imaging.image_msg.ImageError`)
 whose ``cause`` is one of ``cdr_encapsulation`` (unknown or missing encapsulation
 header), ``cdr_truncated`` (the payload ends inside a fixed field), ``cdr_length``
 (a string or sequence length reaching past the end of the payload) or ``cdr_trailing``
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rvm_ros.imaging.decode import ImageError
+from rvm_ros.imaging.image_msg import ImageError
 from rvm_ros.stamps import stamp_ns
 
 __all__ = [
@@ -209,7 +209,7 @@ def parse_image_cdr(payload: bytes | bytearray | memoryview) -> RawImage:
 
     Returns:
         The message's fields; ``data`` is a read-only view of ``payload``. Nothing is
-        checked beyond the CDR structure: :func:`~rvm_ros.imaging.decode.image_to_array`
+        checked beyond the CDR structure: :func:`~rvm_ros.imaging.image_msg.image_to_array`
         checks sizes and the encoding, exactly as for a deserialized message.
 
     Raises:

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 import cv2
 import numpy as np
 
-from rvm_ros.imaging.decode import (
+from rvm_ros.imaging.image_msg import (
     DEFAULT_MAX_IMAGE_PIXELS,
     ImageError,
-    _check_size,
-    _data_bytes,
-    _data_length,
-    _field,
-    _to_8bit,
+    check_image_size,
+    data_bytes,
+    data_length,
+    message_field,
+    to_8bit,
 )
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_KIND = "CompressedImage"  # message type named in errors
 
 
 # Start-of-frame markers carrying the frame size (all but DHT C4, JPG C8, DAC CC).
@@ -41,10 +41,10 @@ def _png_size(data: memoryview) -> tuple[int, int]:
     return width, height
 
 
-def _jpeg_size(data: memoryview) -> tuple[int, int, int]:
-    """``(width, height, end of the frame header)`` from the first JPEG start-of-frame
-    segment (no decoding)."""
-    pos = 2  # after SOI
+def _jpeg_segment(data: memoryview, pos: int) -> tuple[int, int, int] | None:
+    """``(marker, offset of its length field, length)`` of the next JPEG segment that has a
+    length, from the marker at ``pos`` on (stand-alone markers skipped); None at the end of
+    the image (EOI) or of the data."""
     end = len(data)
     while pos < end:
         if data[pos] != 0xFF:
@@ -54,22 +54,30 @@ def _jpeg_size(data: memoryview) -> tuple[int, int, int]:
         while pos < end and data[pos] == 0xFF:  # fill bytes
             pos += 1
         if pos >= end:
-            break
+            return None
         marker = data[pos]
         pos += 1
         if marker in _JPEG_STANDALONE:
             continue
-        if marker == 0xD9:  # EOI before any frame
-            break
-        if pos + 2 > end:
-            break
+        if marker == 0xD9 or pos + 2 > end:  # EOI before any frame, or cut
+            return None
         (length,) = struct.unpack(">H", data[pos : pos + 2])
         if length < 2:
             raise ImageError(
                 "corrupt_compressed", f"JPEG data: segment length {length} at byte {pos}"
             )
+        return marker, pos, length
+    return None
+
+
+def _jpeg_size(data: memoryview) -> tuple[int, int, int]:
+    """``(width, height, end of the frame header)`` from the first JPEG start-of-frame
+    segment (no decoding)."""
+    pos = 2  # after SOI
+    while (segment := _jpeg_segment(data, pos)) is not None:
+        marker, pos, length = segment
         if marker in _JPEG_SOF:
-            if length < 8 or pos + 7 > end:
+            if length < 8 or pos + 7 > len(data):
                 break
             height, width = struct.unpack(">HH", data[pos + 3 : pos + 7])
             if height == 0:
@@ -163,7 +171,9 @@ def _has_end_marker(raw: memoryview, container: str, header_end: int) -> bool:
     return bytes(raw[start:]).rfind(marker) != -1
 
 
-def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+def compressed_to_array(
+    msg: object, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> np.ndarray:
     """Decode a ``sensor_msgs/CompressedImage`` (JPEG or PNG) to an RGB uint8 array.
 
     The image size is read from the JPEG start-of-frame / PNG IHDR header and checked
@@ -184,18 +194,30 @@ def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXE
             compressedDepth), ``corrupt_compressed`` (empty, truncated or undecodable data,
             data not matching the declared format), ``empty``, ``too_large``.
     """
-    kind = "CompressedImage"
-    fmt = _field(msg, "format", kind)
+    buf, raw, container = _compressed_payload(msg)
+    _, width, height, header_end = _header(raw)
+    check_image_size(_KIND, width, height, max_image_pixels)
+    if not _has_end_marker(raw, container, header_end):
+        what = "no end-of-image marker" if container == "jpeg" else "no IEND chunk"
+        raise ImageError("corrupt_compressed", f"{_KIND}.data: {container} truncated ({what})")
+    return _to_rgb(_decode(buf, container, width, height))
+
+
+def _compressed_payload(msg: object) -> tuple[np.ndarray, memoryview, str]:
+    """``(data as uint8 [N], a byte view of it, container)`` of a message whose format
+    field and data agree (JPEG or PNG)."""
+    kind = _KIND
+    fmt = message_field(msg, "format", kind)
     if not isinstance(fmt, str):
         raise ImageError(
             "invalid_field", f"{kind}.format must be a string, got {type(fmt).__name__}"
         )
-    data = _field(msg, "data", kind)
-    length = _data_length(data, f"{kind}.data")
+    data = message_field(msg, "data", kind)
+    length = data_length(data, f"{kind}.data")
     declared = _declared_container(fmt)
     if length == 0:
         raise ImageError("corrupt_compressed", f"{kind}.data is empty (format '{fmt}')")
-    buf = _data_bytes(data, f"{kind}.data")
+    buf = data_bytes(data, f"{kind}.data")
     if not buf.flags.c_contiguous:
         buf = np.ascontiguousarray(buf)
     raw = memoryview(buf.data)
@@ -210,11 +232,12 @@ def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXE
             "corrupt_compressed",
             f"{kind}.format '{fmt}' says {declared} but the data is {container}",
         )
-    _, width, height, header_end = _header(raw)
-    _check_size(kind, width, height, max_image_pixels)
-    if not _has_end_marker(raw, container, header_end):
-        what = "no end-of-image marker" if container == "jpeg" else "no IEND chunk"
-        raise ImageError("corrupt_compressed", f"{kind}.data: {container} truncated ({what})")
+    return buf, raw, container
+
+
+def _decode(buf: np.ndarray, container: str, width: int, height: int) -> np.ndarray:
+    """OpenCV's decoding of ``buf``, checked against the header's size (BGR[A] or grey)."""
+    kind = _KIND
     try:
         decoded: np.ndarray | None = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:  # some decoders raise instead of returning None
@@ -230,8 +253,14 @@ def compressed_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXE
             f"{kind}.data: decoded size {decoded.shape[1]}x{decoded.shape[0]} differs from "
             f"the header's {width}x{height}",
         )
+    return decoded
+
+
+def _to_rgb(decoded: np.ndarray) -> np.ndarray:
+    """uint8 RGB ``[H, W, 3]`` of a decoded 8/16-bit grey, BGR or BGRA image."""
+    kind = _KIND
     if decoded.dtype == np.uint16:
-        decoded = _to_8bit(decoded if decoded.ndim == 3 else decoded[..., None])
+        decoded = to_8bit(decoded if decoded.ndim == 3 else decoded[..., None])
     elif decoded.dtype != np.uint8:
         raise ImageError(
             "unsupported_format", f"{kind}.data decodes to {decoded.dtype}, expected 8/16 bit"

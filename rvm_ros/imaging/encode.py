@@ -25,7 +25,7 @@ def array_to_image_fields(
     *,
     is_bigendian: bool = False,
     row_padding: int = 0,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # Any: int / str / bool / bytes values, splatted into rclpy or rosbags classes
     """Fields of a ``sensor_msgs/Image`` holding an RGB array.
 
     Args:
@@ -97,7 +97,7 @@ def array_to_image_fields(
 
 def array_to_compressed_fields(
     rgb: np.ndarray, fmt: str = "jpeg", quality: int = 90
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # Any: str / bytes values, splatted into rclpy or rosbags classes
     """Fields of a ``sensor_msgs/CompressedImage`` holding an RGB uint8 array.
 
     Args:

@@ -22,12 +22,15 @@ whole-pixel offset, so the recorded scales are ``resized_size / image_size`` per
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar, cast, overload
 
 import cv2
 import numpy as np
 
-from rvm_ros.imaging.decode import ImageError
+from rvm_ros.imaging.image_msg import ImageError
+
+#: Image / network coordinates: a float for one point, a float64 array for many.
+Coord = TypeVar("Coord", float, np.ndarray)
 
 __all__ = [
     "INTERPOLATIONS",
@@ -80,7 +83,7 @@ class Geometry:
         """Rows of the resized image before padding / cropping."""
         return round(self.image_height * self.scale_y)
 
-    def image_to_model(self, x: Any, y: Any) -> tuple[Any, Any]:
+    def image_to_model(self, x: Coord, y: Coord) -> tuple[Coord, Coord]:
         """Map image points to network-input points (vectorised).
 
         Args:
@@ -92,9 +95,9 @@ class Geometry:
         """
         mx = np.asarray(x, dtype=np.float64) * self.scale_x + self.offset_x
         my = np.asarray(y, dtype=np.float64) * self.scale_y + self.offset_y
-        return _unwrap(mx), _unwrap(my)
+        return _unwrap(mx, x), _unwrap(my, y)
 
-    def model_to_image(self, x: Any, y: Any) -> tuple[Any, Any]:
+    def model_to_image(self, x: Coord, y: Coord) -> tuple[Coord, Coord]:
         """Map network-input points to image points (vectorised inverse of ``image_to_model``).
 
         Args:
@@ -106,9 +109,9 @@ class Geometry:
         """
         ix = (np.asarray(x, dtype=np.float64) - self.offset_x) / self.scale_x
         iy = (np.asarray(y, dtype=np.float64) - self.offset_y) / self.scale_y
-        return _unwrap(ix), _unwrap(iy)
+        return _unwrap(ix, x), _unwrap(iy, y)
 
-    def image_to_grid(self, x: Any, y: Any, cell_size: int) -> tuple[Any, Any]:
+    def image_to_grid(self, x: Coord, y: Coord, cell_size: int) -> tuple[Coord, Coord]:
         """Map image points to continuous feature-grid coordinates (cell centres at i + 0.5).
 
         Args:
@@ -120,9 +123,9 @@ class Geometry:
             ``(grid_x, grid_y)`` (column, row direction), not bounds-checked.
         """
         mx, my = self.image_to_model(x, y)
-        return _unwrap(np.asarray(mx) / cell_size), _unwrap(np.asarray(my) / cell_size)
+        return _unwrap(np.asarray(mx) / cell_size, x), _unwrap(np.asarray(my) / cell_size, y)
 
-    def grid_to_image(self, gx: Any, gy: Any, cell_size: int) -> tuple[Any, Any]:
+    def grid_to_image(self, gx: Coord, gy: Coord, cell_size: int) -> tuple[Coord, Coord]:
         """Map continuous feature-grid coordinates back to image points.
 
         Args:
@@ -133,12 +136,25 @@ class Geometry:
         Returns:
             ``(image_x, image_y)``.
         """
-        return self.model_to_image(
+        ix, iy = self.model_to_image(
             np.asarray(gx, dtype=np.float64) * cell_size,
             np.asarray(gy, dtype=np.float64) * cell_size,
         )
+        return _unwrap(ix, gx), _unwrap(iy, gy)
 
-    def image_to_cell(self, x: Any, y: Any, cell_size: int) -> tuple[Any, Any, Any]:
+    @overload
+    def image_to_cell(self, x: float, y: float, cell_size: int) -> tuple[int, int, bool]: ...
+    @overload
+    def image_to_cell(
+        self, x: np.ndarray, y: np.ndarray, cell_size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    @overload
+    def image_to_cell(
+        self, x: float | np.ndarray, y: float | np.ndarray, cell_size: int
+    ) -> tuple[int, int, bool] | tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def image_to_cell(
+        self, x: float | np.ndarray, y: float | np.ndarray, cell_size: int
+    ) -> tuple[int, int, bool] | tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Feature cell of image points.
 
         A point is valid when it lies inside the image and its network point lies in a
@@ -180,11 +196,15 @@ class Geometry:
         return row_i, col_i, valid
 
 
-def _unwrap(value: np.ndarray) -> Any:
-    return float(value) if np.ndim(value) == 0 else value
+def _unwrap(value: np.ndarray, like: Coord) -> Coord:
+    """``value`` as a float when it and ``like`` (the input it was computed from, of the
+    same shape) are 0-d, else as the array."""
+    scalar = np.ndim(value) == 0 and np.ndim(like) == 0
+    out: float | np.ndarray = float(value) if scalar else value
+    return cast(Coord, out)  # the float / array choice above is the one Coord stands for
 
 
-def _positive_int(name: str, value: Any) -> int:
+def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"fit_geometry: {name} must be a positive integer, got {value!r}")
     return int(value)

@@ -197,7 +197,7 @@ class RVMConfig:
             variant=name,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The fields as a plain dict."""
         return dataclasses.asdict(self)
 
@@ -206,7 +206,7 @@ class RVMConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RVMConfig:
+    def from_dict(cls, data: dict[str, Any]) -> RVMConfig:  # Any: JSON values, typed by the fields
         """Build from a dict; unknown or missing fields raise ``ValueError`` naming them."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)

@@ -6,6 +6,8 @@ Shapes: B batch, N query tokens, M key/value tokens, D width.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -16,8 +18,10 @@ LN_EPS = 1e-6
 
 def is_tracing() -> bool:
     """True while the module is being traced or compiled (ONNX export, torch.compile)."""
-    # What torch.jit.is_tracing() checks (that wrapper is unannotated and not in __all__).
-    if torch._C._get_tracing_state() is not None:
+    # torch.jit.is_tracing: documented public API, but unannotated and missing from
+    # torch.jit's __all__; typed here rather than reaching into torch._C.
+    jit_is_tracing = cast(Callable[[], bool], torch.jit.is_tracing)  # type: ignore[attr-defined]
+    if jit_is_tracing():
         return True
     compiler = getattr(torch, "compiler", None)
     is_compiling = getattr(compiler, "is_compiling", None)

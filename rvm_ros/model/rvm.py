@@ -136,49 +136,13 @@ class RVM(nn.Module):
                 "RVM.reconstruct: this model has no decoder (the checkpoint holds only "
                 "the encoder and core)"
             )
-        if source.dim() != 5 or target.dim() != 5:
-            raise ValueError(
-                "RVM.reconstruct: source and target must be [B, T, H, W, 3], got "
-                f"{tuple(source.shape)} and {tuple(target.shape)}"
-            )
-        b, k = int(source.shape[0]), int(source.shape[1])
-        t = int(target.shape[1])
-        if k == 0 or t == 0:
-            raise ValueError("RVM.reconstruct: source and target need at least one frame")
-        if int(target.shape[0]) != b:
-            raise ValueError(
-                f"RVM.reconstruct: source batch {b} != target batch {int(target.shape[0])}"
-            )
-        _, height, width = self._check_frames(target[:, 0], "RVM.reconstruct target")
-        self._check_frames(source[:, 0], "RVM.reconstruct source")
-        h, w = self.config.grid(height, width)
-        if visible_indices.dim() != 3 or tuple(visible_indices.shape[:2]) != (b, t):
-            raise ValueError(
-                f"RVM.reconstruct: visible_indices must be [B={b}, T={t}, V], got "
-                f"{tuple(visible_indices.shape)}"
-            )
-        vis = visible_indices.long()
-        if vis.numel() and (int(vis.min()) < 0 or int(vis.max()) >= h * w):
-            raise ValueError(
-                f"RVM.reconstruct: visible_indices must lie in [0, {h * w}) for a {h}x{w} grid"
-            )
-        for bi in range(b):
-            for ti in range(t):
-                if torch.unique(vis[bi, ti]).numel() != vis.shape[2]:
-                    raise ValueError(
-                        f"RVM.reconstruct: visible_indices[{bi}, {ti}] has repeated indices"
-                    )
-        if deltas is not None:
-            if tuple(deltas.shape) != (b, t):
-                raise ValueError(
-                    f"RVM.reconstruct: deltas must be [B={b}, T={t}], got {tuple(deltas.shape)}"
-                )
-            if deltas.numel() and (int(deltas.min()) < 0 or int(deltas.max()) >= NUM_DELTAS):
-                raise ValueError(f"RVM.reconstruct: deltas must lie in [0, {NUM_DELTAS})")
+        b, t, h, w = self._check_clips(source, target)
+        vis = self._check_visible(visible_indices, b, t, h, w)  # [B, T, V] int64
+        _check_deltas(deltas, b, t)
 
         state = self.init_state(b, int(source.shape[2]), int(source.shape[3]))
         outputs = []
-        for i in range(k):
+        for i in range(int(source.shape[1])):
             feats, state = self.step(source[:, i], state)
             outputs.append(feats)
         src = torch.cat(outputs, dim=1)  # [B, K*N, D]
@@ -195,3 +159,60 @@ class RVM(nn.Module):
             delta = None if deltas is None else deltas[:, ti]
             recon.append(self.decoder(kv, encoded, vis[:, ti], delta, (h, w)))
         return torch.stack(recon, dim=1)  # [B, T, H, W, 3]
+
+    def _check_clips(self, source: torch.Tensor, target: torch.Tensor) -> tuple[int, int, int, int]:
+        """``(B, T, grid h, grid w)`` of a source ``[B, K, H, W, 3]`` and target
+        ``[B, T, H, W, 3]`` clip that :meth:`reconstruct` accepts."""
+        if source.dim() != 5 or target.dim() != 5:
+            raise ValueError(
+                "RVM.reconstruct: source and target must be [B, T, H, W, 3], got "
+                f"{tuple(source.shape)} and {tuple(target.shape)}"
+            )
+        b, k = int(source.shape[0]), int(source.shape[1])
+        t = int(target.shape[1])
+        if k == 0 or t == 0:
+            raise ValueError("RVM.reconstruct: source and target need at least one frame")
+        if int(target.shape[0]) != b:
+            raise ValueError(
+                f"RVM.reconstruct: source batch {b} != target batch {int(target.shape[0])}"
+            )
+        _, height, width = self._check_frames(target[:, 0], "RVM.reconstruct target")
+        self._check_frames(source[:, 0], "RVM.reconstruct source")
+        h, w = self.config.grid(height, width)
+        return b, t, h, w
+
+    @staticmethod
+    def _check_visible(
+        visible_indices: torch.Tensor, b: int, t: int, h: int, w: int
+    ) -> torch.Tensor:
+        """``visible_indices`` ``[B, T, V]`` as int64, once each row holds distinct patch
+        indices of the ``h x w`` grid."""
+        if visible_indices.dim() != 3 or tuple(visible_indices.shape[:2]) != (b, t):
+            raise ValueError(
+                f"RVM.reconstruct: visible_indices must be [B={b}, T={t}, V], got "
+                f"{tuple(visible_indices.shape)}"
+            )
+        vis = visible_indices.long()  # [B, T, V]
+        if vis.numel() and (int(vis.min()) < 0 or int(vis.max()) >= h * w):
+            raise ValueError(
+                f"RVM.reconstruct: visible_indices must lie in [0, {h * w}) for a {h}x{w} grid"
+            )
+        for bi in range(b):
+            for ti in range(t):
+                if torch.unique(vis[bi, ti]).numel() != vis.shape[2]:
+                    raise ValueError(
+                        f"RVM.reconstruct: visible_indices[{bi}, {ti}] has repeated indices"
+                    )
+        return vis
+
+
+def _check_deltas(deltas: torch.Tensor | None, b: int, t: int) -> None:
+    """Frame offsets ``[B, T]`` in ``[0, NUM_DELTAS)``, or None."""
+    if deltas is None:
+        return
+    if tuple(deltas.shape) != (b, t):
+        raise ValueError(
+            f"RVM.reconstruct: deltas must be [B={b}, T={t}], got {tuple(deltas.shape)}"
+        )
+    if deltas.numel() and (int(deltas.min()) < 0 or int(deltas.max()) >= NUM_DELTAS):
+        raise ValueError(f"RVM.reconstruct: deltas must lie in [0, {NUM_DELTAS})")

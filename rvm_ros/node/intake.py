@@ -31,7 +31,7 @@ def parse_image(msg: Image | CompressedImage | bytes, compressed: bool) -> Image
     """The message itself, or a view of the serialized ``msg`` (raw subscriptions).
 
     Raises:
-        rvm_ros.imaging.decode.ImageError: malformed CDR bytes.
+        rvm_ros.imaging.image_msg.ImageError: malformed CDR bytes.
     """
     if isinstance(msg, bytes):
         return parse_compressed_image_cdr(msg) if compressed else parse_image_cdr(msg)
@@ -42,11 +42,11 @@ def decode_image(msg: ImageMessage, compressed: bool, max_image_pixels: int) -> 
     """The message's pixels as an RGB array (`rvm_ros.imaging` decoders).
 
     Raises:
-        rvm_ros.imaging.decode.ImageError: an image that cannot be used (the ``cause`` says
+        rvm_ros.imaging.image_msg.ImageError: an image that cannot be used (the ``cause`` says
             why).
     """
     from rvm_ros.imaging.compressed import compressed_to_array
-    from rvm_ros.imaging.decode import image_to_array
+    from rvm_ros.imaging.image_msg import image_to_array
 
     if compressed:
         return compressed_to_array(msg, max_image_pixels)

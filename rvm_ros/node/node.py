@@ -349,7 +349,7 @@ class RvmNode(LifecycleNode):
             cam: The camera.
             msg: The message, or its serialized CDR bytes (raw subscriptions).
         """
-        from rvm_ros.imaging.decode import ImageError
+        from rvm_ros.imaging.image_msg import ImageError
         from rvm_ros.pipeline.types import FrameInput
 
         stats, cfg, runtime = self.stats, self.cfg, self._runtime

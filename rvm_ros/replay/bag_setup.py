@@ -168,7 +168,7 @@ def _load_model(
             f"cannot create the {cfg.backend} encoder for {cfg.checkpoint}: {exc}"
         ) from exc
     report["model_load_s"] = time.perf_counter() - t_load
-    report["encoder"] = encoder.info.as_dict()
+    report["encoder"] = dict(encoder.info.as_dict())
     try:
         processor = Processor(proc_cfg, encoder)
         report["warmup_s"] = _warm_up(proc_cfg, encoder)

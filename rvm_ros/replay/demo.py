@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rvm_ros.bags.make_bag import MakeBagResult, make_bag
 from rvm_ros.fsutil import check_output
-from rvm_ros.imaging.video import find_sample_video
+from rvm_ros.imaging.sample_videos import find_sample_video
 from rvm_ros.replay.settings import (
     DEFAULT_CHECKPOINT,
     ReplayError,

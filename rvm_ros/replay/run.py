@@ -1,7 +1,7 @@
 """Replay rosbag2 camera images through the node's own processing core, offline.
 
 ``replay()`` reads the image topics of one or more bags with ``rosbags``, converts each
-message with the node's converters (:mod:`rvm_ros.imaging.decode`), batches frames with the
+message with the node's converters (:mod:`rvm_ros.imaging.image_msg`), batches frames with the
 offline rule (:func:`rvm_ros.pipeline.group_batches`) and runs them through
 :class:`rvm_ros.pipeline.Processor` (same preprocessing, state resets, pooling, tracking
 as ``rvm_node``), as fast as the model allows and deterministically (fixed order, fixed
@@ -163,7 +163,9 @@ class _BagRun:
         frame, out = item
         if not isinstance(out, FrameResult):  # (SceneTokens message, log time)
             assert self.scene is not None
-            writer.write(self.scene.topic, bags.SCENE_TOKENS_TYPE, frame, out)
+            writer.write(
+                self.scene.topic, bags.SCENE_TOKENS_TYPE, cast("bags.RosMessage", frame), out
+            )
             return
         assert isinstance(frame, FrameInput)
         header, _index, bag_time = frame.header

@@ -13,8 +13,8 @@ parameters; TF recorded in a bag is not read, so cameras that need TF are
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, cast
 
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.pipeline.geometry import CameraIntrinsics, GeometryError
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from rvm_ros.pipeline import FrameInput, FrameResult, FrameSkip
     from rvm_ros.pipeline.config import NodeConfig
+    from rvm_ros.wire.scene_tokens import CameraGeometryMsg
 
 __all__ = ["CAMERA_INFO_TYPE", "SceneTokensWriter"]
 
@@ -57,7 +58,8 @@ class SceneTokensWriter:
         t = store.types
         self.classes = SceneTokensClasses(
             t[bags.SCENE_TOKENS_TYPE],
-            t["rvm_ros/msg/CameraGeometry"],
+            # rosbags builds the class at run time; it has the protocol's fields
+            cast("Callable[..., CameraGeometryMsg]", t["rvm_ros/msg/CameraGeometry"]),
             t["std_msgs/msg/Header"],
             t["builtin_interfaces/msg/Time"],
             rclpy=False,

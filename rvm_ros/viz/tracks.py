@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def track_color(track_id: int) -> tuple[int, int, int]:
@@ -22,10 +21,10 @@ _SHIFT = 4  # sub-pixel bits for OpenCV drawing
 
 def draw_tracks(
     image_rgb: np.ndarray,
-    xs: Any,
-    ys: Any,
-    visible: Any,
-    ids: Any,
+    xs: ArrayLike,
+    ys: ArrayLike,
+    visible: ArrayLike,
+    ids: ArrayLike,
     radius: int = 4,
     labels: bool = True,
 ) -> np.ndarray:

@@ -1,23 +1,13 @@
 """The wire format: ``FeatureMap`` / ``TrackedPoints`` / ``SceneTokens`` messages, both ways.
 
 :mod:`.encode` (processing results -> message fields, filling rclpy or rosbags classes),
-:mod:`.decode` (messages -> numpy, for consumers such as planners), :mod:`.scene_tokens`
+:mod:`.feature_map_decode` and :mod:`.tracks_decode` (messages -> numpy, for consumers such
+as planners), :mod:`.scene_tokens`
 (synchronised multi-camera steps -> SceneTokens -> torch).
 """
 
 from __future__ import annotations
 
-from rvm_ros.wire.decode import (
-    FeatureMapArrays,
-    FeatureMapError,
-    Tracks,
-    dtype_code,
-    feature_map_payload,
-    feature_map_to_numpy,
-    pixel_to_cell,
-    tokens,
-    tracks_to_numpy,
-)
 from rvm_ros.wire.encode import (
     DTYPE_FLOAT16,
     DTYPE_FLOAT32,
@@ -27,6 +17,15 @@ from rvm_ros.wire.encode import (
     payload_bytes,
     tracked_points_fields,
 )
+from rvm_ros.wire.feature_map_decode import (
+    FeatureMapArrays,
+    FeatureMapError,
+    dtype_code,
+    feature_map_payload,
+    feature_map_to_numpy,
+    pixel_to_cell,
+    tokens,
+)
 from rvm_ros.wire.scene_tokens import (
     SceneTokensArrays,
     SceneTokensClasses,
@@ -35,6 +34,7 @@ from rvm_ros.wire.scene_tokens import (
     scene_tokens_to_numpy,
     scene_tokens_to_torch,
 )
+from rvm_ros.wire.tracks_decode import Tracks, tracks_to_numpy
 
 __all__ = [
     "DTYPE_FLOAT16",

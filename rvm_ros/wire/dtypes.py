@@ -6,8 +6,6 @@ Payloads are raw little-endian bytes; code 0 is float32, code 1 is float16
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 __all__ = ["DTYPE_FLOAT16", "DTYPE_FLOAT32", "WIRE_DTYPES", "dtype_code", "wire_code"]
@@ -18,7 +16,7 @@ DTYPE_FLOAT32 = 0
 DTYPE_FLOAT16 = 1
 
 #: Wire dtype code -> the little-endian numpy dtype of the payload.
-WIRE_DTYPES: dict[int, np.dtype[Any]] = {
+WIRE_DTYPES: dict[int, np.dtype[np.float32] | np.dtype[np.float16]] = {
     DTYPE_FLOAT32: np.dtype("<f4"),
     DTYPE_FLOAT16: np.dtype("<f2"),
 }
@@ -26,11 +24,11 @@ WIRE_DTYPES: dict[int, np.dtype[Any]] = {
 _CODE_BY_ITEMSIZE = {dtype.itemsize: code for code, dtype in WIRE_DTYPES.items()}
 
 
-def wire_code(dtype: Any) -> int | None:
+def wire_code(dtype: object) -> int | None:
     """Wire code of a float32 / float16 numpy or torch dtype or name (any byte order), else None."""
     text = str(dtype)
     try:
-        np_dtype = np.dtype(text[len("torch.") :] if text.startswith("torch.") else dtype)
+        np_dtype = np.dtype(text[len("torch.") :] if text.startswith("torch.") else dtype)  # type: ignore[call-overload]
     except TypeError:
         return None
     if np_dtype.kind != "f":
@@ -38,7 +36,7 @@ def wire_code(dtype: Any) -> int | None:
     return _CODE_BY_ITEMSIZE.get(np_dtype.itemsize)
 
 
-def dtype_code(dtype: Any) -> int:
+def dtype_code(dtype: object) -> int:
     """FeatureMap.dtype code for a numpy / torch dtype or name (float32 or float16).
 
     Raises:

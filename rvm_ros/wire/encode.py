@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
 from dataclasses import is_dataclass
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -33,6 +33,9 @@ __all__ = [
     "payload_bytes",
     "tracked_points_fields",
 ]
+
+
+M = TypeVar("M")  # a message class of either flavour
 
 
 class TracksLike(Protocol):
@@ -96,7 +99,7 @@ def payload_bytes(values: np.ndarray) -> bytes:
     return np.ascontiguousarray(values, dtype=little).tobytes()
 
 
-def feature_map_fields(result: FrameResultLike) -> dict[str, Any]:
+def feature_map_fields(result: FrameResultLike) -> dict[str, object]:
     """Every FeatureMap field of a result except ``header``.
 
     Args:
@@ -155,7 +158,7 @@ def feature_map_fields(result: FrameResultLike) -> dict[str, Any]:
     }
 
 
-def tracked_points_fields(result: FrameResultLike) -> dict[str, Any]:
+def tracked_points_fields(result: FrameResultLike) -> dict[str, object]:
     """Every TrackedPoints field of a result except ``header``.
 
     Args:
@@ -165,7 +168,7 @@ def tracked_points_fields(result: FrameResultLike) -> dict[str, Any]:
         ``camera``, ``seq`` and ``points``: a list of dicts ``id, x, y, visible,
         confidence`` (plain Python values) in ascending id order.
     """
-    points: list[dict[str, Any]] = []
+    points: list[dict[str, object]] = []
     tr = result.tracks
     if tr is not None and len(tr):
         order = np.argsort(tr.ids, kind="stable")
@@ -226,21 +229,56 @@ def _rosbags_nested_class(msg_cls: type, type_str: str) -> type | None:
     return getattr(module, m.group(1), None) if module is not None else None
 
 
-def _build(
-    msg_cls: type,
-    fields: Mapping[str, Any],
-    header: Any,
-    nested: Mapping[str, type] | None,
-) -> Any:
-    rclpy = _is_rclpy_class(msg_cls)
+def _field_types(msg_cls: type) -> tuple[bool, dict[str, str]]:
+    """``(is rclpy, field name -> type string)`` of a message class."""
+    if _is_rclpy_class(msg_cls):
+        return True, _rclpy_fields(msg_cls)
+    if _is_rosbags_class(msg_cls):
+        return False, _rosbags_fields(msg_cls)
+    raise TypeError(f"{msg_cls!r} is neither an rclpy message class nor a rosbags message class")
+
+
+def _is_nested(value: object) -> bool:
+    """A dict (a nested message) or a non-empty list of dicts (a sequence of them)."""
+    return isinstance(value, Mapping) or (
+        isinstance(value, list) and bool(value) and isinstance(value[0], Mapping)
+    )
+
+
+def _byte_field(
+    value: bytes | bytearray | memoryview, rclpy: bool
+) -> array.array[int] | np.ndarray:
+    """A ``uint8[]`` value in the form each flavour takes fastest."""
     if rclpy:
-        types = _rclpy_fields(msg_cls)
-    elif _is_rosbags_class(msg_cls):
-        types = _rosbags_fields(msg_cls)
-    else:
-        raise TypeError(
-            f"{msg_cls!r} is neither an rclpy message class nor a rosbags message class"
+        buf = array.array("B")
+        buf.frombytes(value)
+        return buf  # typecode 'B': taken without a per-element check
+    return np.frombuffer(value, dtype=np.uint8)
+
+
+def _nested_class(
+    msg_cls: type, name: str, type_str: str, rclpy: bool, nested: Mapping[str, type] | None
+) -> type:
+    """The message class of nested field ``name`` (given, or found from its type string)."""
+    sub_cls = (nested or {}).get(name)
+    if sub_cls is None:
+        sub_cls = (
+            _rclpy_nested_class(type_str) if rclpy else _rosbags_nested_class(msg_cls, type_str)
         )
+    if sub_cls is None:
+        raise MessageFieldError(
+            f"cannot find the message class of field {name!r} ({type_str}); pass it in `nested`"
+        )
+    return sub_cls
+
+
+def _build(
+    msg_cls: type[M],
+    fields: Mapping[str, object],
+    header: object,
+    nested: Mapping[str, type] | None,
+) -> M:
+    rclpy, types = _field_types(msg_cls)
     given = dict(fields)
     if "header" in types:
         if "header" in given:
@@ -250,47 +288,27 @@ def _build(
     if parts:
         name = getattr(msg_cls, "__msgtype__", None) or msg_cls.__name__
         raise MessageFieldError(f"fields do not match {name}: {'; '.join(parts)}")
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, object] = {}
     for name, value in given.items():
-        type_str = types[name]
         if isinstance(value, (bytes, bytearray, memoryview)):
-            if rclpy:
-                buf = array.array("B")
-                buf.frombytes(value)
-                kwargs[name] = buf  # typecode 'B': taken without a per-element check
-            else:
-                kwargs[name] = np.frombuffer(value, dtype=np.uint8)
-            continue
-        if isinstance(value, Mapping) or (
-            isinstance(value, list) and value and isinstance(value[0], Mapping)
-        ):
-            sub_cls = (nested or {}).get(name)
-            if sub_cls is None:
-                sub_cls = (
-                    _rclpy_nested_class(type_str)
-                    if rclpy
-                    else _rosbags_nested_class(msg_cls, type_str)
-                )
-            if sub_cls is None:
-                raise MessageFieldError(
-                    f"cannot find the message class of field {name!r} ({type_str}); "
-                    "pass it in `nested`"
-                )
+            kwargs[name] = _byte_field(value, rclpy)
+        elif _is_nested(value):
+            sub_cls = _nested_class(msg_cls, name, types[name], rclpy, nested)
             if isinstance(value, Mapping):
                 kwargs[name] = _build(sub_cls, value, None, None)
-            else:
+            elif isinstance(value, list):
                 kwargs[name] = [_build(sub_cls, item, None, None) for item in value]
-            continue
-        kwargs[name] = value
+        else:
+            kwargs[name] = value
     return msg_cls(**kwargs)
 
 
 def fill_message(
-    msg_cls: type,
-    fields: Mapping[str, Any],
-    header: Any = None,
+    msg_cls: type[M],
+    fields: Mapping[str, object],
+    header: object = None,
     nested: Mapping[str, type] | None = None,
-) -> Any:
+) -> M:
     """Build a message from a field dictionary (rclpy and rosbags classes alike).
 
     ``bytes`` values become ``array.array('B')`` for rclpy (the fast path of its

@@ -21,13 +21,14 @@ from __future__ import annotations
 import array
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from rvm_ros.errors import RvmRosError
-from rvm_ros.imaging.decode import _data_bytes
+from rvm_ros.imaging.image_msg import data_bytes
 from rvm_ros.stamps import header_ns, split_ns
 from rvm_ros.wire.dtypes import WIRE_DTYPES, wire_code
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "CameraGeometryMsg",
     "SceneTokensArrays",
     "SceneTokensClasses",
     "SceneTokensError",
@@ -137,6 +139,17 @@ class SceneStepLike(Protocol):
     def model_id(self) -> str: ...
 
 
+class CameraGeometryMsg(Protocol):
+    """A built CameraGeometry message: the fields refreshed from step to step."""
+
+    header: object
+    valid: bool
+    invalid_reason: str
+    has_tokens: bool
+    state_reset: bool
+    frames_since_reset: int
+
+
 @dataclass(frozen=True)
 class SceneTokensClasses:
     """The message classes of one flavour (rclpy or rosbags).
@@ -150,14 +163,14 @@ class SceneTokensClasses:
             rosbags (numpy arrays).
     """
 
-    scene: Any
-    geometry: Any
-    header: Any
-    time: Any
+    scene: Callable[..., Any]  # Any: the flavour's SceneTokens (node publishes, replay writes)
+    geometry: Callable[..., CameraGeometryMsg]
+    header: Callable[..., object]
+    time: Callable[..., object]
     rclpy: bool
 
 
-def _time(classes: SceneTokensClasses, stamp_ns: int) -> Any:
+def _time(classes: SceneTokensClasses, stamp_ns: int) -> object:
     sec, nsec = split_ns(stamp_ns)
     return classes.time(sec=sec, nanosec=nsec)
 
@@ -168,9 +181,9 @@ def _flat(m: np.ndarray, n: int) -> np.ndarray:
 
 def _geometry_message(
     classes: SceneTokensClasses, step: SceneStepLike, cam: SceneCameraLike
-) -> Any:
+) -> CameraGeometryMsg:
     g, s = cam.geometry, cam.scene
-    dist: Any = (
+    dist: array.array[float] | np.ndarray = (
         array.array("d", s.distortion)
         if classes.rclpy
         else np.asarray(s.distortion, dtype=np.float64)
@@ -210,8 +223,8 @@ def scene_tokens_message(
     classes: SceneTokensClasses,
     step: SceneStepLike,
     base_frame: str,
-    geometry_cache: dict[str, Any] | None = None,
-) -> Any:
+    geometry_cache: dict[str, tuple[tuple[object, ...], CameraGeometryMsg]] | None = None,
+) -> Any:  # Any: an instance of ``classes.scene`` (rclpy or rosbags flavour)
     """The SceneTokens message of a step.
 
     Args:
@@ -230,49 +243,9 @@ def scene_tokens_message(
     Raises:
         SceneTokensError: Tokens of another shape or dtype than the step says.
     """
-    tokens = step.tokens
-    n_cam = len(step.cameras)
-    n_tok = 1 + step.grid_height * step.grid_width
-    if tokens.ndim != 3 or tokens.shape[:2] != (n_cam, n_tok):
-        raise SceneTokensError(f"tokens have shape {tokens.shape}, expected [{n_cam}, {n_tok}, C]")
-    code = wire_code(tokens.dtype)
-    if code is None:
-        raise SceneTokensError(f"tokens must be float16 or float32, got {tokens.dtype}")
-    little = tokens.dtype.newbyteorder("<")
-    raw = np.ascontiguousarray(tokens, dtype=little).data.cast("B")
-    payload: Any
-    given = getattr(step, "payload", None)
-    if (
-        classes.rclpy
-        and isinstance(given, array.array)
-        and len(given) == tokens.nbytes
-        and np.may_share_memory(tokens, given)
-    ):
-        payload = given  # the tokens were written into it: no copy
-    elif classes.rclpy:
-        payload = array.array("B")
-        payload.frombytes(raw)
-    else:
-        payload = np.frombuffer(raw, dtype=np.uint8)
-    geoms = []
-    for cam in step.cameras:
-        key = (cam.camera, cam.scene, cam.geometry, cam.frame_id, step.grid_height,
-               step.grid_width, step.model_height, step.model_width)  # fmt: skip
-        cached = geometry_cache.get(cam.camera) if geometry_cache is not None else None
-        if cached is not None and cached[0] == key:
-            geom = cached[1]
-            # Only what changes from step to step (the rest is the same objects).
-            geom.header = classes.header(stamp=_time(classes, cam.stamp_ns), frame_id=cam.frame_id)
-            geom.valid = bool(cam.valid)
-            geom.invalid_reason = cam.reason
-            geom.has_tokens = bool(cam.has_tokens)
-            geom.state_reset = bool(cam.state_reset)
-            geom.frames_since_reset = int(cam.frames_since_reset)
-        else:
-            geom = _geometry_message(classes, step, cam)
-            if geometry_cache is not None:
-                geometry_cache[cam.camera] = (key, geom)
-        geoms.append(geom)
+    tokens, code = _checked_tokens(step)
+    payload = _tokens_payload(classes, step, tokens)
+    geoms = _camera_geometries(classes, step, geometry_cache)
     msg = classes.scene(
         header=classes.header(stamp=_time(classes, step.stamp_ns), frame_id=base_frame),
         seq=int(step.seq),
@@ -294,6 +267,70 @@ def scene_tokens_message(
         # by element (milliseconds for a megabyte); the setter keeps it as it is.
         msg.tokens = payload
     return msg
+
+
+def _checked_tokens(step: SceneStepLike) -> tuple[np.ndarray, int]:
+    """``(tokens [N_cam, 1 + h*w, C], wire dtype code)`` once their shape and dtype agree
+    with the step."""
+    tokens = step.tokens
+    n_cam = len(step.cameras)
+    n_tok = 1 + step.grid_height * step.grid_width
+    if tokens.ndim != 3 or tokens.shape[:2] != (n_cam, n_tok):
+        raise SceneTokensError(f"tokens have shape {tokens.shape}, expected [{n_cam}, {n_tok}, C]")
+    code = wire_code(tokens.dtype)
+    if code is None:
+        raise SceneTokensError(f"tokens must be float16 or float32, got {tokens.dtype}")
+    return tokens, code
+
+
+def _tokens_payload(
+    classes: SceneTokensClasses, step: SceneStepLike, tokens: np.ndarray
+) -> array.array[int] | np.ndarray:
+    """The little-endian token bytes as the flavour's ``uint8[]`` (no copy where the step
+    already holds them in an ``array.array``)."""
+    little = tokens.dtype.newbyteorder("<")
+    raw = np.ascontiguousarray(tokens, dtype=little).data.cast("B")
+    given = getattr(step, "payload", None)
+    if (
+        classes.rclpy
+        and isinstance(given, array.array)
+        and len(given) == tokens.nbytes
+        and np.may_share_memory(tokens, given)
+    ):
+        return given  # the tokens were written into it: no copy
+    if classes.rclpy:
+        payload = array.array("B")
+        payload.frombytes(raw)
+        return payload
+    return np.frombuffer(raw, dtype=np.uint8)
+
+
+def _camera_geometries(
+    classes: SceneTokensClasses,
+    step: SceneStepLike,
+    geometry_cache: dict[str, tuple[tuple[object, ...], CameraGeometryMsg]] | None,
+) -> list[CameraGeometryMsg]:
+    """One CameraGeometry message per camera, reused from the cache where it still fits."""
+    geoms = []
+    for cam in step.cameras:
+        key = (cam.camera, cam.scene, cam.geometry, cam.frame_id, step.grid_height,
+               step.grid_width, step.model_height, step.model_width)  # fmt: skip
+        cached = geometry_cache.get(cam.camera) if geometry_cache is not None else None
+        if cached is not None and cached[0] == key:
+            geom = cached[1]
+            # Only what changes from step to step (the rest is the same objects).
+            geom.header = classes.header(stamp=_time(classes, cam.stamp_ns), frame_id=cam.frame_id)
+            geom.valid = bool(cam.valid)
+            geom.invalid_reason = cam.reason
+            geom.has_tokens = bool(cam.has_tokens)
+            geom.state_reset = bool(cam.state_reset)
+            geom.frames_since_reset = int(cam.frames_since_reset)
+        else:
+            geom = _geometry_message(classes, step, cam)
+            if geometry_cache is not None:
+                geometry_cache[cam.camera] = (key, geom)
+        geoms.append(geom)
+    return geoms
 
 
 # --------------------------------------------------------------------------- reading
@@ -350,7 +387,7 @@ class SceneTokensArrays:
     seq: int
 
 
-def scene_tokens_to_numpy(msg: Any) -> SceneTokensArrays:
+def scene_tokens_to_numpy(msg: Any) -> SceneTokensArrays:  # Any: SceneTokens of either flavour
     """Check a SceneTokens message and view it as arrays.
 
     Raises:
@@ -369,7 +406,7 @@ def scene_tokens_to_numpy(msg: Any) -> SceneTokensArrays:
         raise SceneTokensError(f"SceneTokens: unknown dtype {msg.dtype}")
     h, w, c = int(msg.grid_height), int(msg.grid_width), int(msg.channels)
     n_tok = 1 + h * w
-    raw = _data_bytes(msg.tokens, "SceneTokens.tokens")
+    raw = data_bytes(msg.tokens, "SceneTokens.tokens")
     expected = len(cams) * n_tok * c * dtype.itemsize
     if raw.size != expected:
         raise SceneTokensError(
@@ -420,8 +457,8 @@ def scene_tokens_to_numpy(msg: Any) -> SceneTokensArrays:
 
 
 def arrays_to_torch(
-    arrays: SceneTokensArrays, device: Any = "cpu", dtype: torch.dtype | None = None
-) -> dict[str, Any]:
+    arrays: SceneTokensArrays, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+) -> dict[str, Any]:  # Any: tensors and the camera names; datasets add their own keys
     """The planner dict of :func:`scene_tokens_to_torch` from already decoded arrays."""
     import torch
 
@@ -452,8 +489,10 @@ def arrays_to_torch(
 
 
 def scene_tokens_to_torch(
-    msg: Any, device: Any = "cpu", dtype: torch.dtype | None = None
-) -> dict[str, Any]:
+    msg: Any,  # Any: SceneTokens of either flavour (fields read by name)
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+) -> dict[str, Any]:  # Any: as arrays_to_torch
     """What a planner consumes from one SceneTokens message.
 
     Args:

@@ -16,12 +16,12 @@ from rvm_ros.imaging.preprocess import fit_geometry
 from rvm_ros.pipeline.geometry import CameraIntrinsics, pose_matrix
 from rvm_ros.pipeline.scene import SceneAssembler
 from rvm_ros.pipeline.types import FrameResult
-from rvm_ros.wire.decode import Tracks
 from rvm_ros.wire.scene_tokens import (
     SceneTokensClasses,
     scene_tokens_message,
     scene_tokens_to_numpy,
 )
+from rvm_ros.wire.tracks_decode import Tracks
 
 MS = 1_000_000
 CAMS = ("front", "left")

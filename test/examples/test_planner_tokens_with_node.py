@@ -34,7 +34,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rvm_ros.msg import FeatureMap, TrackedPoints
 from sensor_msgs.msg import Image
 
-from rvm_ros.wire.decode import feature_map_to_numpy, pixel_to_cell, tracks_to_numpy
+from rvm_ros.wire.feature_map_decode import feature_map_to_numpy, pixel_to_cell
+from rvm_ros.wire.tracks_decode import tracks_to_numpy
 
 pytestmark = pytest.mark.ros
 

@@ -27,7 +27,7 @@ from rvm_ros.imaging.cdr import (
     parse_image_cdr,
 )
 from rvm_ros.imaging.compressed import compressed_to_array
-from rvm_ros.imaging.decode import SUPPORTED_ENCODINGS, ImageError, image_to_array
+from rvm_ros.imaging.image_msg import SUPPORTED_ENCODINGS, ImageError, image_to_array
 
 pytest.importorskip("rclpy")
 from rclpy.serialization import deserialize_message, serialize_message

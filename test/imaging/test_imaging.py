@@ -1,4 +1,4 @@
-"""Image message <-> array conversion (rvm_ros.imaging.decode).
+"""Image message <-> array conversion (rvm_ros.imaging.image_msg).
 
 Raw payloads are built here with numpy from known values and the expected RGB arrays are
 computed independently (channel picking, ``>> 8``), so every comparison is exact. Real

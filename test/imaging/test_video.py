@@ -7,14 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rvm_ros.imaging.video import (
-    FrameError,
-    SampleVideoError,
-    find_sample_video,
-    load_frames,
-    read_video,
-    resize_frames,
-)
+from rvm_ros.imaging.frames import load_frames, resize_frames
+from rvm_ros.imaging.sample_videos import SampleVideoError, find_sample_video
+from rvm_ros.imaging.video import FrameError, read_video
 
 
 def test_read_video_rgb(sample_video: Path) -> None:

@@ -155,3 +155,20 @@ def test_reconstruct_uses_visible_tokens(tiny_model: RVM, tiny_io: dict) -> None
         no_delta = tiny_model.reconstruct(args[0], args[1], None, args[3])
     assert (ref - moved).abs().max() > 1e-3
     assert (ref - no_delta).abs().max() > 1e-3
+
+
+def test_is_tracing_only_while_traced() -> None:
+    import torch
+
+    from rvm_ros.model.layers import is_tracing
+
+    seen: list[bool] = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(is_tracing())
+            return x * 2
+
+    torch.jit.trace(Probe(), torch.ones(2), check_trace=False)
+    Probe()(torch.ones(2))
+    assert seen == [True, False]

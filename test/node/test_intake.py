@@ -14,8 +14,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from rvm_ros.imaging.cdr import RawCompressedImage, RawImage
-from rvm_ros.imaging.decode import ImageError
 from rvm_ros.imaging.encode import array_to_compressed_fields
+from rvm_ros.imaging.image_msg import ImageError
 from rvm_ros.node.intake import decode_image, parse_image, ros_header
 from rvm_ros.node.parameters import refuse_change
 from rvm_ros.stamps import header_ns

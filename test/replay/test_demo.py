@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rvm_ros.cli import main as cli_main
-from rvm_ros.imaging.video import find_sample_video
+from rvm_ros.imaging.sample_videos import find_sample_video
 
 
 def test_demo_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

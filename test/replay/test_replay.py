@@ -19,7 +19,7 @@ from rvm_ros.pipeline import Processor
 from rvm_ros.replay.settings import PARTIAL_MARKER, ReplayError
 from rvm_ros.replay.topics import camera_name_from_topic, resolve_topic, topic_cameras
 from rvm_ros.replay.workers import replay
-from rvm_ros.wire.decode import feature_map_to_numpy
+from rvm_ros.wire.feature_map_decode import feature_map_to_numpy
 
 TOPIC = "/cameras/carphone_pristine/image_raw"
 

@@ -412,7 +412,7 @@ def test_matches_dense_label_propagation(n_context: int) -> None:
 def _bikes_first_frame() -> np.ndarray:
     import cv2
 
-    from rvm_ros.imaging.video import find_sample_video
+    from rvm_ros.imaging.sample_videos import find_sample_video
 
     path = find_sample_video("bikes.mp4")  # a missing sample video fails, like fixtures
     cap = cv2.VideoCapture(str(path))

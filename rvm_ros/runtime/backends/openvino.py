@@ -184,7 +184,7 @@ def calibration_frames(
         seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
         return synthetic_frames(count, 1, height, width, seed)[:, 0], f"synthetic:{seed}"
     from rvm_ros.errors import RvmRosError
-    from rvm_ros.imaging.video import load_frames
+    from rvm_ros.imaging.frames import load_frames
 
     try:
         frames = load_frames(spec, height, width, max_frames=count)[0]

@@ -1,4 +1,4 @@
-"""Planner side: FeatureMap / TrackedPoints messages to numpy or torch arrays.
+"""Planner side: FeatureMap messages to numpy or torch arrays.
 
 Works on rclpy messages (``rvm_ros.msg.FeatureMap``) and on rosbags messages alike (any
 object with the fields of ``msg/FeatureMap.msg``)::
@@ -16,12 +16,12 @@ payload where possible (no copy); copy them to write into them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from rvm_ros.errors import RvmRosError
-from rvm_ros.imaging.decode import _data_bytes, _data_length
+from rvm_ros.imaging.image_msg import data_bytes, data_length
 from rvm_ros.imaging.preprocess import RESIZE_MODES, Geometry
 from rvm_ros.stamps import stamp_ns as stamp_to_ns
 from rvm_ros.wire.dtypes import DTYPE_FLOAT16, DTYPE_FLOAT32, WIRE_DTYPES, dtype_code
@@ -34,13 +34,11 @@ __all__ = [
     "DTYPE_FLOAT32",
     "FeatureMapArrays",
     "FeatureMapError",
-    "Tracks",
     "dtype_code",
     "feature_map_payload",
     "feature_map_to_numpy",
     "pixel_to_cell",
     "tokens",
-    "tracks_to_numpy",
 ]
 
 
@@ -58,7 +56,7 @@ class FeatureMapError(RvmRosError, ValueError):
         super().__init__(message)
         self.cause = cause
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[type[FeatureMapError], tuple[str, str]]:
         return (type(self), (self.cause, str(self)))
 
 
@@ -112,7 +110,7 @@ class FeatureMapArrays:
         return int(self.features.shape[2])
 
     def to_torch(
-        self, device: Any = None, dtype: torch.dtype | None = None
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The features and CLS token as torch tensors (copies).
 
@@ -130,14 +128,14 @@ class FeatureMapArrays:
         return feats.to(device=device, dtype=dtype), cls.to(device=device, dtype=dtype)
 
 
-def _get(msg: Any, name: str) -> Any:
+def _get(msg: object, name: str) -> Any:  # Any: the field's own type
     try:
         return getattr(msg, name)
     except AttributeError:
         raise FeatureMapError("invalid_field", f"FeatureMap has no field '{name}'") from None
 
 
-def _uint(msg: Any, name: str) -> int:
+def _uint(msg: object, name: str) -> int:
     value = _get(msg, name)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise FeatureMapError(
@@ -146,17 +144,19 @@ def _uint(msg: Any, name: str) -> int:
     return int(value)
 
 
-def _float(msg: Any, name: str) -> float:
+def _float(msg: object, name: str) -> float:
     value = float(_get(msg, name))
     if not np.isfinite(value):
         raise FeatureMapError("bad_geometry", f"FeatureMap.{name} is not finite ({value})")
     return value
 
 
-def _payload(msg: Any, name: str, count: int, dtype: np.dtype, detail: str) -> np.ndarray:
+def _payload(
+    msg: object, name: str, count: int, dtype: np.dtype[np.floating], detail: str
+) -> np.ndarray:
     data = _get(msg, name)
     try:
-        length = _data_length(data, f"FeatureMap.{name}")
+        length = data_length(data, f"FeatureMap.{name}")
     except ValueError as exc:
         raise FeatureMapError("invalid_field", str(exc)) from None
     expected = count * dtype.itemsize
@@ -167,14 +167,14 @@ def _payload(msg: Any, name: str, count: int, dtype: np.dtype, detail: str) -> n
             f"{dtype.itemsize} bytes ({dtype.name})",
         )
     try:
-        raw = _data_bytes(data, f"FeatureMap.{name}")
+        raw = data_bytes(data, f"FeatureMap.{name}")
     except ValueError as exc:
         raise FeatureMapError("invalid_field", str(exc)) from None
     values = raw.view(dtype)
     return values if dtype.isnative else values.astype(dtype.newbyteorder("="))
 
 
-def feature_map_to_numpy(msg: Any) -> FeatureMapArrays:
+def feature_map_to_numpy(msg: object) -> FeatureMapArrays:
     """Read a FeatureMap message (rclpy or rosbags) into arrays.
 
     Args:
@@ -190,54 +190,12 @@ def feature_map_to_numpy(msg: Any) -> FeatureMapArrays:
             ``bad_geometry`` (unknown resize mode, non-positive sizes or scales),
             ``invalid_field``.
     """
-    h = _uint(msg, "grid_height")
-    w = _uint(msg, "grid_width")
-    c = _uint(msg, "channels")
-    code = _uint(msg, "dtype")
-    if code not in WIRE_DTYPES:
-        raise FeatureMapError(
-            "unknown_dtype",
-            f"FeatureMap.dtype {code} is unknown (0 = float32, 1 = float16)",
-        )
-    if h == 0 or w == 0 or c == 0:
-        raise FeatureMapError(
-            "empty", f"FeatureMap grid is empty: grid_height {h}, grid_width {w}, channels {c}"
-        )
-    dtype = WIRE_DTYPES[code]
+    h, w, c, dtype = _grid(msg)
     cls = _payload(msg, "cls_token", c, dtype, f"channels {c}")
     feats = _payload(
         msg, "features", h * w * c, dtype, f"grid_height {h} x grid_width {w} x channels {c}"
     ).reshape(h, w, c)
-
-    mode = str(_get(msg, "resize_mode"))
-    if mode not in RESIZE_MODES:
-        raise FeatureMapError(
-            "bad_geometry",
-            f"FeatureMap.resize_mode {mode!r} is not one of {', '.join(RESIZE_MODES)}",
-        )
-    sizes = {
-        n: _uint(msg, n) for n in ("image_height", "image_width", "model_height", "model_width")
-    }
-    for name, value in sizes.items():
-        if value == 0:
-            raise FeatureMapError("bad_geometry", f"FeatureMap.{name} is 0")
-    scale_x, scale_y = _float(msg, "scale_x"), _float(msg, "scale_y")
-    if scale_x <= 0 or scale_y <= 0:
-        raise FeatureMapError(
-            "bad_geometry",
-            f"FeatureMap scales must be > 0, got scale_x {scale_x}, scale_y {scale_y}",
-        )
-    geometry = Geometry(
-        image_height=sizes["image_height"],
-        image_width=sizes["image_width"],
-        model_height=sizes["model_height"],
-        model_width=sizes["model_width"],
-        mode=mode,
-        scale_x=scale_x,
-        scale_y=scale_y,
-        offset_x=_float(msg, "offset_x"),
-        offset_y=_float(msg, "offset_y"),
-    )
+    geometry = _geometry(msg)
     cell_size = _uint(msg, "cell_size")
     if cell_size == 0:
         raise FeatureMapError("bad_geometry", "FeatureMap.cell_size is 0")
@@ -259,7 +217,66 @@ def feature_map_to_numpy(msg: Any) -> FeatureMapArrays:
     )
 
 
-def pixel_to_cell(arrays: FeatureMapArrays, x: Any, y: Any) -> tuple[Any, Any, Any]:
+def _grid(msg: object) -> tuple[int, int, int, np.dtype[np.floating]]:
+    """``(grid_height, grid_width, channels, payload dtype)``, all non-empty and known."""
+    h = _uint(msg, "grid_height")
+    w = _uint(msg, "grid_width")
+    c = _uint(msg, "channels")
+    code = _uint(msg, "dtype")
+    if code not in WIRE_DTYPES:
+        raise FeatureMapError(
+            "unknown_dtype",
+            f"FeatureMap.dtype {code} is unknown (0 = float32, 1 = float16)",
+        )
+    if h == 0 or w == 0 or c == 0:
+        raise FeatureMapError(
+            "empty", f"FeatureMap grid is empty: grid_height {h}, grid_width {w}, channels {c}"
+        )
+    return h, w, c, WIRE_DTYPES[code]
+
+
+def _geometry(msg: object) -> Geometry:
+    """The image <-> network pixel mapping the message states, checked."""
+    mode = str(_get(msg, "resize_mode"))
+    if mode not in RESIZE_MODES:
+        raise FeatureMapError(
+            "bad_geometry",
+            f"FeatureMap.resize_mode {mode!r} is not one of {', '.join(RESIZE_MODES)}",
+        )
+    sizes = {
+        n: _uint(msg, n) for n in ("image_height", "image_width", "model_height", "model_width")
+    }
+    for name, value in sizes.items():
+        if value == 0:
+            raise FeatureMapError("bad_geometry", f"FeatureMap.{name} is 0")
+    scale_x, scale_y = _float(msg, "scale_x"), _float(msg, "scale_y")
+    if scale_x <= 0 or scale_y <= 0:
+        raise FeatureMapError(
+            "bad_geometry",
+            f"FeatureMap scales must be > 0, got scale_x {scale_x}, scale_y {scale_y}",
+        )
+    return Geometry(
+        image_height=sizes["image_height"],
+        image_width=sizes["image_width"],
+        model_height=sizes["model_height"],
+        model_width=sizes["model_width"],
+        mode=mode,
+        scale_x=scale_x,
+        scale_y=scale_y,
+        offset_x=_float(msg, "offset_x"),
+        offset_y=_float(msg, "offset_y"),
+    )
+
+
+@overload
+def pixel_to_cell(arrays: FeatureMapArrays, x: float, y: float) -> tuple[int, int, bool]: ...
+@overload
+def pixel_to_cell(
+    arrays: FeatureMapArrays, x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def pixel_to_cell(
+    arrays: FeatureMapArrays, x: float | np.ndarray, y: float | np.ndarray
+) -> tuple[int, int, bool] | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Feature cell of input-image pixels.
 
     Args:
@@ -296,7 +313,7 @@ def tokens(arrays: FeatureMapArrays, include_cls: bool = True) -> np.ndarray:
 
 
 def feature_map_payload(
-    features: np.ndarray, cls: np.ndarray, dtype: Any = np.float32
+    features: np.ndarray, cls: np.ndarray, dtype: object = np.float32
 ) -> tuple[bytes, bytes]:
     """Little-endian payload bytes for a FeatureMap.
 
@@ -320,46 +337,3 @@ def feature_map_payload(
             f"{feats.shape} and {cls_arr.shape}"
         )
     return cls_arr.astype(wire).tobytes(), np.ascontiguousarray(feats, dtype=wire).tobytes()
-
-
-@dataclass(frozen=True, eq=False)
-class Tracks:
-    """One TrackedPoints message as arrays (image pixels).
-
-    Holds arrays, so instances compare by identity (``eq=False``).
-
-    Attributes:
-        camera: Camera name.
-        stamp_ns: Header stamp in nanoseconds.
-        seq: Frame sequence number.
-        ids: ``[N]`` int32.
-        xs: ``[N]`` float32.
-        ys: ``[N]`` float32.
-        visible: ``[N]`` bool.
-        confidence: ``[N]`` float32.
-    """
-
-    camera: str
-    stamp_ns: int
-    seq: int
-    ids: np.ndarray
-    xs: np.ndarray
-    ys: np.ndarray
-    visible: np.ndarray
-    confidence: np.ndarray
-
-
-def tracks_to_numpy(msg: Any) -> Tracks:
-    """Read a TrackedPoints message (rclpy or rosbags) into arrays."""
-    points = list(msg.points)
-    stamp = msg.header.stamp
-    return Tracks(
-        camera=str(msg.camera),
-        stamp_ns=stamp_to_ns(stamp),
-        seq=int(msg.seq),
-        ids=np.array([p.id for p in points], dtype=np.int32),
-        xs=np.array([p.x for p in points], dtype=np.float32),
-        ys=np.array([p.y for p in points], dtype=np.float32),
-        visible=np.array([bool(p.visible) for p in points], dtype=bool),
-        confidence=np.array([p.confidence for p in points], dtype=np.float32),
-    )

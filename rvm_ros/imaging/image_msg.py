@@ -29,7 +29,17 @@ import numpy as np
 
 from rvm_ros.errors import RvmRosError
 
-__all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "SUPPORTED_ENCODINGS", "ImageError", "image_to_array"]
+__all__ = [
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "SUPPORTED_ENCODINGS",
+    "ImageError",
+    "check_image_size",
+    "data_bytes",
+    "data_length",
+    "image_to_array",
+    "message_field",
+    "to_8bit",
+]
 
 #: Default bound on ``width * height`` of an incoming image (8192 x 4096).
 DEFAULT_MAX_IMAGE_PIXELS = 8192 * 4096
@@ -49,7 +59,7 @@ class ImageError(RvmRosError, ValueError):
         super().__init__(message)
         self.cause = cause
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[type[ImageError], tuple[str, str]]:
         return (type(self), (self.cause, str(self)))
 
 
@@ -116,14 +126,15 @@ _TO_RGB_CODES = {
 }
 
 
-def _field(msg: Any, name: str, kind: str) -> Any:
+def message_field(msg: object, name: str, kind: str) -> Any:  # Any: the field's own type
+    """``msg.<name>``, or :class:`ImageError` (``invalid_field``) naming ``kind`` when absent."""
     try:
         return getattr(msg, name)
     except AttributeError:
         raise ImageError("invalid_field", f"{kind} message has no field '{name}'") from None
 
 
-def _check_size(kind: str, width: int, height: int, max_image_pixels: int) -> None:
+def check_image_size(kind: str, width: int, height: int, max_image_pixels: int) -> None:
     """Refuse an empty image (``empty``) or one above ``max_image_pixels`` (``too_large``)."""
     if width == 0 or height == 0:
         raise ImageError("empty", f"{kind} is empty: width {width}, height {height}")
@@ -135,8 +146,8 @@ def _check_size(kind: str, width: int, height: int, max_image_pixels: int) -> No
         )
 
 
-def _uint_field(msg: Any, name: str, kind: str) -> int:
-    value = _field(msg, name, kind)
+def _uint_field(msg: object, name: str, kind: str) -> int:
+    value = message_field(msg, name, kind)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise ImageError(
             "invalid_field", f"{kind}.{name} must be an integer, got {type(value).__name__}"
@@ -146,8 +157,17 @@ def _uint_field(msg: Any, name: str, kind: str) -> int:
     return int(value)
 
 
-def _data_length(data: Any, field: str) -> int:
-    """Byte length of a message payload without copying it."""
+def data_length(data: object, field: str) -> int:
+    """Byte length of a message payload without copying it.
+
+    Args:
+        data: ``bytes``, ``bytearray``, ``memoryview``, ``array.array``, a 1-byte numpy
+            array, or a list / tuple of ints.
+        field: The field's name for the error message (``"Image.data"``).
+
+    Raises:
+        ImageError: ``invalid_field`` for any other type or a numpy dtype wider than a byte.
+    """
     if isinstance(data, (bytes, bytearray)):
         return len(data)
     if isinstance(data, np.ndarray):
@@ -167,8 +187,17 @@ def _data_length(data: Any, field: str) -> int:
     )
 
 
-def _data_bytes(data: Any, field: str) -> np.ndarray:
-    """The payload as a 1-D uint8 array, a zero-copy view where the type allows it."""
+def data_bytes(data: object, field: str) -> np.ndarray:
+    """The payload as a 1-D uint8 array, a zero-copy view where the type allows it.
+
+    Args:
+        data: A payload of a type :func:`data_length` accepts (call it first).
+        field: The field's name for the error message.
+
+    Raises:
+        ImageError: ``invalid_field``: a non-contiguous buffer, or a list that does not
+            hold integers in 0..255.
+    """
     if isinstance(data, (bytes, bytearray)):
         return np.frombuffer(data, dtype=np.uint8)
     if isinstance(data, np.ndarray):
@@ -179,7 +208,7 @@ def _data_bytes(data: Any, field: str) -> np.ndarray:
         if not view.contiguous:
             raise ImageError("invalid_field", f"{field} buffer is not contiguous")
         return np.frombuffer(view.cast("B"), dtype=np.uint8)
-    # list / tuple of ints (checked by _data_length)
+    # list / tuple of ints (checked by data_length)
     try:
         arr = np.asarray(data)
     except (TypeError, ValueError) as exc:
@@ -191,7 +220,7 @@ def _data_bytes(data: Any, field: str) -> np.ndarray:
     return arr.astype(np.uint8, copy=False)
 
 
-def _lookup_encoding(encoding: Any) -> tuple[str, _Encoding]:
+def _lookup_encoding(encoding: object) -> tuple[str, _Encoding]:
     if not isinstance(encoding, str):
         raise ImageError(
             "invalid_field", f"Image.encoding must be a string, got {type(encoding).__name__}"
@@ -208,7 +237,7 @@ def _lookup_encoding(encoding: Any) -> tuple[str, _Encoding]:
     return key, spec
 
 
-def image_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+def image_to_array(msg: object, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """Convert a ``sensor_msgs/Image`` (or any object with its fields) to an RGB array.
 
     Args:
@@ -234,10 +263,10 @@ def image_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
     height = _uint_field(msg, "height", kind)
     width = _uint_field(msg, "width", kind)
     step = _uint_field(msg, "step", kind)
-    key, spec = _lookup_encoding(_field(msg, "encoding", kind))
-    big_endian = bool(_field(msg, "is_bigendian", kind))
-    data = _field(msg, "data", kind)
-    _check_size("Image", width, height, max_image_pixels)
+    key, spec = _lookup_encoding(message_field(msg, "encoding", kind))
+    big_endian = bool(message_field(msg, "is_bigendian", kind))
+    data = message_field(msg, "data", kind)
+    check_image_size("Image", width, height, max_image_pixels)
     row_bytes = width * spec.bytes_per_pixel
     if step < row_bytes:
         raise ImageError(
@@ -245,7 +274,7 @@ def image_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
             f"Image.step {step} is smaller than width * bytes_per_pixel = {row_bytes} "
             f"(width {width}, encoding {key}: {spec.bytes_per_pixel} bytes per pixel)",
         )
-    length = _data_length(data, f"{kind}.data")
+    length = data_length(data, f"{kind}.data")
     expected = step * height
     if length != expected:
         relation = "at least" if length < expected else "exactly"
@@ -258,7 +287,7 @@ def image_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
         raise ImageError(
             "size_mismatch", f"Image.width {width} must be even for encoding {key} (YUV 4:2:2)"
         )
-    buf = _data_bytes(data, f"{kind}.data")
+    buf = data_bytes(data, f"{kind}.data")
     # [H, step] -> [H, W * bytes_per_pixel]: drops row padding without copying.
     rows = buf.reshape(height, step)[:, :row_bytes]
     if spec.depth == 1:
@@ -267,7 +296,7 @@ def image_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
         wire = np.dtype(">u2" if big_endian else "<u2")
         values = rows.reshape(height, width * spec.channels, 2).view(wire)
         values = values.reshape(height, width, spec.channels)  # [H, W, C] uint16
-        pixels = _to_8bit(values)
+        pixels = to_8bit(values)
     else:
         dtype = np.dtype(">f4" if big_endian else "<f4")
         pixels = rows.reshape(height, width * spec.channels, 4).view(dtype)
@@ -276,7 +305,7 @@ def image_to_array(msg: Any, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
     return _uint8_to_rgb(pixels, spec.order)
 
 
-def _to_8bit(values: np.ndarray) -> np.ndarray:
+def to_8bit(values: np.ndarray) -> np.ndarray:
     """uint16 (any byte order) ``[H, W, C]`` -> uint8 ``round(v * 255 / 65535)`` (cv_bridge's
     MONO16 -> MONO8 scaling; never a tie, so the rounding rule does not matter)."""
     if not values.dtype.isnative or not values.flags.c_contiguous:
@@ -312,13 +341,3 @@ def _float_to_rgb(pixels: np.ndarray, order: str) -> np.ndarray:
         rgb = np.ascontiguousarray(native[..., :3])
     np.clip(rgb, 0.0, 1.0, out=rgb)  # NaN stays NaN
     return rgb
-
-
-# --------------------------------------------------------------------------------------
-# Compressed images
-# --------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------
-# Arrays -> message fields
-# --------------------------------------------------------------------------------------

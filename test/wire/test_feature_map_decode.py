@@ -1,4 +1,4 @@
-"""Planner-side reading of FeatureMap / TrackedPoints messages (rvm_ros.wire.decode).
+"""Planner-side reading of FeatureMap messages (rvm_ros.wire.feature_map_decode).
 
 Messages are real ``rvm_ros.msg`` (rclpy) objects passed through rclpy's CDR
 serialisation, and real rosbags message objects passed through rosbags' CDR codec, so the
@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rvm_ros.imaging.preprocess import Geometry, fit_geometry
-from rvm_ros.wire.decode import (
+from rvm_ros.wire.feature_map_decode import (
     DTYPE_FLOAT16,
     DTYPE_FLOAT32,
     FeatureMapError,
@@ -29,7 +29,6 @@ from rvm_ros.wire.decode import (
     feature_map_to_numpy,
     pixel_to_cell,
     tokens,
-    tracks_to_numpy,
 )
 
 RNG = np.random.default_rng(7)
@@ -261,24 +260,6 @@ def test_payload_is_little_endian() -> None:
         dtype_code(np.float64)
     with pytest.raises(ValueError, match=r"expected features \[h, w, C\] and cls \[C\]"):
         feature_map_payload(np.ones((2, 2, 3)), np.ones(4))
-
-
-@pytest.mark.ros
-def test_tracks_to_numpy_from_rclpy_message() -> None:
-    msg_mod = pytest.importorskip("rvm_ros.msg", reason="rvm_ros.msg: run under scripts/ros-env")
-    msg = msg_mod.TrackedPoints(camera="left", seq=9)
-    msg.header.stamp.sec, msg.header.stamp.nanosec = 3, 4
-    msg.points = [
-        msg_mod.TrackedPoint(id=5, x=1.5, y=2.5, visible=True, confidence=0.75),
-        msg_mod.TrackedPoint(id=8, x=-1.0, y=40.0, visible=False, confidence=0.0),
-    ]
-    t = tracks_to_numpy(msg)
-    assert (t.camera, t.stamp_ns, t.seq) == ("left", 3_000_000_004, 9)
-    np.testing.assert_array_equal(t.ids, [5, 8])
-    np.testing.assert_array_equal(t.xs, [1.5, -1.0])
-    np.testing.assert_array_equal(t.ys, [2.5, 40.0])
-    np.testing.assert_array_equal(t.visible, [True, False])
-    np.testing.assert_array_equal(t.confidence, [0.75, 0.0])
 
 
 @settings(max_examples=150, deadline=None)

@@ -22,6 +22,7 @@ __all__ = [
     "ERROR",
     "LOSS_HINT",
     "OK",
+    "OVERWRITE_HINT",
     "WARN",
     "CameraCounters",
     "NodeStats",
@@ -43,6 +44,11 @@ HARDWARE_ID = "rvm_ros"
 LOG_DISTINCT_PER_PERIOD = 5
 
 #: What a WARN about frames lost in transport tells the user.
+OVERWRITE_HINT = (
+    "the node reads this camera more slowly than it publishes; each newer frame replaced an "
+    "unread one in the DDS queue (raise input_depth, lower the camera rate, or give the "
+    "executor more CPU)"
+)
 LOSS_HINT = (
     "frames larger than the shared-memory segment are fragmented over UDP; "
     "use config/fastdds_large_images.xml or reliable QoS"
@@ -55,9 +61,12 @@ class CameraCounters:
 
     Every received frame ends up in exactly one of: processed, dropped (replaced by a
     newer frame before processing), ignored (node not active), rejected (by cause) or
-    skipped (by the processor, by reason). ``lost`` counts frames that never reached the
-    node (published but lost in transport): from the RMW's message-lost event, or, where
-    the RMW has none (``lost_estimated``), estimated from gaps in the stamp sequence.
+    skipped (by the processor, by reason). Frames the camera published that never reached
+    the callback are counted too: ``lost`` (lost in transport: the RMW's message-lost
+    event, or, where the RMW has none (``lost_estimated``), estimated from stamp gaps) and
+    :attr:`overwritten` (replaced in the subscription's DDS queue before the node read
+    them). ``missing`` counts the frames absent from the stamp sequence at the camera's
+    rate (:class:`StampGapEstimator`): transport loss and queue overwrites together.
     """
 
     received: int = 0
@@ -69,6 +78,23 @@ class CameraCounters:
     skipped: Counter[str] = field(default_factory=Counter)
     lost: int = 0
     lost_estimated: bool = False
+    missing: int = 0
+
+    @property
+    def overwritten(self) -> int:
+        """Frames overwritten in the subscription queue before the node read them.
+
+        The stamp gaps not explained by the RMW's message-lost event. Where the RMW has no
+        such event, every gap already counts as ``lost`` (the two causes cannot be told
+        apart), and this is 0.
+        """
+        return 0 if self.lost_estimated else max(0, self.missing - self.lost)
+
+    @property
+    def published(self) -> int:
+        """Frames the camera published, as far as the node can tell: received, plus lost
+        in transport, plus overwritten in the queue."""
+        return self.received + self.lost + self.overwritten
 
     def copy(self) -> CameraCounters:
         """A deep copy."""
@@ -82,6 +108,7 @@ class CameraCounters:
             Counter(self.skipped),
             self.lost,
             self.lost_estimated,
+            self.missing,
         )
 
 
@@ -231,6 +258,24 @@ class NodeStats:
             self._logged.add(key)
             return first
 
+    def gap(self, camera: str, count: int) -> bool:
+        """``count`` frames of ``camera`` are missing from its stamp sequence; returns True
+        the first time some of them are overwritten in the queue (not lost in transport)."""
+        with self._lock:
+            cam = self._cams[camera]
+            cam.missing += count
+            key = (camera, "overwritten")
+            first = cam.overwritten > 0 and key not in self._logged
+            if first:
+                self._logged.add(key)
+            return first
+
+    def estimated_cameras(self) -> frozenset[str]:
+        """Cameras whose loss is estimated from stamp gaps (the RMW reports no lost
+        samples)."""
+        with self._lock:
+            return frozenset(c for c, v in self._cams.items() if v.lost_estimated)
+
     def estimate_loss(self, camera: str) -> None:
         """Mark ``camera``'s loss count as an estimate (the RMW reports no lost samples)."""
         with self._lock:
@@ -269,6 +314,11 @@ class StampGapEstimator:
         self._min = min_intervals
         self._max_gap = max_gap_periods
         self._last: int | None = None
+
+    def restart(self) -> None:
+        """Forget the last stamp: a frame was received but its stamp is not counted (node
+        inactive, unreadable message), so the next gap must not count it as missing."""
+        self._last = None
 
     def update(self, stamp_ns: int) -> int:
         """Record one received stamp; returns the number of frames estimated lost before it."""
@@ -339,6 +389,9 @@ def summarize(
                     ("skipped_by_reason", _counter_text(c.skipped)),
                     ("lost_in_transport", str(c.lost)),
                     ("lost_source", "estimate (stamp gaps)" if c.lost_estimated else "rmw event"),
+                    ("overwritten_in_queue", str(c.overwritten)),
+                    ("missing_from_stamps", str(c.missing)),
+                    ("published_estimate", str(c.published)),
                 ),
             )
         )
@@ -410,6 +463,13 @@ def _camera_level(
             ERROR,
             f"nothing processed: all {new_non_finite} frame(s) of the last period gave "
             "non-finite values (check the checkpoint and precision)",
+        )
+    new_overwritten = c.overwritten - p.overwritten
+    if new_overwritten > 0:
+        return (
+            WARN,
+            f"{new_overwritten} frame(s) overwritten in the subscription queue in the last "
+            f"period (stamp gaps): {OVERWRITE_HINT}",
         )
     if new_lost > 0:
         how = "estimated from stamp gaps" if c.lost_estimated else "DDS message-lost event"

@@ -49,6 +49,7 @@ from std_srvs.srv import Trigger
 
 from rvm_ros.node.diagnostics import (
     LOSS_HINT,
+    OVERWRITE_HINT,
     NodeStats,
     Snapshot,
     StampGapEstimator,
@@ -79,6 +80,7 @@ from rvm_ros.srv import SetQueryPoints
 from rvm_ros.stamps import header_ns
 
 if TYPE_CHECKING:
+    from rvm_ros.imaging.image_msg import ImageError
     from rvm_ros.node.scene_tokens import SceneTokensIO
 
 __all__ = ["RvmNode"]
@@ -213,9 +215,12 @@ class RvmNode(LifecycleNode):
             partial(self._on_incompatible_publisher, self.resolve_topic_name(topic)),
             partial(self._on_lost, cam),
         )
-        loss = "RMW message-lost event"
+        # Stamp gaps at the camera rate count every frame that never reached the callback;
+        # the message-lost event says which of them transport lost, the rest were
+        # overwritten in the subscription queue (rmw exposes no queue-overwrite status).
+        self._gap_estimators[cam] = StampGapEstimator()
+        loss = "RMW message-lost event; queue overwrites from stamp gaps"
         if not rmw_loss:
-            self._gap_estimators[cam] = StampGapEstimator()
             assert self.stats is not None
             self.stats.estimate_loss(cam)
             loss = "estimated from stamp gaps (the RMW reports no lost samples)"
@@ -226,6 +231,20 @@ class RvmNode(LifecycleNode):
             f"{'serialized CDR (zero-copy)' if cfg.raw_subscriptions else 'messages'}; "
             f"lost frames: {loss}"
         )
+
+    def _count_gap(self, cam: str, count: int) -> None:
+        """``count`` frames missing before this one in ``cam``'s stamp sequence."""
+        stats, cfg = self.stats, self.cfg
+        if stats is None or cfg is None or count <= 0:
+            return
+        if cam in stats.estimated_cameras():
+            self._count_lost(cam, count, estimated=True)
+        elif stats.gap(cam, count):
+            self.get_logger().warning(
+                f"camera {cam}: frame(s) from {cfg.camera_topics[cam]} overwritten in the "
+                f"subscription queue before the node read them: {OVERWRITE_HINT} "
+                "[logged once; counted in /diagnostics as overwritten_in_queue]"
+            )
 
     def _on_lost(self, cam: str, info: QoSMessageLostInfo) -> None:
         self._count_lost(cam, int(info.total_count_change), estimated=False)
@@ -356,28 +375,43 @@ class RvmNode(LifecycleNode):
         if stats is None or cfg is None:
             return
         stats.received(cam)
+        estimator = self._gap_estimators.get(cam)
         if not self._active or runtime is None:
             stats.ignored(cam)
+            if estimator is not None:
+                estimator.restart()
             return
         compressed = cfg.camera_transports[cam] == "compressed"
         try:
             parsed = parse_image(msg, compressed)
-            estimator = self._gap_estimators.get(cam)
+        except ImageError as exc:  # no stamp: the next gap must not count this frame
             if estimator is not None:
-                self._count_lost(cam, estimator.update(header_ns(parsed.header)), estimated=True)
+                estimator.restart()
+            self._reject(cam, exc)
+            return
+        if estimator is not None:
+            self._count_gap(cam, estimator.update(header_ns(parsed.header)))
+        try:
             image = decode_image(parsed, compressed, cfg.processing.max_image_pixels)
         except ImageError as exc:
-            if stats.rejected(cam, exc.cause, str(exc)):
-                self.get_logger().warning(
-                    f"camera {cam}: rejected an image from {cfg.camera_topics[cam]} "
-                    f"({exc.cause}): {exc} [each distinct message logged once per "
-                    "diagnostics period; counted in /diagnostics]"
-                )
+            self._reject(cam, exc)
             return
         header = ros_header(parsed.header)  # parsed from CDR: the publishers need a Header
         dropped = runtime.slots.put(FrameInput(cam, header_ns(header), header, image))
         if dropped:
             stats.dropped(cam, int(dropped))
+
+    def _reject(self, cam: str, exc: ImageError) -> None:
+        """Count a refused image of ``cam`` (logged once per distinct message and period)."""
+        stats, cfg = self.stats, self.cfg
+        if stats is None or cfg is None:
+            return
+        if stats.rejected(cam, exc.cause, str(exc)):
+            self.get_logger().warning(
+                f"camera {cam}: rejected an image from {cfg.camera_topics[cam]} "
+                f"({exc.cause}): {exc} [each distinct message logged once per "
+                "diagnostics period; counted in /diagnostics]"
+            )
 
     def _on_incompatible_publisher(
         self, topic: str, event: QoSRequestedIncompatibleQoSInfo

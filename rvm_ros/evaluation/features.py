@@ -9,7 +9,7 @@ patches), in one run on the same frames:
   the tracking benchmark's warps (:mod:`rvm_ros.tracking.benchmark`, ``plain`` split);
 - stability on static content (the benchmark with a still camera: sensor noise only);
 - nearest-neighbour label propagation of the benchmark's object masks (``occluder`` split);
-- frames for a PCA picture (:mod:`rvm_ros.training.feature_report`).
+- frames for a PCA picture (:mod:`rvm_ros.evaluation.feature_report`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rvm_ros.tracking.benchmark import BenchmarkConfig, TrackingSequence, make_sequences
-from rvm_ros.training.feature_metrics import (
+from rvm_ros.evaluation.feature_metrics import (
     DISPLACEMENT_BUCKETS,
     CorrespondenceCounts,
     LabelCounts,
@@ -31,7 +30,8 @@ from rvm_ros.training.feature_metrics import (
     stability,
     variance_decomposition,
 )
-from rvm_ros.training.feature_sources import FeatureSource
+from rvm_ros.evaluation.feature_sources import FeatureSource
+from rvm_ros.tracking.benchmark import BenchmarkConfig, TrackingSequence, make_sequences
 
 __all__ = ["FeatureEvalSettings", "SourceResult", "Unit", "evaluate_features"]
 

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rvm_ros.training.distill_eval import (
+from rvm_ros.evaluation import DEFAULT_EVAL_VIDEOS
+from rvm_ros.evaluation.distill_pair import (
     Pair,
     cosine_per_frame,
     drift,
@@ -46,7 +47,7 @@ class EvalSettings:
         reconstruction_clips: Clips per video for masked reconstruction (0: off).
     """
 
-    videos: tuple[str, ...] = ("sample:carphone_pristine.mp4", "sample:bigbuckbunny.mp4")
+    videos: tuple[str, ...] = DEFAULT_EVAL_VIDEOS
     frames: int = 360
     backends: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
     repeats: int = 30
@@ -67,7 +68,7 @@ class EvalOutcome:
 def _streams(
     pair: Pair, settings: EvalSettings, outcome: EvalOutcome, log: Callable[[str], None]
 ) -> None:
-    from rvm_ros.training.evaluate import read_eval_video
+    from rvm_ros.evaluation.held_out import read_eval_video
 
     per_video: dict[str, Any] = {}
     for video in settings.videos:
@@ -133,7 +134,8 @@ def _pca_rows(
 
 
 def _correspondence(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
-    from rvm_ros.training.evaluate import correspondence_top1, read_eval_video
+    from rvm_ros.evaluation.correspondence import correspondence_top1
+    from rvm_ros.evaluation.held_out import read_eval_video
 
     shift = 19
     out: dict[str, Any] = {"shift": shift}
@@ -166,7 +168,7 @@ def _tracking(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
 
 
 def _reconstruction(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
-    from rvm_ros.training.evaluate import evaluate_reconstruction
+    from rvm_ros.evaluation.reconstruction import evaluate_reconstruction
 
     out: dict[str, Any] = {}
     for name, model, (h, w) in (

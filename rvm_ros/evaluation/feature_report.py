@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from rvm_ros.training.feature_eval import FeatureEvalSettings, SourceResult
-from rvm_ros.training.feature_metrics import DISPLACEMENT_BUCKETS
+from rvm_ros.evaluation.feature_metrics import DISPLACEMENT_BUCKETS
+from rvm_ros.evaluation.features import FeatureEvalSettings, SourceResult
 
 __all__ = ["markdown_table", "metrics", "write_report"]
 

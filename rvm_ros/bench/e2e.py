@@ -34,6 +34,7 @@ from rvm_ros.datasets.drive_tokens import DriveTokens, extract_drive_tokens
 from rvm_ros.datasets.head_samples import PAST_S, build_samples
 from rvm_ros.datasets.scene_tokens import PoseTrack, read_pose_track
 from rvm_ros.errors import RvmRosError
+from rvm_ros.fsutil import atomic_write
 from rvm_ros.heads import (
     FitConfig,
     HeadConfig,
@@ -116,11 +117,14 @@ def _load_tokens(
             return z["stamps"], {k[4:]: z[k] for k in z.files if k.startswith("tok_")}, poses
     d: DriveTokens = extract_drive_tokens(bag, model, s.size, s.pose_topic, s.cameras, s.pool, tick)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        # Any: numpy's stub types np.savez's **kwds against its allow_pickle: bool.
         arrays: dict[str, Any] = {f"tok_{k}": v for k, v in d.tokens.items()}
-        np.savez(tmp, stamps=d.stamps_ns, **arrays)
-        os.replace(tmp, path)
+
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as fh:  # a file object: np.savez adds no ".npz" to the name
+                np.savez(fh, stamps=d.stamps_ns, **arrays)
+
+        atomic_write(path, write)
     return d.stamps_ns, d.tokens, d.poses
 
 

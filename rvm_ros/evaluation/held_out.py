@@ -17,15 +17,14 @@ def read_eval_video(path: str | Path, height: int, width: int) -> np.ndarray:
     """All frames of a (held-out) video, centre-cropped to the aspect and resized: uint8."""
     import cv2
 
-    def crop_resize(bgr: np.ndarray) -> np.ndarray:
-        hs, ws = bgr.shape[:2]
+    def crop_resize(rgb: np.ndarray) -> np.ndarray:
+        hs, ws = rgb.shape[:2]
         f = min(hs / height, ws / width)
         ch, cw = round(height * f), round(width * f)
         y, x = (hs - ch) // 2, (ws - cw) // 2
-        small = cv2.resize(
-            bgr[y : y + ch, x : x + cw], (width, height), interpolation=cv2.INTER_AREA
+        return cv2.resize(
+            rgb[y : y + ch, x : x + cw], (width, height), interpolation=cv2.INTER_AREA
         )
-        return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
 
     return decode_video(resolve_video(str(path)), crop_resize)
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from rvm_ros.evaluation.held_out import read_eval_video
+from rvm_ros.fsutil import atomic_write
 from rvm_ros.model import RVM
 from rvm_ros.training.data import DataError, shot_boundaries
 from rvm_ros.training.masking import num_visible, sample_visible
@@ -333,8 +334,7 @@ def _picture_row(
 def _write_png(rgb: np.ndarray, path: Path) -> None:
     import cv2
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
         raise OSError(f"cannot write {path}")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_bytes(png.tobytes()))

@@ -46,6 +46,7 @@ from rvm_ros.heads import (
     trajectory_metrics,
 )
 from rvm_ros.heads.samples import HeadSamples, concat_samples
+from rvm_ros.model import RVM
 
 __all__ = ["E2ESettings", "e2e_markdown", "run_e2e", "sizes_markdown"]
 
@@ -106,7 +107,7 @@ def _cache_path(s: E2ESettings, bag: Path, model_id: str) -> Path | None:
 
 
 def _load_tokens(
-    s: E2ESettings, bag: Path, model: Any, tick: Callable[[int], object]
+    s: E2ESettings, bag: Path, model: RVM, tick: Callable[[int], object]
 ) -> tuple[np.ndarray, dict[str, np.ndarray], PoseTrack]:
     path = _cache_path(s, bag, model.model_id)
     if path is not None and path.is_file():
@@ -128,22 +129,18 @@ def _load_tokens(
     return d.stamps_ns, d.tokens, d.poses
 
 
-def _samples(s: E2ESettings, model: Any, progress: bool) -> HeadSamples:
-    bar = None
-    if progress:
-        from tqdm import tqdm
+def _samples(s: E2ESettings, model: RVM, progress: bool) -> HeadSamples:
+    from tqdm import tqdm
 
-        bar = tqdm(desc=f"tokens {model.model_id}", unit="step", leave=False)
+    # Without progress the bar is disabled: it shows nothing and its update does nothing.
+    bar = tqdm(desc=f"tokens {model.model_id}", unit="step", leave=False, disable=not progress)
     parts = []
     try:
         for i, bag in enumerate(s.bags):
-            stamps, tokens, poses = _load_tokens(
-                s, bag, model, (lambda n: bar.update(n)) if bar else (lambda n: None)
-            )
+            stamps, tokens, poses = _load_tokens(s, bag, model, bar.update)
             parts.append(build_samples(stamps, tokens, poses, s.horizons_s, s.window, i))
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return concat_samples(parts)
 
 
@@ -156,6 +153,7 @@ def _head_row(
     source: str | None,
     window: int,
     past: bool,
+    # Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
 ) -> dict[str, Any]:
     tok = samples.tokens[source] if source is not None else None
     cfg = HeadConfig(
@@ -186,7 +184,10 @@ def _head_row(
 
 
 def _baseline_rows(
-    samples: HeadSamples, test: torch.Tensor, s: E2ESettings
+    samples: HeadSamples,
+    test: torch.Tensor,
+    s: E2ESettings,
+    # Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
 ) -> list[dict[str, Any]]:
     te = samples.subset(test)
     dt = -PAST_S[-1]
@@ -219,14 +220,17 @@ def _split(samples: HeadSamples, s: E2ESettings) -> tuple[torch.Tensor, torch.Te
 
 
 def run_e2e(
-    s: E2ESettings, progress: bool = False, log: Callable[[str], None] | None = None
+    s: E2ESettings,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    # Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
 ) -> dict[str, Any]:
     """Extract tokens, train every head, evaluate; returns the results (JSON-ready)."""
     from rvm_ros.checkpoint.load import load_model
     from rvm_ros.checkpoint.random import randomize_
 
     torch.set_num_threads(s.threads)
-    say = log or (lambda m: None)
+    say = log or (lambda _message: None)
     t_start = time.perf_counter()
     weights = []
     if s.weights in ("both", "trained"):
@@ -237,6 +241,7 @@ def run_e2e(
         weights.append(("random", rand))
     if not weights:
         raise E2EError("nothing to compare: --weights random needs the random-weights rows")
+    # Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
     rows: list[dict[str, Any]] = []
     extract_s: dict[str, float] = {}
     base: HeadSamples | None = None
@@ -297,6 +302,7 @@ def run_e2e(
     }
 
 
+# Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
 def e2e_markdown(result: dict[str, Any]) -> str:
     """The comparison as a markdown table (metres; ADE@1 s and FDE@2 s per segment)."""
     hz = result["settings"]["horizons_s"]
@@ -322,6 +328,7 @@ def e2e_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
 def sizes_markdown(report: dict[str, Any]) -> str:
     """The ``--sizes`` comparison: head metrics per size, then the features' change."""
     sizes = list(report["heads"])

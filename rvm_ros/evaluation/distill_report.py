@@ -60,6 +60,7 @@ class EvalSettings:
 class EvalOutcome:
     """The measurements (``metrics``) and the per-frame curves and picture rows."""
 
+    # Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
     metrics: dict[str, Any] = field(default_factory=dict)
     curves: dict[str, np.ndarray] = field(default_factory=dict)
     pca_rows: list[np.ndarray] = field(default_factory=list)
@@ -70,6 +71,7 @@ def _streams(
 ) -> None:
     from rvm_ros.evaluation.held_out import read_eval_video
 
+    # Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
     per_video: dict[str, Any] = {}
     for video in settings.videos:
         t_frames = ping_pong(read_eval_video(video, *pair.teacher_size), settings.frames)
@@ -133,11 +135,13 @@ def _pca_rows(
     return out
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def _correspondence(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
     from rvm_ros.evaluation.correspondence import correspondence_top1
     from rvm_ros.evaluation.held_out import read_eval_video
 
     shift = 19
+    # Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
     out: dict[str, Any] = {"shift": shift}
     for video in settings.videos:
         row = {}
@@ -151,12 +155,14 @@ def _correspondence(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
     return out
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def _tracking(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
     from rvm_ros.tracking.benchmark import BenchmarkConfig, make_sequences, sources_from_files
     from rvm_ros.training.data import resolve_video
 
     sources = sources_from_files([resolve_video(v) for v in settings.videos], 4)
     cfg = BenchmarkConfig(seed=0, num_sequences=settings.tracking_sequences, num_frames=24)
+    # Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
     out: dict[str, Any] = {}
     for split in ("plain", "occluder"):
         seqs = make_sequences(cfg, split, sources)
@@ -167,9 +173,11 @@ def _tracking(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
     return out
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def _reconstruction(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
     from rvm_ros.evaluation.reconstruction import evaluate_reconstruction
 
+    # Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
     out: dict[str, Any] = {}
     for name, model, (h, w) in (
         ("teacher", pair.teacher, pair.teacher_size),
@@ -260,6 +268,7 @@ def _pca_png(rows: Sequence[np.ndarray], path: Path) -> None:
         raise OSError(f"cannot write {path}")
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def _streaming_lines(metrics: dict[str, Any]) -> list[str]:
     t, s = metrics["teacher"], metrics["student"]
     lines = [
@@ -286,6 +295,7 @@ def _streaming_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def _matching_lines(metrics: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     corr = metrics.get("correspondence_top1", {})
@@ -320,6 +330,7 @@ def _matching_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def _cost_lines(metrics: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     rec = metrics.get("reconstruction", {})
@@ -357,6 +368,7 @@ def _cost_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def markdown(metrics: dict[str, Any]) -> str:
     """The report as markdown tables."""
     lines = [*_streaming_lines(metrics), *_matching_lines(metrics), *_cost_lines(metrics)]

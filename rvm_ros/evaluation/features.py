@@ -101,6 +101,7 @@ class SourceResult:
     labels: LabelCounts = field(default_factory=LabelCounts)
     pca_features: np.ndarray | None = None
 
+    # Any: JSON-ready report records (nested numbers, lists and names) read back by key.
     def to_dict(self, pixels: SourceResult | None = None) -> dict[str, Any]:
         """JSON-ready metrics (ratios against ``pixels`` where given)."""
         corr = self.correspondence
@@ -228,6 +229,7 @@ def evaluate_features(
     settings: FeatureEvalSettings,
     picture_units: int = 6,
     progress: Progress | None = None,
+    # Any: JSON-ready report records (nested numbers, lists and names) read back by key.
 ) -> tuple[list[SourceResult], dict[str, Any]]:
     """Run every check for every feature source on the same frames.
 

@@ -14,7 +14,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -80,7 +79,7 @@ class ReconstructionReport:
     def to_json(self) -> str:
         """The report as indented JSON."""
 
-        def bucket(b: BucketResult) -> dict[str, Any]:
+        def bucket(b: BucketResult) -> dict[str, object]:
             return {
                 "offsets": list(b.offsets),
                 "targets": b.targets,

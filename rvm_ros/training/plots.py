@@ -11,8 +11,7 @@ from rvm_ros.fsutil import atomic_write
 
 __all__ = ["plot_loss_curve", "plot_loss_curve_safely", "read_metrics"]
 
-# The trainer's logger: a skipped plot is reported as the training loop's warning.
-LOG = logging.getLogger("rvm_ros.training.trainer")
+LOG = logging.getLogger(__name__)
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, float]]:

@@ -68,6 +68,7 @@ class ResumePoint:
     """
 
     weights: Path
+    # Any: a loaded .state.pt holds mixed values (tensors, optimiser dicts, numbers).
     state: dict[str, Any]
     tag: str
 
@@ -82,6 +83,7 @@ def has_checkpoints(out_dir: Path) -> bool:
     return any(out_dir.glob("*.state.pt"))
 
 
+# Any: a loaded .state.pt holds mixed values (tensors, optimiser dicts, numbers).
 def _check_pair(weights: Path, state_path: Path) -> tuple[dict[str, Any] | None, str]:
     """``(state, "")`` when the pair is intact and agrees, else ``(None, why)``."""
     if not weights.is_file():

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ from rvm_ros.heads import (
 from rvm_ros.heads.samples import HeadSamples, concat_samples
 from rvm_ros.model import RVM
 
-__all__ = ["E2ESettings", "e2e_markdown", "run_e2e", "sizes_markdown"]
+__all__ = ["E2ESettings", "HeadRow", "e2e_markdown", "run_e2e", "sizes_markdown"]
 
 
 class E2EError(RvmRosError):
@@ -96,6 +96,25 @@ class E2ESettings:
     threads: int = 1
     cameras: tuple[str, ...] | None = None
     weights: str = "both"
+
+
+class _RowFields(TypedDict):
+    row: str
+    source: str
+    window: int
+    past_poses: bool
+    train_s: float
+    metrics: dict[str, dict[str, float]]
+
+
+class HeadRow(_RowFields, total=False):
+    """One row of the comparison: a head (or a baseline) and its trajectory metrics.
+
+    ``final_loss`` is set for trained heads, ``weights`` (the model id) for token rows.
+    """
+
+    final_loss: float
+    weights: str
 
 
 def _cache_path(s: E2ESettings, bag: Path, model_id: str) -> Path | None:
@@ -153,8 +172,7 @@ def _head_row(
     source: str | None,
     window: int,
     past: bool,
-    # Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
-) -> dict[str, Any]:
+) -> HeadRow:
     tok = samples.tokens[source] if source is not None else None
     cfg = HeadConfig(
         token_dim=int(tok.shape[-1]) if tok is not None else 0,
@@ -187,11 +205,10 @@ def _baseline_rows(
     samples: HeadSamples,
     test: torch.Tensor,
     s: E2ESettings,
-    # Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
-) -> list[dict[str, Any]]:
+) -> list[HeadRow]:
     te = samples.subset(test)
     dt = -PAST_S[-1]
-    rows = []
+    rows: list[HeadRow] = []
     for name, fn in (
         ("constant velocity (past poses)", constant_velocity),
         ("constant turn rate and velocity (past poses)", constant_turn_rate),
@@ -241,8 +258,7 @@ def run_e2e(
         weights.append(("random", rand))
     if not weights:
         raise E2EError("nothing to compare: --weights random needs the random-weights rows")
-    # Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
-    rows: list[dict[str, Any]] = []
+    rows: list[HeadRow] = []
     extract_s: dict[str, float] = {}
     base: HeadSamples | None = None
     for label, model in weights:

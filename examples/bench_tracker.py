@@ -9,8 +9,8 @@ sit on a regular grid. The tracker is first run until its context is full
 repeatable numbers on a shared machine.
 
 ``--baseline PATH`` also times another implementation of the tracker (a copy of an older
-``rvm_ros/tracking/tracker.py``, e.g.
-``git show HEAD~1:rvm_ros/tracking/tracker.py > /tmp/old.py``) on the same frames in the
+``rvm_ros/tracking/label_propagation.py``, e.g.
+``git show HEAD~1:rvm_ros/tracking/label_propagation.py > /tmp/old.py``) on the same frames in the
 same run, and reports the largest position / confidence difference and whether visibility
 decisions agree.
 
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rvm_ros.tracking import tracker as tracking
+from rvm_ros.tracking import label_propagation as tracking
 
 CASES: tuple[tuple[int, int], ...] = ((16, 16), (16, 64), (16, 256), (32, 16), (32, 64), (32, 256))
 

@@ -32,9 +32,11 @@ import cv2
 import numpy as np
 import torch
 
-from rvm_ros.tracking.baselines import OpenCvLkBaseline
-from rvm_ros.tracking.benchmark import BenchmarkConfig, development_sources, make_sequence
 from rvm_ros.tracking.config import TrackerConfig
+from rvm_ros.tracking.evaluation.baselines import OpenCvLkBaseline
+from rvm_ros.tracking.evaluation.sequence import BenchmarkConfig
+from rvm_ros.tracking.evaluation.sources import development_sources
+from rvm_ros.tracking.evaluation.splits import make_sequence
 from rvm_ros.tracking.factory import create_tracker
 
 

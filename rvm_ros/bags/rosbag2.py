@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -353,6 +353,16 @@ class BagReader:
                 yield _RecoveredConn(topic, msgtype), ts, data
             if db.damage:
                 self.errors.append(f"{db.path}: {db.damage}")
+
+    def indexed_count(self, topics: Collection[str]) -> int:
+        """Messages of ``topics`` as the storage's index counts them (0 for a recovered bag).
+
+        Args:
+            topics: topic names to count.
+        """
+        if self._reader is None:
+            return 0
+        return sum(c.msgcount for c in self._reader.connections if c.topic in topics)
 
     def raw_messages(
         self, topics: list[str] | None = None

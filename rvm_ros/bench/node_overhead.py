@@ -46,20 +46,23 @@ import argparse
 import json
 import os
 import random
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
 from rvm_ros.bench.node_overhead_compare import VARIANTS, argv_common, compare
 from rvm_ros.bench.node_overhead_figures import (
+    CpuReading,
+    Figures,
+    Frame,
     counter_figures,
     cpu_figures,
     latency_figures,
@@ -67,10 +70,22 @@ from rvm_ros.bench.node_overhead_figures import (
     stamps_increase,
 )
 from rvm_ros.bench.node_overhead_threads import rss_mib, thread_cpu_s, thread_stats
+from rvm_ros.fsutil import atomic_write
+from rvm_ros.imaging.cdr import cdr_header_ns
+from rvm_ros.pipeline.types import FrameInput, FrameResult, FrameSkip
+from rvm_ros.stamps import NS_PER_SEC, header_ns, split_ns
+
+if TYPE_CHECKING:
+    from rclpy.node import Node
+    from rclpy.publisher import Publisher
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from rvm_ros.node.inference import InferenceRuntime
+    from rvm_ros.node.node import RvmNode
 
 __all__ = ["main", "run"]
 
-S = 1_000_000_000
+S = NS_PER_SEC
 
 CAMERA_NAMES = ("front", "front_left", "front_right", "rear", "rear_left", "rear_right")
 
@@ -90,7 +105,7 @@ def run(
     raw_subscriptions: bool = True,
     retain_large_buffers: bool = True,
     tracking_thread: bool = True,
-) -> dict[str, Any]:
+) -> Figures:
     """Run the benchmark and return its figures (milliseconds, MiB, counts).
 
     Args:
@@ -113,177 +128,32 @@ def run(
     if not 1 <= cameras <= len(CAMERA_NAMES):
         raise ValueError(f"cameras must be 1..{len(CAMERA_NAMES)}, got {cameras}")
     names = list(CAMERA_NAMES[:cameras])
-    import rclpy
-    import rclpy.lifecycle
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-
-    from rvm_ros.node.node import RvmNode
-
-    domain = random.Random(os.getpid() ^ time.time_ns()).randint(1, 200)
-    node_ctx = Context()
-    rclpy.init(context=node_ctx, domain_id=domain)
-    overrides = [
-        Parameter("checkpoint", value=checkpoint),
-        Parameter("backend", value=backend),
-        Parameter("model_height", value=model_size),
-        Parameter("model_width", value=model_size),
-        Parameter("tracking", value=tracking),
-        Parameter("track_grid", value=4 if tracking else 0),
-        Parameter("reset_on_gap_s", value=5.0),
-        Parameter("publish_debug_image", value=False),
-        Parameter("input_reliability", value=input_reliability),
-        Parameter("cameras", value=names),
-        Parameter("raw_subscriptions", value=raw_subscriptions),
-        Parameter("retain_large_buffers", value=retain_large_buffers),
-        Parameter("tracking_thread", value=tracking_thread),
-    ]
-    node = RvmNode(context=node_ctx, parameter_overrides=overrides)
-    # Per frame: when the node's subscription callback started (wrapped before on_configure
-    # binds it to the subscriptions). The first measured frame starts the CPU window.
-    t_cb: dict[tuple[str, int], float] = {}
-    original_on_image = node._on_image
-    first_measured = 1_000 * S + round(int(warmup_s * rate_hz) / rate_hz * S)
-    window: dict[str, Any] = {}
-    stamp_le = struct.Struct("<iI")
-
-    def on_image(cam: str, msg: Any) -> None:
-        t = time.perf_counter()
-        if isinstance(msg, bytes):  # raw subscription: the stamp from the CDR (the peer's LE)
-            sec, nsec = stamp_le.unpack_from(msg, 4)
-        else:
-            sec, nsec = msg.header.stamp.sec, msg.header.stamp.nanosec
-        st = int(sec) * S + int(nsec)
-        t_cb[(cam, st)] = t
-        if st >= first_measured and "start" not in window:
-            window["received_start"] = len(t_cb) - 1
-            window["threads"] = thread_cpu_s()
-            window["faults"] = {t: f for t, (_, _, f) in thread_stats().items()}
-            window["exec"] = time.clock_gettime(executor_clock[0])
-            window["worker"] = time.clock_gettime(worker_clock[0])
-            window["in_step"] = in_step[0]
-            window["start"] = t
-        original_on_image(cam, msg)
-
-    node._on_image = on_image  # type: ignore[method-assign]
-    executor_clock: list[int] = [0]
-    worker_clock: list[int] = [0]
-    in_step = [0.0]  # inference-thread CPU seconds inside encoder.step
-    node_exec = SingleThreadedExecutor(context=node_ctx)
-    node_exec.add_node(node)
-    ok = rclpy.lifecycle.TransitionCallbackReturn.SUCCESS
-    if node.trigger_configure() != ok or node.trigger_activate() != ok:
-        raise RuntimeError("the node did not activate (see its log)")
-
-    step_ms: dict[tuple[str, int], float] = {}
-    processed_order: dict[str, list[int]] = {c: [] for c in names}
-    outputs = node._outputs
-    assert outputs is not None
-    original = outputs.publish_result
-
-    def publish_result(res: Any, frame: Any) -> None:
-        if hasattr(res, "step_ms"):
-            step_ms[(res.camera, res.stamp_ns)] = res.step_ms
-            processed_order[res.camera].append(res.stamp_ns)
-        original(res, frame)
-
-    outputs.publish_result = publish_result  # type: ignore[method-assign]
-    # Per frame: when its batch entered and left Processor.process.
-    t_proc: dict[tuple[str, int], tuple[float, float]] = {}
-    processor = node._processor
-    original_process = processor.process
-    encoder = processor.encoder
-    original_step = encoder.step
-
-    def timed_process(batch: Any) -> Any:
-        t0 = time.perf_counter()
-        out = original_process(batch)
-        t1 = time.perf_counter()
-        for f in batch:
-            t_proc[(f.camera, f.stamp_ns)] = (t0, t1)
-        return out
-
-    def cpu_timed_step(*args: Any, **kwargs: Any) -> Any:
-        c0 = time.thread_time()
-        try:
-            return original_step(*args, **kwargs)
-        finally:
-            in_step[0] += time.thread_time() - c0
-
-    processor.process = timed_process
-    encoder.step = cpu_timed_step
-    assert node._worker is not None and node._worker.ident is not None
-    worker_clock[0] = time.pthread_getcpuclockid(node._worker.ident)
-
-    spin = threading.Thread(target=node_exec.spin, daemon=True)
-    spin.start()
-    while spin.ident is None:
-        time.sleep(0.001)
-    executor_clock[0] = time.pthread_getcpuclockid(spin.ident)
-    worker_tid = node._worker.native_id
-    spin_tid = spin.native_id
-    tracker_thread = node._outputs.tracking_thread if node._outputs is not None else None
-    tracking_tid = tracker_thread.native_id if tracker_thread is not None else None
-    rss: list[tuple[float, float]] = []
-    done = threading.Event()
-
-    def sample_rss() -> None:
-        t0 = time.perf_counter()
-        while not done.wait(1.0):
-            rss.append((time.perf_counter() - t0, rss_mib()))
-
-    sampler = threading.Thread(target=sample_rss, daemon=True)
-    sampler.start()
-    with tempfile.TemporaryDirectory() as tmp:
-        out_path = Path(tmp) / "peer.json"
-        peer_args = {
-            "domain": domain,
+    settings = _node_settings(
+        checkpoint, backend, model_size, tracking, input_reliability, names,
+        raw_subscriptions, retain_large_buffers, tracking_thread,
+    )  # fmt: skip
+    first_measured = FIRST_STAMP + round(int(warmup_s * rate_hz) / rate_hz * S)
+    bench = _NodeUnderTest(settings, first_measured)
+    peer_out = _run_peer(
+        {
+            "domain": bench.domain,
             "rate_hz": rate_hz,
             "n_total": int((warmup_s + seconds) * rate_hz),
             "n_warm": int(warmup_s * rate_hz),
             "width": width,
             "height": height,
             "cameras": names,
-            "out": str(out_path),
-        }
-        env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
-        peer = subprocess.run(
-            [sys.executable, "-m", "rvm_ros.bench.node_overhead", "--peer", json.dumps(peer_args)],
-            env=env,
-            timeout=warmup_s + seconds + 120,
-            check=False,
-        )
-        if peer.returncode != 0 or not out_path.is_file():
-            raise RuntimeError(f"the camera/consumer process failed (exit {peer.returncode})")
-        peer_out = json.loads(out_path.read_text())
+            "out": "",  # the file _run_peer picks
+        },
+        timeout_s=warmup_s + seconds + 120,
+    )
     # End of the CPU window (the peer has sent everything and waited for the outputs).
-    cpu_end: dict[str, Any] = {
-        "threads": thread_cpu_s(),
-        "faults": {t: f for t, (_, _, f) in thread_stats().items()},
-        "exec": time.clock_gettime(executor_clock[0]),
-        "worker": time.clock_gettime(worker_clock[0]),
-        "in_step": in_step[0],
-        "received": len(t_cb),
-        "t": time.perf_counter(),
-    }
-    done.set()
-    time.sleep(0.3)
-
-    def key(text: str) -> tuple[str, int]:
-        cam, st = text.split(":")
-        return cam, int(st)
-
-    t_pub = {key(k): v for k, v in peer_out["t_pub"].items()}
-    t_recv = {key(k): v for k, v in peer_out["t_recv"].items()}
-    measured = [key(x) for x in peer_out["measured"]]
-
-    snap = node.stats.snapshot() if node.stats else None
-    diag_latency = snap["latency"] if snap else []
-    result: dict[str, Any] = {
+    cpu_end = bench.probes.reading(len(bench.probes.t_cb))
+    bench.stop_sampling()
+    result: Figures = {
         "checkpoint": checkpoint,
         "backend": backend,
-        "runtime": node._runtime_text,
+        "runtime": bench.node.runtime_text,
         "image": f"{width}x{height} bgr8",
         "model_input": f"{model_size}x{model_size}",
         "rate_hz": rate_hz,
@@ -293,27 +163,285 @@ def run(
         "tracking_thread": tracking_thread,
         "retain_large_buffers": retain_large_buffers,
         "input_reliability": input_reliability,
-        **latency_figures(measured, t_pub, t_cb, t_proc, t_recv, step_ms, diag_latency),
-        "processed_stamps_increase": stamps_increase(processed_order),
-        "lost_before_node": len(t_pub) - len(t_cb),
-        **rss_figures(rss, warmup_s),
+        **_measured_figures(bench, peer_out, cpu_end, warmup_s),
+    }
+    bench.shutdown()
+    return result
+
+
+def _node_settings(
+    checkpoint: str,
+    backend: str,
+    model_size: int,
+    tracking: bool,
+    input_reliability: str,
+    cameras: list[str],
+    raw_subscriptions: bool,
+    retain_large_buffers: bool,
+    tracking_thread: bool,
+) -> dict[str, object]:
+    """The node's parameters for a run (see `run`)."""
+    return {
+        "checkpoint": checkpoint,
+        "backend": backend,
+        "model_height": model_size,
+        "model_width": model_size,
+        "tracking": tracking,
+        "track_grid": 4 if tracking else 0,
+        "reset_on_gap_s": 5.0,
+        "publish_debug_image": False,
+        "input_reliability": input_reliability,
+        "cameras": cameras,
+        "raw_subscriptions": raw_subscriptions,
+        "retain_large_buffers": retain_large_buffers,
+        "tracking_thread": tracking_thread,
+    }
+
+
+def _measured_figures(
+    bench: _NodeUnderTest, peer_out: PeerRecords, cpu_end: CpuReading, warmup_s: float
+) -> Figures:
+    """Latencies, memory, CPU and the node's counters of a finished run."""
+    t_pub = {_frame(k): v for k, v in peer_out["t_pub"].items()}
+    t_recv = {_frame(k): v for k, v in peer_out["t_recv"].items()}
+    measured = [_frame(x) for x in peer_out["measured"]]
+    probes = bench.probes
+    stats = bench.node.stats
+    snap = stats.snapshot() if stats else None
+    result: Figures = {
+        **latency_figures(
+            measured,
+            t_pub,
+            probes.t_cb,
+            probes.t_proc,
+            t_recv,
+            probes.step_ms,
+            snap["latency"] if snap else [],
+        ),
+        "processed_stamps_increase": stamps_increase(probes.processed_order),
+        "lost_before_node": len(t_pub) - len(probes.t_cb),
+        **rss_figures(bench.rss, warmup_s),
         "cpu_count": os.cpu_count(),
         "load_avg_1min_at_end": os.getloadavg()[0],
-        **cpu_figures(window, cpu_end, worker_tid, spin_tid, tracking_tid),
+        **cpu_figures(probes.window, cpu_end, *bench.thread_ids()),
     }
     if snap is not None:
         result.update(counter_figures(snap["cameras"].values()))
         # node-level events by kind (publish_error, tracking_dropped, ...)
         result["node_errors"] = dict(snap.get("errors", {}))
-    node.trigger_deactivate()
-    node_exec.shutdown()
-    spin.join(10)
-    node.destroy_node()
-    rclpy.try_shutdown(context=node_ctx)
     return result
 
 
-def _peer(args: dict[str, Any]) -> int:
+#: Stamp of the peer's first frame (ns): far from 0, so no stamp is ever negative.
+FIRST_STAMP = 1_000 * S
+
+
+def _frame(text: str) -> Frame:
+    """``"camera:stamp"`` (the peer's JSON keys) -> ``(camera, stamp)``."""
+    cam, st = text.split(":")
+    return cam, int(st)
+
+
+class _Probes:
+    """What the benchmark records inside the node: per frame when its callback started,
+    when its batch entered and left ``Processor.process`` and its ``encoder.step`` time;
+    the processed stamps per camera; and the CPU clocks at the measured window's start.
+
+    Args:
+        first_measured: Stamp of the first measured frame (it starts the CPU window).
+    """
+
+    def __init__(self, first_measured: int) -> None:
+        self.first_measured = first_measured
+        self.t_cb: dict[Frame, float] = {}
+        self.t_proc: dict[Frame, tuple[float, float]] = {}
+        self.step_ms: dict[Frame, float] = {}
+        self.processed_order: dict[str, list[int]] = {}
+        self.window: CpuReading | None = None
+        self.in_step_s = 0.0  # inference-thread CPU seconds inside encoder.step
+        self.executor_clock = 0
+        self.worker_clock = 0
+
+    def reading(self, received: int) -> CpuReading:
+        """The CPU clocks now (``received``: frames the node's callback saw so far)."""
+        return CpuReading(
+            received=received,
+            threads=thread_cpu_s(),
+            faults={t: f for t, (_, _, f) in thread_stats().items()},
+            executor_s=time.clock_gettime(self.executor_clock),
+            worker_s=time.clock_gettime(self.worker_clock),
+            in_step_s=self.in_step_s,
+            t=time.perf_counter(),
+        )
+
+    def wrap_intake(self, node: RvmNode) -> None:
+        """Time the node's image callback (before ``on_configure`` binds it)."""
+        original = node.on_image
+
+        def on_image(cam: str, msg: Image | CompressedImage | bytes) -> None:
+            t = time.perf_counter()
+            # raw subscription: the stamp read from the CDR bytes
+            st = cdr_header_ns(msg) if isinstance(msg, bytes) else header_ns(msg.header)
+            self.t_cb[(cam, st)] = t
+            if st >= self.first_measured and self.window is None:
+                self.window = replace(self.reading(len(self.t_cb) - 1), t=t)
+            original(cam, msg)
+
+        node.on_image = on_image  # type: ignore[method-assign]
+
+    def wrap_runtime(self, runtime: InferenceRuntime, cameras: list[str]) -> None:
+        """Record each result's step time and each batch's ``Processor.process`` call."""
+        self.processed_order = {c: [] for c in cameras}
+        self.worker_clock = _thread_clock(runtime.thread)
+        publish_result = runtime.outputs.publish_result
+        process = runtime.processor.process
+        step = runtime.encoder.step
+
+        def timed_publish(res: FrameResult | FrameSkip, frame: FrameInput | None) -> None:
+            if isinstance(res, FrameResult):
+                self.step_ms[(res.camera, res.stamp_ns)] = res.step_ms
+                self.processed_order[res.camera].append(res.stamp_ns)
+            publish_result(res, frame)
+
+        def timed_process(batch: Sequence[FrameInput]) -> list[FrameResult | FrameSkip]:
+            t0 = time.perf_counter()
+            out = process(batch)
+            t1 = time.perf_counter()
+            for f in batch:
+                self.t_proc[(f.camera, f.stamp_ns)] = (t0, t1)
+            return out
+
+        def cpu_timed_step(frames: np.ndarray, cameras: Sequence[str]) -> np.ndarray:
+            c0 = time.thread_time()
+            try:
+                return step(frames, cameras)
+            finally:
+                self.in_step_s += time.thread_time() - c0
+
+        runtime.outputs.publish_result = timed_publish  # type: ignore[method-assign]
+        runtime.processor.process = timed_process  # type: ignore[method-assign]
+        runtime.encoder.step = cpu_timed_step  # type: ignore[method-assign]
+
+
+def _thread_clock(thread: threading.Thread | None) -> int:
+    """The CPU clock id of a started thread."""
+    assert thread is not None and thread.ident is not None
+    return time.pthread_getcpuclockid(thread.ident)
+
+
+class _NodeUnderTest:
+    """The real `RvmNode` of ``settings``, active and spinning in this process, with its
+    probes and a resident-memory sampler (one sample a second)."""
+
+    def __init__(self, settings: dict[str, object], first_measured: int) -> None:
+        import rclpy
+        import rclpy.lifecycle
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.parameter import Parameter
+
+        from rvm_ros.node.node import RvmNode
+
+        self.domain = random.Random(os.getpid() ^ time.time_ns()).randint(1, 200)
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=self.domain)
+        overrides = [Parameter(name, value=value) for name, value in settings.items()]
+        self.node = RvmNode(context=self.context, parameter_overrides=overrides)
+        self.probes = _Probes(first_measured)
+        self.probes.wrap_intake(self.node)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        ok = rclpy.lifecycle.TransitionCallbackReturn.SUCCESS
+        if self.node.trigger_configure() != ok or self.node.trigger_activate() != ok:
+            raise RuntimeError("the node did not activate (see its log)")
+        self.runtime = self.node.runtime
+        assert self.runtime is not None
+        self.probes.wrap_runtime(self.runtime, list(self.node.cfg.cameras if self.node.cfg else ()))
+        self.spin = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spin.start()
+        while self.spin.ident is None:
+            time.sleep(0.001)
+        self.probes.executor_clock = _thread_clock(self.spin)
+        self.rss: list[tuple[float, float]] = []
+        self._done = threading.Event()
+        self._sampler = threading.Thread(target=self._sample_rss, daemon=True)
+        self._sampler.start()
+
+    def _sample_rss(self) -> None:
+        t0 = time.perf_counter()
+        while not self._done.wait(1.0):
+            self.rss.append((time.perf_counter() - t0, rss_mib()))
+
+    def stop_sampling(self) -> None:
+        """End the memory samples."""
+        self._done.set()
+        time.sleep(0.3)
+
+    def thread_ids(self) -> tuple[int | None, int | None, int | None]:
+        """Native ids of the inference, executor and tracking threads."""
+        assert self.runtime is not None and self.runtime.thread is not None
+        tracker = self.runtime.outputs.tracking_thread
+        return (
+            self.runtime.thread.native_id,
+            self.spin.native_id,
+            tracker.native_id if tracker is not None else None,
+        )
+
+    def shutdown(self) -> None:
+        """Deactivate the node and shut its context down."""
+        import rclpy
+
+        self.node.trigger_deactivate()
+        self.executor.shutdown()
+        self.spin.join(10)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def _run_peer(peer_args: PeerArgs, timeout_s: float) -> PeerRecords:
+    """Run the camera/consumer process (`_peer`) and return what it recorded."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out_path = Path(tmp) / "peer.json"
+        args = json.dumps({**peer_args, "out": str(out_path)})
+        env = dict(os.environ, ROS_DOMAIN_ID=str(peer_args["domain"]))
+        peer = subprocess.run(
+            [sys.executable, "-m", "rvm_ros.bench.node_overhead", "--peer", args],
+            env=env,
+            timeout=timeout_s,
+            check=False,
+        )
+        if peer.returncode != 0 or not out_path.is_file():
+            raise RuntimeError(f"the camera/consumer process failed (exit {peer.returncode})")
+        records: PeerRecords = json.loads(out_path.read_text())
+    return records
+
+
+class PeerRecords(TypedDict):
+    """What the camera/consumer process records (keys ``"camera:stamp"``).
+
+    ``t_pub``: ``time.perf_counter()`` just before each ``publish()``; ``t_recv``: on
+    receipt of each frame's features; ``measured``: the frames published after the warm-up.
+    """
+
+    t_pub: dict[str, float]
+    t_recv: dict[str, float]
+    measured: list[str]
+
+
+class PeerArgs(TypedDict):
+    """The camera/consumer process's arguments (JSON on its command line)."""
+
+    domain: int
+    rate_hz: float
+    n_total: int
+    n_warm: int
+    width: int
+    height: int
+    cameras: list[str]
+    out: str
+
+
+def _peer(args: PeerArgs) -> int:
     """The camera and the consumer, in their own process (no GIL shared with the node).
 
     Publishes ``n_total`` bgr8 frames at ``rate_hz`` to ``/<camera>/image_raw`` of every
@@ -323,21 +451,46 @@ def _peer(args: dict[str, Any]) -> int:
     """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import Header
-
-    from rvm_ros.msg import FeatureMap
 
     rclpy.init(domain_id=int(args["domain"]))
     peer = rclpy.create_node("rvm_overhead_bench_peer")
     cameras: list[str] = list(args.get("cameras", ["front"]))
-    t_pub: dict[str, float] = {}
-    t_recv: dict[str, float] = {}
+    records: PeerRecords = {"t_pub": {}, "t_recv": {}, "measured": []}
+    pubs = _peer_endpoints(peer, cameras, records["t_recv"])
+    executor = SingleThreadedExecutor()
+    executor.add_node(peer)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    if not _wait_matched(peer, pubs):
+        print("overhead_bench peer: the node did not match within 30 s", file=sys.stderr)
+        return 1
+    time.sleep(0.5)
+    _publish_frames(pubs, args, records)
+    end = time.monotonic() + 10  # let the last frames through
+    measured, t_recv = records["measured"], records["t_recv"]
+    while measured and measured[-1] not in t_recv and time.monotonic() < end:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    executor.shutdown()
+    spin.join(10)
+    Path(args["out"]).write_text(json.dumps(records))
+    peer.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+def _peer_endpoints(
+    peer: Node, cameras: list[str], t_recv: dict[str, float]
+) -> dict[str, Publisher[Image]]:
+    """Per camera an image publisher, and a features subscription that records arrivals."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from rvm_ros.msg import FeatureMap
 
     def on_features(cam: str, msg: FeatureMap) -> None:
         t = time.perf_counter()
-        t_recv[f"{cam}:{int(msg.header.stamp.sec) * S + int(msg.header.stamp.nanosec)}"] = t
+        t_recv[f"{cam}:{header_ns(msg.header)}"] = t
 
     pubs = {}
     for cam in cameras:
@@ -347,61 +500,52 @@ def _peer(args: dict[str, Any]) -> int:
         pubs[cam] = peer.create_publisher(
             Image, f"/{cam}/image_raw", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         )
-    executor = SingleThreadedExecutor()
-    executor.add_node(peer)
-    spin = threading.Thread(target=executor.spin, daemon=True)
-    spin.start()
+    return pubs
+
+
+def _wait_matched(peer: Node, pubs: dict[str, Publisher[Image]]) -> bool:
+    """Wait (up to 30 s) until the node subscribes every image topic and publishes every
+    features topic."""
     deadline = time.monotonic() + 30
     while any(
         p.get_subscription_count() == 0 or peer.count_publishers(f"/rvm/{c}/features") == 0
         for c, p in pubs.items()
     ):
         if time.monotonic() > deadline:
-            print("overhead_bench peer: the node did not match within 30 s", file=sys.stderr)
-            return 1
+            return False
         time.sleep(0.05)
-    time.sleep(0.5)
+    return True
+
+
+def _publish_frames(
+    pubs: dict[str, Publisher[Image]], args: PeerArgs, records: PeerRecords
+) -> None:
+    """Publish ``n_total`` frames per camera at ``rate_hz``, recording publish times."""
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
     width, height = int(args["width"]), int(args["height"])
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8).tobytes() for _ in range(8)]
     period = 1.0 / float(args["rate_hz"])
-    measured: list[str] = []
-    base = 1_000 * S
+    t_pub, measured = records["t_pub"], records["measured"]
     t_start = time.perf_counter()
     for i in range(int(args["n_total"])):
         target = t_start + i * period
         now = time.perf_counter()
         if target > now:
             time.sleep(target - now)
-        st = base + round(i * period * S)
+        st = FIRST_STAMP + round(i * period * S)
         for cam, pub in pubs.items():
             msg = Image()
             msg.header = Header(frame_id=cam)
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(st, S)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = split_ns(st)
             msg.height, msg.width, msg.encoding, msg.step = height, width, "bgr8", width * 3
             msg.data = frames[i % len(frames)]
             t_pub[f"{cam}:{st}"] = time.perf_counter()
             pub.publish(msg)
             if i >= int(args["n_warm"]):
                 measured.append(f"{cam}:{st}")
-    end = time.monotonic() + 10  # let the last frames through
-    while measured and measured[-1] not in t_recv and time.monotonic() < end:
-        time.sleep(0.01)
-    time.sleep(0.3)
-    executor.shutdown()
-    spin.join(10)
-    Path(args["out"]).write_text(
-        json.dumps(
-            {
-                "t_pub": t_pub,
-                "t_recv": t_recv,
-                "measured": measured,
-            }
-        )
-    )
-    peer.destroy_node()
-    rclpy.try_shutdown()
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -443,19 +587,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _peer(json.loads(args.peer))
     checkpoint = args.checkpoint or ("random:S" if args.overload else "random:tiny")
     seconds = args.seconds if args.seconds is not None else (60.0 if args.overload else 20.0)
-    common: dict[str, Any] = dict(
-        checkpoint=checkpoint,
-        backend=args.backend,
-        rate_hz=args.rate,
-        seconds=seconds,
-        width=args.width,
-        height=args.height,
-        model_size=args.model_size,
-        tracking=not args.no_tracking,
-        input_reliability=args.input_reliability,
-        cameras=args.cameras,
-        tracking_thread=not args.tracking_sync,
-    )
     if args.compare > 0:
         variants = [v.strip() for v in args.variants.split(",") if v.strip()]
         unknown = [v for v in variants if v not in VARIANTS]
@@ -464,15 +595,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = compare(argv_common(args), variants, args.compare)
     else:
         raw, retain = VARIANTS[args.variant]
-        res = run(**common, raw_subscriptions=raw, retain_large_buffers=retain)
+        res = run(
+            checkpoint=checkpoint,
+            backend=args.backend,
+            rate_hz=args.rate,
+            seconds=seconds,
+            width=args.width,
+            height=args.height,
+            model_size=args.model_size,
+            tracking=not args.no_tracking,
+            input_reliability=args.input_reliability,
+            cameras=args.cameras,
+            tracking_thread=not args.tracking_sync,
+            raw_subscriptions=raw,
+            retain_large_buffers=retain,
+        )
         res["variant"] = args.variant
     for key, value in res.items():
         if key == "rounds":
             continue
         print(f"{key:28s} {value:.3f}" if isinstance(value, float) else f"{key:28s} {value}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+        text = json.dumps(res, indent=2)
+        atomic_write(Path(args.json), lambda tmp: tmp.write_text(text))
     return 0
 
 

@@ -15,9 +15,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+
+from rvm_ros.bench.node_overhead_figures import Figures
 
 __all__ = ["COMPARED", "VARIANTS", "argv_common", "compare"]
 
@@ -63,7 +64,7 @@ def argv_common(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def compare(common: list[str], variants: list[str], rounds: int) -> dict[str, Any]:
+def compare(common: list[str], variants: list[str], rounds: int) -> Figures:
     """Run ``rounds`` rounds of every variant, each run in its own process.
 
     The order of the variants rotates each round.
@@ -80,7 +81,7 @@ def compare(common: list[str], variants: list[str], rounds: int) -> dict[str, An
     Raises:
         RuntimeError: a run failed or wrote no figures.
     """
-    runs: list[dict[str, Any]] = []
+    runs: list[Figures] = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             order = variants[r % len(variants) :] + variants[: r % len(variants)]
@@ -100,7 +101,7 @@ def compare(common: list[str], variants: list[str], rounds: int) -> dict[str, An
                     f"load {res['load_avg_1min_at_end']:.2f}",
                     file=sys.stderr,
                 )
-    out: dict[str, Any] = {"compare_rounds": rounds, "variants": variants}
+    out: Figures = {"compare_rounds": rounds, "variants": variants}
     ref = variants[0]
     for key in COMPARED:
         for v in variants:

@@ -14,13 +14,20 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rvm_ros.bench.node_overhead_threads import cpu_delta
 
+if TYPE_CHECKING:
+    from rvm_ros.node.diagnostics import CameraCounters
+
 __all__ = [
+    "CpuReading",
+    "Figures",
+    "Frame",
     "counter_figures",
     "cpu_figures",
     "latency_figures",
@@ -30,6 +37,32 @@ __all__ = [
 ]
 
 Frame = tuple[str, int]  # (camera, stamp in ns)
+
+#: A run's figures by name (Any: a JSON record of numbers, strings, flags and lists).
+Figures = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """The CPU clocks at one end of the measured window.
+
+    Attributes:
+        received: frames the node's image callback had seen.
+        threads: native thread id -> (name, CPU seconds), every thread of the process.
+        faults: native thread id -> minor page faults.
+        executor_s: CPU seconds of the node's executor thread.
+        worker_s: CPU seconds of the node's inference thread.
+        in_step_s: CPU seconds of the inference thread inside ``encoder.step``.
+        t: ``time.perf_counter()`` of the reading.
+    """
+
+    received: int
+    threads: dict[int, tuple[str, float]]
+    faults: dict[int, int]
+    executor_s: float
+    worker_s: float
+    in_step_s: float
+    t: float
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -45,7 +78,7 @@ def latency_figures(
     t_recv: Mapping[Frame, float],
     step_ms: Mapping[Frame, float],
     process_call_s: Sequence[float],
-) -> dict[str, Any]:
+) -> Figures:
     """Latency, step time and the overhead split (ms, median and 99th percentile).
 
     A measured frame counts when every stamp of it was recorded (it reached the node,
@@ -103,7 +136,7 @@ def stamps_increase(processed_order: Mapping[str, Sequence[int]]) -> bool:
     return all(b > a for order in processed_order.values() for a, b in itertools.pairwise(order))
 
 
-def rss_figures(rss: Sequence[tuple[float, float]], warmup_s: float) -> dict[str, Any]:
+def rss_figures(rss: Sequence[tuple[float, float]], warmup_s: float) -> Figures:
     """Resident memory over the run from ``(seconds since start, MiB)`` samples."""
     return {
         "rss_mib_first": rss[0][1] if rss else float("nan"),
@@ -116,28 +149,26 @@ def rss_figures(rss: Sequence[tuple[float, float]], warmup_s: float) -> dict[str
 
 
 def cpu_figures(
-    window: Mapping[str, Any],
-    cpu_end: Mapping[str, Any],
+    window: CpuReading | None,
+    cpu_end: CpuReading,
     worker_tid: int | None,
     spin_tid: int | None,
     tracking_tid: int | None = None,
-) -> dict[str, Any]:
+) -> Figures:
     """The node's CPU time per received frame over the measured window, by thread.
 
     Args:
-        window: the readings at the window's start (``received_start``, ``threads``,
-            ``faults``, ``exec``, ``worker``, ``in_step``, ``start``); empty when no
-            measured frame arrived (then there are no figures).
-        cpu_end: the same readings at its end (``received`` and ``t`` in place of
-            ``received_start`` and ``start``).
+        window: the readings at the window's start (``t``: when its first frame's callback
+            started); None when no measured frame arrived (then there are no figures).
+        cpu_end: the same readings at its end.
         worker_tid: native id of the node's inference thread.
         spin_tid: native id of the node's executor thread.
         tracking_tid: native id of the node's tracking thread (``tracking_thread``), if any.
     """
-    if "start" not in window:
+    if window is None:
         return {}
-    frames = max(1, cpu_end["received"] - window["received_start"])
-    threads = cpu_delta(window["threads"], cpu_end["threads"])
+    frames = max(1, cpu_end.received - window.received)
+    threads = cpu_delta(window.threads, cpu_end.threads)
     dds = sum(c for t, (n, c) in threads.items() if n.startswith("dds."))
     tracking_s = threads[tracking_tid][1] if tracking_tid in threads else 0.0
     model_pool = sum(
@@ -145,23 +176,12 @@ def cpu_figures(
         for t, (n, c) in threads.items()
         if t not in (worker_tid, spin_tid, tracking_tid) and not n.startswith("dds.")
     )
-    executor_s = cpu_end["exec"] - window["exec"]
-    in_step_s = cpu_end["in_step"] - window["in_step"]
-    worker_other_s = cpu_end["worker"] - window["worker"] - in_step_s
-    by_name: dict[str, float] = {}
-    for t, (n, c) in threads.items():
-        label = (
-            "executor"
-            if t == spin_tid
-            else "inference"
-            if t == worker_tid
-            else "tracking"
-            if t == tracking_tid
-            else n
-        )
-        by_name[label] = round(by_name.get(label, 0.0) + c, 3)
+    executor_s = cpu_end.executor_s - window.executor_s
+    in_step_s = cpu_end.in_step_s - window.in_step_s
+    worker_other_s = cpu_end.worker_s - window.worker_s - in_step_s
+    by_name = _cpu_by_thread(threads, worker_tid, spin_tid, tracking_tid)
     return {
-        "cpu_window_s": cpu_end["t"] - window["start"],
+        "cpu_window_s": cpu_end.t - window.t,
         "cpu_window_frames_received": frames,
         # The node's own CPU per received frame: callbacks + inference thread outside
         # the model step + the tracking thread + Fast DDS threads.
@@ -175,18 +195,41 @@ def cpu_figures(
         "model_cpu_ms_per_frame": in_step_s / frames * 1e3,
         "other_threads_cpu_ms_per_frame": model_pool / frames * 1e3,
         "thread_cpu_s_by_name": by_name,
-        "executor_minor_faults_per_frame": (
-            cpu_end["faults"].get(spin_tid, 0) - window["faults"].get(spin_tid, 0)
-        )
-        / frames,
-        "inference_minor_faults_per_frame": (
-            cpu_end["faults"].get(worker_tid, 0) - window["faults"].get(worker_tid, 0)
-        )
-        / frames,
+        "executor_minor_faults_per_frame": _faults(window, cpu_end, spin_tid) / frames,
+        "inference_minor_faults_per_frame": _faults(window, cpu_end, worker_tid) / frames,
     }
 
 
-def counter_figures(cams: Iterable[Any]) -> dict[str, Any]:
+def _faults(start: CpuReading, end: CpuReading, tid: int | None) -> int:
+    """Minor page faults of thread ``tid`` between two readings (0 for no thread)."""
+    if tid is None:
+        return 0
+    return end.faults.get(tid, 0) - start.faults.get(tid, 0)
+
+
+def _cpu_by_thread(
+    threads: Mapping[int, tuple[str, float]],
+    worker_tid: int | None,
+    spin_tid: int | None,
+    tracking_tid: int | None,
+) -> dict[str, float]:
+    """CPU seconds by thread name (the node's own threads by their role)."""
+    by_name: dict[str, float] = {}
+    for t, (n, c) in threads.items():
+        label = (
+            "executor"
+            if t == spin_tid
+            else "inference"
+            if t == worker_tid
+            else "tracking"
+            if t == tracking_tid
+            else n
+        )
+        by_name[label] = round(by_name.get(label, 0.0) + c, 3)
+    return by_name
+
+
+def counter_figures(cams: Iterable[CameraCounters]) -> Figures:
     """The node's frame counters summed over cameras, and whether they add up.
 
     Args:

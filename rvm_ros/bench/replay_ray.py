@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 CLI = "import sys; from rvm_ros.cli import main; sys.exit(main())"
 VOLATILE = {
@@ -45,6 +45,14 @@ VOLATILE = {
     "cluster",
     "plots",
 }
+
+
+class CliRun(TypedDict):
+    """One timed CLI run: wall time and the load average before and after."""
+
+    wall_s: float
+    load_before: list[float]
+    load_after: list[float]
 
 
 def _load() -> list[float]:
@@ -66,7 +74,7 @@ def make_bags(work: Path, count: int, frames: int, width: int) -> list[Path]:
     return paths
 
 
-def _cli(bags: list[Path], out: Path, extra: list[str], replay_args: list[str]) -> dict[str, Any]:
+def _cli(bags: list[Path], out: Path, extra: list[str], replay_args: list[str]) -> CliRun:
     cmd = [sys.executable, "-c", CLI, "replay", *map(str, bags), "--out", str(out), "--force"]
     cmd += [*replay_args, *extra, "--no-progress"]
     load = _load()
@@ -93,7 +101,7 @@ def digest(root: Path) -> dict[str, str]:
     return out
 
 
-def _strip(value: Any) -> Any:
+def _strip(value: object) -> object:
     if isinstance(value, dict):
         return {k: _strip(v) for k, v in value.items() if k not in VOLATILE}
     if isinstance(value, list):
@@ -101,7 +109,7 @@ def _strip(value: Any) -> Any:
     return value
 
 
-def timing(work: Path, bags: list[Path], rounds: int, replay_args: list[str]) -> dict[str, Any]:
+def timing(work: Path, bags: list[Path], rounds: int, replay_args: list[str]) -> dict[str, object]:
     """Wall times of the four ways, alternated (round r starts at variant r)."""
     variants = {
         "workers1": ["--workers", "1"],
@@ -110,7 +118,7 @@ def timing(work: Path, bags: list[Path], rounds: int, replay_args: list[str]) ->
         "workers2": ["--workers", "2"],
     }
     names = list(variants)
-    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    runs: dict[str, list[CliRun]] = {n: [] for n in names}
     for r in range(rounds):
         for k in range(len(names)):
             name = names[(r + k) % len(names)]
@@ -144,7 +152,7 @@ def _killer(root: Path, kills: int, seed: int, stop: threading.Event, killed: li
 
 def cluster_checks(
     work: Path, bags: list[Path], replay_args: list[str], kills: int, seed: int
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Simulated two-node cluster: same outputs as ``--workers 1``; then random kills."""
     import ray
     from ray.cluster_utils import Cluster
@@ -156,7 +164,7 @@ def cluster_checks(
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     reference = digest(work / "out_workers1")
-    result: dict[str, Any] = {}
+    result: dict[str, object] = {}
     try:
         out = work / "out_multinode"
         run = _cli(bags, out, ["--ray", cluster.address, "--workers", "2"], replay_args)
@@ -189,7 +197,7 @@ def cluster_checks(
     return result
 
 
-def _fault_counts(out: Path, bags: list[Path], reference: dict[str, str]) -> dict[str, Any]:
+def _fault_counts(out: Path, bags: list[Path], reference: dict[str, str]) -> dict[str, object]:
     report = json.loads((out / "report.json").read_text())
     listed = [s["bag"] for s in report["bags"]]
     names = {str(b) for b in bags}
@@ -236,7 +244,7 @@ def main() -> None:
     ]  # fmt: skip
     import ray
 
-    out: dict[str, Any] = {
+    out: dict[str, object] = {
         "bags": args.bags,
         "frames_per_bag": args.frames,
         "checkpoint": args.checkpoint,

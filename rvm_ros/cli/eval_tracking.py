@@ -13,9 +13,9 @@ from rvm_ros.cli import CliError
 def _run(args: argparse.Namespace) -> int:
     from rvm_ros.bench.tracking import EvalTrackingSettings, run_eval_tracking
     from rvm_ros.cli.validate import at_most
-    from rvm_ros.tracking.benchmark import SPLITS, BenchmarkConfig
     from rvm_ros.tracking.config import TrackerConfig
-    from rvm_ros.tracking.evaluate import METHODS
+    from rvm_ros.tracking.evaluation.methods import METHODS
+    from rvm_ros.tracking.evaluation.sequence import SPLITS, BenchmarkConfig
 
     at_most(args, 4096, "height", "width")
     at_most(args, 100_000, "sequences")
@@ -71,6 +71,7 @@ def _model_size(text: str) -> tuple[int, int]:
     return int(h), int(w)
 
 
+# Any: YAML scalars of any TrackerConfig field, typed and range-checked by TrackerConfig itself.
 def _tracker_settings(items: list[str]) -> dict[str, Any]:
     """``--tracker KEY=VALUE`` items as TrackerConfig fields (values parsed as YAML scalars)."""
     import yaml
@@ -78,7 +79,7 @@ def _tracker_settings(items: list[str]) -> dict[str, Any]:
     from rvm_ros.tracking.config import TrackerConfig
 
     fields = {f.name for f in dataclasses.fields(TrackerConfig)} - {"method"}
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {}  # Any: see above
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in fields:

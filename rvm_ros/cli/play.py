@@ -7,6 +7,8 @@ import sys
 
 from rvm_ros.cli import CliError
 
+__all__ = ["register"]
+
 
 def _run(args: argparse.Namespace) -> int:
     from rvm_ros.cli.validate import at_least

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import yaml
 
 from rvm_ros.cli import CliError
+
+if TYPE_CHECKING:
+    from rvm_ros.replay.ray_cluster import RayOptions
+    from rvm_ros.replay.records import ClusterSummary, RunReport
+    from rvm_ros.replay.settings import ReplaySettings
 
 # The node's backend / precision choices (test/cli/test_replay_args.py keeps them equal to
 # the parameter table's; importing rvm_ros.runtime here would load torch for --help).
@@ -17,7 +22,7 @@ BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt", "openvino")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 
-def _param(text: str) -> tuple[str, Any]:
+def _param(text: str) -> tuple[str, object]:
     # NAME=VALUE, or ROS style NAME:=VALUE
     key, sep, value = text.partition(":=") if ":=" in text else text.partition("=")
     if not sep or not key:
@@ -83,14 +88,14 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if report.get("read_errors") else 0
 
 
-def _ray_options(args: argparse.Namespace, settings: Any) -> Any:
+def _ray_options(args: argparse.Namespace, settings: ReplaySettings) -> RayOptions | None:
     """The Ray options of ``--ray`` (None without it); checks the numbers."""
     if args.ray is None:
         for flag in ("worker_cpus", "worker_gpus"):
             if getattr(args, flag) is not None:
                 raise CliError(f"--{flag.replace('_', '-')} needs --ray")
         return None
-    from rvm_ros.replay.ray_engine import RayOptions, import_ray
+    from rvm_ros.replay.ray_cluster import RayOptions, import_ray
 
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers must be >= 1, got {args.workers}")
@@ -112,7 +117,7 @@ def _ray_options(args: argparse.Namespace, settings: Any) -> Any:
     )
 
 
-def cluster_table(cluster: dict[str, Any]) -> str:
+def cluster_table(cluster: ClusterSummary) -> str:
     """Per-node bags, frames and throughput of a ``--ray`` run."""
     rows = [("node", "workers", "bags", "frames", "busy s", "frames/s")]
     for node, n in cluster.get("nodes", {}).items():
@@ -137,7 +142,7 @@ def cluster_table(cluster: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def summary_table(report: dict[str, Any]) -> str:
+def summary_table(report: RunReport) -> str:
     """A short plain-text table of the per-camera results of a replay report."""
     rows = [("bag", "camera", "in", "done", "skipped", "resets", "p50 ms", "p99 ms", "fps")]
     for section in report.get("bags", []):
@@ -170,6 +175,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "as the model allows. Writes DIR/features/ (FeatureMap + TrackedPoints), "
         "DIR/report.json, DIR/report.md and plots.",
     )
+    _add_inputs(p)
+    _add_model(p)
+    _add_parallel(p)
+    _add_ray(p)
+    p.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    p.add_argument("--no-visuals", action="store_true", help="skip plots and videos")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)
+
+
+def _add_inputs(p: argparse.ArgumentParser) -> None:
+    """The bags, the output folder and the node's parameters."""
     p.add_argument("bags", nargs="+", metavar="BAG", help="rosbag2 folders or .mcap/.db3 files")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--config", default=None, help="node parameters file (config/rvm.yaml)")
@@ -187,6 +204,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="rvm",
         help="node whose section of --config applies; outputs go to /NODE/<camera>/...",
     )
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    """Checkpoint, backend, precision, device and threads."""
     p.add_argument(
         "--checkpoint",
         default=None,
@@ -201,6 +222,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--device", default=None, help="torch device (cpu, cuda)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+
+
+def _add_parallel(p: argparse.ArgumentParser) -> None:
+    """Parallel bags and ``--resume``."""
     p.add_argument(
         "--workers",
         type=int,
@@ -214,6 +239,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="continue the DIR.partial of an interrupted or failed run: keep the bags it "
         "finished, replay the others (same bags and options)",
     )
+
+
+def _add_ray(p: argparse.ArgumentParser) -> None:
+    """The ``--ray`` group."""
     ray = p.add_argument_group("Ray (docs/REPLAY_AT_SCALE.md; needs: pip install 'rvm_ros[ray]')")
     ray.add_argument(
         "--ray",
@@ -244,7 +273,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="num_gpus of each Ray worker, fractional to share a GPU (default 0.25 with "
         "--device cuda or --backend tensorrt, else 0)",
     )
-    p.add_argument("--force", action="store_true", help="replace DIR if it exists")
-    p.add_argument("--no-visuals", action="store_true", help="skip plots and videos")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run)

@@ -24,7 +24,7 @@ from rvm_ros.model import RVM
 from rvm_ros.training.distill_objective import map_grid
 
 if TYPE_CHECKING:
-    from rvm_ros.tracking.benchmark import TrackingSequence
+    from rvm_ros.tracking.evaluation.sequence import TrackingSequence
 
 
 @dataclass(eq=False)

@@ -157,7 +157,9 @@ def _correspondence(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
 
 # Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def _tracking(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
-    from rvm_ros.tracking.benchmark import BenchmarkConfig, make_sequences, sources_from_files
+    from rvm_ros.tracking.evaluation.sequence import BenchmarkConfig
+    from rvm_ros.tracking.evaluation.sources import sources_from_files
+    from rvm_ros.tracking.evaluation.splits import make_sequences
     from rvm_ros.training.data import resolve_video
 
     sources = sources_from_files([resolve_video(v) for v in settings.videos], 4)

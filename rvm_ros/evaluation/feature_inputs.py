@@ -89,11 +89,8 @@ def benchmark_sources(
     """
     import cv2
 
-    from rvm_ros.tracking.benchmark import (
-        BenchmarkError,
-        development_sources,
-        sources_from_files,
-    )
+    from rvm_ros.tracking.evaluation.sequence import BenchmarkError
+    from rvm_ros.tracking.evaluation.sources import development_sources, sources_from_files
 
     if not (videos or bags or images):
         return development_sources()

@@ -6,7 +6,7 @@ patches), in one run on the same frames:
 - variance decomposition (position / content / time) of the recurrent features of video
   shots (after a warm-up, as the node publishes them);
 - cell correspondence under camera motion of several cells, with the exact ground truth of
-  the tracking benchmark's warps (:mod:`rvm_ros.tracking.benchmark`, ``plain`` split);
+  the tracking benchmark's warps (:mod:`rvm_ros.tracking.evaluation.splits`, ``plain`` split);
 - stability on static content (the benchmark with a still camera: sensor noise only);
 - nearest-neighbour label propagation of the benchmark's object masks (``occluder`` split);
 - frames for a PCA picture (:mod:`rvm_ros.evaluation.feature_report`).
@@ -31,7 +31,8 @@ from rvm_ros.evaluation.feature_metrics import (
     variance_decomposition,
 )
 from rvm_ros.evaluation.feature_sources import FeatureSource
-from rvm_ros.tracking.benchmark import BenchmarkConfig, TrackingSequence, make_sequences
+from rvm_ros.tracking.evaluation.sequence import BenchmarkConfig, TrackingSequence
+from rvm_ros.tracking.evaluation.splits import make_sequences
 
 __all__ = ["FeatureEvalSettings", "SourceResult", "Unit", "evaluate_features"]
 

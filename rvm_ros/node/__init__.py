@@ -4,3 +4,5 @@ Every module here needs rclpy. The node's parameter table and its conversion int
 validated configuration are ROS-free and live in :mod:`rvm_ros.pipeline.params` (bag
 replay uses them off-robot).
 """
+
+__all__: list[str] = []

@@ -10,9 +10,13 @@ from __future__ import annotations
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from builtin_interfaces.msg import Time
+    from diagnostic_msgs.msg import DiagnosticArray
 
 __all__ = [
     "ERROR",
@@ -21,6 +25,7 @@ __all__ = [
     "WARN",
     "CameraCounters",
     "NodeStats",
+    "Snapshot",
     "StampGapEstimator",
     "StatusSummary",
     "summarize",
@@ -78,6 +83,27 @@ class CameraCounters:
             self.lost,
             self.lost_estimated,
         )
+
+
+class _SnapshotCounters(TypedDict):
+    cameras: dict[str, CameraCounters]
+    latency: list[float]
+    batch_sizes: list[int]
+    steps: int
+    qos: dict[str, int]
+    errors: dict[str, int]
+
+
+class Snapshot(_SnapshotCounters, total=False):
+    """A consistent copy of the node's counters (:meth:`NodeStats.snapshot`).
+
+    ``cameras``: per-camera totals; ``latency``: recent step seconds; ``batch_sizes``:
+    their batch sizes; ``steps``: steps run; ``qos``: topic -> incompatible-QoS events;
+    ``errors``: node-level failure kind -> count; ``tracking_busy`` (added by the node):
+    ``(camera, seconds)`` the tracking thread has been on one frame, or None.
+    """
+
+    tracking_busy: tuple[str, float] | None
 
 
 @dataclass(frozen=True)
@@ -210,7 +236,7 @@ class NodeStats:
         with self._lock:
             self._cams[camera].lost_estimated = True
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> Snapshot:
         """A consistent copy of every counter."""
         with self._lock:
             return {
@@ -265,8 +291,8 @@ def _counter_text(counter: Counter[str] | dict[str, int]) -> str:
 
 
 def summarize(
-    snap: dict[str, Any],
-    previous: dict[str, Any] | None,
+    snap: Snapshot,
+    previous: Snapshot | None,
     period_s: float,
     node_name: str,
     runtime: str,
@@ -287,82 +313,18 @@ def summarize(
     """
     prev_cams = previous["cameras"] if previous else {}
     dt = max(period_s, 1e-9)
-    lat = np.asarray(snap["latency"], dtype=np.float64) * 1e3
-    p50 = float(np.percentile(lat, 50)) if lat.size else float("nan")
-    p99 = float(np.percentile(lat, 99)) if lat.size else float("nan")
-    batches = snap["batch_sizes"]
-    qos: dict[str, int] = snap["qos"]
-    prev_qos: dict[str, int] = previous["qos"] if previous else {}
-    new_qos = sum(qos.values()) - sum(prev_qos.values())
-    errors: dict[str, int] = snap.get("errors", {})
-    level = OK
-    message = "active"
-    if not active:
-        level, message = WARN, "inactive (no runtime loaded)"
-    elif "inference_thread_died" in errors:
-        level, message = ERROR, "the inference thread stopped (see the log)"
-    elif "tracking_thread_died" in errors:
-        level, message = ERROR, "the tracking thread stopped: no tracks (see the log)"
-    elif (stall := snap.get("tracking_busy")) is not None and stall[1] >= TRACKING_STALL_S:
-        level, message = (
-            ERROR,
-            f"tracking stalled: camera {stall[0]}'s tracker has been on one frame for "
-            f"{stall[1]:.0f} s; no tracks or debug images meanwhile",
-        )
-    elif qos:
-        level = WARN
-        message = f"incompatible QoS on {len(qos)} topic(s)"
-    statuses = [
-        StatusSummary(
-            name=f"{node_name}: node",
-            level=level,
-            message=message,
-            values=(
-                ("runtime", runtime),
-                ("steps", str(snap["steps"])),
-                ("step_latency_p50_ms", f"{p50:.2f}"),
-                ("step_latency_p99_ms", f"{p99:.2f}"),
-                ("latency_window", str(lat.size)),
-                ("mean_batch_size", f"{np.mean(batches):.2f}" if batches else "nan"),
-                ("qos_incompatible", _counter_text(qos)),
-                ("qos_incompatible_new", str(new_qos)),
-                ("errors", _counter_text(errors)),
-            ),
-        )
-    ]
+    statuses = [_node_status(snap, previous, node_name, runtime, active)]
+    stall = snap.get("tracking_busy")
     for cam, c in snap["cameras"].items():
         p = prev_cams.get(cam, CameraCounters())
+        level, message = _camera_level(cam, c, p, stall)
         rate_in = (c.received - p.received) / dt if previous else float("nan")
         rate_out = (c.processed - p.processed) / dt if previous else float("nan")
-        new_rejects = sum(c.rejected.values()) - sum(p.rejected.values())
-        new_lost = c.lost - p.lost
-        cam_level = OK
-        cam_msg = "ok"
-        new_non_finite = c.skipped.get("non_finite", 0) - p.skipped.get("non_finite", 0)
-        stall = snap.get("tracking_busy")
-        if stall is not None and stall[0] == cam and stall[1] >= TRACKING_STALL_S:
-            cam_level, cam_msg = ERROR, f"tracker stalled on one frame for {stall[1]:.0f} s"
-        elif new_non_finite and c.processed == p.processed:
-            cam_level, cam_msg = (
-                ERROR,
-                f"nothing processed: all {new_non_finite} frame(s) of the last period gave "
-                "non-finite values (check the checkpoint and precision)",
-            )
-        elif new_lost > 0:
-            how = "estimated from stamp gaps" if c.lost_estimated else "DDS message-lost event"
-            cam_level = WARN
-            cam_msg = (
-                f"{new_lost} frame(s) lost in transport in the last period ({how}): {LOSS_HINT}"
-            )
-        elif new_rejects:
-            cam_level, cam_msg = WARN, f"{new_rejects} input(s) rejected in the last period"
-        elif c.received == 0:
-            cam_msg = "no input yet"
         statuses.append(
             StatusSummary(
                 name=f"{node_name}: camera {cam}",
-                level=cam_level,
-                message=cam_msg,
+                level=level,
+                message=message,
                 values=(
                     ("rate_in_hz", f"{rate_in:.2f}"),
                     ("rate_out_hz", f"{rate_out:.2f}"),
@@ -383,7 +345,86 @@ def summarize(
     return statuses
 
 
-def to_diagnostic_array(statuses: list[StatusSummary], stamp: Any) -> Any:
+def _node_level(snap: Snapshot, active: bool) -> tuple[int, str]:
+    """Level and message of the node's status."""
+    errors = snap.get("errors", {})
+    stall = snap.get("tracking_busy")
+    if not active:
+        return WARN, "inactive (no runtime loaded)"
+    if "inference_thread_died" in errors:
+        return ERROR, "the inference thread stopped (see the log)"
+    if "tracking_thread_died" in errors:
+        return ERROR, "the tracking thread stopped: no tracks (see the log)"
+    if stall is not None and stall[1] >= TRACKING_STALL_S:
+        return (
+            ERROR,
+            f"tracking stalled: camera {stall[0]}'s tracker has been on one frame for "
+            f"{stall[1]:.0f} s; no tracks or debug images meanwhile",
+        )
+    if snap["qos"]:
+        return WARN, f"incompatible QoS on {len(snap['qos'])} topic(s)"
+    return OK, "active"
+
+
+def _node_status(
+    snap: Snapshot, previous: Snapshot | None, node_name: str, runtime: str, active: bool
+) -> StatusSummary:
+    """The ``<node>: node`` status: runtime, step latency, batch size, QoS, errors."""
+    lat = np.asarray(snap["latency"], dtype=np.float64) * 1e3
+    p50 = float(np.percentile(lat, 50)) if lat.size else float("nan")
+    p99 = float(np.percentile(lat, 99)) if lat.size else float("nan")
+    batches = snap["batch_sizes"]
+    qos = snap["qos"]
+    prev_qos = previous["qos"] if previous else {}
+    new_qos = sum(qos.values()) - sum(prev_qos.values())
+    level, message = _node_level(snap, active)
+    return StatusSummary(
+        name=f"{node_name}: node",
+        level=level,
+        message=message,
+        values=(
+            ("runtime", runtime),
+            ("steps", str(snap["steps"])),
+            ("step_latency_p50_ms", f"{p50:.2f}"),
+            ("step_latency_p99_ms", f"{p99:.2f}"),
+            ("latency_window", str(lat.size)),
+            ("mean_batch_size", f"{np.mean(batches):.2f}" if batches else "nan"),
+            ("qos_incompatible", _counter_text(qos)),
+            ("qos_incompatible_new", str(new_qos)),
+            ("errors", _counter_text(snap.get("errors", {}))),
+        ),
+    )
+
+
+def _camera_level(
+    cam: str, c: CameraCounters, p: CameraCounters, stall: tuple[str, float] | None
+) -> tuple[int, str]:
+    """Level and message of one camera's status (``c`` now, ``p`` a period ago)."""
+    new_rejects = sum(c.rejected.values()) - sum(p.rejected.values())
+    new_lost = c.lost - p.lost
+    new_non_finite = c.skipped.get("non_finite", 0) - p.skipped.get("non_finite", 0)
+    if stall is not None and stall[0] == cam and stall[1] >= TRACKING_STALL_S:
+        return ERROR, f"tracker stalled on one frame for {stall[1]:.0f} s"
+    if new_non_finite and c.processed == p.processed:
+        return (
+            ERROR,
+            f"nothing processed: all {new_non_finite} frame(s) of the last period gave "
+            "non-finite values (check the checkpoint and precision)",
+        )
+    if new_lost > 0:
+        how = "estimated from stamp gaps" if c.lost_estimated else "DDS message-lost event"
+        return (
+            WARN,
+            f"{new_lost} frame(s) lost in transport in the last period ({how}): {LOSS_HINT}",
+        )
+    if new_rejects:
+        return WARN, f"{new_rejects} input(s) rejected in the last period"
+    if c.received == 0:
+        return OK, "no input yet"
+    return OK, "ok"
+
+
+def to_diagnostic_array(statuses: list[StatusSummary], stamp: Time) -> DiagnosticArray:
     """Build a ``diagnostic_msgs/DiagnosticArray`` (``stamp``: a ``builtin_interfaces/Time``)."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 

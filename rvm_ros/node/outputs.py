@@ -14,25 +14,40 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+from rclpy.impl.rcutils_logger import RcutilsLogger
+from rclpy.lifecycle import LifecyclePublisher
 from sensor_msgs.msg import Image
 
 from rvm_ros.msg import FeatureMap, TrackedPoints
 from rvm_ros.node.diagnostics import NodeStats
 from rvm_ros.pipeline.track_queue import TrackQueue
+from rvm_ros.pipeline.types import FrameInput, FrameResult, FrameSkip
+
+if TYPE_CHECKING:
+    from rvm_ros.pipeline.processor import Processor
+    from rvm_ros.viz.debug import DebugRenderer
+    from rvm_ros.wire.encode import FrameResultLike
 
 __all__ = ["CameraIO", "Outputs"]
+
+
+def _wire(res: FrameResult) -> FrameResultLike:
+    """``res`` as the message builders' view of it. A cast: `FrameResult` has every member,
+    but as a frozen dataclass its fields are read-only where the Protocol declares plain
+    (settable) attributes."""
+    return cast("FrameResultLike", res)
 
 
 @dataclass
 class CameraIO:
     """Publishers of one camera."""
 
-    features: Any
-    tracks: Any | None
-    debug: Any | None
+    features: LifecyclePublisher[FeatureMap]
+    tracks: LifecyclePublisher[TrackedPoints] | None
+    debug: LifecyclePublisher[Image] | None
 
 
 class Outputs:
@@ -44,13 +59,14 @@ class Outputs:
         logger: the node's logger.
     """
 
-    def __init__(self, io: dict[str, CameraIO], stats: NodeStats, logger: Any) -> None:
+    def __init__(self, io: dict[str, CameraIO], stats: NodeStats, logger: RcutilsLogger) -> None:
         self._io = io
         self._stats = stats
         self._log = logger
-        self._renderers: dict[str, Any] = {}
-        self._queue: TrackQueue[tuple[Any, Any]] | None = None
-        self._processor: Any = None
+        self._renderers: dict[str, DebugRenderer] = {}
+        # job -> (the result without tracks, the frame it came from)
+        self._queue: TrackQueue[tuple[FrameResult, FrameInput | None]] | None = None
+        self._processor: Processor | None = None
         self._stop = threading.Event()
         self.tracking_thread: threading.Thread | None = None
         # (camera, time.monotonic()) of the job the tracking thread works on, else None.
@@ -58,7 +74,7 @@ class Outputs:
 
     # -- tracking thread -------------------------------------------------------------
 
-    def start_tracking(self, processor: Any) -> None:
+    def start_tracking(self, processor: Processor) -> None:
         """Track on a thread of our own (``processor`` defers its tracking)."""
         self._processor = processor
         self._queue = TrackQueue()
@@ -133,14 +149,13 @@ class Outputs:
 
     # -- publishing ------------------------------------------------------------------
 
-    def publish_result(self, res: Any, frame: Any) -> None:
+    def publish_result(self, res: FrameResult | FrameSkip, frame: FrameInput | None) -> None:
         """Publish one `FrameResult` (or count one `FrameSkip`) of the inference thread.
 
         Args:
             res: the result.
             frame: the `FrameInput` it came from (for the debug image), or None.
         """
-        from rvm_ros.pipeline import FrameSkip
         from rvm_ros.wire.encode import feature_map_fields, fill_message
 
         stats = self._stats
@@ -156,7 +171,9 @@ class Outputs:
                 )
             return
         stats.processed(res.camera, res.reset_reason if res.state_reset else None)
-        io.features.publish(fill_message(FeatureMap, feature_map_fields(res), header=res.header))
+        io.features.publish(
+            fill_message(FeatureMap, feature_map_fields(_wire(res)), header=res.header)
+        )
         if res.track_job is not None and self._queue is not None:
             # the tracks (and the debug image drawn with them) follow from the tracking thread
             if self._queue.put(res.track_job, (res, frame)) and stats.error("tracking_dropped"):
@@ -168,7 +185,7 @@ class Outputs:
             return
         self._publish_tracks(res, frame)
 
-    def _publish_tracks(self, res: Any, frame: Any) -> None:
+    def _publish_tracks(self, res: FrameResult, frame: FrameInput | None) -> None:
         from rvm_ros.wire.encode import fill_message, tracked_points_fields
 
         io = self._io.get(res.camera)
@@ -176,12 +193,14 @@ class Outputs:
             return
         if io.tracks is not None and res.tracks is not None:
             io.tracks.publish(
-                fill_message(TrackedPoints, tracked_points_fields(res), header=res.header)
+                fill_message(TrackedPoints, tracked_points_fields(_wire(res)), header=res.header)
             )
         if io.debug is not None and frame is not None and io.debug.get_subscription_count() > 0:
             self._publish_debug(io.debug, res, frame)
 
-    def _publish_debug(self, pub: Any, res: Any, frame: Any) -> None:
+    def _publish_debug(
+        self, pub: LifecyclePublisher[Image], res: FrameResult, frame: FrameInput
+    ) -> None:
         from rvm_ros.viz.debug import DebugRenderer
 
         renderer = self._renderers.get(res.camera)

@@ -16,12 +16,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.errors import RvmRosError
 
+if TYPE_CHECKING:
+    from rclpy.node import Node
+    from rclpy.publisher import Publisher
+    from rclpy.qos import QoSProfile
+
+__all__ = ["PlayError", "PlayStats", "message_type", "play"]
+
 log = logging.getLogger(__name__)
+
+#: Publishers by topic (Any: the message classes are looked up by name at run time).
+_Publishers = dict[str, "Publisher[Any]"]
 
 
 class PlayError(RvmRosError):
@@ -47,7 +57,7 @@ class PlayStats:
     interrupted: bool = False
 
 
-def message_type(msgtype: str) -> Any:
+def message_type(msgtype: str) -> type:
     """The rclpy (rosidl-generated) class of ``"pkg/msg/Name"``.
 
     Raises:
@@ -59,7 +69,8 @@ def message_type(msgtype: str) -> Any:
     pkg, kind, name = parts
     try:
         module = importlib.import_module(f"{pkg}.{kind}")
-        return getattr(module, name)
+        cls: type = getattr(module, name)
+        return cls
     except (ImportError, AttributeError) as exc:
         raise PlayError(
             f"no Python message class for {msgtype} (is the {pkg} package installed and "
@@ -101,83 +112,25 @@ def play(
         PlayError: unreadable bag, unknown topic or message type, bad rate.
     """
     import rclpy
-    from rclpy.exceptions import InvalidTopicNameException
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     if not rate >= 0:
         raise PlayError(f"rate must be >= 0, got {rate}")
-    try:
-        reader = bags.BagReader(Path(bag))
-    except bags.BagError as exc:
-        raise PlayError(str(exc)) from exc
+    reader = _open_bag(bag, topics)
     chosen = list(reader.topics) if topics is None else list(topics)
-    missing = [t for t in chosen if t not in reader.topics]
-    if missing:
+    try:
+        classes = {t: message_type(reader.topics[t]) for t in chosen}
+    except PlayError:
         reader.close()
-        raise PlayError(
-            f"topic(s) {', '.join(missing)} not in {bag} (has: {', '.join(reader.topics)})"
-        )
-    classes = {t: message_type(reader.topics[t]) for t in chosen}
+        raise
     stats = PlayStats(published={t: 0 for t in chosen})
-    qos = QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-    )
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("rvm_ros_play", context=context)
     try:
-        pubs = {}
-        for t in chosen:
-            try:
-                pubs[t] = node.create_publisher(classes[t], t, qos)
-            except InvalidTopicNameException as exc:
-                why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
-                raise PlayError(
-                    f"bag topic {t!r} is not a valid ROS topic name ({why}); "
-                    "pick the valid ones with --topics"
-                ) from None
+        pubs = _publishers(node, classes, _qos(reliable, depth))
         if wait_subscribers > 0:
-            deadline = time.monotonic() + wait_timeout_s
-            while time.monotonic() < deadline and not (stop and stop.is_set()):
-                if all(p.get_subscription_count() >= wait_subscribers for p in pubs.values()):
-                    break
-                time.sleep(0.05)
-            else:
-                log.warning(
-                    "not every topic has %d subscriber(s); publishing anyway", wait_subscribers
-                )
-        while True:
-            first_bag: int | None = None
-            start = time.monotonic()
-            for topic, _msgtype, ts, data in reader.raw_messages(chosen):
-                if stop is not None and stop.is_set():
-                    stats.interrupted = True
-                    break
-                if first_bag is None:
-                    first_bag = ts
-                if rate > 0:
-                    due = start + (ts - first_bag) / 1e9 / rate
-                    delay = due - time.monotonic()
-                    if delay > 0:
-                        if stop is not None:
-                            if stop.wait(delay):
-                                stats.interrupted = True
-                                break
-                        else:
-                            time.sleep(delay)
-                pubs[topic].publish(data)
-                if on_message is not None:
-                    on_message(topic, stats.published[topic])
-                stats.published[topic] += 1
-            stats.read_errors = list(reader.errors)
-            if stats.interrupted:
-                break
-            stats.loops += 1
-            if not loop:
-                break
-            reader.errors.clear()
+            _wait_for_subscribers(pubs, wait_subscribers, wait_timeout_s, stop)
+        _play_passes(reader, chosen, pubs, rate, loop, stop, on_message, stats)
         if reliable:  # let late readers get what was sent before the node goes away
             from rclpy.duration import Duration
 
@@ -190,3 +143,125 @@ def play(
         node.destroy_node()
         context.try_shutdown()
     return stats
+
+
+def _open_bag(bag: Path | str, topics: Sequence[str] | None) -> bags.BagReader:
+    """The bag's reader, once every chosen topic is known to be in it."""
+    try:
+        reader = bags.BagReader(Path(bag))
+    except bags.BagError as exc:
+        raise PlayError(str(exc)) from exc
+    chosen = list(reader.topics) if topics is None else list(topics)
+    missing = [t for t in chosen if t not in reader.topics]
+    if missing:
+        reader.close()
+        raise PlayError(
+            f"topic(s) {', '.join(missing)} not in {bag} (has: {', '.join(reader.topics)})"
+        )
+    return reader
+
+
+def _qos(reliable: bool, depth: int) -> QoSProfile:
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+    )
+
+
+def _publishers(node: Node, classes: dict[str, type], qos: QoSProfile) -> _Publishers:
+    """One publisher per topic.
+
+    Raises:
+        PlayError: a bag topic that is not a valid ROS topic name.
+    """
+    from rclpy.exceptions import InvalidTopicNameException
+
+    pubs: _Publishers = {}
+    for t, cls in classes.items():
+        try:
+            pubs[t] = node.create_publisher(cls, t, qos)
+        except InvalidTopicNameException as exc:
+            why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
+            raise PlayError(
+                f"bag topic {t!r} is not a valid ROS topic name ({why}); "
+                "pick the valid ones with --topics"
+            ) from None
+    return pubs
+
+
+def _wait_for_subscribers(
+    pubs: _Publishers,
+    count: int,
+    timeout_s: float,
+    stop: threading.Event | None,
+) -> None:
+    """Wait until every publisher has ``count`` subscriptions (warn after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not (stop and stop.is_set()):
+        if all(p.get_subscription_count() >= count for p in pubs.values()):
+            return
+        time.sleep(0.05)
+    log.warning("not every topic has %d subscriber(s); publishing anyway", count)
+
+
+def _play_passes(
+    reader: bags.BagReader,
+    chosen: list[str],
+    pubs: _Publishers,
+    rate: float,
+    loop: bool,
+    stop: threading.Event | None,
+    on_message: Callable[[str, int], None] | None,
+    stats: PlayStats,
+) -> None:
+    """Publish the bag once, or over and over with ``loop``, until done or stopped."""
+    while True:
+        _play_once(reader, chosen, pubs, rate, stop, on_message, stats)
+        stats.read_errors = list(reader.errors)
+        if stats.interrupted:
+            return
+        stats.loops += 1
+        if not loop:
+            return
+        reader.errors.clear()
+
+
+def _play_once(
+    reader: bags.BagReader,
+    chosen: list[str],
+    pubs: _Publishers,
+    rate: float,
+    stop: threading.Event | None,
+    on_message: Callable[[str, int], None] | None,
+    stats: PlayStats,
+) -> None:
+    """One pass over the bag, paced by the receive stamps (``stats.interrupted`` on a stop)."""
+    first_bag: int | None = None
+    start = time.monotonic()
+    for topic, _msgtype, ts, data in reader.raw_messages(chosen):
+        if stop is not None and stop.is_set():
+            stats.interrupted = True
+            return
+        if first_bag is None:
+            first_bag = ts
+        if rate > 0 and not _wait_until(start + (ts - first_bag) / 1e9 / rate, stop):
+            stats.interrupted = True
+            return
+        pubs[topic].publish(data)
+        if on_message is not None:
+            on_message(topic, stats.published[topic])
+        stats.published[topic] += 1
+
+
+def _wait_until(due: float, stop: threading.Event | None) -> bool:
+    """Sleep until ``due`` (``time.monotonic``); False when ``stop`` was set meanwhile."""
+    delay = due - time.monotonic()
+    if delay <= 0:
+        return True
+    if stop is None:
+        time.sleep(delay)
+        return True
+    return not stop.wait(delay)

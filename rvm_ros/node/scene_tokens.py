@@ -14,10 +14,14 @@ from __future__ import annotations
 import array
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
+import numpy as np
 from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Transform
+from rclpy.lifecycle import LifecycleNode
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
@@ -27,14 +31,18 @@ from rvm_ros.node.diagnostics import OK, WARN, StatusSummary
 from rvm_ros.pipeline.geometry import CameraIntrinsics, GeometryError
 from rvm_ros.pipeline.params import NodeConfig, checkpoint_patch_size
 from rvm_ros.pipeline.scene import SceneAssembler
+from rvm_ros.pipeline.types import FrameInput, FrameResult, FrameSkip
 from rvm_ros.wire.scene_tokens import SceneTokensClasses, scene_tokens_message
+
+if TYPE_CHECKING:
+    import tf2_ros
 
 __all__ = ["SceneTokensIO"]
 
 _CLASSES = SceneTokensClasses(SceneTokens, CameraGeometry, Header, Time, rclpy=True)
 
 
-def _transform_matrix(transform: Any) -> Any:
+def _transform_matrix(transform: Transform) -> np.ndarray:
     """``geometry_msgs/Transform`` -> ``[4, 4]``."""
     from rvm_ros.pipeline.geometry import pose_matrix
 
@@ -52,25 +60,27 @@ class SceneTokensIO:
         qos_out: Profile of the publisher.
     """
 
-    def __init__(self, node: Any, cfg: NodeConfig, qos_in: QoSProfile, qos_out: QoSProfile):
+    def __init__(
+        self, node: LifecycleNode, cfg: NodeConfig, qos_in: QoSProfile, qos_out: QoSProfile
+    ) -> None:
         sc = cfg.scene_tokens
         self._node = node
         self._cfg = sc
         self.assembler = SceneAssembler.for_config(cfg, checkpoint_patch_size(cfg.checkpoint))
         self._lock = threading.Lock()
-        self._info_keys: dict[str, tuple[Any, ...]] = {}
+        self._info_keys: dict[str, tuple[object, ...]] = {}
         self._logged: set[tuple[str, str]] = set()
         self._bad_info: Counter[str] = Counter()
         self._prev: tuple[int, int, int] = (0, 0, 0)
         self._buffer: array.array[int] = array.array("B")
-        self._geometry_msgs: dict[str, Any] = {}  # per-camera CameraGeometry, reused
+        self._geometry_msgs: dict[str, CameraGeometry] = {}  # per camera, reused
         log = node.get_logger()
         self._tf_cams = [c for c in cfg.cameras if sc.extrinsics_source(c) == "tf"]
         for cam in cfg.cameras:
             if sc.extrinsics_source(cam) == "static":
                 self.assembler.set_extrinsics(cam, sc.static_extrinsics[cam], "static")
-        self._tf_buffer: Any = None
-        self._tf_listener: Any = None
+        self._tf_buffer: tf2_ros.Buffer | None = None
+        self._tf_listener: tf2_ros.TransformListener | None = None
         self.tf_status = "not needed"
         if self._tf_cams:
             try:
@@ -104,7 +114,7 @@ class SceneTokensIO:
 
     # -- inputs ----------------------------------------------------------------------
 
-    def _on_camera_info(self, cam: str, msg: Any) -> None:
+    def _on_camera_info(self, cam: str, msg: CameraInfo) -> None:
         key = (
             tuple(msg.k),
             int(msg.width),
@@ -166,7 +176,9 @@ class SceneTokensIO:
             self._buffer = array.array("B", [0]) * nbytes
         return self._buffer
 
-    def publish_step(self, results: list[Any], batch: list[Any]) -> bool:
+    def publish_step(
+        self, results: Sequence[FrameResult | FrameSkip], batch: Sequence[FrameInput]
+    ) -> bool:
         """Assemble and publish the step of one processed batch.
 
         Returns:

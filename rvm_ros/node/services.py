@@ -3,16 +3,27 @@ processor (None while the node is not active) and the request."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+from rclpy.impl.rcutils_logger import RcutilsLogger
+from std_srvs.srv import Trigger
 
+from rvm_ros.srv import SetQueryPoints
 from rvm_ros.tracking.queries import check_query_count
+
+if TYPE_CHECKING:
+    from rvm_ros.pipeline.processor import Processor
 
 __all__ = ["answer_reset", "answer_set_query_points"]
 
 
-def answer_reset(processor: Any, cameras: tuple[str, ...], logger: Any, response: Any) -> Any:
+def answer_reset(
+    processor: Processor | None,
+    cameras: tuple[str, ...],
+    logger: RcutilsLogger,
+    response: Trigger.Response,
+) -> Trigger.Response:
     """Fill a ``std_srvs/Trigger`` response: reset every camera's state on its next frame."""
     if processor is None:
         response.success = False
@@ -27,7 +38,11 @@ def answer_reset(processor: Any, cameras: tuple[str, ...], logger: Any, response
     return response
 
 
-def answer_set_query_points(processor: Any, request: Any, response: Any) -> Any:
+def answer_set_query_points(
+    processor: Processor | None,
+    request: SetQueryPoints.Request,
+    response: SetQueryPoints.Response,
+) -> SetQueryPoints.Response:
     """Fill a ``rvm_ros/SetQueryPoints`` response: start tracking the requested points."""
     response.success = False
     if processor is None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from rvm_ros.pipeline.types import FrameInput
 
+__all__ = ["LatestFrameSlots", "SlotCounters", "group_batches"]
+
 
 def group_batches(
     frames: Iterable[FrameInput], max_wait_ms: float, max_batch: int | None = None

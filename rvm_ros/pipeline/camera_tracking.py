@@ -14,7 +14,7 @@ processor collects under its lock from any thread.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -24,6 +24,8 @@ from rvm_ros.pipeline.types import ImageTracks, TrackJob
 
 if TYPE_CHECKING:
     from rvm_ros.imaging.preprocess import Geometry
+    from rvm_ros.tracking.factory import Tracker
+    from rvm_ros.tracking.state import TrackState
 
 __all__ = ["CameraTracking", "PendingQueries", "cell_map", "tracking_input"]
 
@@ -32,7 +34,7 @@ def cell_map(
     geometry: Geometry, features: np.ndarray | None, on_camera: bool
 ) -> tuple[float, float, float, float] | None:
     """``(ax, bx, ay, by)``: tracker-image pixel ``(x, y)`` at feature-grid coordinate
-    ``(ax * x + bx, ay * y + by)`` (:data:`rvm_ros.tracking.points.CellMap`).
+    ``(ax * x + bx, ay * y + by)`` (:data:`rvm_ros.tracking.image_tracker.CellMap`).
 
     Args:
         geometry: the frame's preprocessing (image pixels to network pixels).
@@ -83,7 +85,7 @@ class CameraTracking:
     """
 
     def __init__(
-        self, tracker: Any, config: ProcessingConfig, new_ids: Callable[[int], np.ndarray]
+        self, tracker: Tracker, config: ProcessingConfig, new_ids: Callable[[int], np.ndarray]
     ) -> None:
         self.tracker = tracker
         self.config = config
@@ -212,7 +214,7 @@ class CameraTracking:
         self.user_ids.extend(int(i) for i in ids)
 
     @staticmethod
-    def _to_image(state: Any, geometry: Geometry, on_camera: bool) -> ImageTracks:
+    def _to_image(state: TrackState, geometry: Geometry, on_camera: bool) -> ImageTracks:
         ids = np.asarray(state.ids, dtype=np.int32).reshape(-1)
         xy = np.asarray(state.xy, dtype=np.float64).reshape(-1, 2)  # [P, 2] tracker pixels
         if on_camera:

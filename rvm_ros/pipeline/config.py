@@ -1,27 +1,49 @@
-"""`ProcessingConfig`: the settings of the processing core, validated once.
+"""The validated, frozen settings shared by the live node and the bag replay.
 
-The node maps its ROS parameters onto this frozen dataclass and the bag replay builds
-it from the same parameter file, so both run the same processing.
+* `ProcessingConfig`: the processing core (`rvm_ros.pipeline.Processor`), validated on
+  construction;
+* `SceneTokensConfig`: the ``scene_tokens.*`` and per-camera geometry settings;
+* `NodeConfig`: the node's whole configuration (the two above, runtime, QoS, topics).
+
+The node's ROS parameters (and the bag replay's parameter file) become a `NodeConfig` in
+one place, :func:`rvm_ros.pipeline.params.config_from_params`, so both run the same
+processing. `ConfigError` names the offending parameter.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from rvm_ros.errors import RvmRosError
 
 if TYPE_CHECKING:
     from rvm_ros.tracking.config import TrackerConfig
 
+__all__ = [
+    "CAMERA_NAME",
+    "EXTRINSICS_SOURCES",
+    "FEATURE_DTYPES",
+    "FEATURE_POOLS",
+    "RESIZE_MODES",
+    "ConfigError",
+    "NodeConfig",
+    "ProcessingConfig",
+    "SceneTokensConfig",
+]
+
 RESIZE_MODES: tuple[str, ...] = ("stretch", "letterbox", "center_crop")
 FEATURE_DTYPES: tuple[str, ...] = ("float16", "float32")
 FEATURE_POOLS: tuple[int, ...] = (1, 2, 4)
+#: ``auto``: static parameters where a camera has them, else TF; ``static``; ``tf``.
+EXTRINSICS_SOURCES: tuple[str, ...] = ("auto", "static", "tf")
 
-# Camera names become topic name tokens (``~/<camera>/features``).
-_CAMERA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: A valid camera name: camera names become topic name tokens (``~/<camera>/features``).
+CAMERA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 class ConfigError(RvmRosError, ValueError):
@@ -41,7 +63,7 @@ class ConfigError(RvmRosError, ValueError):
         text = message if message.startswith(param) else f"{param}: {message}"
         super().__init__(text)
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str]]:
         return (type(self), (self.param, self.message))
 
 
@@ -113,6 +135,12 @@ class ProcessingConfig:
         Raises:
             ConfigError: For the first invalid field.
         """
+        self._check_cameras()
+        self._check_model_input(patch_size)
+        self._check_numbers()
+        self._check_tracking()
+
+    def _check_cameras(self) -> None:
         cams = self.cameras
         if isinstance(cams, str) or not isinstance(cams, (tuple, list)):
             raise ConfigError("cameras", f"must be a tuple of camera names, got {cams!r}")
@@ -122,7 +150,7 @@ class ProcessingConfig:
             raise ConfigError("cameras", "at least one camera is needed")
         seen: set[str] = set()
         for name in cams:
-            if not isinstance(name, str) or not _CAMERA_NAME.match(name):
+            if not isinstance(name, str) or not CAMERA_NAME.match(name):
                 raise ConfigError(
                     "cameras",
                     f"camera name {name!r} is not valid (letters, digits and '_', "
@@ -131,6 +159,9 @@ class ProcessingConfig:
             if name in seen:
                 raise ConfigError("cameras", f"camera {name!r} is listed twice")
             seen.add(name)
+
+    def _check_model_input(self, patch_size: int) -> None:
+        """Input size, resize mode, reset gap, feature dtype and pooling."""
         for key in ("model_height", "model_width"):
             value = getattr(self, key)
             if not _is_int(value) or value <= 0 or value % patch_size:
@@ -161,6 +192,9 @@ class ProcessingConfig:
                 f"feature_pool {pool} does not divide the {grid_h}x{grid_w} feature grid of a "
                 f"{self.model_height}x{self.model_width} model input",
             )
+
+    def _check_numbers(self) -> None:
+        """Batching window and image size limit."""
         wait = self.max_batch_wait_ms
         if not _is_number(wait) or not math.isfinite(wait) or wait < 0:
             raise ConfigError("max_batch_wait_ms", f"must be a finite number >= 0, got {wait!r}")
@@ -168,6 +202,8 @@ class ProcessingConfig:
             raise ConfigError(
                 "max_image_pixels", f"must be a positive integer, got {self.max_image_pixels!r}"
             )
+
+    def _check_tracking(self) -> None:
         if not isinstance(self.tracking, bool):
             raise ConfigError("tracking", f"must be true or false, got {self.tracking!r}")
         if not _is_int(self.track_grid) or self.track_grid < 0:
@@ -197,3 +233,89 @@ class ProcessingConfig:
                     f"must be a rvm_ros.tracking.tracker.TrackerConfig or None, got "
                     f"{type(self.tracker).__name__}",
                 )
+
+
+@dataclass(frozen=True, eq=False)
+class SceneTokensConfig:
+    """Scene-token settings.
+
+    Attributes:
+        enabled: Publish ``~/scene_tokens`` (replay: write it).
+        base_frame: The frame of ``camera_to_base`` / ``projection``.
+        sync_policy: ``partial`` | ``complete`` (see `rvm_ros.pipeline.scene`).
+        tolerance_ms: Largest camera-to-step stamp difference of a valid camera.
+        extrinsics: ``auto`` | ``static`` | ``tf``.
+        camera_info_topics: Camera -> CameraInfo topic.
+        static_extrinsics: Camera -> ``[4, 4]`` camera-to-base (cameras with static
+            parameters only).
+    """
+
+    enabled: bool = False
+    base_frame: str = "base_link"
+    sync_policy: str = "partial"
+    tolerance_ms: float = 50.0
+    extrinsics: str = "auto"
+    camera_info_topics: dict[str, str] = field(default_factory=dict)
+    static_extrinsics: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def extrinsics_source(self, camera: str) -> str:
+        """Where the camera's transform comes from: ``static``, ``tf`` or ``""`` (none)."""
+        has_static = camera in self.static_extrinsics
+        if self.extrinsics == "static":
+            return "static" if has_static else ""
+        if self.extrinsics == "tf":
+            return "tf"
+        return "static" if has_static else "tf"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The node's whole configuration, validated (built only by
+    :func:`rvm_ros.pipeline.params.config_from_params`).
+
+    Attributes:
+        processing: Everything the pure processing core needs.
+        checkpoint: Checkpoint path or ``random:<variant>[:<seed>]``.
+        backend: ``auto`` | ``torch`` | ``onnxruntime`` | ``tensorrt`` | ``openvino``.
+        precision: ``fp32`` | ``fp16`` | ``bf16``.
+        device: Torch device string, empty for the backend's choice.
+        tensorrt_accept_build_error: Use a TensorRT engine that failed its build check.
+        camera_topics: Camera name -> input topic.
+        camera_transports: Camera name -> ``raw`` | ``compressed``.
+        input_reliability: ``best_effort`` | ``reliable`` (image subscriptions).
+        input_depth: History depth of the image subscriptions.
+        raw_subscriptions: Subscribe to images in serialized form (zero-copy CDR decoding).
+        retain_large_buffers: Raise glibc's mmap / trim thresholds (`rvm_ros.node.memory`).
+        output_reliability: ``best_effort`` | ``reliable`` (publishers).
+        output_depth: History depth of the publishers.
+        publish_debug_image: Publish debug images while subscribed.
+        tracking_thread: Track points on a thread of their own (`Processor.track`).
+        diagnostics_period_s: Period of ``/diagnostics`` (s).
+        autostart: Configure and activate on start-up.
+        scene_tokens: The ``scene_tokens.*`` and per-camera geometry parameters.
+    """
+
+    processing: ProcessingConfig
+    checkpoint: str
+    backend: str
+    precision: str
+    device: str
+    camera_topics: dict[str, str] = field(default_factory=dict)
+    camera_transports: dict[str, str] = field(default_factory=dict)
+    input_reliability: str = "best_effort"
+    input_depth: int = 1
+    raw_subscriptions: bool = True
+    retain_large_buffers: bool = True
+    output_reliability: str = "reliable"
+    output_depth: int = 5
+    publish_debug_image: bool = True
+    tracking_thread: bool = True
+    diagnostics_period_s: float = 1.0
+    autostart: bool = True
+    tensorrt_accept_build_error: bool = False
+    scene_tokens: SceneTokensConfig = field(default_factory=SceneTokensConfig)
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """Camera names in configuration order."""
+        return tuple(self.camera_topics)

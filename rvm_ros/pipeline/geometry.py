@@ -72,7 +72,7 @@ class CameraIntrinsics:
     frame_id: str = ""
 
     @classmethod
-    def from_camera_info(cls, info: Any) -> CameraIntrinsics:
+    def from_camera_info(cls, info: Any) -> CameraIntrinsics:  # Any: rclpy or rosbags class
         """Intrinsics of the image a ``sensor_msgs/CameraInfo`` describes.
 
         Works for rclpy and rosbags messages alike. ``K`` refers to the full-resolution

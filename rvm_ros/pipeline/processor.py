@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from rvm_ros.imaging.preprocess import Geometry
     from rvm_ros.runtime.base import StepRunner
 
+__all__ = ["Processor"]
+
 log = logging.getLogger(__name__)
 
 _MAX_GEOMETRIES = 8  # per camera: image sizes remembered (resolution changes are rare)
@@ -112,7 +114,10 @@ class Processor:
     """
 
     def __init__(
-        self, config: ProcessingConfig, encoder: StepRunner[Any], defer_tracking: bool = False
+        self,
+        config: ProcessingConfig,
+        encoder: StepRunner[Any],  # Any: each backend's recurrent state is its own type
+        defer_tracking: bool = False,
     ) -> None:
         info = encoder.info
         if (int(info.height), int(info.width)) != (config.model_height, config.model_width):
@@ -392,70 +397,77 @@ class Processor:
         results: list[FrameResult | FrameSkip | None] = [None] * len(batch)
         planned: list[_Planned] = []
         for i, frame in enumerate(batch):
-            cam = self._cameras.get(frame.camera)
-            if cam is None:
-                results[i] = self._skip(
-                    frame,
-                    None,
-                    "camera_unknown",
-                    f"camera {frame.camera!r} is not configured "
-                    f"(cameras: {', '.join(self._cameras)})",
-                )
-                continue
-            with self._lock:
-                cam.stats.frames_in += 1
-            problem = self._check_image(frame)
-            if problem is not None:
-                reason, detail = problem
-                if reason == "non_finite":
-                    with self._lock:
-                        if cam.pending_reset is None:
-                            cam.pending_reset = "non_finite"
-                results[i] = self._skip(frame, cam, reason, detail)
-                continue
-            size = (int(frame.image.shape[0]), int(frame.image.shape[1]))
-            try:
-                geometry = self._geometry(cam, size)
-                self._fill(len(planned), frame.image, geometry)
-            except (ValueError, cv2.error) as exc:  # ImageError is a ValueError
-                results[i] = self._skip(
-                    frame,
-                    cam,
-                    "invalid_image",
-                    f"camera {frame.camera!r} stamp {frame.stamp_ns}: preprocessing failed: {exc}",
-                )
-                continue
-            stamp = int(frame.stamp_ns)
-            with self._lock:
-                reason = self._reset_reason(cam, stamp, size)
-                cam.pending_reset = None
-            planned.append(_Planned(i, frame, cam, size, geometry, reason))
-
+            plan = self._plan(i, frame, row=len(planned))
+            if isinstance(plan, FrameSkip):
+                results[i] = plan
+            else:
+                planned.append(plan)
         if planned:
-            for p in planned:
-                if p.reset_reason:
-                    self.encoder.reset(p.cam.name)
-            frames = self._batch[: len(planned)]  # [B, H, W, 3] uint8
-            names = [p.cam.name for p in planned]
-            t0 = time.perf_counter()
-            try:
-                out = self.encoder.step(frames, names)  # [B, 1 + h*w, D] float32
-            except BaseException:
-                with self._lock:
-                    for p in planned:
-                        if p.reset_reason and p.reset_reason != "first_frame":
-                            p.cam.pending_reset = p.cam.pending_reset or p.reset_reason
-                raise
-            step_ms = (time.perf_counter() - t0) * 1e3
-            out = np.asarray(out)
-            n_tokens = 1 + self.grid_height * self.grid_width
-            if out.ndim != 3 or out.shape[0] != len(planned) or out.shape[1] != n_tokens:
-                raise RuntimeError(
-                    f"encoder returned shape {out.shape}, expected [{len(planned)}, {n_tokens}, D]"
-                )
-            for j, p in enumerate(planned):
-                results[p.index] = self._finish(p, out[j], step_ms, self._batch[j])
+            self._step(planned, results)
         return [r for r in results if r is not None]
+
+    def _plan(self, i: int, frame: FrameInput, row: int) -> _Planned | FrameSkip:
+        """Check ``frame``, preprocess it into batch row ``row`` and decide its reset."""
+        cam = self._cameras.get(frame.camera)
+        if cam is None:
+            return self._skip(
+                frame,
+                None,
+                "camera_unknown",
+                f"camera {frame.camera!r} is not configured (cameras: {', '.join(self._cameras)})",
+            )
+        with self._lock:
+            cam.stats.frames_in += 1
+        problem = self._check_image(frame)
+        if problem is not None:
+            reason, detail = problem
+            if reason == "non_finite":
+                with self._lock:
+                    if cam.pending_reset is None:
+                        cam.pending_reset = "non_finite"
+            return self._skip(frame, cam, reason, detail)
+        size = (int(frame.image.shape[0]), int(frame.image.shape[1]))
+        try:
+            geometry = self._geometry(cam, size)
+            self._fill(row, frame.image, geometry)
+        except (ValueError, cv2.error) as exc:  # ImageError is a ValueError
+            return self._skip(
+                frame,
+                cam,
+                "invalid_image",
+                f"camera {frame.camera!r} stamp {frame.stamp_ns}: preprocessing failed: {exc}",
+            )
+        stamp = int(frame.stamp_ns)
+        with self._lock:
+            reason = self._reset_reason(cam, stamp, size)
+            cam.pending_reset = None
+        return _Planned(i, frame, cam, size, geometry, reason)
+
+    def _step(self, planned: list[_Planned], results: list[FrameResult | FrameSkip | None]) -> None:
+        """One encoder step over the planned frames; their results go into ``results``."""
+        for p in planned:
+            if p.reset_reason:
+                self.encoder.reset(p.cam.name)
+        frames = self._batch[: len(planned)]  # [B, H, W, 3] uint8
+        names = [p.cam.name for p in planned]
+        t0 = time.perf_counter()
+        try:
+            out = self.encoder.step(frames, names)  # [B, 1 + h*w, D] float32
+        except BaseException:
+            with self._lock:
+                for p in planned:
+                    if p.reset_reason and p.reset_reason != "first_frame":
+                        p.cam.pending_reset = p.cam.pending_reset or p.reset_reason
+            raise
+        step_ms = (time.perf_counter() - t0) * 1e3
+        out = np.asarray(out)
+        n_tokens = 1 + self.grid_height * self.grid_width
+        if out.ndim != 3 or out.shape[0] != len(planned) or out.shape[1] != n_tokens:
+            raise RuntimeError(
+                f"encoder returned shape {out.shape}, expected [{len(planned)}, {n_tokens}, D]"
+            )
+        for j, p in enumerate(planned):
+            results[p.index] = self._finish(p, out[j], step_ms, self._batch[j])
 
     def _new_ids(self, count: int) -> np.ndarray:
         with self._lock:

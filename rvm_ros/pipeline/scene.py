@@ -22,22 +22,35 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias, Union
 
 import numpy as np
 
 from rvm_ros.imaging.preprocess import Geometry, fit_geometry
-from rvm_ros.pipeline.config import ConfigError
+from rvm_ros.pipeline.config import ConfigError, NodeConfig
 from rvm_ros.pipeline.geometry import CameraIntrinsics, SceneGeometry, camera_geometry
 from rvm_ros.pipeline.types import FrameResult, FrameSkip
+
+if TYPE_CHECKING:
+    import array
 
 __all__ = [
     "INVALID_REASONS",
     "SYNC_POLICIES",
+    "PayloadBuffer",
     "SceneAssembler",
     "SceneCamera",
     "SceneStats",
     "SceneStep",
+]
+
+#: A writable buffer the tokens are written into (e.g. the ``array.array('B')`` an rclpy
+#: message takes without copying).
+PayloadBuffer: TypeAlias = Union[bytearray, "array.array[int]"]
+
+# The inputs a camera's cached SceneGeometry was computed from.
+_GeometryKey: TypeAlias = tuple[
+    "CameraIntrinsics | None", "tuple[np.ndarray, str] | None", "Geometry | None", str
 ]
 
 #: ``partial``: publish when all cameras arrived or the batching wait expired;
@@ -115,7 +128,7 @@ class SceneStep:
     model_width: int
     cell_size: int
     model_id: str
-    payload: Any = None
+    payload: PayloadBuffer | None = None
 
     @property
     def complete(self) -> bool:
@@ -168,7 +181,7 @@ class SceneAssembler:
     """
 
     @classmethod
-    def for_config(cls, cfg: Any, patch_size: int) -> SceneAssembler:
+    def for_config(cls, cfg: NodeConfig, patch_size: int) -> SceneAssembler:
         """The assembler of a node configuration (``NodeConfig``: cameras, processing,
         scene_tokens), for a model of ``patch_size`` (the runtime's ``info.patch_size``)."""
         sc, pc = cfg.scene_tokens, cfg.processing
@@ -220,7 +233,7 @@ class SceneAssembler:
         self._intrinsics: dict[str, CameraIntrinsics | None] = dict.fromkeys(self.cameras)
         self._extrinsics: dict[str, tuple[np.ndarray, str] | None] = dict.fromkeys(self.cameras)
         self._last_geometry: dict[str, Geometry | None] = dict.fromkeys(self.cameras)
-        self._cache: dict[str, tuple[tuple[Any, ...], SceneGeometry]] = {}
+        self._cache: dict[str, tuple[_GeometryKey, SceneGeometry]] = {}
         self._seq = 0
         self._channels: int | None = None
         self._dtype: np.dtype | None = None
@@ -292,7 +305,7 @@ class SceneAssembler:
         self,
         outputs: Sequence[FrameResult | FrameSkip],
         frame_ids: Mapping[str, str] | None = None,
-        payload: Callable[[int], Any] | None = None,
+        payload: Callable[[int], PayloadBuffer] | None = None,
     ) -> SceneStep | None:
         """The step of one batch.
 
@@ -310,82 +323,23 @@ class SceneAssembler:
         """
         frame_ids = frame_ids or {}
         with self._lock:
-            by_cam: dict[str, FrameResult | FrameSkip] = {}
-            for given in outputs:
-                if given.camera in self._intrinsics:
-                    by_cam[given.camera] = given
-            results = [o for o in by_cam.values() if isinstance(o, FrameResult)]
-            for r in results:
-                self._channels = int(r.features.shape[-1])
-                self._dtype = np.dtype(r.features.dtype)
-                self._model_id = r.model_id
-                self._last_geometry[r.camera] = r.geometry
+            by_cam = self._take(outputs)
             if self._channels is None or self._dtype is None:
                 return None
+            results = [o for o in by_cam.values() if isinstance(o, FrameResult)]
             stamps = sorted(o.stamp_ns for o in results) or sorted(
                 o.stamp_ns for o in by_cam.values()
             )
             stamp = stamps[(len(stamps) - 1) // 2] if stamps else 0
             n_tok = 1 + self.grid_height * self.grid_width
             shape = (len(self.cameras), n_tok, self._channels)
-            buffer = None
-            if payload is None:
-                tokens = np.empty(shape, dtype=self._dtype)
-            else:
-                little = self._dtype.newbyteorder("<")
-                buffer = payload(int(np.prod(shape)) * little.itemsize)
-                tokens = np.frombuffer(buffer, dtype=little).reshape(shape)
-            cams: list[SceneCamera] = []
-            for i, cam in enumerate(self.cameras):
-                out = by_cam.get(cam)
-                frame_id = frame_ids.get(cam, "")
-                has_tokens = False
-                reason = ""
-                stamp_i, reset, since = 0, False, 0
-                if out is None:
-                    reason = "missing"
-                elif isinstance(out, FrameSkip):
-                    reason = f"skipped_{out.reason}"
-                    stamp_i = out.stamp_ns
-                else:
-                    stamp_i, reset, since = out.stamp_ns, out.state_reset, out.frames_since_reset
-                    if out.features.shape[:2] != (self.grid_height, self.grid_width):
-                        reason = "grid_mismatch"
-                    else:
-                        tokens[i, 0] = out.cls
-                        tokens[i, 1:] = out.features.reshape(n_tok - 1, self._channels)
-                        has_tokens = True
-                        if abs(stamp_i - stamp) > self.tolerance_ns:
-                            reason = "out_of_sync"
-                if not has_tokens:
-                    tokens[i].fill(0)
-                geometry = self._last_geometry[cam]
-                scene = self._scene_geometry(cam, geometry, frame_id)
-                reason = reason or scene.reason
-                cams.append(
-                    SceneCamera(
-                        cam,
-                        stamp_i,
-                        scene.frame_id or frame_id,
-                        not reason,
-                        reason,
-                        has_tokens,
-                        reset,
-                        since,
-                        geometry,
-                        scene,
-                    )
-                )
-                if reason:
-                    self._stats.invalid[cam][reason] += 1
-            complete = all(c.valid for c in cams)
-            if not complete and self.policy == "complete":
-                self._stats.dropped_partial += 1
+            tokens, buffer = self._tokens(shape, self._dtype, payload)
+            cams = [
+                self._camera(i, cam, by_cam.get(cam), tokens, stamp, frame_ids.get(cam, ""))
+                for i, cam in enumerate(self.cameras)
+            ]
+            if not self._count(cams):
                 return None
-            if complete:
-                self._stats.complete += 1
-            else:
-                self._stats.partial += 1
             step = SceneStep(
                 self._seq,
                 stamp,
@@ -401,6 +355,97 @@ class SceneAssembler:
             )
             self._seq += 1
             return step
+
+    def _take(
+        self, outputs: Sequence[FrameResult | FrameSkip]
+    ) -> dict[str, FrameResult | FrameSkip]:
+        """The configured cameras' outputs; each result updates the token format and its
+        camera's last geometry."""
+        by_cam: dict[str, FrameResult | FrameSkip] = {}
+        for given in outputs:
+            if given.camera in self._intrinsics:
+                by_cam[given.camera] = given
+        for r in by_cam.values():
+            if isinstance(r, FrameResult):
+                self._channels = int(r.features.shape[-1])
+                self._dtype = np.dtype(r.features.dtype)
+                self._model_id = r.model_id
+                self._last_geometry[r.camera] = r.geometry
+        return by_cam
+
+    @staticmethod
+    def _tokens(
+        shape: tuple[int, int, int], dtype: np.dtype, payload: Callable[[int], PayloadBuffer] | None
+    ) -> tuple[np.ndarray, PayloadBuffer | None]:
+        """The step's ``[N, 1 + h*w, C]`` token array, a little-endian view of the caller's
+        buffer when ``payload`` is given (the buffer is returned with it)."""
+        if payload is None:
+            return np.empty(shape, dtype=dtype), None
+        little = dtype.newbyteorder("<")
+        buffer = payload(int(np.prod(shape)) * little.itemsize)
+        return np.frombuffer(buffer, dtype=little).reshape(shape), buffer
+
+    def _camera(
+        self,
+        i: int,
+        cam: str,
+        out: FrameResult | FrameSkip | None,
+        tokens: np.ndarray,
+        stamp: int,
+        frame_id: str,
+    ) -> SceneCamera:
+        """Camera ``i``'s row of the step: its tokens written into ``tokens[i]`` (zeros when
+        it has none), its validity and its geometry."""
+        has_tokens = False
+        reason = ""
+        stamp_i, reset, since = 0, False, 0
+        if out is None:
+            reason = "missing"
+        elif isinstance(out, FrameSkip):
+            reason = f"skipped_{out.reason}"
+            stamp_i = out.stamp_ns
+        else:
+            stamp_i, reset, since = out.stamp_ns, out.state_reset, out.frames_since_reset
+            if out.features.shape[:2] != (self.grid_height, self.grid_width):
+                reason = "grid_mismatch"
+            else:
+                tokens[i, 0] = out.cls
+                tokens[i, 1:] = out.features.reshape(tokens.shape[1] - 1, tokens.shape[2])
+                has_tokens = True
+                if abs(stamp_i - stamp) > self.tolerance_ns:
+                    reason = "out_of_sync"
+        if not has_tokens:
+            tokens[i].fill(0)
+        geometry = self._last_geometry[cam]
+        scene = self._scene_geometry(cam, geometry, frame_id)
+        reason = reason or scene.reason
+        return SceneCamera(
+            cam,
+            stamp_i,
+            scene.frame_id or frame_id,
+            not reason,
+            reason,
+            has_tokens,
+            reset,
+            since,
+            geometry,
+            scene,
+        )
+
+    def _count(self, cams: list[SceneCamera]) -> bool:
+        """Count the step's invalid cameras and the step; False when the policy drops it."""
+        for c in cams:
+            if c.reason:
+                self._stats.invalid[c.camera][c.reason] += 1
+        complete = all(c.valid for c in cams)
+        if not complete and self.policy == "complete":
+            self._stats.dropped_partial += 1
+            return False
+        if complete:
+            self._stats.complete += 1
+        else:
+            self._stats.partial += 1
+        return True
 
     def stats(self) -> SceneStats:
         """A snapshot of the counters."""

@@ -11,6 +11,17 @@ if TYPE_CHECKING:
     from rvm_ros.imaging.preprocess import Geometry
 
 # Reset reasons (FeatureMap.reset_reason), in the order of precedence when several apply.
+__all__ = [
+    "RESET_REASONS",
+    "SKIP_REASONS",
+    "CameraStats",
+    "FrameInput",
+    "FrameResult",
+    "FrameSkip",
+    "ImageTracks",
+    "TrackJob",
+]
+
 RESET_REASONS: tuple[str, ...] = (
     "first_frame",
     "non_finite",
@@ -43,7 +54,7 @@ class FrameInput:
 
     camera: str
     stamp_ns: int
-    header: Any
+    header: Any  # Any: opaque, the caller's (rclpy Header; replay: a tuple)
     image: np.ndarray
 
 
@@ -128,7 +139,7 @@ class FrameResult:
     """
 
     camera: str
-    header: Any
+    header: Any  # Any: the input's header object, handed back unchanged
     stamp_ns: int
     seq: int
     features: np.ndarray
@@ -167,7 +178,7 @@ class FrameSkip:
 
     camera: str
     stamp_ns: int
-    header: Any
+    header: Any  # Any: the input's header object, handed back unchanged
     reason: str
     detail: str
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.replay.settings import DEFAULT_CHECKPOINT, ReplayError, ReplaySettings
 from rvm_ros.replay.topics import resolve_topic, topic_cameras
 
+if TYPE_CHECKING:
+    from rvm_ros.pipeline.node_config import NodeConfig
+
 log = logging.getLogger(__name__)
 
 
-def check_overrides(overrides: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+def check_overrides(overrides: Mapping[str, object], params: Mapping[str, object]) -> None:
     """Refuse ``-p`` names the node does not know (the node's own rule, one implementation).
 
     Args:
@@ -26,7 +29,7 @@ def check_overrides(overrides: Mapping[str, Any], params: Mapping[str, Any]) -> 
     """
     from rvm_ros.pipeline.params import unknown_parameters
 
-    probe: dict[str, Any] = dict.fromkeys(overrides)
+    probe: dict[str, object] = dict.fromkeys(overrides)
     if "cameras" in params:
         probe["cameras"] = params["cameras"]
     unknown = unknown_parameters(probe)
@@ -51,7 +54,7 @@ def check_overrides(overrides: Mapping[str, Any], params: Mapping[str, Any]) -> 
 
 def build_config(
     image_topics: Mapping[str, str], settings: ReplaySettings
-) -> tuple[Any, dict[str, str]]:
+) -> tuple[NodeConfig, dict[str, str]]:
     """The node configuration and topic → camera map for a bag's image topics.
 
     With ``settings.config`` the node's parameters file decides cameras and topics (bag
@@ -68,7 +71,7 @@ def build_config(
     from rvm_ros.pipeline.config import ConfigError
     from rvm_ros.pipeline.params import config_from_params, load_params_file
 
-    params: dict[str, Any] = {}
+    params: dict[str, object] = {}
     try:
         if settings.config is not None:
             params.update(load_params_file(settings.config, settings.node_name))

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:  # rvm_ros.runtime imports torch: only where an encoder is made
+    from rvm_ros.runtime import StepRunner
+
+__all__ = ["Encoder", "EncoderCache"]
+
+# Any: each backend keeps its own opaque per-camera state type; replay never looks inside.
+Encoder: TypeAlias = "StepRunner[Any]"
 
 
 class EncoderCache:
@@ -21,11 +29,11 @@ class EncoderCache:
 
     def __init__(self, keep: bool = True) -> None:
         self.keep = keep
-        self._key: tuple[Any, ...] | None = None
-        self._encoder: Any = None
+        self._key: tuple[object, ...] | None = None
+        self._encoder: Encoder | None = None
         self.loads = 0
 
-    def get(self, factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def get(self, factory: Callable[..., Encoder], *args: object, **kwargs: object) -> Encoder:
         """The encoder ``factory(*args, **kwargs)`` would make, reused when cached."""
         key = (args, tuple(sorted(kwargs.items())))
         if self._encoder is not None and key == self._key:
@@ -38,7 +46,7 @@ class EncoderCache:
             self._key, self._encoder = key, encoder
         return encoder
 
-    def release(self, encoder: Any) -> None:
+    def release(self, encoder: Encoder) -> None:
         """The bag is done with ``encoder``: clear its states, or close it (``keep=False``)."""
         if self.keep and encoder is self._encoder:
             encoder.reset()

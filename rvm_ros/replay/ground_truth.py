@@ -5,18 +5,32 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rvm_ros.bags import rosbag2 as bags
+from rvm_ros.pipeline import FrameInput, FrameResult
+from rvm_ros.replay.records import TapvidResult
 from rvm_ros.stamps import header_ns
+
+if TYPE_CHECKING:
+    from rvm_ros.pipeline import Processor
+
+__all__ = [
+    "GT_SUFFIX",
+    "GroundTruth",
+    "add_gt_queries",
+    "read_ground_truth",
+    "record_gt_predictions",
+    "tapvid_result",
+]
 
 GT_SUFFIX = "/gt_tracks"
 
 
 @dataclass
-class _GroundTruth:
+class GroundTruth:
     """Reference tracks of one camera: stamp → (ids, xy, visible)."""
 
     frames: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
@@ -29,9 +43,9 @@ class _GroundTruth:
     )
 
 
-def _read_ground_truth(reader: bags.BagReader, topics: Mapping[str, str]) -> dict[str, Any]:
-    """camera → _GroundTruth for each image topic with a ``<topic>/gt_tracks`` topic."""
-    out: dict[str, _GroundTruth] = {}
+def read_ground_truth(reader: bags.BagReader, topics: Mapping[str, str]) -> dict[str, GroundTruth]:
+    """camera → GroundTruth for each image topic with a ``<topic>/gt_tracks`` topic."""
+    out: dict[str, GroundTruth] = {}
     gt_topics = {
         t + GT_SUFFIX: cam
         for t, cam in topics.items()
@@ -42,7 +56,7 @@ def _read_ground_truth(reader: bags.BagReader, topics: Mapping[str, str]) -> dic
     for m in reader.messages(list(gt_topics)):
         if m.msg is None:
             continue
-        gt = out.setdefault(gt_topics[m.topic], _GroundTruth())
+        gt = out.setdefault(gt_topics[m.topic], GroundTruth())
         pts = m.msg.points
         ids = np.asarray([p.id for p in pts], np.int64)
         xy = np.asarray([[p.x, p.y] for p in pts], np.float64).reshape(-1, 2)
@@ -51,8 +65,9 @@ def _read_ground_truth(reader: bags.BagReader, topics: Mapping[str, str]) -> dic
     return out
 
 
-def _tapvid(gt: _GroundTruth, image_size: tuple[int, int] | None) -> dict[str, Any]:
-    from rvm_ros.tracking.tapvid import tapvid_metrics
+def tapvid_result(gt: GroundTruth, image_size: tuple[int, int] | None) -> TapvidResult:
+    """TAP-Vid metrics of a camera's predictions at its ground-truth points (or why none)."""
+    from rvm_ros.tracking.evaluation.tapvid import tapvid_metrics
 
     if not gt.predictions or not gt.query_index or image_size is None:
         return {"error": "no processed frame carried ground-truth points"}
@@ -85,7 +100,8 @@ def _tapvid(gt: _GroundTruth, image_size: tuple[int, int] | None) -> dict[str, A
     }
 
 
-def _add_gt_queries(processor: Any, gt: _GroundTruth, frame: Any) -> None:
+def add_gt_queries(processor: Processor, gt: GroundTruth, frame: FrameInput) -> None:
+    """Hand the ground-truth points first visible in ``frame`` to the tracker as queries."""
     entry = gt.frames.get(frame.stamp_ns)
     if entry is None:
         return
@@ -111,7 +127,8 @@ def _add_gt_queries(processor: Any, gt: _GroundTruth, frame: Any) -> None:
         gt.query_index[gid] = frame.stamp_ns
 
 
-def _record_gt_predictions(gt: _GroundTruth, frame: Any, out: Any) -> None:
+def record_gt_predictions(gt: GroundTruth, frame: FrameInput, out: FrameResult) -> None:
+    """Record the tracker's predictions for the ground-truth points at ``frame``."""
     if frame.stamp_ns not in gt.frames or out.tracks is None:
         return
     by_pred = {

@@ -20,16 +20,44 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from rvm_ros.fsutil import atomic_write
 from rvm_ros.replay.encoders import EncoderCache
+from rvm_ros.replay.records import BagSection
 from rvm_ros.replay.run import replay_bag
 from rvm_ros.replay.settings import ReplayError, ReplaySettings
+
+__all__ = [
+    "JOURNAL",
+    "RUN_KEY",
+    "RunKey",
+    "attempt_tag",
+    "finish_journal",
+    "load_done",
+    "publish",
+    "record_done",
+    "remove_tree",
+    "run_bag_job",
+    "run_key",
+    "stage_for",
+    "stale_stages",
+    "start_journal",
+]
 
 JOURNAL = ".journal"
 RUN_KEY = "run.json"
 _TRY = ".try-"
+
+
+class RunKey(TypedDict):
+    """What a resumed run must share with the run it continues (``.journal/run.json``).
+
+    ``settings`` is :class:`ReplaySettings` as JSON (paths as strings), less ``progress``.
+    """
+
+    bags: list[str]
+    settings: dict[str, object]
 
 
 def attempt_tag(pid: int | None = None, host: str | None = None) -> str:
@@ -81,7 +109,7 @@ def run_bag_job(
     settings: ReplaySettings,
     encoders: EncoderCache | None = None,
     on_frames: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
+) -> BagSection:
     """Replay one bag into a staging folder, then publish it as ``dest``.
 
     A bag the replay refuses (:class:`ReplayError`) gives a section with its ``error``
@@ -96,7 +124,7 @@ def run_bag_job(
     try:
         section = replay_bag(bag, stage, settings, encoders=encoders, on_frames=on_frames)
     except ReplayError as exc:
-        section = {"bag": str(bag), "complete": False, "error": str(exc)}
+        section = BagSection(bag=str(bag), complete=False, error=str(exc))
     except BaseException:
         remove_tree(stage)
         raise
@@ -107,10 +135,10 @@ def run_bag_job(
 # --------------------------------------------------------------------------- journal
 
 
-def run_key(paths: Sequence[Path], settings: ReplaySettings) -> dict[str, Any]:
+def run_key(paths: Sequence[Path], settings: ReplaySettings) -> RunKey:
     """What a resumed run must share with the run it continues."""
     conf = {k: v for k, v in asdict(settings).items() if k != "progress"}
-    key: dict[str, Any] = json.loads(
+    key: RunKey = json.loads(
         json.dumps(
             {"bags": [os.path.abspath(p) for p in paths], "settings": conf},
             default=str,
@@ -120,23 +148,23 @@ def run_key(paths: Sequence[Path], settings: ReplaySettings) -> dict[str, Any]:
     return key
 
 
-def _write_json(path: Path, value: Any) -> None:
+def _write_json(path: Path, value: RunKey | BagSection) -> None:
     path.parent.mkdir(exist_ok=True)
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(value, default=str) + "\n"))
 
 
-def start_journal(root: Path, key: dict[str, Any]) -> None:
+def start_journal(root: Path, key: RunKey) -> None:
     """Record what this run replays (checked by ``--resume``)."""
     _write_json(root / JOURNAL / RUN_KEY, key)
 
 
-def record_done(root: Path, label: str, section: dict[str, Any]) -> None:
+def record_done(root: Path, label: str, section: BagSection) -> None:
     """Record a bag finished complete (its folder is already published)."""
     if section.get("complete"):
         _write_json(root / JOURNAL / f"{label}.json", section)
 
 
-def load_done(root: Path, labels: Sequence[str], key: dict[str, Any]) -> dict[int, dict[str, Any]]:
+def load_done(root: Path, labels: Sequence[str], key: RunKey) -> dict[int, BagSection]:
     """The complete bags of an earlier run in ``root``, by index (``--resume``).
 
     Raises:
@@ -157,11 +185,11 @@ def load_done(root: Path, labels: Sequence[str], key: dict[str, Any]) -> dict[in
             "options, or start over with --force",
             cause="resume_mismatch",
         )
-    done: dict[int, dict[str, Any]] = {}
+    done: dict[int, BagSection] = {}
     for i, label in enumerate(labels):
         path = journal / f"{label}.json"
         try:
-            section = json.loads(path.read_text())
+            section: BagSection = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         if section.get("complete") and (root / label).is_dir():

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from rvm_ros.pipeline import FrameResult
+from rvm_ros.replay.records import CameraSummary, FrameEntry, LatencyStats
+
+__all__ = ["CameraLog"]
+
 
 @dataclass
-class _CameraLog:
-    """Everything recorded about one camera during a replay."""
+class CameraLog:
+    """Everything recorded about one camera during a replay.
+
+    ``frames`` is the ledger: one entry per input message, appended when it is read, then
+    marked processed (:meth:`result`) or skipped (:meth:`skip`).
+    """
 
     camera: str
     topic: str
     msgtype: str
-    frames: list[dict[str, Any]] = field(default_factory=list)  # the ledger
+    frames: list[FrameEntry] = field(default_factory=list)  # the ledger
     step_ms: list[float] = field(default_factory=list)
     resets: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
@@ -28,14 +36,17 @@ class _CameraLog:
     model_id: str = ""
     grid: tuple[int, int, int] | None = None
 
-    def skip(self, index: int, stamp_ns: int, reason: str, detail: str) -> None:
+    def skip(self, index: int, reason: str, detail: str) -> None:
+        """Mark input frame ``index`` skipped, and why."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
-        self.frames[index].update(status="skipped", reason=reason, detail=detail)
+        _mark_skipped(self.frames[index], reason, detail)
 
-    def result(self, index: int, res: Any) -> None:
+    def result(self, index: int, res: FrameResult) -> None:
+        """Record the processed input frame ``index``: its reset, features and tracks."""
         self.processed += 1
         entry = self.frames[index]
-        entry.update(status="processed", seq=int(res.seq))
+        entry["status"] = "processed"
+        entry["seq"] = int(res.seq)
         if res.state_reset:
             entry["reset"] = res.reset_reason
             self.resets[res.reset_reason] = self.resets.get(res.reset_reason, 0) + 1
@@ -60,13 +71,14 @@ class _CameraLog:
                 rec[2] += 1
                 rec[3] += int(bool(vis))
 
-    def summary(self, wall_s: float) -> dict[str, Any]:
+    def summary(self, wall_s: float) -> CameraSummary:
+        """The camera's report section (frames never processed are marked interrupted)."""
         for entry in self.frames:  # read but never processed: the run stopped early
             if "status" not in entry:
-                entry.update(status="skipped", reason="interrupted", detail="run stopped")
+                _mark_skipped(entry, "interrupted", "run stopped")
                 self.skipped["interrupted"] = self.skipped.get("interrupted", 0) + 1
         steps = np.asarray(self.step_ms, np.float64)
-        latency = (
+        latency: LatencyStats = (
             {
                 "p50": float(np.percentile(steps, 50)),
                 "p99": float(np.percentile(steps, 99)),
@@ -109,3 +121,9 @@ class _CameraLog:
             "model_id": self.model_id,
             "frames": self.frames,
         }
+
+
+def _mark_skipped(entry: FrameEntry, reason: str, detail: str) -> None:
+    entry["status"] = "skipped"
+    entry["reason"] = reason
+    entry["detail"] = detail

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.pipeline.geometry import CameraIntrinsics, GeometryError
@@ -22,6 +22,12 @@ from rvm_ros.pipeline.params import checkpoint_patch_size
 from rvm_ros.pipeline.scene import SceneAssembler
 from rvm_ros.replay.topics import resolve_topic
 from rvm_ros.wire.scene_tokens import SceneTokensClasses, scene_tokens_message
+
+if TYPE_CHECKING:
+    from rosbags.typesys.store import Typestore
+
+    from rvm_ros.pipeline import FrameInput, FrameResult, FrameSkip
+    from rvm_ros.pipeline.node_config import NodeConfig
 
 __all__ = ["CAMERA_INFO_TYPE", "SceneTokensWriter"]
 
@@ -38,7 +44,9 @@ class SceneTokensWriter:
         store: The typestore of the output bag.
     """
 
-    def __init__(self, reader: bags.BagReader, cfg: Any, node_name: str, store: Any) -> None:
+    def __init__(
+        self, reader: bags.BagReader, cfg: NodeConfig, node_name: str, store: Typestore
+    ) -> None:
         sc = cfg.scene_tokens
         self.topic = f"/{node_name}/scene_tokens"
         self.base_frame = sc.base_frame
@@ -92,7 +100,9 @@ class SceneTokensWriter:
         i = bisect.bisect_right(times, log_time_ns) - 1
         return values[max(i, 0)]
 
-    def step_message(self, batch: Sequence[Any], outputs: Sequence[Any]) -> tuple[Any, int] | None:
+    def step_message(
+        self, batch: Sequence[FrameInput], outputs: Sequence[FrameResult | FrameSkip]
+    ) -> tuple[object, int] | None:
         """The SceneTokens message of one batch and its log time (None: policy dropped it).
 
         Args:
@@ -110,7 +120,7 @@ class SceneTokensWriter:
         msg = scene_tokens_message(self.classes, step, self.base_frame)
         return msg, max(log_times.values())
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         """The report section: topic, step counts, invalid cameras by reason."""
         s = self.assembler.stats()
         return {

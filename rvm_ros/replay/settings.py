@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rvm_ros.errors import RvmRosError
+
+if TYPE_CHECKING:
+    from rvm_ros.replay.records import RunReport
 
 DEFAULT_CHECKPOINT = "builtin:default"
 
@@ -41,7 +44,7 @@ class ReplaySettings:
     """
 
     config: Path | None = None
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, object] = field(default_factory=dict)
     checkpoint: str | None = None
     backend: str | None = None
     precision: str | None = None
@@ -63,5 +66,5 @@ class ReplayOutcome:
     """
 
     out_dir: Path
-    report: dict[str, Any]
+    report: RunReport
     complete: bool

@@ -22,10 +22,11 @@ def camera_name_from_topic(topic: str) -> str:
                 name = name[: -len(suffix)]
                 changed = True
     last = name.rsplit("/", 1)[-1] or "camera"
-    return _sanitize(last)
+    return sanitize_name(last)
 
 
-def _sanitize(name: str) -> str:
+def sanitize_name(name: str) -> str:
+    """``name`` as a ROS name part: ``[A-Za-z0-9_]``, starting with a letter (``cam_`` added)."""
     name = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_") or "camera"
     return name if name[0].isalpha() else "cam_" + name
 
@@ -36,7 +37,9 @@ def topic_cameras(topics: Sequence[str]) -> dict[str, str]:
     counts: dict[str, int] = {}
     for n in names.values():
         counts[n] = counts.get(n, 0) + 1
-    return {t: (n if counts[n] == 1 else _sanitize(t.replace("/", "_"))) for t, n in names.items()}
+    return {
+        t: (n if counts[n] == 1 else sanitize_name(t.replace("/", "_"))) for t, n in names.items()
+    }
 
 
 def resolve_topic(topic: str, node_name: str = NODE_NAME) -> str:

@@ -12,11 +12,12 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rvm_ros.fsutil import OutputError, OutputPlan, check_output, plan_output
 from rvm_ros.replay.encoders import EncoderCache
 from rvm_ros.replay.jobs import (
+    RunKey,
     attempt_tag,
     finish_journal,
     load_done,
@@ -28,19 +29,22 @@ from rvm_ros.replay.jobs import (
     stale_stages,
     start_journal,
 )
+from rvm_ros.replay.records import BagSection, RunReport, TapvidAverage
 from rvm_ros.replay.run import replay_bag
 from rvm_ros.replay.settings import PARTIAL_MARKER, ReplayError, ReplayOutcome, ReplaySettings
-from rvm_ros.replay.topics import _sanitize
+from rvm_ros.replay.topics import sanitize_name
 from rvm_ros.signals import sigterm_as_interrupt
 
 if TYPE_CHECKING:
-    from rvm_ros.replay.ray_engine import RayOptions
+    from rvm_ros.replay.ray_cluster import ClusterInfo, RayOptions
+
+__all__ = ["replay"]
 
 log = logging.getLogger(__name__)
 
 
 def _bag_label(bag: Path, taken: set[str]) -> str:
-    name = _sanitize(bag.name or "bag")
+    name = sanitize_name(bag.name or "bag")
     label, i = name, 1
     while label in taken:
         i += 1
@@ -61,8 +65,8 @@ _WORKER_ENCODERS = EncoderCache()  # a worker process loads the model once
 _WORKER_STOPPED: list[bool] = []  # set once this worker process was interrupted
 
 
-def _replay_worker(bag: str, dest: str, settings: ReplaySettings) -> dict[str, Any]:
-    interrupted = {"bag": bag, "complete": False, "error": "interrupted", "interrupted": True}
+def _replay_worker(bag: str, dest: str, settings: ReplaySettings) -> BagSection:
+    interrupted = BagSection(bag=bag, complete=False, error="interrupted", interrupted=True)
     if _WORKER_STOPPED:  # a bag the pool had already queued here when Ctrl-C came
         return interrupted
     root = Path(dest).parent
@@ -86,7 +90,7 @@ def _replay_worker(bag: str, dest: str, settings: ReplaySettings) -> dict[str, A
 class _Interrupted(KeyboardInterrupt):
     """Carries the sections finished before the interrupt."""
 
-    def __init__(self, sections: list[dict[str, Any] | None]) -> None:
+    def __init__(self, sections: list[BagSection | None]) -> None:
         super().__init__("interrupted")
         self.sections = sections
 
@@ -124,31 +128,20 @@ def replay(
         KeyboardInterrupt: after the partial output has been closed and marked (Ctrl-C,
             or SIGTERM, which is handled the same way).
     """
-    from rvm_ros.replay.report import write_reports
-
     settings = settings or ReplaySettings()
-    paths = [Path(b) for b in bag_paths]
-    if not paths:
-        raise ReplayError("no bag given")
-    for p in paths:
-        if not p.exists():
-            raise ReplayError(f"bag {p} does not exist")
-    if workers < 1:
-        raise ReplayError(f"--workers must be >= 1, got {workers}")
+    paths = _check_bags(bag_paths, workers)
     out = Path(os.path.abspath(out))  # "." or "a/.." get a real name (and are refused)
-    inputs: list[Path | str] = [*paths, *([settings.config] if settings.config else [])]
-    if settings.checkpoint and not settings.checkpoint.startswith("random:"):
-        inputs.append(settings.checkpoint)
     single = len(paths) == 1
     taken: set[str] = set()
     labels = ["" if single else _bag_label(p, taken) for p in paths]
     key = run_key(paths, settings)
-    plan, done = _prepare_output(out, inputs, force, resume and not single, labels, key)
-    partial = plan.work
-    dirs = [partial / label if label else partial for label in labels]
+    plan, done = _prepare_output(
+        out, _inputs(paths, settings), force, resume and not single, labels, key
+    )
+    dirs = [plan.work / label if label else plan.work for label in labels]
     for d in dirs:
         d.mkdir(exist_ok=True)
-    ray_info: dict[str, Any] = {}
+    ray_info: ClusterInfo = {}
     start = time.perf_counter()
     try:
         with sigterm_as_interrupt():
@@ -159,28 +152,56 @@ def replay(
         sections, interrupted = exc.sections, True
     wall = time.perf_counter() - start
     finished = [
-        s if s is not None else {"bag": str(p), "complete": False, "error": "not run"}
+        s if s is not None else BagSection(bag=str(p), complete=False, error="not run")
         for s, p in zip(sections, paths, strict=False)
     ]
     complete = not interrupted and all(s.get("complete") for s in finished)
     report = _combine(finished, complete, wall, single, settings)
     if ray is not None:
-        from rvm_ros.replay.ray_engine import cluster_summary
+        from rvm_ros.replay.ray_report import cluster_summary
 
         report["cluster"] = cluster_summary(finished, wall, ray_info, resumed=len(done))
     if interrupted:
         report["interrupted"] = True
-    with sigterm_as_interrupt(ignore=True):  # a second SIGTERM must not cut the report
-        write_reports(partial, report, labels)
-        if complete:
-            finish_journal(partial)
-            (partial / PARTIAL_MARKER).unlink()
-            final = plan.commit()
-        else:
-            final = partial
+    final = _write_output(plan, report, labels, complete)
     if interrupted:
         raise KeyboardInterrupt(f"replay interrupted; partial output in {final}")
     return ReplayOutcome(final, report, complete)
+
+
+def _check_bags(bag_paths: Sequence[Path | str], workers: int) -> list[Path]:
+    """The bags as paths; a one-line error for none, a missing one or no workers."""
+    paths = [Path(b) for b in bag_paths]
+    if not paths:
+        raise ReplayError("no bag given")
+    for p in paths:
+        if not p.exists():
+            raise ReplayError(f"bag {p} does not exist")
+    if workers < 1:
+        raise ReplayError(f"--workers must be >= 1, got {workers}")
+    return paths
+
+
+def _inputs(paths: list[Path], settings: ReplaySettings) -> list[Path | str]:
+    """What ``--out`` must never be, hold or lie inside: the bags, config and checkpoint."""
+    inputs: list[Path | str] = [*paths, *([settings.config] if settings.config else [])]
+    if settings.checkpoint and not settings.checkpoint.startswith("random:"):
+        inputs.append(settings.checkpoint)
+    return inputs
+
+
+def _write_output(plan: OutputPlan, report: RunReport, labels: list[str], complete: bool) -> Path:
+    """Write the reports; swap a complete run in as ``DIR`` (else it stays ``DIR.partial``)."""
+    from rvm_ros.replay.report import write_reports
+
+    partial = plan.work
+    with sigterm_as_interrupt(ignore=True):  # a second SIGTERM must not cut the report
+        write_reports(partial, report, labels)
+        if not complete:
+            return partial
+        finish_journal(partial)
+        (partial / PARTIAL_MARKER).unlink()
+        return plan.commit()
 
 
 def _prepare_output(
@@ -189,8 +210,8 @@ def _prepare_output(
     force: bool,
     resume: bool,
     labels: Sequence[str],
-    key: dict[str, Any],
-) -> tuple[OutputPlan, dict[int, dict[str, Any]]]:
+    key: RunKey,
+) -> tuple[OutputPlan, dict[int, BagSection]]:
     """Plan ``out`` (work in ``out.partial``), or reopen it (``resume``).
 
     Returns:
@@ -228,21 +249,21 @@ def _run_all(
     settings: ReplaySettings,
     workers: int,
     plan: OutputPlan,
-    done: dict[int, dict[str, Any]],
+    done: dict[int, BagSection],
     ray: RayOptions | None,
-    ray_info: dict[str, Any],
-) -> tuple[list[dict[str, Any] | None], bool]:
+    ray_info: ClusterInfo,
+) -> tuple[list[BagSection | None], bool]:
     """Replay every bag not ``done`` (here, in worker processes, or on Ray).
 
     Returns:
         ``(sections, interrupted)``; an interrupt raises :class:`_Interrupted` with the
         sections finished so far.
     """
-    sections: list[dict[str, Any] | None] = [done.get(i) for i in range(len(paths))]
+    sections: list[BagSection | None] = [done.get(i) for i in range(len(paths))]
     todo = [i for i in range(len(paths)) if i not in done]
     root = plan.work
 
-    def finished(i: int, section: dict[str, Any]) -> None:
+    def finished(i: int, section: BagSection) -> None:
         sections[i] = section
         if dirs[i] != root:
             record_done(root, dirs[i].name, section)
@@ -271,7 +292,7 @@ def _run_serial(
     dirs: list[Path],
     todo: list[int],
     settings: ReplaySettings,
-    finished: Callable[[int, dict[str, Any]], None],
+    finished: Callable[[int, BagSection], None],
 ) -> bool:
     encoders = EncoderCache()  # the model loads once for all bags
     try:
@@ -282,18 +303,10 @@ def _run_serial(
                 section = run_bag_job(paths[i], dirs[i], stage, settings, encoders)
             except OSError as exc:  # disk full, permissions: one line, not a traceback
                 log.error("replay of %s failed: %s", paths[i], exc)
-                section = {
-                    "bag": str(paths[i]),
-                    "complete": False,
-                    "error": f"{type(exc).__name__}: {exc}",
-                }
+                section = _failed(paths[i], exc)
             except Exception as exc:  # a bug: keep the other bags' results
                 log.exception("replay of %s failed", paths[i])
-                section = {
-                    "bag": str(paths[i]),
-                    "complete": False,
-                    "error": f"{type(exc).__name__}: {exc}",
-                }
+                section = _failed(paths[i], exc)
             finished(i, section)
             if section.get("interrupted"):
                 return True
@@ -308,7 +321,7 @@ def _run_pool(
     todo: list[int],
     settings: ReplaySettings,
     workers: int,
-    finished: Callable[[int, dict[str, Any]], None],
+    finished: Callable[[int, BagSection], None],
 ) -> None:
     # spawn: forking a process that already ran torch (OpenMP) or DDS threads can hang
     ctx = multiprocessing.get_context("spawn")
@@ -322,7 +335,7 @@ def _run_pool(
                 try:
                     finished(i, fut.result())
                 except Exception as exc:  # ReplayError, or a failure in the worker
-                    finished(i, {"bag": str(paths[i]), "complete": False, "error": str(exc)})
+                    finished(i, BagSection(bag=str(paths[i]), complete=False, error=str(exc)))
         except KeyboardInterrupt:
             _interrupt_workers(pool)
             pool.shutdown(wait=True, cancel_futures=True)
@@ -332,9 +345,12 @@ def _run_pool(
             raise
 
 
-def _run_one(
-    bag: Path, out_dir: Path, settings: ReplaySettings, plan: OutputPlan
-) -> dict[str, Any]:
+def _failed(bag: Path, exc: BaseException) -> BagSection:
+    """The section of a bag whose replay raised ``exc``."""
+    return BagSection(bag=str(bag), complete=False, error=f"{type(exc).__name__}: {exc}")
+
+
+def _run_one(bag: Path, out_dir: Path, settings: ReplaySettings, plan: OutputPlan) -> BagSection:
     """One bag, written straight into the run's folder; a refused bag is an error."""
     try:
         return replay_bag(bag, out_dir, settings)
@@ -345,19 +361,19 @@ def _run_one(
         raise
     except Exception as exc:  # a bug: report it
         log.exception("replay of %s failed", bag)
-        return {"bag": str(bag), "complete": False, "error": f"{type(exc).__name__}: {exc}"}
+        return _failed(bag, exc)
 
 
 def _combine(
-    sections: list[dict[str, Any]],
+    sections: list[BagSection],
     complete: bool,
     wall: float,
     single: bool,
     settings: ReplaySettings,
-) -> dict[str, Any]:
+) -> RunReport:
     from rvm_ros import __version__
 
-    report: dict[str, Any] = {
+    report: RunReport = {
         "tool": f"rvm-ros replay {__version__}",
         "complete": complete,
         "wall_s": wall,
@@ -371,19 +387,27 @@ def _combine(
     report["throughput_fps"] = frames / wall if wall > 0 else None
     if single:
         report["cameras"] = sections[0].get("cameras", {})
+    average = _tapvid_average(sections)
+    if average is not None:
+        report["tapvid_average"] = average
+    return report
+
+
+def _tapvid_average(sections: list[BagSection]) -> TapvidAverage | None:
+    """Mean TAP-Vid metrics over every camera stream with ground truth (None: no stream)."""
     per_video = [
         {k: (math.nan if v is None else v) for k, v in c["tapvid"]["metrics"].items()}
         for s in sections
         for c in s.get("cameras", {}).values()
         if "metrics" in c.get("tapvid", {})
     ]
-    if per_video:
-        from rvm_ros.tracking.tapvid import average_metrics
+    if not per_video:
+        return None
+    from rvm_ros.tracking.evaluation.tapvid import average_metrics
 
-        report["tapvid_average"] = {
-            "videos": len(per_video),
-            "metrics": {
-                k: (None if math.isnan(v) else v) for k, v in average_metrics(per_video).items()
-            },
-        }
-    return report
+    return {
+        "videos": len(per_video),
+        "metrics": {
+            k: (None if math.isnan(v) else v) for k, v in average_metrics(per_video).items()
+        },
+    }

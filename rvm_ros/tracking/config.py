@@ -3,12 +3,62 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = ["METHODS", "TrackerConfig"]
+
 METHODS: tuple[str, ...] = ("hybrid", "klt", "propagation")
 """Tracker methods: see :func:`rvm_ros.tracking.factory.create_tracker`."""
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v: object) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _is_bool(v: object) -> bool:
+    return isinstance(v, (bool, np.bool_))
+
+
+# (field, type check, range check (the value passed the type check), the rule in the error
+# message), checked in this order after ``method``.
+_RULES: tuple[tuple[str, Callable[[object], bool], Callable[[float], bool], str], ...] = (
+    (
+        "max_side",
+        _is_int,
+        lambda v: v == 0 or 64 <= v <= 16384,
+        "must be 0 or an integer in [64, 16384]",
+    ),
+    (
+        "lk_window",
+        _is_int,
+        lambda v: 5 <= v <= 63 and v % 2 == 1,
+        "must be an odd integer in [5, 63]",
+    ),
+    ("lk_levels", _is_int, lambda v: 0 <= v <= 6, "must be an integer in [0, 6]"),
+    ("fb_threshold", _is_real, lambda v: 0 < v < math.inf, "must be a finite number > 0 pixels"),
+    ("template_radius", _is_int, lambda v: 2 <= v <= 16, "must be an integer in [2, 16]"),
+    ("search_radius", _is_real, lambda v: 0 <= v <= 64, "must be in [0, 64] pixels"),
+    ("feature_weight", _is_real, lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    ("feature_relocalise", _is_bool, lambda _v: True, "must be true or false"),
+    ("n_context", _is_int, lambda v: v >= 0, "must be an integer ≥ 0"),
+    ("topk", _is_int, lambda v: v >= 1, "must be an integer ≥ 1"),
+    ("temperature", _is_real, lambda v: 0 < v < math.inf, "must be a finite number > 0"),
+    (
+        "radius",
+        _is_real,
+        lambda v: not math.isnan(v) and v >= 0,
+        "must be ≥ 0 cells (0 or inf: unrestricted)",
+    ),
+    ("visibility_threshold", _is_real, lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    ("label_sigma", _is_real, lambda v: 0 < v < math.inf, "must be a finite number > 0 cells"),
+)
 
 
 @dataclass(frozen=True)
@@ -80,77 +130,14 @@ class TrackerConfig:
     label_sigma: float = 0.5
 
     def __post_init__(self) -> None:
-        def is_int(v: object) -> bool:
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-        def is_real(v: object) -> bool:
-            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
         if self.method not in METHODS:
             raise ValueError(
                 f"TrackerConfig.method must be one of {', '.join(METHODS)}, got {self.method!r}"
             )
-        if not is_int(self.max_side) or not (self.max_side == 0 or 64 <= self.max_side <= 16384):
-            raise ValueError(
-                f"TrackerConfig.max_side must be 0 or an integer in [64, 16384], "
-                f"got {self.max_side!r}"
-            )
-        if not is_int(self.lk_window) or not (5 <= self.lk_window <= 63) or self.lk_window % 2 == 0:
-            raise ValueError(
-                f"TrackerConfig.lk_window must be an odd integer in [5, 63], got {self.lk_window!r}"
-            )
-        if not is_int(self.lk_levels) or not (0 <= self.lk_levels <= 6):
-            raise ValueError(
-                f"TrackerConfig.lk_levels must be an integer in [0, 6], got {self.lk_levels!r}"
-            )
-        if not is_real(self.fb_threshold) or not (0 < self.fb_threshold < math.inf):
-            raise ValueError(
-                f"TrackerConfig.fb_threshold must be a finite number > 0 pixels, "
-                f"got {self.fb_threshold!r}"
-            )
-        if not is_int(self.template_radius) or not (2 <= self.template_radius <= 16):
-            raise ValueError(
-                "TrackerConfig.template_radius must be an integer in [2, 16], "
-                f"got {self.template_radius!r}"
-            )
-        if not is_real(self.search_radius) or not (0 <= self.search_radius <= 64):
-            raise ValueError(
-                f"TrackerConfig.search_radius must be in [0, 64] pixels, got {self.search_radius!r}"
-            )
-        if not is_real(self.feature_weight) or not (0 <= self.feature_weight <= 1):
-            raise ValueError(
-                f"TrackerConfig.feature_weight must be in [0, 1], got {self.feature_weight!r}"
-            )
-        if not isinstance(self.feature_relocalise, (bool, np.bool_)):
-            raise ValueError(
-                "TrackerConfig.feature_relocalise must be true or false, "
-                f"got {self.feature_relocalise!r}"
-            )
-        if not is_int(self.n_context) or self.n_context < 0:
-            raise ValueError(
-                f"TrackerConfig.n_context must be an integer ≥ 0, got {self.n_context!r}"
-            )
-        if not is_int(self.topk) or self.topk < 1:
-            raise ValueError(f"TrackerConfig.topk must be an integer ≥ 1, got {self.topk!r}")
-        if not is_real(self.temperature) or not (0 < self.temperature < math.inf):
-            raise ValueError(
-                f"TrackerConfig.temperature must be a finite number > 0, got {self.temperature!r}"
-            )
-        if not is_real(self.radius) or math.isnan(self.radius) or self.radius < 0:
-            raise ValueError(
-                "TrackerConfig.radius must be ≥ 0 cells (0 or inf: unrestricted), "
-                f"got {self.radius!r}"
-            )
-        if not is_real(self.visibility_threshold) or not (0 <= self.visibility_threshold <= 1):
-            raise ValueError(
-                "TrackerConfig.visibility_threshold must be in [0, 1], "
-                f"got {self.visibility_threshold!r}"
-            )
-        if not is_real(self.label_sigma) or not (0 < self.label_sigma < math.inf):
-            raise ValueError(
-                "TrackerConfig.label_sigma must be a finite number > 0 cells, "
-                f"got {self.label_sigma!r}"
-            )
+        for name, kind, in_range, rule in _RULES:
+            value = getattr(self, name)
+            if not (kind(value) and in_range(value)):
+                raise ValueError(f"TrackerConfig.{name} {rule}, got {value!r}")
 
     @property
     def restricted(self) -> bool:

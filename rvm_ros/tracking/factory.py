@@ -15,7 +15,7 @@ __all__ = ["Tracker", "create_tracker"]
 class Tracker(Protocol):
     """What every tracker method offers (positions in pixels of the image handed to
     ``update``; ``cells``: where the feature grid lies in it, see
-    :data:`~rvm_ros.tracking.points.CellMap`)."""
+    :data:`~rvm_ros.tracking.image_tracker.CellMap`)."""
 
     config: TrackerConfig
     needs_features: bool

@@ -3,7 +3,7 @@
 Per frame:
 
 1. **Local motion.** Every visible point takes a pyramidal Lucas-Kanade step from its
-   last estimate, checked forward-backward (:class:`~rvm_ros.tracking.lk.LucasKanade`).
+   last estimate, checked forward-backward (:class:`~rvm_ros.tracking.lucas_kanade.LucasKanade`).
    Hidden points take none: measured on the development benchmark it changed nothing,
    and steps that do not converge (under an occluder) cost the most.
 2. **Motion prior, per point.** The steps of the points that were visible and passed the
@@ -44,7 +44,8 @@ and every point is searched for around its candidate; a frame of another size st
 from the last estimates. With ``feature_relocalise``, when no motion can be estimated
 from the tracked points (after a reset to another size, or too few tracked), the points
 are found again through their features over the whole grid (a similarity transform
-fitted to each point's best cell by RANSAC) before the template search.
+fitted to each point's best cell by RANSAC, :mod:`~rvm_ros.tracking.relocalise`) before the
+template search.
 Cost per frame: two Lucas-Kanade passes over the visible points, one RANSAC fit, one to
 three patch reads per point and at most 16 template searches (64 on a frame after a reset
 or a relocalisation): bounded by the number of points, nothing accumulates over time
@@ -53,9 +54,6 @@ or a relocalisation): bounded by the number of points, nothing accumulates over 
 
 from __future__ import annotations
 
-from typing import Any
-
-import cv2
 import numpy as np
 
 from rvm_ros.tracking.appearance import (
@@ -65,10 +63,10 @@ from rvm_ros.tracking.appearance import (
     similarity,
 )
 from rvm_ros.tracking.config import TrackerConfig
-from rvm_ros.tracking.klt import inside
-from rvm_ros.tracking.lk import LucasKanade
+from rvm_ros.tracking.image_tracker import ImagePointTracker, inside
+from rvm_ros.tracking.lucas_kanade import LucasKanade
 from rvm_ros.tracking.motion import apply_motion, fit_motion
-from rvm_ros.tracking.points import ImagePointTracker
+from rvm_ros.tracking.relocalise import RELOCALISE_CELLS, relocalise
 
 __all__ = ["HybridTracker"]
 
@@ -77,8 +75,6 @@ _GATE = 2.0  # pixels: a step further than this from a solid motion prior is "of
 _REFRESH = 0.3  # query-template match needed to refresh a point's latest template
 _MAX_SEARCH = 16  # template searches per frame at most (points take turns)
 _MAX_SEARCH_RELOCALISED = 64  # on a frame the points were relocalised on (all are searched)
-_RELOCALISE_MIN = 6  # matches that must agree on one motion
-_RELOCALISE_CELLS = 0.75  # RANSAC inlier distance in feature cells
 _LK_HIDDEN = False  # Lucas-Kanade for hidden points too (measured: no gain, and they cost most)
 # Steps off the background's motion (measured per split in docs/BENCHMARKS.md): "score"
 # (default) keeps the better-matching of the step and the background's prediction,
@@ -125,7 +121,7 @@ class HybridTracker(ImagePointTracker):
             self.config.feature_weight > 0 or self.config.feature_relocalise
         )
         self._lk = LucasKanade(self.config.lk_window, self.config.lk_levels)
-        self._prev: Any = None
+        self._prev: np.ndarray | None = None  # pyramid of the last frame
         r = self.config.template_radius
         side = 2 * r + 1
         self._tmpl = np.zeros((0, side, side), np.float32)  # query templates
@@ -226,45 +222,16 @@ class HybridTracker(ImagePointTracker):
         return np.asarray((1.0 - wf) * a + wf * f, dtype=np.float32)
 
     def _relocalise(self, features: np.ndarray, prev_xy: np.ndarray) -> np.ndarray | None:
-        """Where the points are now ``[P, 2]``, from their RVM features alone, or None.
-
-        Each point's query and latest confirmed features are compared (cosine) with every
-        cell of the frame's feature grid; the best cell of each point that was visible is
-        a match, and a similarity transform (rotation, scale, translation) fitted to the
-        matches by RANSAC (inliers within ``_RELOCALISE_CELLS`` cells) carries every
-        point's last estimate into the frame. None when fewer than
-        ``_RELOCALISE_MIN`` points agree on one motion: nothing is moved then.
-        """
+        """Where the points are now ``[P, 2]``, from their RVM features alone, or None
+        (:func:`~rvm_ros.tracking.relocalise.relocalise`, matched from the visible points)."""
         assert self._size is not None
-        src = np.flatnonzero(self._visible)
-        if src.size < _RELOCALISE_MIN:
-            return None
-        _gh, gw, c = features.shape
-        grid = features.reshape(-1, c).astype(np.float32)  # [h*w, C]
-        grid /= np.maximum(np.linalg.norm(grid, axis=1, keepdims=True), 1e-6)
-        sim = np.maximum(self._qfeat[src] @ grid.T, self._rfeat[src] @ grid.T)  # [S, h*w]
-        best = np.argmax(sim, axis=1)
-        cell_x, cell_y = 1.0 / self._cell_k[0], 1.0 / self._cell_k[1]
-        # cell centres in OpenCV coordinates of the tracking image
-        dst = np.stack(
-            [
-                (best % gw + 0.5 - self._cell_c[0]) * cell_x,
-                (best // gw + 0.5 - self._cell_c[1]) * cell_y,
-            ],
-            axis=1,
-        ).astype(np.float32)
-        model, inliers = cv2.estimateAffinePartial2D(
-            prev_xy[src].astype(np.float32),
-            dst,
-            method=cv2.RANSAC,
-            ransacReprojThreshold=_RELOCALISE_CELLS * max(cell_x, cell_y),
-            maxIters=500,
-            confidence=0.99,
+        return relocalise(
+            features,
+            prev_xy,
+            np.flatnonzero(self._visible),
+            (self._qfeat, self._rfeat),
+            (self._cell_k, self._cell_c),
         )
-        if model is None or inliers is None or int(inliers.sum()) < _RELOCALISE_MIN:
-            return None
-        hom = np.vstack([model, [0.0, 0.0, 1.0]])
-        return apply_motion(hom, prev_xy)
 
     def _prior(
         self,
@@ -329,17 +296,18 @@ class HybridTracker(ImagePointTracker):
         self._bg[seen] = (1.0 - _BG_RATE) * self._bg[seen] + _BG_RATE * (~moved_off)
 
     def _steps(
-        self, pyr: Any, prev_xy: np.ndarray, gap: bool
+        self, prev: np.ndarray, pyr: np.ndarray, prev_xy: np.ndarray, gap: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-        """Lucas-Kanade steps from the last frame: ``(new [P, 2], good [P], prior [P, 2],
-        solid)``; only points in view and visible step (the others follow the prior)."""
+        """Lucas-Kanade steps from the last frame ``prev`` into ``pyr``: ``(new [P, 2],
+        good [P], prior [P, 2], solid)``; only points in view and visible step (the others
+        follow the prior)."""
         assert self._size is not None
         n = prev_xy.shape[0]
         live = np.flatnonzero(inside(prev_xy, self._size) & (self._visible | _LK_HIDDEN))
         new = prev_xy.copy()
         ok = np.zeros(n, bool)
         fb = np.full(n, np.inf, np.float32)
-        new[live], ok[live], fb[live] = self._lk.track(self._prev, pyr, prev_xy[live])
+        new[live], ok[live], fb[live] = self._lk.track(prev, pyr, prev_xy[live])
         good = ok & (fb < self.config.fb_threshold)
         reliable = good & self._visible
         motion, solid = fit_motion(prev_xy[reliable], new[reliable], _MOTION_THRESHOLD)
@@ -352,66 +320,119 @@ class HybridTracker(ImagePointTracker):
         if n == 0:
             self._prev = pyr
             return
-        assert self._size is not None
-        cfg = self.config
         g32 = grey.astype(np.float32)
         features = _centred(features)
         prev_xy = self._xy
         gap, self._gap = self._gap, False
         if self._prev is not None and np.shape(self._prev) != grey.shape:
             self._prev = None  # a reset to another frame size: nothing to track from
-        if self._prev is not None:
-            new, good, prior, solid = self._steps(pyr, prev_xy, gap)
-        else:  # after a reset: search around the last estimates
-            new, good, prior, solid = prev_xy, np.zeros(n, bool), prev_xy.copy(), False
-        relocalised = False
-        if not solid and features is not None and cfg.feature_relocalise and self._qfeat.shape[0]:
-            found_prior = self._relocalise(features, prev_xy)
-            if found_prior is not None:
-                prior, relocalised = found_prior, True
-                if self._prev is not None:  # keep only the steps that agree with it
-                    cell = float(max(1.0 / self._cell_k[0], 1.0 / self._cell_k[1]))
-                    good &= np.linalg.norm(new - prior, axis=1) < _RELOCALISE_CELLS * cell
-        rows = np.arange(n)
+        new, good, prior, relocalised = self._predict(pyr, features, prev_xy, gap)
         cand = np.where(good[:, None], new, prior).astype(np.float32)
         self._src = np.where(good, _OWN, _PRIOR)  # how each candidate was chosen
-        score = self._score(g32, features, cand, rows)
-        query_match = self._last_query_match
-        cand_patches = self._last_patches
-        off = np.flatnonzero(self._off) if self._prev is not None else np.zeros(0, np.int64)
-        if _GATE_MODE == "score" and off.size:
-            # a step off the background's motion: keep whichever of it and the background's
-            # prediction the point's appearance prefers (a road point dragged along by a
-            # passing car goes back to the road; a point on the car keeps its own step)
-            at_bg = self._bg_prior[off]
-            s_bg = self._score(g32, features, at_bg, off)
-            back = s_bg > score[off] + _SCORE_MARGIN
-            self._take(off, back, at_bg, s_bg, (cand, score, query_match, cand_patches))
-            good[off[back]] = False
-            self._src[off[back]] = _BACKGROUND
-        radius = round(cfg.search_radius)
+        score = self._score(g32, features, cand, np.arange(n))
+        frame = (cand, score, self._last_query_match, self._last_patches)
+        if _GATE_MODE == "score" and self._prev is not None:
+            self._prefer_background(g32, features, frame, good)
         # after a reset or a relocalisation: every point is looked for
         everyone = gap or self._prev is None
-        weak_mask = (score < cfg.visibility_threshold) | everyone | (relocalised & ~good)
-        weak = np.flatnonzero(weak_mask & inside(prior, self._size))
-        cap = _MAX_SEARCH_RELOCALISED if relocalised or everyone else _MAX_SEARCH
-        if weak.size > cap:  # bounded cost: take turns among the weak points
-            start = self._turn % weak.size
-            weak = np.sort(np.roll(weak, -start)[:cap])
+        weak = (score < self.config.visibility_threshold) | everyone | (relocalised & ~good)
+        self._search(g32, features, prior, weak, relocalised or everyone, frame)
+        self._settle(features, prev_xy, prior, good, gap, frame)
+        self._prev = pyr
+
+    def _predict(
+        self, pyr: np.ndarray, features: np.ndarray | None, prev_xy: np.ndarray, gap: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Each point's own step and the prior from the last frame, or from the features
+        (``feature_relocalise``) when no motion is found: ``(new [P, 2], good [P],
+        prior [P, 2], relocalised)``."""
+        n = prev_xy.shape[0]
+        if self._prev is not None:
+            new, good, prior, solid = self._steps(self._prev, pyr, prev_xy, gap)
+        else:  # after a reset: search around the last estimates
+            new, good, prior, solid = prev_xy, np.zeros(n, bool), prev_xy.copy(), False
+        cfg = self.config
+        if solid or features is None or not cfg.feature_relocalise or not self._qfeat.shape[0]:
+            return new, good, prior, False
+        found_prior = self._relocalise(features, prev_xy)
+        if found_prior is None:
+            return new, good, prior, False
+        if self._prev is not None:  # keep only the steps that agree with it
+            cell = float(max(1.0 / self._cell_k[0], 1.0 / self._cell_k[1]))
+            good &= np.linalg.norm(new - found_prior, axis=1) < RELOCALISE_CELLS * cell
+        return new, good, found_prior, True
+
+    def _prefer_background(
+        self,
+        g32: np.ndarray,
+        features: np.ndarray | None,
+        frame: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        good: np.ndarray,
+    ) -> None:
+        """For a step off the background's motion, keep whichever of it and the
+        background's prediction the point's appearance prefers (a road point dragged
+        along by a passing car goes back to the road; a point on the car keeps its own
+        step). Updates ``frame`` and ``good`` in place."""
+        off = np.flatnonzero(self._off)
+        if not off.size:
+            return
+        score = frame[1]
+        at_bg = self._bg_prior[off]
+        s_bg = self._score(g32, features, at_bg, off)
+        back = s_bg > score[off] + _SCORE_MARGIN
+        self._take(off, back, at_bg, s_bg, frame)
+        good[off[back]] = False
+        self._src[off[back]] = _BACKGROUND
+
+    def _search(
+        self,
+        g32: np.ndarray,
+        features: np.ndarray | None,
+        prior: np.ndarray,
+        weak: np.ndarray,
+        search_all: bool,
+        frame: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    ) -> None:
+        """Search the templates of the ``weak`` points in view around their prior (at most
+        ``_MAX_SEARCH`` per frame, taking turns; ``_MAX_SEARCH_RELOCALISED`` with
+        ``search_all``) and keep what matches better. Updates ``frame`` in place."""
+        assert self._size is not None
+        radius = round(self.config.search_radius)
+        rows = np.flatnonzero(weak & inside(prior, self._size))
+        cap = _MAX_SEARCH_RELOCALISED if search_all else _MAX_SEARCH
+        if rows.size > cap:  # bounded cost: take turns among the weak points
+            start = self._turn % rows.size
+            rows = np.sort(np.roll(rows, -start)[:cap])
             self._turn += cap
-        if weak.size and radius > 0:
-            found_q, s_q = match_templates(g32, prior[weak], _normed(self._tmpl[weak]), radius)
-            found_r, s_r = match_templates(g32, prior[weak], _normed(self._recent[weak]), radius)
-            found = np.where((s_r > s_q)[:, None], found_r, found_q)
-            s_found = self._score(g32, features, found, weak)
-            better = s_found > score[weak]
-            self._take(weak, better, found, s_found, (cand, score, query_match, cand_patches))
-            self._src[weak[better]] = _FOUND
-        visible = (score >= cfg.visibility_threshold) & inside(cand, self._size)
-        if self._prev is not None and not gap:
+        if not (rows.size and radius > 0):
+            return
+        found_q, s_q = match_templates(g32, prior[rows], _normed(self._tmpl[rows]), radius)
+        found_r, s_r = match_templates(g32, prior[rows], _normed(self._recent[rows]), radius)
+        found = np.where((s_r > s_q)[:, None], found_r, found_q)
+        s_found = self._score(g32, features, found, rows)
+        better = s_found > frame[1][rows]
+        self._take(rows, better, found, s_found, frame)
+        self._src[rows[better]] = _FOUND
+
+    def _settle(
+        self,
+        features: np.ndarray | None,
+        prev_xy: np.ndarray,
+        prior: np.ndarray,
+        good: np.ndarray,
+        gap: bool,
+        frame: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    ) -> None:
+        """Decide visibility, move the visible points to their candidates (the others to
+        their prior) and refresh the latest templates of the well-matched ones."""
+        assert self._size is not None
+        cand, score, query_match, cand_patches = frame
+        visible = (score >= self.config.visibility_threshold) & inside(cand, self._size)
+        tracked = self._prev is not None and not gap
+        if tracked:
             visible &= self._confirmed(score)
         self._xy = np.where(visible[:, None], cand, prior).astype(np.float32)
-        if not gap and self._prev is not None:
+        if tracked:
             self._remember(prev_xy, visible & good)
         refresh = visible & (query_match >= _REFRESH)
         if refresh.any():
@@ -422,4 +443,3 @@ class HybridTracker(ImagePointTracker):
                 )
         self._visible = visible
         self._conf = np.where(inside(cand, self._size), score, 0.0).astype(np.float32)
-        self._prev = pyr

@@ -13,21 +13,13 @@ wrong place). Nothing here looks at the RVM features.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from rvm_ros.tracking.config import TrackerConfig
-from rvm_ros.tracking.lk import LucasKanade
-from rvm_ros.tracking.points import ImagePointTracker
+from rvm_ros.tracking.image_tracker import ImagePointTracker, inside
+from rvm_ros.tracking.lucas_kanade import LucasKanade
 
-__all__ = ["KltTracker", "inside"]
-
-
-def inside(xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """bool ``[P]``: OpenCV-coordinate positions within the ``(H, W)`` image."""
-    h, w = size
-    return (xy[:, 0] >= -0.5) & (xy[:, 0] < w - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] < h - 0.5)
+__all__ = ["KltTracker"]
 
 
 class KltTracker(ImagePointTracker):
@@ -37,12 +29,13 @@ class KltTracker(ImagePointTracker):
         """Create a tracker (``config.method`` is not checked; defaults when ``None``)."""
         super().__init__(config if config is not None else TrackerConfig(method="klt"))
         self._lk = LucasKanade(self.config.lk_window, self.config.lk_levels)
-        self._prev: Any = None  # pyramid of the last frame
+        self._prev: np.ndarray | None = None  # pyramid of the last frame
 
     def _forget(self) -> None:
         self._prev = None
 
-    def _track(self, grey: np.ndarray, features: np.ndarray | None) -> None:
+    def _track(self, grey: np.ndarray, _features: np.ndarray | None) -> None:
+        """Lucas-Kanade steps for the visible points (the features are not read)."""
         pyr = self._lk.pyramid(grey)
         live = np.flatnonzero(self._visible)
         if self._prev is not None and live.size:

@@ -1,6 +1,6 @@
 """The ``propagation`` tracker in the image trackers' interface (pixels of the input).
 
-Wraps :class:`~rvm_ros.tracking.tracker.PointTracker` (label propagation on the feature
+Wraps :class:`~rvm_ros.tracking.label_propagation.PointTracker` (label propagation on the feature
 grid, positions in grid cells) so that every method takes the same calls: queries and
 positions in continuous pixels of the network-input image; the cell size is the image
 size over the grid size.
@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from rvm_ros.tracking.config import TrackerConfig
-from rvm_ros.tracking.points import check_queries, to_grey
+from rvm_ros.tracking.image_tracker import to_grey
+from rvm_ros.tracking.label_propagation import PointTracker
+from rvm_ros.tracking.queries import check_queries
 from rvm_ros.tracking.state import TrackState
-from rvm_ros.tracking.tracker import PointTracker
 
 __all__ = ["PropagationTracker"]
 
@@ -74,7 +75,7 @@ class PropagationTracker:
         cells: tuple[float, float, float, float] | None = None,
     ) -> TrackState:
         """Track into a new frame (``features`` required; ``cells``: where the grid lies in
-        the image, :data:`~rvm_ros.tracking.points.CellMap`; default: it tiles the image)."""
+        the image, :data:`~rvm_ros.tracking.image_tracker.CellMap`; default: it tiles the image)."""
         if features is None:
             raise ValueError("update: the propagation tracker needs the RVM features")
         grey = to_grey(image)

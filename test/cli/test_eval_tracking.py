@@ -10,8 +10,10 @@ import pytest
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.bags.make_bag import image_message
 from rvm_ros.cli import main
-from rvm_ros.tracking.benchmark import BenchmarkConfig, development_sources, make_sequence
-from rvm_ros.tracking.evaluate import METHODS
+from rvm_ros.tracking.evaluation.methods import METHODS
+from rvm_ros.tracking.evaluation.sequence import BenchmarkConfig
+from rvm_ros.tracking.evaluation.sources import development_sources
+from rvm_ros.tracking.evaluation.splits import make_sequence
 
 SMALL = [
     *("--sequences", "1", "--frames", "6", "--points", "8", "--height", "64", "--width", "64"),
@@ -118,7 +120,7 @@ def test_bag_with_ground_truth_tracks(tmp_path: Path) -> None:
     assert main([*args, "--height", "64", "--width", "96", "--out", str(out)]) == 0
     bag_metrics = json.loads((out / "metrics.json").read_text())["splits"]["bag"]
     # Same frames and ground truth as the sequence itself: the same scores.
-    from rvm_ros.tracking.evaluate import evaluate_sequences
+    from rvm_ros.tracking.evaluation.evaluate import evaluate_sequences
 
     direct = evaluate_sequences([seq], None, ["klt", "opencv_lk_fb", "static"])
     for m in ("klt", "opencv_lk_fb", "static"):

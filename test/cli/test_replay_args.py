@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rvm_ros.cli import replay
-from rvm_ros.pipeline.param_table import PARAMS
+from rvm_ros.pipeline.params import PARAMS
 
 
 def _choices(name: str) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from replay_helpers import small_settings
 
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.bags.make_bag import image_message
-from rvm_ros.replay.ground_truth import _GroundTruth, _tapvid
+from rvm_ros.replay.ground_truth import GroundTruth, tapvid_result
 from rvm_ros.replay.workers import replay
 
 TOPIC = "/cam/image_raw"
@@ -130,7 +130,7 @@ def test_replay_metrics_of_a_hand_computed_case() -> None:
     """
     s0, s1, s2 = 10, 20, 30  # stamps
     ids = np.array([100, 101])
-    gt = _GroundTruth(
+    gt = GroundTruth(
         frames={
             s0: (ids, np.array([[50.0, 60.0], [0.0, 0.0]]), np.array([True, False])),
             s1: (ids, np.array([[52.0, 60.0], [120.0, 80.0]]), np.array([True, True])),
@@ -144,7 +144,7 @@ def test_replay_metrics_of_a_hand_computed_case() -> None:
             (s2, {100: (54.0, 60.0, True), 101: (127.0, 80.0, True)}),
         ],
     )
-    out = _tapvid(gt, (256, 256))
+    out = tapvid_result(gt, (256, 256))
     assert (out["points"], out["frames"]) == (2, 3)
     m = out["metrics"]
     assert m["occlusion_accuracy"] == pytest.approx(2 / 3)

@@ -27,7 +27,7 @@ from replay_helpers import FRAMES, small_settings
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.cli import main as cli_main
 from rvm_ros.replay.jobs import JOURNAL
-from rvm_ros.replay.ray_engine import RayOptions
+from rvm_ros.replay.ray_cluster import RayOptions
 from rvm_ros.replay.settings import PARTIAL_MARKER
 from rvm_ros.replay.workers import replay
 

@@ -82,6 +82,8 @@ def test_ray_missing_is_one_line(
 def test_replay_imports_ray_only_for_ray() -> None:
     code = (
         "import sys; import rvm_ros.replay, rvm_ros.replay.ray_engine, rvm_ros.cli;"
+        "import rvm_ros.replay.ray_cluster, rvm_ros.replay.ray_worker;"
+        "import rvm_ros.replay.ray_progress, rvm_ros.replay.ray_report;"
         "from rvm_ros.cli import build_parser; build_parser();"
         "assert 'ray' not in sys.modules, 'ray imported'"
     )

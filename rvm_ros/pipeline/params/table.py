@@ -2,7 +2,7 @@
 
 :data:`PARAMS` is what the node declares (plus the per-camera ``cameras.<name>.*``
 parameters of :data:`CAMERA_PARAM_SUFFIXES`);
-:func:`~rvm_ros.pipeline.node_config.config_from_params` checks values against it.
+:func:`~rvm_ros.pipeline.params.config_from_params` checks values against it.
 Pure Python (no rclpy).
 """
 
@@ -10,16 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias, Union
 
 __all__ = [
     "CAMERA_PARAM_SUFFIXES",
     "PARAMS",
     "TRANSPORTS",
     "ParamSpec",
+    "ParamValue",
     "camera_param_defaults",
     "unknown_parameters",
 ]
+
+#: A parameter value of one of the table's kinds (``str_list``: a list, or a tuple once
+#: checked).
+ParamValue: TypeAlias = Union[bool, int, float, str, list[str], tuple[str, ...]]  # noqa: UP007
 
 # Per-camera parameters: cameras.<name>.<suffix>.
 CAMERA_PARAM_SUFFIXES: tuple[str, ...] = (
@@ -47,7 +52,7 @@ class ParamSpec:
     """
 
     name: str
-    default: Any
+    default: ParamValue
     kind: str
     description: str
     choices: tuple[str, ...] = ()
@@ -381,7 +386,7 @@ def camera_param_defaults(camera: str, transport: str = "raw") -> dict[str, str]
     return {"topic": topic, "transport": transport}
 
 
-def unknown_parameters(params: Mapping[str, Any]) -> list[str]:
+def unknown_parameters(params: Mapping[str, object]) -> list[str]:
     """Names in ``params`` that the node does not know (typos), sorted."""
     cams = params.get("cameras", _SPECS["cameras"].default)
     cam_names = set(cams) if isinstance(cams, (list, tuple)) else set()

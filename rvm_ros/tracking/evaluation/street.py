@@ -9,16 +9,15 @@ where it is in view and its own plane is the nearest surface at its pixel. Unlik
 homography splits, no single warp explains a frame pair: near ground moves fast, far
 façades slowly, moving cars their own way.
 
-Selected with ``split="street"`` in :func:`rvm_ros.tracking.benchmark.make_sequence`.
+Selected with ``split="street"`` in :func:`rvm_ros.tracking.evaluation.splits.make_sequence`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from rvm_ros.street.drive import StreetConfig, StreetDrive
+from rvm_ros.tracking.evaluation.sequence import BenchmarkConfig, TrackingSequence
 
 __all__ = ["STREET_FPS", "street_sequence"]
 
@@ -26,11 +25,11 @@ __all__ = ["STREET_FPS", "street_sequence"]
 STREET_FPS = 15.0
 
 
-def street_sequence(cfg: Any, index: int) -> dict[str, Any]:
-    """The fields of ``TrackingSequence`` ``index`` of the ``street`` split.
+def street_sequence(cfg: BenchmarkConfig, index: int) -> TrackingSequence:
+    """Sequence ``index`` of the ``street`` split.
 
-    ``cfg`` is the benchmark's ``BenchmarkConfig`` (seed, num_frames, height, width,
-    num_points, noise_std); deterministic in ``cfg.seed`` and ``index``.
+    Of ``cfg`` it reads seed, num_frames, height, width, num_points and noise_std;
+    deterministic in ``cfg.seed`` and ``index``.
     """
     street = StreetConfig(
         seed=100_000 * (cfg.seed + 1) + index,
@@ -53,11 +52,11 @@ def street_sequence(cfg: Any, index: int) -> dict[str, Any]:
     gt_xy = np.stack(xy, axis=1)  # [P, T, 2]
     gt_vis = np.stack(vis, axis=1)  # [P, T]
     gt_vis[:, 0] = True
-    return {
-        "name": f"street/{index}:drive{street.seed}",
-        "split": "street",
-        "frames": np.stack(frames)[: cfg.num_frames],
-        "gt_xy": np.nan_to_num(gt_xy[:, : cfg.num_frames]),
-        "gt_visible": gt_vis[:, : cfg.num_frames],
-        "query_frames": np.zeros(gt_xy.shape[0], np.int64),
-    }
+    return TrackingSequence(
+        name=f"street/{index}:drive{street.seed}",
+        split="street",
+        frames=np.stack(frames)[: cfg.num_frames],
+        gt_xy=np.nan_to_num(gt_xy[:, : cfg.num_frames]),
+        gt_visible=gt_vis[:, : cfg.num_frames],
+        query_frames=np.zeros(gt_xy.shape[0], np.int64),
+    )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rvm_ros.tracking.config import TrackerConfig
-from rvm_ros.tracking.tracker import PointTracker, TrackState
+from rvm_ros.tracking.label_propagation import PointTracker, TrackState
 
 H = W = 16
 C = 32
@@ -503,7 +503,7 @@ def test_random_weight_rvm_features_move_points_in_the_direction_of_the_shift() 
 
 def test_tapvid_metrics_of_a_synthetic_track_with_occlusion() -> None:
     """End to end with the TAP-Vid metrics: cells -> pixels (16 px per cell, 256x256)."""
-    from rvm_ros.tracking.tapvid import tapvid_metrics
+    from rvm_ros.tracking.evaluation.tapvid import tapvid_metrics
 
     scene = Scene(seed=11)
     a, b = scene.feature(), scene.feature()

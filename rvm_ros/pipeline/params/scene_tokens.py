@@ -1,4 +1,4 @@
-"""`SceneTokensConfig`: the ``scene_tokens.*`` and per-camera geometry parameters, validated.
+"""The ``scene_tokens.*`` and per-camera geometry parameters -> `SceneTokensConfig`.
 
 Built by `rvm_ros.pipeline.params.config_from_params` (node and replay alike) from:
 
@@ -11,75 +11,35 @@ Built by `rvm_ros.pipeline.params.config_from_params` (node and replay alike) fr
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from rvm_ros.pipeline.config import ConfigError
+from rvm_ros.pipeline.config import ConfigError, SceneTokensConfig
 from rvm_ros.pipeline.geometry import GeometryError, pose_matrix
 
-__all__ = ["EXTRINSICS_SOURCES", "SceneTokensConfig", "scene_tokens_config"]
-
-#: ``auto``: static parameters where a camera has them, else TF; ``static``; ``tf``.
-EXTRINSICS_SOURCES: tuple[str, ...] = ("auto", "static", "tf")
+__all__ = ["scene_tokens_config"]
 
 
-@dataclass(frozen=True, eq=False)
-class SceneTokensConfig:
-    """Scene-token settings.
-
-    Attributes:
-        enabled: Publish ``~/scene_tokens`` (replay: write it).
-        base_frame: The frame of ``camera_to_base`` / ``projection``.
-        sync_policy: ``partial`` | ``complete`` (see `rvm_ros.pipeline.scene`).
-        tolerance_ms: Largest camera-to-step stamp difference of a valid camera.
-        extrinsics: ``auto`` | ``static`` | ``tf``.
-        camera_info_topics: Camera -> CameraInfo topic.
-        static_extrinsics: Camera -> ``[4, 4]`` camera-to-base (cameras with static
-            parameters only).
-    """
-
-    enabled: bool = False
-    base_frame: str = "base_link"
-    sync_policy: str = "partial"
-    tolerance_ms: float = 50.0
-    extrinsics: str = "auto"
-    camera_info_topics: dict[str, str] = field(default_factory=dict)
-    static_extrinsics: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def extrinsics_source(self, camera: str) -> str:
-        """Where the camera's transform comes from: ``static``, ``tf`` or ``""`` (none)."""
-        has_static = camera in self.static_extrinsics
-        if self.extrinsics == "static":
-            return "static" if has_static else ""
-        if self.extrinsics == "tf":
-            return "tf"
-        return "static" if has_static else "tf"
-
-
-def _numbers(name: str, value: Any, count: int) -> list[float]:
-    ok = (
-        isinstance(value, Sequence)
-        and not isinstance(value, str)
-        and len(value) == count
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    )
-    if not ok:
-        raise ConfigError(name, f"expected a list of {count} numbers, got {value!r}")
-    return [float(v) for v in value]
+def _numbers(name: str, value: object, count: int) -> list[float]:
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == count:
+        numbers = [v for v in value if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) == count:
+            return [float(v) for v in numbers]
+    raise ConfigError(name, f"expected a list of {count} numbers, got {value!r}")
 
 
 def scene_tokens_config(
-    values: Mapping[str, Any],
-    params: Mapping[str, Any],
+    values: Mapping[str, Any],  # Any: checked against the table (see config_from_params)
+    params: Mapping[str, object],
     cameras: Sequence[str],
-    check_topic: Callable[[str, Any], str],
+    check_topic: Callable[[str, object], str],
 ) -> SceneTokensConfig:
     """Validate the scene-token parameters.
 
     Args:
-        values: The checked ``scene_tokens.*`` values (from the parameter table).
+        values: The checked ``scene_tokens.*`` values (from the parameter table; Any: each
+            checked against its kind).
         params: All given parameters (per-camera names are read from here; None = unset).
         cameras: The configured cameras.
         check_topic: ``(param name, value) -> topic``; raises ConfigError when invalid.

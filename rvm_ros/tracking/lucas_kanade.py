@@ -1,8 +1,7 @@
-"""Pyramidal Lucas-Kanade with a forward-backward check (OpenCV)."""
+"""The Lucas-Kanade step the ``klt`` and ``hybrid`` trackers take: pyramidal Lucas-Kanade
+(OpenCV) with a forward-backward check."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import cv2
 import numpy as np
@@ -34,7 +33,7 @@ class LucasKanade:
         self.levels = int(levels)
         self.min_eig = MIN_EIG
 
-    def pyramid(self, grey: np.ndarray) -> Any:
+    def pyramid(self, grey: np.ndarray) -> np.ndarray:
         """What :meth:`track` takes for a uint8 ``[H, W]`` frame.
 
         The image itself: OpenCV 5's Python binding does not accept prebuilt pyramids, so
@@ -43,7 +42,7 @@ class LucasKanade:
         return grey
 
     def track(
-        self, prev: Any, cur: Any, xy: np.ndarray, guess: np.ndarray | None = None
+        self, prev: np.ndarray, cur: np.ndarray, xy: np.ndarray, guess: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Track ``xy`` from pyramid ``prev`` into ``cur``.
 

@@ -6,13 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from rvm_ros.tracking.benchmark import (
-    BenchmarkConfig,
-    BenchmarkError,
-    development_sources,
-    make_sequence,
-    make_sequences,
-)
+from rvm_ros.tracking.evaluation.sequence import BenchmarkConfig, BenchmarkError
+from rvm_ros.tracking.evaluation.sources import development_sources
+from rvm_ros.tracking.evaluation.splits import make_sequence, make_sequences
 
 SMALL = BenchmarkConfig(num_sequences=2, num_frames=10, height=96, width=128, num_points=16)
 
@@ -139,7 +135,7 @@ def test_unknown_split_and_too_few_sources(sources: list[tuple[str, np.ndarray]]
 def test_sources_from_files(tmp_path: object, sample_video: object) -> None:
     from pathlib import Path
 
-    from rvm_ros.tracking.benchmark import sources_from_files
+    from rvm_ros.tracking.evaluation.sources import sources_from_files
 
     img = Path(str(tmp_path)) / "still.png"
     cv2.imwrite(str(img), np.full((40, 50, 3), 90, np.uint8))

@@ -19,7 +19,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["MovingObject", "draw_objects", "make_objects", "object_ground_truth"]
+from rvm_ros.tracking.evaluation.camera import camera_ground_truth, in_view, pixel_of, query_points
+from rvm_ros.tracking.evaluation.sequence import BenchmarkConfig
+from rvm_ros.tracking.evaluation.sources import Source
+
+__all__ = ["MovingObject", "draw_objects", "make_objects", "object_ground_truth", "object_points"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,3 +142,35 @@ def object_ground_truth(
         for i in range(num_t):
             out[rows, i] = local @ obj.maps[i][:, :2].T + obj.maps[i][:, 2]
     return out
+
+
+def object_points(
+    rng: np.random.Generator,
+    cfg: BenchmarkConfig,
+    frames: np.ndarray,
+    homs: np.ndarray,
+    sources: list[Source],
+    scene: int,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, np.ndarray]]]:
+    """Objects painted onto ``frames``; ground truth of half the points on them, half on
+    the background: ``(gt_xy [P, T, 2], visible [P, T], subsets)``."""
+    num_t, h, w = frames.shape[:3]
+    others = [sources[i][1] for i in range(len(sources)) if i != scene]
+    count = int(rng.integers(cfg.objects[0], cfg.objects[1] + 1))
+    objects = make_objects(rng, num_t, (h, w), others, count)
+    owner = draw_objects(frames, objects)
+    grey0 = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
+    kernel = np.ones((5, 5), np.uint8)  # away from the outlines (ownership is exact there)
+    on_obj = cv2.erode((owner[0] >= 0).astype(np.uint8), kernel).astype(bool)
+    on_bg = cv2.erode((owner[0] < 0).astype(np.uint8), kernel).astype(bool)
+    q_obj = query_points(rng, grey0, on_obj, cfg.num_points // 2)
+    q_bg = query_points(rng, grey0, on_bg, cfg.num_points - q_obj.shape[0])
+    which = owner[0][np.round(q_obj[:, 1]).astype(int), np.round(q_obj[:, 0]).astype(int)]
+    obj_xy = object_ground_truth(objects, which.astype(np.int64), q_obj) + 0.5
+    gt_xy = np.concatenate([obj_xy, camera_ground_truth(homs, q_bg)])
+    col, row = pixel_of(gt_xy, h, w)
+    top = owner[np.arange(num_t)[None, :], row, col]  # [P, T]
+    layer = np.concatenate([which, np.full(q_bg.shape[0], -1)])[:, None]
+    visible = in_view(gt_xy, h, w) & (top == layer)
+    is_obj = np.arange(gt_xy.shape[0]) < q_obj.shape[0]
+    return gt_xy, visible, [("on objects", is_obj), ("background", ~is_obj)]

@@ -22,11 +22,17 @@ from rvm_ros.tracking.config import TrackerConfig
 from rvm_ros.tracking.queries import check_queries
 from rvm_ros.tracking.state import TrackState
 
-__all__ = ["CellMap", "ImagePointTracker", "check_queries", "to_grey"]
+__all__ = ["CellMap", "ImagePointTracker", "inside", "to_grey"]
 
 CellMap = tuple[float, float, float, float]
 """``(ax, bx, ay, by)``: continuous image pixel ``(x, y)`` lies at continuous feature-grid
 coordinate ``(ax * x + bx, ay * y + by)`` (cell ``c`` spans ``[c, c + 1)``)."""
+
+
+def inside(xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """bool ``[P]``: OpenCV-coordinate positions within the ``(H, W)`` image."""
+    h, w = size
+    return (xy[:, 0] >= -0.5) & (xy[:, 0] < w - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] < h - 0.5)
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
@@ -188,7 +194,7 @@ class ImagePointTracker(abc.ABC):
                 f"{self._image_size[1]}x{self._image_size[0]}; call reset() when the input "
                 "size changes"
             )
-        feats = self._check_features(features, (h, w)) if self.needs_features else None
+        feats = self._check_features(features) if self.needs_features else None
         if self._pending:
             xy = np.stack([p for p, _ in self._pending.values()])
             out = (xy[:, 0] > w) | (xy[:, 1] > h)
@@ -221,7 +227,7 @@ class ImagePointTracker(abc.ABC):
 
     # ------------------------------------------------------------------ for subclasses
 
-    def _check_features(self, features: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
+    def _check_features(self, features: np.ndarray | None) -> np.ndarray:
         if features is None:
             raise ValueError(f"update: the {self.config.method} tracker needs the RVM features")
         feats = np.asarray(features)
@@ -249,13 +255,14 @@ class ImagePointTracker(abc.ABC):
 
     def _anchor(
         self,
-        grey: np.ndarray,
-        features: np.ndarray | None,
+        _grey: np.ndarray,
+        _features: np.ndarray | None,
         ids: np.ndarray,
         xy: np.ndarray,
         alive: np.ndarray,
     ) -> None:
-        """Start points ``ids`` at ``xy`` (OpenCV coordinates) on this frame."""
+        """Start points ``ids`` at ``xy`` (OpenCV coordinates) on this frame (the frame
+        ``_grey`` and its features: for subclasses that keep a point's appearance)."""
         self._append(ids, xy, alive)
 
     @abc.abstractmethod

@@ -41,8 +41,8 @@ class OpenCvLkBaseline:
         self._alive = np.concatenate([self._alive, np.ones(len(ids), bool)])
         self._ids = np.concatenate([self._ids, np.asarray(ids, np.int32)])
 
-    def update(self, image: np.ndarray, features: np.ndarray | None = None) -> TrackState:
-        """Track into a new RGB or grey uint8 frame."""
+    def update(self, image: np.ndarray, _features: np.ndarray | None = None) -> TrackState:
+        """Track into a new RGB or grey uint8 frame (the features are not read)."""
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
         live = np.flatnonzero(self._alive)
         if self._prev is not None and live.size:
@@ -95,8 +95,8 @@ class StaticBaseline:
         self._xy = np.concatenate([self._xy, np.asarray(xy, np.float32)])
         self._ids = np.concatenate([self._ids, np.asarray(ids, np.int32)])
 
-    def update(self, image: np.ndarray, features: np.ndarray | None = None) -> TrackState:
-        """The query positions again."""
+    def update(self, _image: np.ndarray, _features: np.ndarray | None = None) -> TrackState:
+        """The query positions again (neither the frame nor the features are read)."""
         n = self._ids.shape[0]
         return TrackState(
             ids=self._ids.copy(),

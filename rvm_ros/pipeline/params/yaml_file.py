@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -13,7 +12,7 @@ from rvm_ros.pipeline.config import ConfigError
 __all__ = ["load_params_file"]
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+def _flatten(prefix: str, value: object, out: dict[str, object]) -> None:
     if isinstance(value, Mapping):
         for key, sub in value.items():
             _flatten(f"{prefix}.{key}" if prefix else str(key), sub, out)
@@ -33,8 +32,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys (YAML would silently keep the last one)."""
 
 
-def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
+def _construct_unique_mapping(
+    loader: yaml.SafeLoader, node: yaml.MappingNode
+) -> dict[Hashable, object]:
+    seen: set[Hashable] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
         if key in seen:
@@ -50,7 +51,7 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def load_params_file(path: str | Path, node_name: str = "rvm") -> dict[str, Any]:
+def load_params_file(path: str | Path, node_name: str = "rvm") -> dict[str, object]:
     """Read a ROS 2 parameters YAML file for one node, flattened to dotted names.
 
     The file holds ``<node>: {ros__parameters: {...}}`` sections; ``/**`` (any node) and
@@ -89,7 +90,7 @@ def load_params_file(path: str | Path, node_name: str = "rvm") -> dict[str, Any]
             "params_file",
             f"{p} has no section for node {node_name!r} (found: {', '.join(map(str, doc))})",
         )
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for key in wild + named:
         section = doc[key]
         if not isinstance(section, dict) or "ros__parameters" not in section:

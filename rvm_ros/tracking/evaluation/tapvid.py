@@ -31,6 +31,16 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+__all__ = [
+    "EVAL_SIZE",
+    "QUERY_MODES",
+    "THRESHOLDS",
+    "average_metrics",
+    "evaluation_mask",
+    "metric_names",
+    "tapvid_metrics",
+]
+
 THRESHOLDS: tuple[int, ...] = (1, 2, 4, 8, 16)
 """Distance thresholds in pixels of the 256x256 evaluation frame."""
 
@@ -124,49 +134,10 @@ def tapvid_metrics(
             range, a point never visible when ``query_frames`` is ``None``, a bad
             ``image_size``, or a non-finite position where it would be used.
     """
-    gt = _as_array("gt_xy", gt_xy, float, 3)
-    pred = _as_array("pred_xy", pred_xy, float, 3)
-    gt_vis = _as_array("gt_visible", gt_visible, bool, 2)
-    pred_vis = _as_array("pred_visible", pred_visible, bool, 2)
-    if gt.shape[-1] != 2:
-        raise ValueError(f"gt_xy must have shape [P, T, 2], got {gt.shape}")
-    num_points, num_frames = gt.shape[:2]
-    for name, arr in (("pred_xy", pred), ("gt_visible", gt_vis), ("pred_visible", pred_vis)):
-        want = gt.shape if arr.ndim == 3 else gt.shape[:2]
-        if arr.shape != want:
-            raise ValueError(f"{name} has shape {arr.shape}, expected {want} (from gt_xy)")
-    if len(image_size) != 2:
-        raise ValueError(f"image_size must be (H, W), got {image_size!r}")
-    height, width = image_size
-    if not all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
-        for v in (height, width)
-    ):
-        raise ValueError(f"image_size must be two positive integers (H, W), got {image_size!r}")
-
-    if query_frames is None:
-        never = ~gt_vis.any(axis=1)
-        if never.any():
-            bad = np.flatnonzero(never).tolist()
-            raise ValueError(
-                f"query_frames=None needs every point visible at least once; "
-                f"points {bad} are never visible"
-            )
-        queries = np.argmax(gt_vis, axis=1)
-    else:
-        queries = np.asarray(query_frames)
-        if queries.shape != (num_points,):
-            raise ValueError(f"query_frames must have shape ({num_points},), got {queries.shape}")
-        if not np.issubdtype(queries.dtype, np.integer):
-            raise ValueError(f"query_frames must be integers, got dtype {queries.dtype}")
-        out = (queries < 0) | (queries >= num_frames)
-        if out.any():
-            i = int(np.flatnonzero(out)[0])
-            raise ValueError(
-                f"query_frames[{i}] = {int(queries[i])} is outside the {num_frames} frames"
-            )
-
-    evaluated = evaluation_mask(queries, num_frames, query_mode)  # [P, T]
+    gt, pred, gt_vis, pred_vis = _checked_inputs(gt_xy, gt_visible, pred_xy, pred_visible)
+    height, width = _checked_size(image_size)
+    queries = _checked_queries(query_frames, gt_vis)
+    evaluated = evaluation_mask(queries, gt.shape[1], query_mode)  # [P, T]
     scored = evaluated & gt_vis  # pairs whose position is scored
     for name, arr in (("gt_xy", gt), ("pred_xy", pred)):
         bad = scored & ~np.isfinite(arr).all(axis=-1)
@@ -179,28 +150,100 @@ def tapvid_metrics(
     # Occluded entries may hold anything (nan included): zero them before the arithmetic.
     diff = np.where(scored[..., None], (pred - gt) * scale, 0.0)  # [P, T, 2] in 256-px units
     dist2 = np.sum(diff * diff, axis=-1)  # [P, T]
+    results = _scores(evaluated, scored, gt_vis, pred_vis, dist2)
+    return {name: results[name] for name in metric_names()}
 
-    def ratio(num: int, den: int) -> float:
-        return float(num) / float(den) if den > 0 else math.nan
 
+def _checked_inputs(
+    gt_xy: np.ndarray, gt_visible: np.ndarray, pred_xy: np.ndarray, pred_visible: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(gt [P, T, 2], pred [P, T, 2])`` as float64 and the two visibilities, their shapes
+    checked against ``gt_xy``'s."""
+    gt = _as_array("gt_xy", gt_xy, float, 3)
+    pred = _as_array("pred_xy", pred_xy, float, 3)
+    gt_vis = _as_array("gt_visible", gt_visible, bool, 2)
+    pred_vis = _as_array("pred_visible", pred_visible, bool, 2)
+    if gt.shape[-1] != 2:
+        raise ValueError(f"gt_xy must have shape [P, T, 2], got {gt.shape}")
+    for name, arr in (("pred_xy", pred), ("gt_visible", gt_vis), ("pred_visible", pred_vis)):
+        want = gt.shape if arr.ndim == 3 else gt.shape[:2]
+        if arr.shape != want:
+            raise ValueError(f"{name} has shape {arr.shape}, expected {want} (from gt_xy)")
+    return gt, pred, gt_vis, pred_vis
+
+
+def _checked_size(image_size: tuple[int, int]) -> tuple[int, int]:
+    """``(H, W)``, two positive integers."""
+    if len(image_size) != 2:
+        raise ValueError(f"image_size must be (H, W), got {image_size!r}")
+    height, width = image_size
+    if not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
+        for v in (height, width)
+    ):
+        raise ValueError(f"image_size must be two positive integers (H, W), got {image_size!r}")
+    return height, width
+
+
+def _checked_queries(
+    query_frames: np.ndarray | Sequence[int] | None, gt_vis: np.ndarray
+) -> np.ndarray:
+    """int ``[P]`` query frames: as given (checked), or each point's first visible frame."""
+    num_points, num_frames = gt_vis.shape
+    if query_frames is None:
+        never = ~gt_vis.any(axis=1)
+        if never.any():
+            bad = np.flatnonzero(never).tolist()
+            raise ValueError(
+                f"query_frames=None needs every point visible at least once; "
+                f"points {bad} are never visible"
+            )
+        return np.asarray(np.argmax(gt_vis, axis=1))
+    queries = np.asarray(query_frames)
+    if queries.shape != (num_points,):
+        raise ValueError(f"query_frames must have shape ({num_points},), got {queries.shape}")
+    if not np.issubdtype(queries.dtype, np.integer):
+        raise ValueError(f"query_frames must be integers, got dtype {queries.dtype}")
+    out = (queries < 0) | (queries >= num_frames)
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise ValueError(
+            f"query_frames[{i}] = {int(queries[i])} is outside the {num_frames} frames"
+        )
+    return queries
+
+
+def _ratio(num: int, den: int) -> float:
+    return float(num) / float(den) if den > 0 else math.nan
+
+
+def _scores(
+    evaluated: np.ndarray,
+    scored: np.ndarray,
+    gt_vis: np.ndarray,
+    pred_vis: np.ndarray,
+    dist2: np.ndarray,
+) -> dict[str, float]:
+    """Every metric from the evaluated and scored pairs and the squared distances
+    ``[P, T]`` (in 256-px units)."""
     results: dict[str, float] = {}
     n_eval = int(evaluated.sum())
-    results["occlusion_accuracy"] = ratio(int((evaluated & (gt_vis == pred_vis)).sum()), n_eval)
+    results["occlusion_accuracy"] = _ratio(int((evaluated & (gt_vis == pred_vis)).sum()), n_eval)
     n_scored = int(scored.sum())
     pts_within: list[float] = []
     jaccards: list[float] = []
     for d in THRESHOLDS:
         within = scored & (dist2 < float(d) ** 2)
-        pts_within.append(ratio(int(within.sum()), n_scored))
+        pts_within.append(_ratio(int(within.sum()), n_scored))
         tp = int((within & pred_vis).sum())
         fp = int((evaluated & pred_vis & ~within).sum())
         fn = int((scored & ~(within & pred_vis)).sum())
-        jaccards.append(ratio(tp, tp + fp + fn))
+        jaccards.append(_ratio(tp, tp + fp + fn))
         results[f"pts_within_{d}"] = pts_within[-1]
         results[f"jaccard_{d}"] = jaccards[-1]
     results["average_pts_within_thresh"] = float(np.mean(pts_within))
     results["average_jaccard"] = float(np.mean(jaccards))
-    return {name: results[name] for name in metric_names()}
+    return results
 
 
 def average_metrics(per_video: Iterable[Mapping[str, float]]) -> dict[str, float]:

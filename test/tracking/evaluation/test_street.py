@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from rvm_ros.cli import main
-from rvm_ros.tracking.benchmark import BenchmarkConfig, make_sequence, make_sequences
+from rvm_ros.tracking.evaluation.sequence import BenchmarkConfig
+from rvm_ros.tracking.evaluation.splits import make_sequence, make_sequences
 
 SMALL = BenchmarkConfig(seed=1, num_sequences=2, num_frames=8, height=64, width=80, num_points=12)
 

@@ -1,59 +1,13 @@
-"""Node parameters: one declaration table, one conversion to a frozen, validated config.
+"""The parameter reference (a markdown table) that docs/NODE.md embeds verbatim.
 
-Everything here is pure Python (no rclpy), so off-robot tools (bag replay) read the same
-ROS 2 parameter files and get exactly the configuration the node would run with:
-
->>> params = load_params_file("config/rvm.yaml")  # {"cameras": ["front"], ...}
->>> cfg = config_from_params(params)              # NodeConfig, or raises ConfigError
-
-The node declares every entry of :data:`PARAMS` (plus the per-camera
-``cameras.<name>.topic`` / ``cameras.<name>.transport``) and calls
-:func:`config_from_params` on the declared values in ``on_configure``.
-
-This module is the public face (import from here) and renders the parameter reference
-(:func:`parameters_markdown`); the parts live in :mod:`.param_table` (``ParamSpec``,
-``PARAMS``), :mod:`.node_config` (``NodeConfig``, ``config_from_params``) and
-:mod:`.params_file` (``load_params_file``).
+A test checks that docs/NODE.md holds exactly what :func:`parameters_markdown` renders.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from rvm_ros.pipeline.params.table import PARAMS, TRANSPORTS, ParamValue
 
-from rvm_ros.pipeline.config import ConfigError
-from rvm_ros.pipeline.node_config import (
-    CAMERA_NAME,
-    NodeConfig,
-    check_parameter,
-    checkpoint_patch_size,
-    config_from_params,
-)
-from rvm_ros.pipeline.param_table import (
-    CAMERA_PARAM_SUFFIXES,
-    PARAMS,
-    TRANSPORTS,
-    ParamSpec,
-    camera_param_defaults,
-    unknown_parameters,
-)
-from rvm_ros.pipeline.params_file import load_params_file
-
-__all__ = [
-    "CAMERA_NAME",
-    "CAMERA_PARAM_SUFFIXES",
-    "PARAMS",
-    "TRANSPORTS",
-    "ConfigError",
-    "NodeConfig",
-    "ParamSpec",
-    "camera_param_defaults",
-    "check_parameter",
-    "checkpoint_patch_size",
-    "config_from_params",
-    "load_params_file",
-    "parameters_markdown",
-    "unknown_parameters",
-]
+__all__ = ["parameters_markdown"]
 
 
 def parameters_markdown() -> str:
@@ -63,7 +17,7 @@ def parameters_markdown() -> str:
         One row per entry of :data:`PARAMS` plus the per-camera parameters.
     """
 
-    def show(value: Any) -> str:
+    def show(value: ParamValue) -> str:
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, (list, tuple)):

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rvm_ros.tracking.benchmark import BenchmarkConfig, development_sources, make_sequences
-from rvm_ros.tracking.evaluate import METHODS, evaluate_sequences, run_method
+from rvm_ros.tracking.evaluation.evaluate import evaluate_sequences
+from rvm_ros.tracking.evaluation.methods import METHODS, run_method
+from rvm_ros.tracking.evaluation.sequence import BenchmarkConfig
+from rvm_ros.tracking.evaluation.sources import development_sources
+from rvm_ros.tracking.evaluation.splits import make_sequences
 
 CFG = BenchmarkConfig(num_sequences=1, num_frames=8, height=64, width=64, num_points=12)
 
@@ -55,8 +58,8 @@ def test_unknown_method() -> None:
 
 
 def test_reappearing_points_are_those_occluded_inside_the_view_and_seen_again() -> None:
-    from rvm_ros.tracking.benchmark import TrackingSequence
-    from rvm_ros.tracking.evaluate import reappearing
+    from rvm_ros.tracking.evaluation.evaluate import reappearing
+    from rvm_ros.tracking.evaluation.sequence import TrackingSequence
 
     num_t = 8
     xy = np.full((4, num_t, 2), 10.0)

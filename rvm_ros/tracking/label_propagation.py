@@ -26,8 +26,9 @@ translated real video with pixel-patch features, about half of the points that l
 view were still reported visible. Points occluded inside the view drop out as expected.
 
 The parts live beside this module: :mod:`.affinity` (similarities, the ``radius`` reach,
-top-k softmax weights), :mod:`.heatmap` (Gaussian label maps, soft-argmax read-out) and
-:mod:`.state` (``TrackState``, re-exported here).
+top-k softmax weights), :mod:`.heatmap` (Gaussian label maps, soft-argmax read-out),
+:mod:`.label_groups` (the points that share a query frame, and their confidence
+reference) and :mod:`.state` (``TrackState``, re-exported here).
 
 Ties: the top-k is ordered by similarity, equal similarities going to the earlier context
 frame (the query frame first), then the lower cell. Exactly equal similarities only arise
@@ -54,9 +55,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rvm_ros.tracking.affinity import reach_penalty, similarities, topk_candidates, topk_weights
+from rvm_ros.tracking.affinity import reach_penalty, similarities, topk_weights
 from rvm_ros.tracking.config import TrackerConfig
 from rvm_ros.tracking.heatmap import gaussian_labels, soft_argmax
+from rvm_ros.tracking.label_groups import LabelGroup
 from rvm_ros.tracking.queries import check_queries
 from rvm_ros.tracking.state import TrackState
 
@@ -64,34 +66,6 @@ __all__ = ["PointTracker", "TrackState"]
 
 _EPS = 1e-12
 _CHUNK_ELEMENTS = 1 << 21  # similarity entries computed at once (8 MB of float32)
-
-
-@dataclass
-class _Group:
-    """Points that share a query (anchor) frame, hence a context.
-
-    Context cells are laid out in blocks of N cells: block 0 is the anchor frame, block
-    ``1 + s`` the frame in ring slot ``s`` of the tracker (only slots holding a frame
-    after the anchor are ever read).
-    """
-
-    anchor_index: int  # frame counter of the anchor frame
-    anchor_features: np.ndarray  # [N, C], L2-normalised
-    anchor_cells: np.ndarray  # int [Pg], argmax cell of each anchor label map
-    ids: np.ndarray  # int32 [Pg]
-    labels: np.ndarray  # float32 [(1+R)*N, Pg], label maps per context block
-    ref_sims: np.ndarray  # float32 [Pg, (1+R)*N], query cells vs context (reach applied)
-    # Per block, the top-k candidates of ref_sims (see _candidates): values, cells within
-    # the block, and whether equal values were cut off.
-    ref_top_v: np.ndarray  # float32 [Pg, 1+R, kb]
-    ref_top_c: np.ndarray  # int [Pg, 1+R, kb]
-    ref_unsure: np.ndarray  # bool [Pg, 1+R]
-
-    @property
-    def anchor_labels(self) -> np.ndarray:
-        """``[N, Pg]`` label maps on the anchor frame."""
-        n = self.anchor_features.shape[0]
-        return self.labels[:n]
 
 
 @dataclass
@@ -145,7 +119,7 @@ class PointTracker:
         self._ring: np.ndarray | None = None  # float32 [R, N, C], normalised features
         self._ring_index = np.full(self.config.n_context, -1, dtype=np.int64)  # [R], -1: empty
         self._next_slot = 0  # slot the next frame goes into (slots fill in order 0..R-1)
-        self._groups: list[_Group] = []
+        self._groups: list[LabelGroup] = []
         self._points: dict[int, _Point] = {}  # tracked points (in a group)
         self._pending: dict[int, tuple[np.ndarray, float]] = {}  # id -> (xy, label peak)
         self._neighbourhood: tuple[tuple[int, int], np.ndarray | None] | None = None
@@ -201,19 +175,13 @@ class PointTracker:
         for i in gone:
             self._points.pop(i, None)
             self._pending.pop(i, None)
-        kept: list[_Group] = []
+        kept: list[LabelGroup] = []
         for group in self._groups:
             keep = np.array([int(i) not in gone for i in group.ids], dtype=bool)
             if not keep.any():
                 continue
             if not keep.all():
-                group.ids = group.ids[keep]
-                group.anchor_cells = group.anchor_cells[keep]
-                group.labels = np.ascontiguousarray(group.labels[:, keep])
-                group.ref_sims = np.ascontiguousarray(group.ref_sims[keep])
-                group.ref_top_v = group.ref_top_v[keep]
-                group.ref_top_c = group.ref_top_c[keep]
-                group.ref_unsure = group.ref_unsure[keep]
+                group.keep(keep)
             kept.append(group)
         self._groups = kept
 
@@ -261,6 +229,33 @@ class PointTracker:
                 reset onto a smaller grid) a point outside the new grid. The tracker is
                 unchanged when it raises.
         """
+        feats = self._checked_features(features)
+        h, w, c = (int(s) for s in feats.shape)
+        n = h * w
+        flat = feats.reshape(n, c).astype(np.float32)  # [N, C] (a copy)
+        flat /= np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), _EPS)
+        index = self._frame_index
+        self._grid = (h, w, c)
+        r_slots = self.config.n_context
+        if r_slots > 0:
+            self._make_room(n, c)
+        slot = self._next_slot  # where this frame goes (evicting the oldest when full)
+
+        if self._groups:
+            self._track_groups(flat, h, w, slot if r_slots > 0 else None)
+
+        if self._pending:
+            self._anchor_pending(flat, index, h, w)
+
+        if self._ring is not None:
+            self._ring[slot] = flat
+            self._ring_index[slot] = index
+            self._next_slot = (slot + 1) % r_slots
+        self._frame_index += 1
+        return self.state()
+
+    def _checked_features(self, features: np.ndarray) -> np.ndarray:
+        """``features`` as an array, checked (see :meth:`update`'s errors)."""
         feats = np.asarray(features)
         if feats.ndim != 3 or min(feats.shape) < 1:
             raise ValueError(f"update: features must have shape [h, w, C], got {feats.shape}")
@@ -286,38 +281,23 @@ class PointTracker:
             if out.any():
                 ids_out = [i for i, o in zip(self._pending, out, strict=True) if o]
                 raise ValueError(f"update: points {sorted(ids_out)} lie outside the {h}x{w} grid")
+        return feats
 
+    def _track_groups(self, flat: np.ndarray, h: int, w: int, slot: int | None) -> None:
+        """Move every group's points into the frame ``flat`` ``[N, C]`` (an ``h`` x ``w``
+        grid); with a ring ``slot``, the frame becomes the groups' context block
+        ``1 + slot``."""
         n = h * w
-        flat = feats.reshape(n, c).astype(np.float32)  # [N, C] (a copy)
-        flat /= np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), _EPS)
-        index = self._frame_index
-        self._grid = (h, w, c)
-        r_slots = self.config.n_context
-        if r_slots > 0:
-            self._make_room(n, c)
-        slot = self._next_slot  # where this frame goes (evicting the oldest when full)
-
-        if self._groups:
-            results = self._propagate_all(flat)
-            for group, (heat, reference, anchor_sims) in zip(self._groups, results, strict=True):
-                self._read_out(group.ids, heat.reshape(h, w, -1), reference)
-                if r_slots > 0:
-                    # This frame becomes context block 1 + slot: its labels, and the
-                    # similarities of the query cells to it (reach is symmetric).
-                    block = slice((1 + slot) * n, (2 + slot) * n)
-                    group.labels[block] = heat
-                    group.ref_sims[:, block] = anchor_sims[:, group.anchor_cells].T
-                    self._store_ref_top(group, 1 + slot)
-
-        if self._pending:
-            self._anchor_pending(flat, index, h, w)
-
-        if self._ring is not None:
-            self._ring[slot] = flat
-            self._ring_index[slot] = index
-            self._next_slot = (slot + 1) % r_slots
-        self._frame_index += 1
-        return self.state()
+        results = self._propagate_all(flat)
+        for group, (heat, reference, anchor_sims) in zip(self._groups, results, strict=True):
+            self._read_out(group.ids, heat.reshape(h, w, -1), reference)
+            if slot is not None:
+                # This frame becomes context block 1 + slot: its labels, and the
+                # similarities of the query cells to it (reach is symmetric).
+                block = slice((1 + slot) * n, (2 + slot) * n)
+                group.labels[block] = heat
+                group.ref_sims[:, block] = anchor_sims[:, group.anchor_cells].T
+                group.store_ref_top(1 + slot, self.config.topk)
 
     def state(self) -> TrackState:
         """The current state of the tracked points (pending queries not included)."""
@@ -349,17 +329,7 @@ class PointTracker:
         self._ring = ring
         extra = new - cap
         for g in self._groups:
-            pg = g.ids.shape[0]
-            g.labels = np.concatenate([g.labels, np.zeros((extra * n, pg), np.float32)])
-            g.ref_sims = np.concatenate([g.ref_sims, np.zeros((pg, extra * n), np.float32)], axis=1)
-            kb = g.ref_top_v.shape[2]
-            g.ref_top_v = np.concatenate(
-                [g.ref_top_v, np.full((pg, extra, kb), -np.inf, np.float32)], axis=1
-            )
-            g.ref_top_c = np.concatenate(
-                [g.ref_top_c, np.zeros((pg, extra, kb), g.ref_top_c.dtype)], axis=1
-            )
-            g.ref_unsure = np.concatenate([g.ref_unsure, np.zeros((pg, extra), bool)], axis=1)
+            g.grow(extra, n)
 
     def _radius_mask(self, h: int, w: int) -> np.ndarray | None:
         """float32 ``[N, N]``: ``-inf`` where context cell j is out of reach of target cell
@@ -383,16 +353,6 @@ class PointTracker:
         """
         return topk_weights(pieces, k, self.config.temperature, candidates)
 
-    def _store_ref_top(self, group: _Group, block: int) -> None:
-        """Refresh the reference's top-k candidates of context block ``block``."""
-        n = group.anchor_features.shape[0]
-        v, c, unsure = topk_candidates(
-            group.ref_sims[:, block * n : (block + 1) * n], self.config.topk
-        )
-        group.ref_top_v[:, block] = v
-        group.ref_top_c[:, block] = c
-        group.ref_unsure[:, block] = unsure
-
     def _propagate_all(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Propagate every group's labels into the frame ``flat`` ``[N, C]``.
 
@@ -407,22 +367,9 @@ class PointTracker:
             re-observation would receive); the frame's similarities to the anchor frame
             (reach applied).
         """
-        h, w, c = self._grid  # type: ignore[misc]
-        n = h * w
-        topk = self.config.topk
+        h, w, _ = self._grid  # type: ignore[misc]
         reach = self._radius_mask(h, w)  # [N, N] or None
         occupied = int((self._ring_index >= 0).sum())  # slots 0..occupied-1 hold frames
-        import torch  # here, not at module level: TrackerConfig users stay light
-
-        flat_t = torch.from_numpy(flat)
-        ring_t = (
-            torch.from_numpy(self._ring[:occupied].reshape(occupied * n, c))
-            if self._ring is not None and occupied
-            else None
-        )  # [R'*N, C]
-        cells = np.arange(n)
-        # Tie-break keys (frame index * N + cell) of the ring columns, [R'*N].
-        ring_keys = (self._ring_index[:occupied, None] * n + cells).reshape(-1)
         runs: list[list[tuple[int, int]]] = []  # per group: runs [a, b) of slots after anchor
         anchor_sims = []  # per group [N, N]
         for group in self._groups:
@@ -433,8 +380,42 @@ class PointTracker:
             if reach is not None:
                 a_sims += reach
             anchor_sims.append(a_sims)
-        heats = [np.empty((n, g.ids.shape[0]), dtype=np.float32) for g in self._groups]
+        heats = self._heats(flat, occupied, reach, runs, anchor_sims)
+        return [
+            (
+                heats[g],
+                group.reference(
+                    runs[g], self._ring_index, self.config.topk, self.config.temperature
+                ),
+                anchor_sims[g],
+            )
+            for g, group in enumerate(self._groups)
+        ]
 
+    def _heats(
+        self,
+        flat: np.ndarray,
+        occupied: int,
+        reach: np.ndarray | None,
+        runs: list[list[tuple[int, int]]],
+        anchor_sims: list[np.ndarray],
+    ) -> list[np.ndarray]:
+        """Per group the propagated heatmaps ``[N, Pg]`` of the frame ``flat`` ``[N, C]``
+        from its anchor frame and its ``runs`` of ring slots, in chunks of target cells."""
+        import torch  # here, not at module level: TrackerConfig users stay light
+
+        n, c = flat.shape
+        topk = self.config.topk
+        flat_t = torch.from_numpy(flat)
+        ring_t = (
+            torch.from_numpy(self._ring[:occupied].reshape(occupied * n, c))
+            if self._ring is not None and occupied
+            else None
+        )  # [R'*N, C]
+        cells = np.arange(n)
+        # Tie-break keys (frame index * N + cell) of the ring columns, [R'*N].
+        ring_keys = (self._ring_index[:occupied, None] * n + cells).reshape(-1)
+        heats = [np.empty((n, g.ids.shape[0]), dtype=np.float32) for g in self._groups]
         chunk = n if ring_t is None else max(1, min(n, _CHUNK_ELEMENTS // (occupied * n)))
         if ring_t is not None and (
             self._sim_buffer is None or self._sim_buffer.shape != (chunk, occupied * n)
@@ -461,33 +442,7 @@ class PointTracker:
                 top, weights = self._select(pieces, k)  # [r, k]
                 # [r, k] x [r, k, Pg] -> [r, Pg]
                 heats[g][lo:hi] = np.einsum("nk,nkp->np", weights, group.labels[top])
-
-        out = []
-        for g, group in enumerate(self._groups):
-            # Reference: the query cells of the anchor frame over the same context.
-            # Candidates: each block's stored top-k, merged (the context moved by a frame
-            # since the last update, the blocks did not change).
-            slots = [s for a, b in runs[g] for s in range(a, b)]
-            blocks = np.array([0] + [1 + s for s in slots])  # context blocks
-            frames = np.array([group.anchor_index, *self._ring_index[slots].tolist()])
-            pg = group.ids.shape[0]
-            cells_c = group.ref_top_c[:, blocks]  # [Pg, B, kb]
-            candidates = (
-                group.ref_top_v[:, blocks].reshape(pg, -1),
-                (blocks[None, :, None] * n + cells_c).reshape(pg, -1),
-                (frames[None, :, None] * n + cells_c).reshape(pg, -1),
-                np.asarray(group.ref_unsure[:, blocks].any(axis=1)),
-            )
-            pieces = [
-                (group.ref_sims[:, b * n : (b + 1) * n], b * n, f * n + cells)
-                for b, f in zip(blocks.tolist(), frames.tolist(), strict=True)
-            ]
-            k = min(topk, len(blocks) * n)
-            top_r, weights_r = self._select(pieces, k, candidates)  # [Pg, k]
-            columns = np.arange(pg)[:, None]  # [Pg, 1]
-            reference = (weights_r * group.labels[top_r, columns]).sum(axis=1)  # [Pg]
-            out.append((heats[g], reference.astype(np.float32), anchor_sims[g]))
-        return out
+        return heats
 
     def _read_out(self, ids: np.ndarray, heat: np.ndarray, reference: np.ndarray) -> None:
         """Update points ``ids`` from their heatmaps ``heat`` ``[h, w, Pg]``."""
@@ -519,7 +474,7 @@ class PointTracker:
         if reach is not None:
             ref_sims[:, :n] += reach[cells]
         kb = min(n, self.config.topk + 1)
-        group = _Group(
+        group = LabelGroup(
             anchor_index=index,
             anchor_features=flat,
             anchor_cells=cells,
@@ -530,7 +485,7 @@ class PointTracker:
             ref_top_c=np.zeros((ids.shape[0], blocks, kb), dtype=np.int64),
             ref_unsure=np.zeros((ids.shape[0], blocks), dtype=bool),
         )
-        self._store_ref_top(group, 0)
+        group.store_ref_top(0, self.config.topk)
         self._groups.append(group)
         for i, p, c in zip(ids.tolist(), xy, peaks.tolist(), strict=True):
             self._points[i] = _Point(xy=p.copy(), confidence=float(c))

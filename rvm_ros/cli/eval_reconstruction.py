@@ -38,11 +38,9 @@ def _run(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace, png: Path | None) -> str:
     """Run the evaluation, print it, and return the JSON report."""
     from rvm_ros.checkpoint import load_model
-    from rvm_ros.training.evaluate import (
-        correspondence_top1,
-        evaluate_reconstruction,
-        read_eval_video,
-    )
+    from rvm_ros.evaluation.correspondence import correspondence_top1
+    from rvm_ros.evaluation.held_out import read_eval_video
+    from rvm_ros.evaluation.reconstruction import evaluate_reconstruction
     from rvm_ros.training.trainer import init_weights
 
     model = load_model(args.checkpoint)

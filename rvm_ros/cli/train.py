@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rvm_ros.cli import CliError
+from collections.abc import Sequence
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rvm_ros.training import TrainConfigError, load_config, train
-
-    overrides = list(args.overrides)
-    if args.init is not None:
-        overrides.append(f"init={args.init}")
-    if args.out_dir is not None:
-        overrides.append(f"out_dir={args.out_dir}")
+    from rvm_ros.cli.run_config import is_main_rank, load_run_config
     from rvm_ros.cli.validate import at_least
+    from rvm_ros.training import load_config, train
 
     at_least(args, 1, "stop_at")
-    try:
-        cfg = load_config(args.config, overrides)
-    except TrainConfigError as exc:
-        raise CliError(str(exc)) from exc
+    cfg = load_run_config(load_config, args, ("init", "out_dir"))
     result = train(cfg, stop_at=args.stop_at, force=args.force)
-    import os
-
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_rank():
         print(
             f"step {result.step}/{cfg.steps}: loss {result.final_loss:.5f}; checkpoint "
             f"{result.checkpoint} ({result.train_seconds / 60:.1f} min of training)"
@@ -40,7 +28,7 @@ class _Intermixed(argparse.ArgumentParser):
     _inner = False
 
     def parse_known_args(  # type: ignore[override]
-        self, args: Any = None, namespace: Any = None
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         if self._inner:
             return super().parse_known_args(args, namespace)

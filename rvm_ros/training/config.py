@@ -11,20 +11,30 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
 
-from rvm_ros.errors import RvmRosError, TooLarge, check_size
+from rvm_ros.errors import TooLarge, check_size
 from rvm_ros.model import VARIANTS, RVMConfig
+from rvm_ros.training.config_base import (
+    Need,
+    SectionedConfig,
+    TrainConfigError,
+    load_sectioned,
+    need_raiser,
+    validate_optim,
+    validate_run_fields,
+)
 
-
-class TrainConfigError(RvmRosError, ValueError):
-    """An invalid training configuration (the message names the key)."""
-
-    cause = "train_config"
-    exit_code = 2
+__all__ = [
+    "DataSection",
+    "LossSection",
+    "ModelSection",
+    "OptimSection",
+    "TrainConfig",
+    "TrainConfigError",
+    "load_config",
+]
 
 
 @dataclass(frozen=True)
@@ -194,7 +204,7 @@ class OptimSection:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(SectionedConfig):
     """Everything one training run needs.
 
     Attributes:
@@ -236,17 +246,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _validate(self)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (tuples as lists), the form written to YAML."""
-        plain: dict[str, Any] = _plain(dataclasses.asdict(self))
-        return plain
-
-    def to_yaml(self) -> str:
-        """The configuration as YAML text (round-trips through :func:`load_config`)."""
-        import yaml
-
-        return str(yaml.safe_dump(self.to_dict(), sort_keys=False))
-
 
 _SECTIONS: dict[str, type] = {
     "model": ModelSection,
@@ -255,30 +254,11 @@ _SECTIONS: dict[str, type] = {
     "optim": OptimSection,
 }
 
-T = TypeVar("T")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    return value
-
 
 def _validate(cfg: TrainConfig) -> None:
-    def need(ok: bool, key: str, msg: str) -> None:
-        if not ok:
-            raise TrainConfigError(f"{key}: {msg}")
-
+    need = need_raiser
     _validate_finite(cfg, need)
-    need(cfg.steps >= 1, "steps", f"must be >= 1, got {cfg.steps}")
-    need(cfg.batch_size >= 1, "batch_size", f"must be >= 1, got {cfg.batch_size}")
-    need(cfg.grad_accum >= 1, "grad_accum", f"must be >= 1, got {cfg.grad_accum}")
-    need(cfg.precision in ("bf16", "fp32"), "precision", f"bf16 or fp32, got {cfg.precision!r}")
-    need(cfg.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
-    need(cfg.log_every >= 1, "log_every", "must be >= 1")
-    need(cfg.threads >= 0, "threads", "must be >= 0")
+    validate_run_fields(cfg, need)
     d = cfg.data
     need(d.source_frames >= 1, "data.source_frames", "must be >= 1")
     need(d.target_frames >= 1, "data.target_frames", "must be >= 1")
@@ -299,11 +279,7 @@ def _validate(cfg: TrainConfig) -> None:
     need(0.0 <= d.scene_cut <= 1.0, "data.scene_cut", "must be in [0, 1]")
     for name in ("procedural", "video_weight", "still_weight"):
         need(getattr(d, name) >= 0, f"data.{name}", "must be >= 0")
-    o = cfg.optim
-    need(o.lr > 0, "optim.lr", "must be > 0")
-    need(0 <= o.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]")
-    need(o.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
-    need(o.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
+    validate_optim(cfg.optim, need)
     loss = cfg.loss
     need(
         min(loss.pixel, loss.patch_norm, loss.correspondence, loss.position) >= 0,
@@ -320,7 +296,7 @@ def _validate(cfg: TrainConfig) -> None:
     _validate_sizes(cfg)
 
 
-def _validate_finite(cfg: TrainConfig, need: Callable[[bool, str, str], None]) -> None:
+def _validate_finite(cfg: TrainConfig, need: Need) -> None:
     """Every number finite."""
     for section in ("", "data", "loss", "optim", "model"):
         obj = getattr(cfg, section) if section else cfg
@@ -331,7 +307,7 @@ def _validate_finite(cfg: TrainConfig, need: Callable[[bool, str, str], None]) -
                 need(math.isfinite(value), key, f"must be finite, got {value}")
 
 
-def _validate_ranges(cfg: TrainConfig, need: Callable[[bool, str, str], None]) -> None:
+def _validate_ranges(cfg: TrainConfig, need: Need) -> None:
     """The fields whose range the checks in `_validate` leave open."""
     o, d = cfg.optim, cfg.data
     need(0 <= o.beta1 < 1, "optim.beta1", f"must be in [0, 1), got {o.beta1}")
@@ -386,88 +362,6 @@ def _validate_sizes(cfg: TrainConfig) -> None:
         raise TrainConfigError(str(exc), cause="too_large") from None
 
 
-def _coerce(value: Any, typ: Any, key: str) -> Any:
-    """Convert a YAML / command-line value to the field's type."""
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise TrainConfigError(f"{key}: expected true/false, got {value!r}")
-    if typ is int:
-        if isinstance(value, bool):
-            raise TrainConfigError(f"{key}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(float(value)) if float(value).is_integer() else int(value)
-            except ValueError:
-                pass
-        raise TrainConfigError(f"{key}: expected an integer, got {value!r}")
-    if typ is float:
-        if isinstance(value, bool):
-            raise TrainConfigError(f"{key}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise TrainConfigError(f"{key}: expected a number, got {value!r}") from None
-    if typ is str:
-        if value is None:
-            return ""
-        return str(value)
-    if typ == tuple[str, ...]:
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            return tuple(v for v in value.split(",") if v) if value else ()
-        if isinstance(value, (list, tuple)):
-            return tuple(str(v) for v in value)
-        raise TrainConfigError(f"{key}: expected a list of strings, got {value!r}")
-    raise TrainConfigError(f"{key}: unsupported field type {typ!r}")  # pragma: no cover
-
-
-def _build(cls: type[T], data: Mapping[str, Any], prefix: str) -> T:
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise TrainConfigError(
-            f"unknown key(s) {', '.join(prefix + k for k in unknown)}; known: "
-            f"{', '.join(sorted(prefix + n for n in names))}"
-        )
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        key = prefix + name
-        if name in _SECTIONS and prefix == "":
-            if value is None:
-                value = {}
-            if not isinstance(value, Mapping):
-                raise TrainConfigError(f"{key}: expected a mapping, got {value!r}")
-            kwargs[name] = _build(_SECTIONS[name], value, f"{name}.")
-        else:
-            kwargs[name] = _coerce(value, hints[name], key)
-    return cls(**kwargs)
-
-
-def _parse_override(text: str) -> tuple[list[str], Any]:
-    import yaml
-
-    if "=" not in text:
-        raise TrainConfigError(f"override {text!r}: expected key=value")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise TrainConfigError(f"override {text!r}: empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.split("."), value
-
-
 def load_config(
     path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = ()
 ) -> TrainConfig:
@@ -484,36 +378,4 @@ def load_config(
     Raises:
         TrainConfigError: Unreadable file, unknown key, wrong type or invalid value.
     """
-    import yaml
-
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise TrainConfigError(f"config file {p} not found")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise TrainConfigError(f"{p}: invalid YAML ({exc})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise TrainConfigError(f"{p}: top level must be a mapping")
-        data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in loaded.items()}
-    for text in overrides:
-        keys, value = _parse_override(text)
-        if len(keys) == 1:
-            if keys[0] in _SECTIONS:
-                raise TrainConfigError(f"override {text!r}: give section.field=value")
-            data[keys[0]] = value
-        elif len(keys) == 2 and keys[0] in _SECTIONS:
-            section = data.setdefault(keys[0], {})
-            if not isinstance(section, dict):
-                raise TrainConfigError(f"{keys[0]}: expected a mapping")
-            section[keys[1]] = value
-        else:
-            raise TrainConfigError(
-                f"override {text!r}: unknown key {'.'.join(keys)} (sections: "
-                f"{', '.join(_SECTIONS)})"
-            )
-    return _build(TrainConfig, data, "")
+    return load_sectioned(TrainConfig, path, overrides, _SECTIONS)

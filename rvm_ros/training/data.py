@@ -96,38 +96,28 @@ def read_video_frames(path: str | Path, height: int, width: int) -> np.ndarray:
     Raises:
         DataError: Unreadable file, no frames, or an evaluation video.
     """
-    import cv2
-
     path = Path(path)
     if path.name in EVALUATION_VIDEOS:
         raise DataError(f"{path.name} is evaluation material; it is never used for training")
-    return decode_video(
-        path, lambda bgr: _shrink(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), height, width)
-    )
+    return decode_video(path, lambda rgb: _shrink(rgb, height, width))
 
 
 def decode_video(path: Path, transform: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Every frame of a video file through ``transform`` (BGR uint8 in), stacked.
+    """Every frame of a video file through ``transform`` (RGB uint8 in), stacked.
+
+    Decoded by :func:`rvm_ros.imaging.video.iter_video` (a video cut short is logged).
 
     Raises:
         DataError: The file is missing or no frame could be decoded.
     """
-    import cv2
+    from rvm_ros.imaging.video import FrameError, iter_video
 
     if not path.is_file():
         raise DataError(f"video {path} not found")
-    cap = cv2.VideoCapture(str(path))
-    frames = []
     try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            frames.append(transform(bgr))
-    finally:
-        cap.release()
-    if not frames:
-        raise DataError(f"{path}: no frames could be decoded")
+        frames = [transform(rgb) for rgb in iter_video(path)]
+    except FrameError:
+        raise DataError(f"{path}: no frames could be decoded") from None
     return np.stack(frames)
 
 

@@ -12,17 +12,25 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
 
-from rvm_ros.training.config import (
-    DataSection,
-    ModelSection,
-    OptimSection,
+from rvm_ros.training.config import DataSection, ModelSection, OptimSection
+from rvm_ros.training.config_base import (
+    SectionedConfig,
     TrainConfigError,
-    _coerce,
-    _parse_override,
-    _plain,
+    build_section,
+    load_sectioned,
+    need_raiser,
+    read_yaml,
+    validate_optim,
+    validate_run_fields,
 )
+
+__all__ = [
+    "DistillConfig",
+    "DistillLossSection",
+    "load_distill_config",
+    "student_model_section",
+]
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ class DistillLossSection:
 
 
 @dataclass(frozen=True)
-class DistillConfig:
+class DistillConfig(SectionedConfig):
     """Everything one distillation run needs.
 
     Attributes:
@@ -110,17 +118,6 @@ class DistillConfig:
             self.student_width or self.data.width,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (tuples as lists), the form written to YAML."""
-        plain: dict[str, Any] = _plain(dataclasses.asdict(self))
-        return plain
-
-    def to_yaml(self) -> str:
-        """The configuration as YAML text (round-trips through :func:`load_distill_config`)."""
-        import yaml
-
-        return str(yaml.safe_dump(self.to_dict(), sort_keys=False))
-
 
 _SECTIONS: dict[str, type] = {
     "model": ModelSection,
@@ -128,24 +125,15 @@ _SECTIONS: dict[str, type] = {
     "loss": DistillLossSection,
     "optim": OptimSection,
 }
-
-T = TypeVar("T")
+# A data section given in the file or overrides starts from the distillation default.
+_SECTION_DEFAULTS = {"data": {"source_frames": 8}}
 
 
 def _validate(cfg: DistillConfig) -> None:
-    def need(ok: bool, key: str, msg: str) -> None:
-        if not ok:
-            raise TrainConfigError(f"{key}: {msg}")
-
+    need = need_raiser
     need(bool(cfg.teacher), "teacher", "a teacher checkpoint is required")
     need(bool(cfg.student), "student", "a student variant, YAML or checkpoint is required")
-    need(cfg.steps >= 1, "steps", f"must be >= 1, got {cfg.steps}")
-    need(cfg.batch_size >= 1, "batch_size", f"must be >= 1, got {cfg.batch_size}")
-    need(cfg.grad_accum >= 1, "grad_accum", f"must be >= 1, got {cfg.grad_accum}")
-    need(cfg.precision in ("bf16", "fp32"), "precision", f"bf16 or fp32, got {cfg.precision!r}")
-    need(cfg.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
-    need(cfg.log_every >= 1, "log_every", "must be >= 1")
-    need(cfg.threads >= 0, "threads", "must be >= 0")
+    validate_run_fields(cfg, need)
     need(cfg.student_height >= 0 and cfg.student_width >= 0, "student_height/width", ">= 0")
     need(cfg.cache_clips >= 0, "cache_clips", "must be >= 0")
     need(
@@ -161,11 +149,7 @@ def _validate(cfg: DistillConfig) -> None:
     need(d.workers >= 0, "data.workers", "must be >= 0")
     for name in ("procedural", "video_weight", "still_weight"):
         need(getattr(d, name) >= 0, f"data.{name}", "must be >= 0")
-    o = cfg.optim
-    need(o.lr > 0, "optim.lr", "must be > 0")
-    need(0 <= o.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]")
-    need(o.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
-    need(o.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
+    validate_optim(cfg.optim, need)
     loss = cfg.loss
     need(min(loss.cosine, loss.mse, loss.encoder) >= 0, "loss", "weights must be >= 0")
     need(loss.cosine + loss.mse > 0, "loss.cosine/mse", "one feature term needs a weight > 0")
@@ -174,49 +158,6 @@ def _validate(cfg: DistillConfig) -> None:
         "loss.skip_frames",
         f"must be in [0, data.source_frames={d.source_frames})",
     )
-
-
-def _build(cls: type[T], data: Mapping[str, Any], prefix: str) -> T:
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise TrainConfigError(
-            f"unknown key(s) {', '.join(prefix + k for k in unknown)}; known: "
-            f"{', '.join(sorted(prefix + n for n in names))}"
-        )
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        key = prefix + name
-        if name in _SECTIONS and prefix == "":
-            if value is None:
-                value = {}
-            if not isinstance(value, Mapping):
-                raise TrainConfigError(f"{key}: expected a mapping, got {value!r}")
-            section = dict(value)
-            if name == "data":
-                section.setdefault("source_frames", 8)
-            kwargs[name] = _build(_SECTIONS[name], section, f"{name}.")
-        else:
-            kwargs[name] = _coerce(value, hints[name], key)
-    return cls(**kwargs)
-
-
-def _read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise TrainConfigError(f"config file {p} not found")
-    try:
-        loaded = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise TrainConfigError(f"{p}: invalid YAML ({exc})") from None
-    if loaded is None:
-        loaded = {}
-    if not isinstance(loaded, dict):
-        raise TrainConfigError(f"{p}: top level must be a mapping")
-    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in loaded.items()}
 
 
 def load_distill_config(
@@ -234,24 +175,7 @@ def load_distill_config(
     Raises:
         TrainConfigError: Unreadable file, unknown key, wrong type or invalid value.
     """
-    data: dict[str, Any] = _read_yaml(path) if path is not None else {}
-    for text in overrides:
-        keys, value = _parse_override(text)
-        if len(keys) == 1:
-            if keys[0] in _SECTIONS:
-                raise TrainConfigError(f"override {text!r}: give section.field=value")
-            data[keys[0]] = value
-        elif len(keys) == 2 and keys[0] in _SECTIONS:
-            section = data.setdefault(keys[0], {})
-            if not isinstance(section, dict):
-                raise TrainConfigError(f"{keys[0]}: expected a mapping")
-            section[keys[1]] = value
-        else:
-            raise TrainConfigError(
-                f"override {text!r}: unknown key {'.'.join(keys)} (sections: "
-                f"{', '.join(_SECTIONS)})"
-            )
-    return _build(DistillConfig, data, "")
+    return load_sectioned(DistillConfig, path, overrides, _SECTIONS, _SECTION_DEFAULTS)
 
 
 def student_model_section(cfg: DistillConfig) -> ModelSection | None:
@@ -264,11 +188,11 @@ def student_model_section(cfg: DistillConfig) -> ModelSection | None:
     if spec == "custom":
         return cfg.model
     if spec.endswith((".yaml", ".yml")):
-        loaded = _read_yaml(spec)
+        loaded = read_yaml(spec)
         section = loaded.get("model", loaded)
         if not isinstance(section, Mapping):
             raise TrainConfigError(f"student {spec}: 'model' must be a mapping")
-        return _build(ModelSection, section, "model.")
+        return build_section(ModelSection, section, "model.")
     from rvm_ros.model import VARIANTS
 
     if spec in VARIANTS:

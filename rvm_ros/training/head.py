@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -63,7 +64,22 @@ def setup_distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def save_head(path: Path, head: PlanningHead, meta: dict[str, Any]) -> None:
+#: ``{"head" | "constant_velocity" | "constant_turn_rate": trajectory_metrics(...)}``.
+HeadMetrics = dict[str, dict[str, dict[str, float]]]
+
+
+class HeadReport(TypedDict):
+    """What :func:`train_head` returns (written as the head's JSON report)."""
+
+    train_samples: int
+    val_samples: int
+    losses: list[float]
+    fit: dict[str, object]
+    val: HeadMetrics
+    rank: int
+
+
+def save_head(path: Path, head: PlanningHead, meta: Mapping[str, object]) -> None:
     """Write ``head`` (weights, config and ``meta``) to ``path`` atomically."""
     from safetensors.torch import save_file
 
@@ -72,6 +88,7 @@ def save_head(path: Path, head: PlanningHead, meta: dict[str, Any]) -> None:
     atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
+# Any: the JSON metadata the caller of save_head wrote (pool, window, use_past, ...).
 def load_head(path: Path | str) -> tuple[PlanningHead, dict[str, Any]]:
     """A head and its metadata from :func:`save_head`'s file.
 
@@ -107,7 +124,7 @@ def _split(samples: HeadSamples, val_drives: int) -> tuple[torch.Tensor, torch.T
 
 def evaluate_head(
     head: PlanningHead, samples: HeadSamples, use_past: bool, window: int, source: str = SOURCE
-) -> dict[str, Any]:
+) -> HeadMetrics:
     """The head's metrics on ``samples``, with constant velocity / turn rate beside it."""
     cfg = head.config
     if samples.horizons_s != cfg.horizons_s:
@@ -130,9 +147,9 @@ def train_head(
     use_past: bool = False,
     window: int = 1,
     val_drives: int = 1,
-    meta: dict[str, Any] | None = None,
-    progress: Any = None,
-) -> dict[str, Any]:
+    meta: Mapping[str, object] | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> HeadReport:
     """Fit a head on all drives but the last ``val_drives``, evaluate on those, save.
 
     Returns:
@@ -154,7 +171,7 @@ def train_head(
     head = PlanningHead(cfg)
     rank, _world = setup_distributed()
     losses = fit_head(head, samples.subset(train).batch(SOURCE, window, use_past), fit, progress)
-    report = {
+    report: HeadReport = {
         "train_samples": int(train.sum()),
         "val_samples": int(val.sum()),
         "losses": losses,

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
+
+from rvm_ros.fsutil import atomic_write
+
+__all__ = ["plot_loss_curve", "plot_loss_curve_safely", "read_metrics"]
+
+LOG = logging.getLogger(__name__)
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, float]]:
@@ -49,8 +56,17 @@ def plot_loss_curve(metrics: str | os.PathLike[str], png: str | os.PathLike[str]
     ax_lr.grid(True, alpha=0.3)
     fig.tight_layout()
     out = Path(png)
-    tmp = out.with_name(f".{out.stem}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, out)
+    try:
+        atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+    finally:
+        plt.close(fig)
     return out
+
+
+def plot_loss_curve_safely(metrics: Path, png: Path) -> None:
+    """:func:`plot_loss_curve`, a failure logged as a warning (a missing plot never stops
+    training)."""
+    try:
+        plot_loss_curve(metrics, png)
+    except (OSError, ValueError) as exc:
+        LOG.warning("loss curve not written: %s", exc)

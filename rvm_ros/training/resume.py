@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,34 @@ import torch
 
 from rvm_ros.errors import RvmRosError
 from rvm_ros.fsutil import atomic_write, file_sha256
+from rvm_ros.training.errors import TrainError
 
-__all__ = ["DamagedRun", "ResumePoint", "find_resume_point", "has_checkpoints", "truncate_metrics"]
+__all__ = [
+    "RESUME_FREE",
+    "WEIGHTS_SHA256",
+    "DamagedRun",
+    "ResumePoint",
+    "check_same_run",
+    "comparable",
+    "find_resume_point",
+    "has_checkpoints",
+    "truncate_metrics",
+]
 
 LOG = logging.getLogger(__name__)
 #: Key of the weights' sha256 in a ``.state.pt``.
 WEIGHTS_SHA256 = "weights_sha256"
+#: Run-level fields that may differ between the runs of one resumed training (they change
+#: no number).
+RESUME_FREE = (
+    "out_dir",
+    "progress",
+    "threads",
+    "log_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+)
+_RESUME_FREE_DATA = ("workers",)
 
 
 class DamagedRun(RvmRosError, RuntimeError):
@@ -45,6 +68,7 @@ class ResumePoint:
     """
 
     weights: Path
+    # Any: a loaded .state.pt holds mixed values (tensors, optimiser dicts, numbers).
     state: dict[str, Any]
     tag: str
 
@@ -59,6 +83,7 @@ def has_checkpoints(out_dir: Path) -> bool:
     return any(out_dir.glob("*.state.pt"))
 
 
+# Any: a loaded .state.pt holds mixed values (tensors, optimiser dicts, numbers).
 def _check_pair(weights: Path, state_path: Path) -> tuple[dict[str, Any] | None, str]:
     """``(state, "")`` when the pair is intact and agrees, else ``(None, why)``."""
     if not weights.is_file():
@@ -127,3 +152,48 @@ def truncate_metrics(path: Path, step: int) -> None:
     if dropped:
         LOG.warning("%s: dropped %d damaged line(s)", path, dropped)
     atomic_write(path, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in keep)))
+
+
+def comparable(config: Mapping[str, object], free: tuple[str, ...] = ()) -> dict[str, object]:
+    """A configuration dict without the fields a resumed run may change
+    (:data:`RESUME_FREE`, ``data.workers`` and ``free``)."""
+    out = {k: v for k, v in config.items() if k not in RESUME_FREE and k not in free}
+    data = out.get("data")
+    if isinstance(data, dict):
+        out["data"] = {k: v for k, v in data.items() if k not in _RESUME_FREE_DATA}
+    return out
+
+
+def check_same_run(
+    config_path: Path,
+    saved: dict[str, object],
+    now: dict[str, object],
+    done: Callable[[], int],
+    warmup_steps: int,
+) -> None:
+    """Refuse to resume a run folder under another configuration.
+
+    The length (``steps``) may change while the run is still in its warm-up: the schedule so
+    far does not depend on it, so the result equals a fresh run of the new length.
+
+    Args:
+        config_path: The folder's ``config.yaml`` (for the message).
+        saved: :func:`comparable` of the saved configuration (may be changed).
+        now: :func:`comparable` of this run's configuration.
+        done: The steps the folder's run has done (called only when the lengths differ).
+        warmup_steps: This run's warm-up length.
+
+    Raises:
+        TrainError: The configurations differ.
+    """
+    if saved != now and saved.get("steps") != now.get("steps"):
+        steps = now.get("steps")
+        finished = done()
+        if finished <= warmup_steps and isinstance(steps, int) and finished < steps:
+            saved["steps"] = steps
+    if saved != now:
+        raise TrainError(
+            f"{config_path.parent} holds a run with another configuration ({config_path}); "
+            "use a new out_dir or the same configuration to resume (steps may change only "
+            "until the end of the warm-up)"
+        )

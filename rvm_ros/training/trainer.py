@@ -10,55 +10,67 @@ Starting a run in a folder that has ``last.state.pt`` resumes it exactly.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, NoReturn
 
 import torch
 from torch import nn
 
 from rvm_ros.checkpoint.card import ModelCard
-from rvm_ros.errors import RvmRosError
-from rvm_ros.fsutil import OutputError, check_output, file_sha256
+from rvm_ros.fsutil import OutputError, atomic_write, check_output, file_sha256
 from rvm_ros.model import RVM, RVMConfig
 from rvm_ros.training.card import train_card
+from rvm_ros.training.checkpointing import (
+    checkpoint_paths,
+    prune_step_checkpoints,
+    publish_last,
+    restore_training_state,
+    save_torch_atomic,
+)
 from rvm_ros.training.config import LossSection, TrainConfig, load_config
-from rvm_ros.training.data import Batch, ClipDataset, StepSampler, make_loader
+from rvm_ros.training.data import Batch, Clip, ClipDataset, StepSampler, make_loader
+from rvm_ros.training.distributed import (
+    Dist,
+    barrier,
+    mean_over_ranks,
+    setup_distributed,
+    wrap_ddp,
+)
+from rvm_ros.training.errors import TrainError
+from rvm_ros.training.loop_support import next_batch, optimizer_step
 from rvm_ros.training.objective import compute_loss
 from rvm_ros.training.optim import make_optimizer, make_scheduler
+from rvm_ros.training.plots import plot_loss_curve_safely
 from rvm_ros.training.resume import (
     WEIGHTS_SHA256,
     ResumePoint,
+    check_same_run,
+    comparable,
     find_resume_point,
     has_checkpoints,
     truncate_metrics,
 )
+from rvm_ros.training.run_log import MetricsLog, progress_bar
+
+__all__ = [
+    "LossModule",
+    "TrainError",
+    "TrainResult",
+    "build_model",
+    "init_weights",
+    "model_config",
+    "save_checkpoint",
+    "train",
+]
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 LOG = logging.getLogger(__name__)
-
-# Fields that may differ between the runs of one resumed training (they change no number).
-_RESUME_FREE = (
-    "out_dir",
-    "progress",
-    "threads",
-    "log_every",
-    "checkpoint_every",
-    "keep_checkpoints",
-)
-_RESUME_FREE_DATA = ("workers",)
-
-
-class TrainError(RvmRosError, RuntimeError):
-    """A training run that cannot start or continue (the message says why)."""
-
-    cause = "train"
 
 
 @dataclass(frozen=True)
@@ -78,31 +90,6 @@ class TrainResult:
     step: int
     final_loss: float
     train_seconds: float
-
-
-@dataclass(frozen=True)
-class _Dist:
-    rank: int
-    world: int
-    local_rank: int
-    device: torch.device
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _setup_distributed() -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
-    if world > 1 and not torch.distributed.is_initialized():
-        if cuda:
-            torch.cuda.set_device(device)
-        torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
-    return _Dist(rank, world, local, device)
 
 
 def init_weights(model: RVM, seed: int) -> None:
@@ -147,29 +134,6 @@ def build_model(cfg: TrainConfig) -> RVM:
     return model.train()
 
 
-def _comparable(data: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in data.items() if k not in _RESUME_FREE}
-    if isinstance(out.get("data"), dict):
-        out["data"] = {k: v for k, v in out["data"].items() if k not in _RESUME_FREE_DATA}
-    return out
-
-
-def _checkpoint_paths(out_dir: Path, tag: str) -> tuple[Path, Path]:
-    return out_dir / f"{tag}.safetensors", out_dir / f"{tag}.state.pt"
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        try:
-            torch.save(obj, tmp)
-        except RuntimeError as exc:  # torch's writer reports a full disk as RuntimeError
-            raise OSError(f"cannot write {path}: {str(exc).splitlines()[0]}") from None
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_checkpoint(
     out_dir: Path,
     model: RVM,
@@ -189,7 +153,7 @@ def save_checkpoint(
     """
     from rvm_ros.checkpoint import save_safetensors
 
-    weights, state_path = _checkpoint_paths(out_dir, f"step_{step:07d}")
+    weights, state_path = checkpoint_paths(out_dir, f"step_{step:07d}")
     bad = [n for n, t in model.state_dict().items() if not bool(torch.isfinite(t).all())]
     if bad:
         raise TrainError(
@@ -208,64 +172,10 @@ def save_checkpoint(
         "train_seconds": train_seconds,
         "config": model.config.to_json(),
     }
-    _atomic_torch_save(state, state_path)
-    last_w, last_s = _checkpoint_paths(out_dir, "last")
-    for src, dst in ((weights, last_w), (state_path, last_s)):
-        tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    steps = sorted(out_dir.glob("step_*.safetensors"))
-    for old in steps[: max(0, len(steps) - keep)]:
-        old.unlink(missing_ok=True)
-        old.with_name(old.name.replace(".safetensors", ".state.pt")).unlink(missing_ok=True)
+    save_torch_atomic(state, state_path)
+    last_w = publish_last(out_dir, weights, state_path)
+    prune_step_checkpoints(out_dir, keep)
     return last_w
-
-
-def _load_resume(
-    point: ResumePoint,
-    model: RVM,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-) -> tuple[int, float]:
-    from safetensors.torch import load_file
-
-    state = point.state
-    if state["config"] != model.config.to_json():
-        raise TrainError(f"{point.weights}: saved architecture differs from the configured one")
-    tensors = load_file(str(point.weights))
-    model.load_state_dict(tensors, strict=True)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["step"]), float(state["train_seconds"])
-
-
-def _check_finite(step: int, sums: torch.Tensor, grad_norm: float, last: Path) -> None:
-    """Stop at a non-finite loss or gradient, before it reaches the weights."""
-    loss_ok = bool(torch.isfinite(sums).all())
-    if loss_ok and math.isfinite(grad_norm):
-        return
-    what = f"gradient norm {grad_norm}" if loss_ok else f"loss {float(sums[0])}"
-    keep = f"; the last good checkpoint is {last}" if last.is_file() else ""
-    raise TrainError(
-        f"step {step}: non-finite {what}; stopped without saving{keep} "
-        "(lower optim.lr, check the data)",
-        cause="non_finite",
-    )
-
-
-def _next_batch(batches: Iterator[Batch], step: int) -> Batch:
-    """The next batch; a loader worker that stalls past its timeout stops the run."""
-    try:
-        return next(batches)
-    except RuntimeError as exc:
-        if "timed out" not in str(exc):
-            raise
-        raise TrainError(
-            f"step {step}: the data loader stalled ({str(exc).splitlines()[0]}); "
-            "check the data sources (a hung video or bag read) or set data.workers=0",
-            cause="stalled",
-        ) from None
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:
@@ -276,29 +186,6 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
         visible=batch.visible.to(device),
         correspondence=batch.correspondence.to(device),
     )
-
-
-class _TensorBoard:
-    def __init__(self, out_dir: Path, enabled: bool) -> None:
-        self.writer: Any = None
-        if not enabled:
-            return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is optional
-            return
-        self.writer = SummaryWriter(str(out_dir / "tensorboard"))
-
-    def log(self, record: dict[str, Any]) -> None:
-        if self.writer is None:
-            return
-        for key, value in record.items():
-            if key != "step" and isinstance(value, (int, float)):
-                self.writer.add_scalar(key, value, record["step"])
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 class LossModule(nn.Module):
@@ -339,8 +226,77 @@ class LossModule(nn.Module):
         return out.total, out.pixel, out.patch_norm, out.correspondence, count
 
 
-def _micro_batches(loader: Any) -> Iterator[Batch]:
+def _micro_batches(loader: torch.utils.data.DataLoader[Clip]) -> Iterator[Batch]:
+    """The loader's batches (its collate function makes one :class:`Batch` of the clips)."""
     yield from loader
+
+
+def _prepare_folder(cfg: TrainConfig, dist: Dist, force: bool) -> tuple[Path, ResumePoint | None]:
+    """Check the run folder (never an input; a run to resume has the same configuration),
+    write ``config.yaml``; returns the folder and where to resume (None: from the start)."""
+    # The run folder may already exist (resuming); it must never be, hold or lie inside an
+    # input (a video, bag, image folder or the init checkpoint).
+    inputs = [*cfg.data.videos, *cfg.data.bags, *cfg.data.images]
+    if cfg.init:
+        inputs.append(cfg.init)
+    out_dir = check_output(cfg.out_dir, inputs, force=True, what="out_dir")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not has_checkpoints(out_dir) and not force:
+        raise OutputError(
+            f"out_dir {out_dir} exists and holds no run to resume; pass --force to start a "
+            "run in it (its config.yaml and metrics.jsonl are replaced) or choose a new folder",
+            cause="output_exists",
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_path = out_dir / "config.yaml"
+    point = find_resume_point(out_dir)
+    if point is not None and config_path.is_file():
+        saved = comparable(load_config(config_path).to_dict())
+        done = point.step
+        check_same_run(
+            config_path, saved, comparable(cfg.to_dict()), lambda: done, cfg.optim.warmup_steps
+        )
+    barrier(dist)  # every rank has checked the folder before the first one writes to it
+    if dist.main:
+        atomic_write(config_path, lambda tmp: tmp.write_text(cfg.to_yaml()))
+    return out_dir, point
+
+
+def _restore(
+    point: ResumePoint | None,
+    out_dir: Path,
+    dist: Dist,
+    model: RVM,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> tuple[int, float]:
+    """``(start step, train seconds so far)``: the resume point's state loaded, or a fresh
+    start (the metrics of the run before it dropped)."""
+    metrics_path = out_dir / "metrics.jsonl"
+    if point is None:
+        if dist.main and metrics_path.exists():
+            metrics_path.unlink()
+        return 0, 0.0
+    restore_training_state(point, model, optimizer, scheduler)
+    start, train_seconds = int(point.state["step"]), float(point.state["train_seconds"])
+    if dist.main:
+        truncate_metrics(metrics_path, start)
+    LOG.info("resuming %s at step %d", out_dir, start)
+    return start, train_seconds
+
+
+@dataclass
+class _Run:
+    """A training run's parts, set up and ready for :func:`_loop`."""
+
+    cfg: TrainConfig
+    dist: Dist
+    out_dir: Path
+    model: RVM
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    start: int
+    end: int
+    train_seconds: float
 
 
 def train(
@@ -364,183 +320,121 @@ def train(
     Raises:
         TrainError: A resumed folder whose configuration differs, or unusable settings.
     """
-    dist = _setup_distributed()
+    dist = setup_distributed()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    # The run folder may already exist (resuming); it must never be, hold or lie inside an
-    # input (a video, bag, image folder or the init checkpoint).
-    inputs = [*cfg.data.videos, *cfg.data.bags, *cfg.data.images]
-    if cfg.init:
-        inputs.append(cfg.init)
-    out_dir = check_output(cfg.out_dir, inputs, force=True, what="out_dir")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not has_checkpoints(out_dir) and not force:
-        raise OutputError(
-            f"out_dir {out_dir} exists and holds no run to resume; pass --force to start a "
-            "run in it (its config.yaml and metrics.jsonl are replaced) or choose a new folder",
-            cause="output_exists",
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_path = out_dir / "config.yaml"
-    point = find_resume_point(out_dir)
-    if point is not None and config_path.is_file():
-        saved, now = _comparable(load_config(config_path).to_dict()), _comparable(cfg.to_dict())
-        if saved != now and saved.get("steps") != now.get("steps"):
-            # The length may change while the run is still in its warm-up: the schedule so
-            # far does not depend on it, so the result equals a fresh run of the new length.
-            done = point.step
-            if done <= cfg.optim.warmup_steps and done < cfg.steps:
-                saved["steps"] = now["steps"]
-        if saved != now:
-            raise TrainError(
-                f"{out_dir} holds a run with another configuration ({config_path}); use a new "
-                "out_dir or the same configuration to resume (steps may change only until the "
-                "end of the warm-up)"
-            )
-    if dist.world > 1:  # every rank has checked the folder before the first one writes to it
-        torch.distributed.barrier()
-    if dist.main:
-        tmp = config_path.with_name(".config.yaml.tmp")
-        tmp.write_text(cfg.to_yaml())
-        os.replace(tmp, config_path)
-
+    out_dir, point = _prepare_folder(cfg, dist, force)
     model = build_model(cfg).to(dist.device)
     optimizer = make_optimizer(model, cfg.optim)
     scheduler = make_scheduler(optimizer, cfg.optim, cfg.steps)
-    start, train_seconds = 0, 0.0
-    metrics_path = out_dir / "metrics.jsonl"
-    if point is not None:
-        start, train_seconds = _load_resume(point, model, optimizer, scheduler)
-        if dist.main:
-            truncate_metrics(metrics_path, start)
-        LOG.info("resuming %s at step %d", out_dir, start)
-    elif dist.main and metrics_path.exists():
-        metrics_path.unlink()
+    start, train_seconds = _restore(point, out_dir, dist, model, optimizer, scheduler)
     end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+    run = _Run(cfg, dist, out_dir, model, optimizer, scheduler, start, end, train_seconds)
+    return _loop(run, on_step)
 
-    autocast = cfg.precision == "bf16"
-    ddp: nn.Module = LossModule(model, cfg.loss, autocast)
-    if dist.world > 1:
-        ddp = nn.parallel.DistributedDataParallel(
-            ddp, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
+
+def _accumulate(run: _Run, ddp: nn.Module, batches: Iterator[Batch], step: int) -> torch.Tensor:
+    """Forward and backward of one optimiser step's micro-batches; the sums of
+    ``(total, pixel, patch_norm, correspondence)`` over them (float64)."""
+    cfg, dist = run.cfg, run.dist
+    sums = torch.zeros(4, dtype=torch.float64)
+    for micro in range(cfg.grad_accum):
+        batch = _to_device(next_batch(batches, step), dist.device)
+        sync = micro == cfg.grad_accum - 1 or dist.world == 1
+        ctx = contextlib.nullcontext() if sync else ddp.no_sync()  # type: ignore[operator]
+        with ctx:
+            total, pixel, norm, corr, corr_n = ddp(
+                batch.source,
+                batch.target,
+                batch.offsets,
+                batch.visible,
+                batch.correspondence,
+            )
+            (total / cfg.grad_accum).backward()
+        sums += torch.tensor(
+            [
+                float(total.detach()),
+                float(pixel.mean()),
+                float(norm.mean()),
+                float(corr.sum()) / max(1, int(corr_n)),
+            ],
+            dtype=torch.float64,
         )
+    return sums
+
+
+def _report(run: _Run, step: int, log: MetricsLog, progress: tqdm[NoReturn], lr: float) -> None:
+    """A metrics line (rank 0, every ``log_every`` steps and at the end), the progress bar."""
+    if run.dist.main and (step % run.cfg.log_every == 0 or step == run.end):
+        log.flush(step, run.train_seconds)
+        progress.set_postfix(
+            loss=f"{log.last['loss']:.4f}",
+            lr=f"{lr:.2e}",
+            clips_s=f"{log.last['clips_per_s']:.1f}",
+        )
+    progress.update(1)
+
+
+def _checkpoint(run: _Run, step: int, last: Path) -> Path:
+    """Save (rank 0) every ``checkpoint_every`` steps and at the end; the newest checkpoint."""
+    cfg, dist = run.cfg, run.dist
+    if not (step % cfg.checkpoint_every == 0 or step == run.end):
+        return last
+    if dist.main:
+        last = save_checkpoint(
+            run.out_dir,
+            run.model,
+            run.optimizer,
+            run.scheduler,
+            step,
+            run.train_seconds,
+            cfg.keep_checkpoints,
+            train_card(cfg, step),
+        )
+        plot_loss_curve_safely(run.out_dir / "metrics.jsonl", run.out_dir / "loss.png")
+    barrier(dist)
+    return last
+
+
+def _loop(run: _Run, on_step: Callable[[int, dict[str, float]], None] | None) -> TrainResult:
+    """The optimiser steps ``run.start + 1 .. run.end``: log, checkpoint."""
+    cfg, dist, model = run.cfg, run.dist, run.model
+    ddp = wrap_ddp(LossModule(model, cfg.loss, cfg.precision == "bf16"), dist)
     dataset = ClipDataset(cfg.data, cfg.seed, model.config.patch_size)
-    sampler = StepSampler(start, end, cfg.batch_size, cfg.grad_accum, dist.rank, dist.world)
-    loader = make_loader(dataset, sampler, cfg.data.workers)
-
-    progress: Any = None
-    if dist.main and cfg.progress and end > start:
-        from tqdm import tqdm
-
-        progress = tqdm(total=end, initial=start, unit="step", dynamic_ncols=True)
-    board = _TensorBoard(out_dir, dist.main)
-    window: dict[str, float] = {}
-    window_n = 0
-    window_start = time.perf_counter()
-    last_loss = float("nan")
-    last_ckpt = _checkpoint_paths(out_dir, "last")[0]
-    batches = _micro_batches(loader)
-    step = start
+    sampler = StepSampler(run.start, run.end, cfg.batch_size, cfg.grad_accum, dist.rank, dist.world)
+    batches = _micro_batches(make_loader(dataset, sampler, cfg.data.workers))
+    progress = progress_bar(dist.main and cfg.progress, run.start, run.end)
+    log = MetricsLog(run.out_dir, dist.main, "clips_per_s", cfg.batch_size)
+    last_ckpt = checkpoint_paths(run.out_dir, "last")[0]
+    step = run.start
     try:
-        while step < end:
+        while step < run.end:
             t0 = time.perf_counter()
-            sums = torch.zeros(4, dtype=torch.float64)
-            for micro in range(cfg.grad_accum):
-                batch = _to_device(_next_batch(batches, step + 1), dist.device)
-                sync = micro == cfg.grad_accum - 1 or dist.world == 1
-                ctx = contextlib.nullcontext() if sync else ddp.no_sync()  # type: ignore[operator]
-                with ctx:
-                    total, pixel, norm, corr, corr_n = ddp(
-                        batch.source,
-                        batch.target,
-                        batch.offsets,
-                        batch.visible,
-                        batch.correspondence,
-                    )
-                    (total / cfg.grad_accum).backward()
-                sums += torch.tensor(
-                    [
-                        float(total.detach()),
-                        float(pixel.mean()),
-                        float(norm.mean()),
-                        float(corr.sum()) / max(1, int(corr_n)),
-                    ],
-                    dtype=torch.float64,
-                )
-            grad_norm = float("nan")
-            if cfg.optim.grad_clip > 0:
-                grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip))
-            _check_finite(step + 1, sums, grad_norm if cfg.optim.grad_clip > 0 else 0.0, last_ckpt)
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            sums = _accumulate(run, ddp, batches, step + 1)
+            checked = (step + 1, sums, last_ckpt)
+            grad_norm, lr = optimizer_step(
+                model.parameters(), run.optimizer, run.scheduler, cfg.optim.grad_clip, checked
+            )
             step += 1
-            train_seconds += time.perf_counter() - t0
-            means = sums / cfg.grad_accum
-            if dist.world > 1:
-                torch.distributed.all_reduce(means)  # gloo/nccl on float64 CPU tensors (gloo)
-                means /= dist.world
-            values = {
-                "loss": float(means[0]),
-                "pixel": float(means[1]),
-                "patch_norm": float(means[2]),
-                "correspondence": float(means[3]),
-                "lr": float(lr),
-                "grad_norm": grad_norm,
-            }
+            run.train_seconds += time.perf_counter() - t0
+            means = mean_over_ranks(sums / cfg.grad_accum, dist)
+            values = dict(
+                zip(
+                    ("loss", "pixel", "patch_norm", "correspondence"),
+                    (float(v) for v in means),
+                    strict=True,
+                )
+            )
+            values |= {"lr": lr, "grad_norm": grad_norm}
             if on_step is not None:
                 on_step(step, values)
-            for key, value in values.items():
-                window[key] = window.get(key, 0.0) + value
-            window_n += 1
-            if dist.main and (step % cfg.log_every == 0 or step == end):
-                elapsed = time.perf_counter() - window_start
-                record: dict[str, Any] = {"step": step}
-                record.update({k: v / window_n for k, v in window.items()})
-                record["clips_per_s"] = window_n * cfg.batch_size / max(elapsed, 1e-9)
-                record["train_seconds"] = train_seconds
-                with metrics_path.open("a") as fh:
-                    fh.write(json.dumps(record) + "\n")
-                board.log(record)
-                last_loss = record["loss"]
-                if progress is not None:
-                    progress.set_postfix(
-                        loss=f"{record['loss']:.4f}",
-                        lr=f"{lr:.2e}",
-                        clips_s=f"{record['clips_per_s']:.1f}",
-                    )
-                window, window_n, window_start = {}, 0, time.perf_counter()
-            if progress is not None:
-                progress.update(1)
-            if step % cfg.checkpoint_every == 0 or step == end:
-                if dist.main:
-                    last_ckpt = save_checkpoint(
-                        out_dir,
-                        model,
-                        optimizer,
-                        scheduler,
-                        step,
-                        train_seconds,
-                        cfg.keep_checkpoints,
-                        train_card(cfg, step),
-                    )
-                    _plot(metrics_path, out_dir / "loss.png")
-                if dist.world > 1:
-                    torch.distributed.barrier()
+            log.add(values)
+            _report(run, step, log, progress, lr)
+            last_ckpt = _checkpoint(run, step, last_ckpt)
     finally:
-        if progress is not None:
-            progress.close()
-        board.close()
-    return TrainResult(out_dir, last_ckpt, step, last_loss, train_seconds)
-
-
-def _plot(metrics: Path, png: Path) -> None:
-    from rvm_ros.training.plots import plot_loss_curve
-
-    try:
-        plot_loss_curve(metrics, png)
-    except (OSError, ValueError) as exc:  # a missing plot never stops training
-        LOG.warning("loss curve not written: %s", exc)
+        progress.close()
+        log.close()
+    return TrainResult(run.out_dir, last_ckpt, step, float(log.last["loss"]), run.train_seconds)
 
 
 def model_config(cfg: TrainConfig) -> RVMConfig:

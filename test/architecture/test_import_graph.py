@@ -4,7 +4,7 @@ Layers (a package may import its own modules and packages of lower layers only):
 
     cli
     bench
-    replay   node
+    replay   node   evaluation
     pipeline   training   datasets
     runtime   tracking   wire   bags   viz
     imaging
@@ -48,6 +48,7 @@ LAYER = {
     "datasets": 5,  # reads replay outputs through bags / wire
     "replay": 6,
     "node": 6,
+    "evaluation": 6,  # held-out evaluation tools (eval-reconstruction, -features, -distill)
     "bench": 7,
     "cli": 8,
 }

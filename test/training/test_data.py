@@ -144,3 +144,18 @@ def test_sampler_shards_the_global_batch() -> None:
 def test_no_data_is_an_error() -> None:
     with pytest.raises(DataError, match="no training data"):
         ClipDataset(DataSection(video_weight=1.0), seed=0)
+
+
+def test_evaluation_videos_are_named_only_in_the_refusal_list() -> None:
+    import rvm_ros.training
+
+    names = ("carphone_pristine", "bigbuckbunny")
+    hits = [
+        (path.name, line.strip())
+        for path in sorted(Path(rvm_ros.training.__file__).parent.rglob("*.py"))
+        for line in path.read_text().splitlines()
+        if any(n in line for n in names)
+    ]
+    assert hits == [
+        ("data.py", 'EVALUATION_VIDEOS = ("carphone_pristine.mp4", "bigbuckbunny.mp4")')
+    ]

@@ -9,7 +9,7 @@ patches), in one run on the same frames:
   the tracking benchmark's warps (:mod:`rvm_ros.tracking.evaluation.splits`, ``plain`` split);
 - stability on static content (the benchmark with a still camera: sensor noise only);
 - nearest-neighbour label propagation of the benchmark's object masks (``occluder`` split);
-- frames for a PCA picture (:mod:`rvm_ros.training.feature_report`).
+- frames for a PCA picture (:mod:`rvm_ros.evaluation.feature_report`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rvm_ros.tracking.evaluation.sequence import BenchmarkConfig, TrackingSequence
-from rvm_ros.tracking.evaluation.splits import make_sequences
-from rvm_ros.training.feature_metrics import (
+from rvm_ros.evaluation.feature_metrics import (
     DISPLACEMENT_BUCKETS,
     CorrespondenceCounts,
     LabelCounts,
@@ -32,7 +30,9 @@ from rvm_ros.training.feature_metrics import (
     stability,
     variance_decomposition,
 )
-from rvm_ros.training.feature_sources import FeatureSource
+from rvm_ros.evaluation.feature_sources import FeatureSource
+from rvm_ros.tracking.evaluation.sequence import BenchmarkConfig, TrackingSequence
+from rvm_ros.tracking.evaluation.splits import make_sequences
 
 __all__ = ["FeatureEvalSettings", "SourceResult", "Unit", "evaluate_features"]
 
@@ -102,6 +102,7 @@ class SourceResult:
     labels: LabelCounts = field(default_factory=LabelCounts)
     pca_features: np.ndarray | None = None
 
+    # Any: JSON-ready report records (nested numbers, lists and names) read back by key.
     def to_dict(self, pixels: SourceResult | None = None) -> dict[str, Any]:
         """JSON-ready metrics (ratios against ``pixels`` where given)."""
         corr = self.correspondence
@@ -229,6 +230,7 @@ def evaluate_features(
     settings: FeatureEvalSettings,
     picture_units: int = 6,
     progress: Progress | None = None,
+    # Any: JSON-ready report records (nested numbers, lists and names) read back by key.
 ) -> tuple[list[SourceResult], dict[str, Any]]:
     """Run every check for every feature source on the same frames.
 

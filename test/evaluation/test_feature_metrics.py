@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rvm_ros.training.feature_metrics import (
+from rvm_ros.evaluation.feature_metrics import (
     CorrespondenceCounts,
     cell_correspondence,
     cell_labels,
@@ -13,7 +13,7 @@ from rvm_ros.training.feature_metrics import (
     stability,
     variance_decomposition,
 )
-from rvm_ros.training.feature_sources import pixel_source
+from rvm_ros.evaluation.feature_sources import pixel_source
 
 GRID = (8, 8)
 PATCH = 16

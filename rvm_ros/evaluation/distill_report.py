@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rvm_ros.training.distill_eval import (
+from rvm_ros.evaluation import DEFAULT_EVAL_VIDEOS
+from rvm_ros.evaluation.distill_pair import (
     Pair,
     cosine_per_frame,
     drift,
@@ -46,7 +47,7 @@ class EvalSettings:
         reconstruction_clips: Clips per video for masked reconstruction (0: off).
     """
 
-    videos: tuple[str, ...] = ("sample:carphone_pristine.mp4", "sample:bigbuckbunny.mp4")
+    videos: tuple[str, ...] = DEFAULT_EVAL_VIDEOS
     frames: int = 360
     backends: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
     repeats: int = 30
@@ -59,6 +60,7 @@ class EvalSettings:
 class EvalOutcome:
     """The measurements (``metrics``) and the per-frame curves and picture rows."""
 
+    # Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
     metrics: dict[str, Any] = field(default_factory=dict)
     curves: dict[str, np.ndarray] = field(default_factory=dict)
     pca_rows: list[np.ndarray] = field(default_factory=list)
@@ -67,8 +69,9 @@ class EvalOutcome:
 def _streams(
     pair: Pair, settings: EvalSettings, outcome: EvalOutcome, log: Callable[[str], None]
 ) -> None:
-    from rvm_ros.training.evaluate import read_eval_video
+    from rvm_ros.evaluation.held_out import read_eval_video
 
+    # Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
     per_video: dict[str, Any] = {}
     for video in settings.videos:
         t_frames = ping_pong(read_eval_video(video, *pair.teacher_size), settings.frames)
@@ -132,10 +135,13 @@ def _pca_rows(
     return out
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def _correspondence(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
-    from rvm_ros.training.evaluate import correspondence_top1, read_eval_video
+    from rvm_ros.evaluation.correspondence import correspondence_top1
+    from rvm_ros.evaluation.held_out import read_eval_video
 
     shift = 19
+    # Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
     out: dict[str, Any] = {"shift": shift}
     for video in settings.videos:
         row = {}
@@ -149,6 +155,7 @@ def _correspondence(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
     return out
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def _tracking(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
     from rvm_ros.tracking.evaluation.sequence import BenchmarkConfig
     from rvm_ros.tracking.evaluation.sources import sources_from_files
@@ -157,6 +164,7 @@ def _tracking(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
 
     sources = sources_from_files([resolve_video(v) for v in settings.videos], 4)
     cfg = BenchmarkConfig(seed=0, num_sequences=settings.tracking_sequences, num_frames=24)
+    # Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
     out: dict[str, Any] = {}
     for split in ("plain", "occluder"):
         seqs = make_sequences(cfg, split, sources)
@@ -167,9 +175,11 @@ def _tracking(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
     return out
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def _reconstruction(pair: Pair, settings: EvalSettings) -> dict[str, Any]:
-    from rvm_ros.training.evaluate import evaluate_reconstruction
+    from rvm_ros.evaluation.reconstruction import evaluate_reconstruction
 
+    # Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
     out: dict[str, Any] = {}
     for name, model, (h, w) in (
         ("teacher", pair.teacher, pair.teacher_size),
@@ -260,6 +270,7 @@ def _pca_png(rows: Sequence[np.ndarray], path: Path) -> None:
         raise OSError(f"cannot write {path}")
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def _streaming_lines(metrics: dict[str, Any]) -> list[str]:
     t, s = metrics["teacher"], metrics["student"]
     lines = [
@@ -286,6 +297,7 @@ def _streaming_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def _matching_lines(metrics: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     corr = metrics.get("correspondence_top1", {})
@@ -320,6 +332,7 @@ def _matching_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def _cost_lines(metrics: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     rec = metrics.get("reconstruction", {})
@@ -357,6 +370,7 @@ def _cost_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Any: the metrics are a JSON tree (nested per video / split / model) read back by key.
 def markdown(metrics: dict[str, Any]) -> str:
     """The report as markdown tables."""
     lines = [*_streaming_lines(metrics), *_matching_lines(metrics), *_cost_lines(metrics)]

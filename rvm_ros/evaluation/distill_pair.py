@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from torch import nn
 
 from rvm_ros.model import RVM
 from rvm_ros.training.distill_objective import map_grid
+
+if TYPE_CHECKING:
+    from rvm_ros.tracking.evaluation.sequence import TrackingSequence
 
 
 @dataclass(eq=False)
@@ -158,7 +161,10 @@ def _read(features: np.ndarray, xy: np.ndarray, size: tuple[int, int]) -> np.nda
 
 
 def tracking_signals(
-    model: RVM, size: tuple[int, int], sequences: Sequence[Any], gaps: Sequence[int] = (1, 4, 12)
+    model: RVM,
+    size: tuple[int, int],
+    sequences: Sequence[TrackingSequence],
+    gaps: Sequence[int] = (1, 4, 12),
 ) -> dict[str, float]:
     """The tracking benchmark's RVM-feature signals of one model (docs/BENCHMARKS.md).
 
@@ -222,7 +228,7 @@ def tracking_signals(
 
 def speed(
     pair: Pair, backends: Sequence[str], repeats: int = 30, threads: int = 1
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, dict[str, float | str]]:
     """Median step time of teacher and student per backend, alternated in one run.
 
     Each backend runs both models through :func:`rvm_ros.runtime.create_encoder` (the
@@ -235,7 +241,7 @@ def speed(
     from rvm_ros.runtime import create_encoder
     from rvm_ros.runtime.base import BackendUnavailable
 
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, dict[str, float | str]] = {}
     rng = np.random.default_rng(0)
     for backend in backends:
         try:

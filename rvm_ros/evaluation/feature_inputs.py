@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rvm_ros.evaluation.features import Unit
 from rvm_ros.training.data import DataError, read_bag_frames, resolve_video, shot_boundaries
-from rvm_ros.training.feature_eval import Unit
 
 __all__ = ["DEFAULT_VIDEOS", "benchmark_sources", "load_units"]
 
@@ -56,7 +56,7 @@ def load_units(
     Raises:
         DataError: An unreadable video or bag, or fewer than two shots in all.
     """
-    from rvm_ros.training.evaluate import read_eval_video
+    from rvm_ros.evaluation.held_out import read_eval_video
 
     units: list[Unit] = []
     for video in videos:

@@ -1,11 +1,9 @@
-"""Held-out evaluation: masked reconstruction against two baselines, and patch correspondence.
+"""Held-out masked reconstruction against two baselines.
 
-Reconstruction: clips cut from held-out videos (inside one shot), K source frames, targets at
-fixed offsets; the masked-patch MSE of the model, of the per-target mean colour of its
-visible patches, and of copying the last source frame, all on the same masks, per offset
-bucket. Correspondence: nearest-neighbour top-1 of patch features between a frame and a
-translated copy of it (known motion), for the model, the same architecture with random
-weights, and raw pixel patches.
+Clips cut from held-out videos (inside one shot), K source frames, targets at fixed offsets;
+the masked-patch MSE of the model, of the per-target mean colour of its visible patches,
+and of copying the last source frame, all on the same masks, per offset bucket. Patch
+correspondence is :mod:`rvm_ros.evaluation.correspondence`.
 """
 
 from __future__ import annotations
@@ -16,16 +14,24 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from rvm_ros.evaluation.held_out import read_eval_video
+from rvm_ros.fsutil import atomic_write
 from rvm_ros.model import RVM
-from rvm_ros.training.data import DataError, decode_video, resolve_video, shot_boundaries
+from rvm_ros.training.data import DataError, shot_boundaries
 from rvm_ros.training.masking import num_visible, sample_visible
 from rvm_ros.training.objective import masked_patch_errors, reconstruct, source_features
+
+__all__ = [
+    "OFFSET_BUCKETS",
+    "BucketResult",
+    "ReconstructionReport",
+    "evaluate_reconstruction",
+    "evaluate_synthetic",
+]
 
 # Target-offset buckets of the report (inclusive ranges, frames after the last source frame).
 OFFSET_BUCKETS: tuple[tuple[int, int], ...] = ((4, 7), (8, 15), (16, 31), (32, 48))
@@ -73,7 +79,7 @@ class ReconstructionReport:
     def to_json(self) -> str:
         """The report as indented JSON."""
 
-        def bucket(b: BucketResult) -> dict[str, Any]:
+        def bucket(b: BucketResult) -> dict[str, object]:
             return {
                 "offsets": list(b.offsets),
                 "targets": b.targets,
@@ -111,23 +117,6 @@ class ReconstructionReport:
                 f"{b.copy_last:9.5f} {vs_mean:7.1f}% {vs_copy:7.1f}%"
             )
         return "\n".join(lines)
-
-
-def read_eval_video(path: str | Path, height: int, width: int) -> np.ndarray:
-    """All frames of a (held-out) video, centre-cropped to the aspect and resized: uint8."""
-    import cv2
-
-    def crop_resize(bgr: np.ndarray) -> np.ndarray:
-        hs, ws = bgr.shape[:2]
-        f = min(hs / height, ws / width)
-        ch, cw = round(height * f), round(width * f)
-        y, x = (hs - ch) // 2, (ws - cw) // 2
-        small = cv2.resize(
-            bgr[y : y + ch, x : x + cw], (width, height), interpolation=cv2.INTER_AREA
-        )
-        return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-
-    return decode_video(resolve_video(str(path)), crop_resize)
 
 
 def _eval_clips(
@@ -344,143 +333,7 @@ def _picture_row(
 def _write_png(rgb: np.ndarray, path: Path) -> None:
     import cv2
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
         raise OSError(f"cannot write {path}")
-    os.replace(tmp, path)
-
-
-def held_out_image_paths() -> list[Path]:
-    """Still images kept out of training for tuning: scikit-image's held-out data images and
-    matplotlib's ``grace_hopper.jpg`` (whichever are installed)."""
-    import importlib.util
-
-    from rvm_ros.training.data import HELD_OUT_SAMPLE_IMAGES
-
-    paths: list[Path] = []
-    for package, folder, names in (
-        ("skimage", "data", HELD_OUT_SAMPLE_IMAGES),
-        ("matplotlib", "mpl-data/sample_data", ("grace_hopper.jpg",)),
-    ):
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        for loc in spec.submodule_search_locations:
-            paths.extend(
-                Path(loc) / folder / n for n in names if (Path(loc) / folder / n).is_file()
-            )
-    if not paths:
-        raise DataError("no held-out still image found (install scikit-image)")
-    return paths
-
-
-def still_crops(paths: Sequence[Path], side: int, per_image: int = 4, seed: int = 0) -> np.ndarray:
-    """Square crops (40-100 % of the shorter side) of still images resized to ``side``: uint8."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for path in paths:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DataError(f"image {path} cannot be read")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        hs, ws = rgb.shape[:2]
-        for _ in range(per_image):
-            c = int(min(hs, ws) * rng.uniform(0.4, 1.0))
-            y, x = int(rng.integers(0, hs - c + 1)), int(rng.integers(0, ws - c + 1))
-            out.append(
-                cv2.resize(rgb[y : y + c, x : x + c], (side, side), interpolation=cv2.INTER_AREA)
-            )
-    return np.stack(out)
-
-
-@dataclass
-class CorrespondenceReport:
-    """Nearest-neighbour top-1 accuracy of patch matching under a known translation.
-
-    Attributes:
-        shift: Translation in pixels (magnitude; four directions are averaged).
-        pairs: Frame pairs evaluated (per direction).
-        accuracy: ``{name: top-1}`` for each feature kind evaluated.
-    """
-
-    shift: int
-    pairs: int
-    accuracy: dict[str, float]
-
-
-def _patch_features_of(model: RVM | None, frames: torch.Tensor, patch: int) -> torch.Tensor:
-    """Per-patch features ``[M, h*w, C]``: the model's first-step output, or raw pixels."""
-    if model is None:
-        from rvm_ros.training.objective import patchify
-
-        p = patchify(frames, patch)
-        return p - p.mean(-1, keepdim=True)
-    state = model.init_state(frames.shape[0], frames.shape[1], frames.shape[2])
-    feats, _ = model.step(frames, state)
-    return feats[:, 1:].float()
-
-
-@torch.no_grad()
-def correspondence_top1(
-    models: dict[str, RVM | None],
-    frames: np.ndarray,
-    height: int = 128,
-    width: int = 128,
-    shift: int = 19,
-    pairs: int = 32,
-) -> CorrespondenceReport:
-    """Patch nearest-neighbour top-1 between a crop and the same frame's crop moved by ``shift``.
-
-    For each pair the second crop is the first translated by ``shift`` pixels (right, left,
-    down, up; averaged); a patch of the second crop is correct when its most similar patch
-    (cosine) in the first crop is the one holding its centre. Patches whose centre leaves the
-    first crop are not counted.
-
-    Args:
-        models: ``{name: model}``; ``None`` means raw pixel patches (mean removed).
-        frames: uint8 ``[F, Hs, Ws, 3]`` with ``Hs >= height + shift``, ``Ws >= width + shift``.
-        height: Crop height.
-        width: Crop width.
-        shift: Translation in pixels.
-        pairs: Frames used (evenly spread).
-
-    Returns:
-        The report.
-    """
-    hs, ws = frames.shape[1:3]
-    if hs < height + 2 * shift or ws < width + 2 * shift:
-        raise DataError(f"frames {hs}x{ws} too small for {height}x{width} crops shifted by {shift}")
-    patch = next((m.config.patch_size for m in models.values() if m is not None), 16)
-    gh, gw = height // patch, width // patch
-    pick = np.linspace(0, len(frames) - 1, min(pairs, len(frames))).round().astype(int)
-    y0, x0 = (hs - height) // 2, (ws - width) // 2
-    correct = dict.fromkeys(models, 0)
-    counted = 0
-    for dy, dx in ((0, shift), (0, -shift), (shift, 0), (-shift, 0)):
-        a = np.stack([frames[i, y0 : y0 + height, x0 : x0 + width] for i in pick])
-        b = np.stack(
-            [frames[i, y0 + dy : y0 + dy + height, x0 + dx : x0 + dx + width] for i in pick]
-        )
-        # Patch (r, c) of b has its centre at a's pixel (centre + (dy, dx)).
-        ys = (np.arange(gh) + 0.5) * patch + dy
-        xs = (np.arange(gw) + 0.5) * patch + dx
-        yy, xx = np.meshgrid(ys, xs, indexing="ij")
-        inside = ((yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)).ravel()
-        truth = (np.floor(yy / patch) * gw + np.floor(xx / patch)).ravel().astype(np.int64)
-        counted += int(inside.sum()) * len(pick)
-        ta = torch.from_numpy(a).float() / 255
-        tb = torch.from_numpy(b).float() / 255
-        for name, model in models.items():
-            fa = F.normalize(_patch_features_of(model, ta, patch), dim=-1)  # [M, hw, C]
-            fb = F.normalize(_patch_features_of(model, tb, patch), dim=-1)
-            best = torch.einsum("mic,mjc->mij", fb, fa).argmax(-1).numpy()  # [M, hw]
-            hit = (best == truth[None]) & inside[None]
-            correct[name] += int(hit.sum())
-    return CorrespondenceReport(
-        shift=shift,
-        pairs=len(pick),
-        accuracy={k: v / max(1, counted) for k, v in correct.items()},
-    )
+    atomic_write(path, lambda tmp: tmp.write_bytes(png.tobytes()))

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from rvm_ros.training.feature_eval import FeatureEvalSettings, SourceResult
-from rvm_ros.training.feature_metrics import DISPLACEMENT_BUCKETS
+from rvm_ros.evaluation.feature_metrics import DISPLACEMENT_BUCKETS
+from rvm_ros.evaluation.features import FeatureEvalSettings, SourceResult
 
 __all__ = ["markdown_table", "metrics", "write_report"]
 
@@ -22,7 +22,11 @@ def _pixels(results: Sequence[SourceResult]) -> SourceResult | None:
 
 
 def metrics(
-    results: Sequence[SourceResult], extra: dict[str, Any], settings: FeatureEvalSettings
+    # Any: JSON-ready report records (nested numbers, lists and names) read back by key.
+    results: Sequence[SourceResult],
+    extra: dict[str, Any],
+    settings: FeatureEvalSettings,
+    # Any: JSON-ready report records (nested numbers, lists and names) read back by key.
 ) -> dict[str, Any]:
     """Everything as one JSON-ready dictionary."""
     pixels = _pixels(results)
@@ -42,6 +46,7 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
+# Any: JSON-ready report records (nested numbers, lists and names) read back by key.
 def markdown_table(results: Sequence[SourceResult], extra: dict[str, Any]) -> str:
     """The report as markdown: one row per feature source."""
     pixels = _pixels(results)
@@ -142,6 +147,7 @@ def _correspondence_plot(results: Sequence[SourceResult], png: Path) -> None:
 def write_report(
     folder: Path,
     results: Sequence[SourceResult],
+    # Any: JSON-ready report records (nested numbers, lists and names) read back by key.
     extra: dict[str, Any],
     settings: FeatureEvalSettings,
     patch: int,

@@ -91,6 +91,32 @@ def subscriber(count_file: str) -> int:
     return 0
 
 
+def _wait_for_subscriber(publisher: Any, timeout_s: float) -> None:
+    """Wait until ``publisher`` has a matched subscription (exit after ``timeout_s``)."""
+    end = time.monotonic() + timeout_s
+    while publisher.get_subscription_count() == 0:
+        if time.monotonic() > end:
+            raise SystemExit(f"subscriber not matched within {timeout_s:g} s")
+        time.sleep(0.05)
+
+
+def _stop_subscriber(sub_proc: subprocess.Popen[bytes], count_file: str) -> int | None:
+    """Stop the subscriber process; the number of messages it received (None: unknown)."""
+    time.sleep(1.0)
+    sub_proc.terminate()
+    try:
+        sub_proc.wait(30)
+    except subprocess.TimeoutExpired:
+        sub_proc.kill()
+    try:
+        with open(count_file) as fh:
+            received = int(fh.read())
+        os.unlink(count_file)
+    except OSError:
+        return None
+    return received
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=300)
@@ -145,11 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         io.assembler.set_intrinsics(cam, CameraIntrinsics(k, 640, 480, "plumb_bob", (0.0,) * 5))
     fmap_pubs = [node.create_publisher(FeatureMap, f"/bench_fm/{c}", qos) for c in CAMERAS]
     if sub_proc is not None:
-        end = time.monotonic() + 60
-        while io.publisher.get_subscription_count() == 0:
-            if time.monotonic() > end:
-                raise SystemExit("subscriber not matched within 60 s")
-            time.sleep(0.05)
+        _wait_for_subscriber(io.publisher, 60.0)
     dtype = np.float16 if args.dtype == "float16" else np.float32
     header = Header(frame_id="cam")
     inputs = [results(s, args.dim, args.grid, dtype) for s in range(8)]  # cycled
@@ -174,20 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         next_t += args.period_ms / 1000.0
         time.sleep(max(0.0, next_t - time.perf_counter()))
     msg_bytes = len(CAMERAS) * (1 + args.grid**2) * args.dim * np.dtype(dtype).itemsize
-    received = None
-    if sub_proc is not None:
-        time.sleep(1.0)
-        sub_proc.terminate()
-        try:
-            sub_proc.wait(30)
-        except subprocess.TimeoutExpired:
-            sub_proc.kill()
-        try:
-            with open(count_file) as fh:
-                received = int(fh.read())
-            os.unlink(count_file)
-        except OSError:
-            received = None
+    received = _stop_subscriber(sub_proc, count_file) if sub_proc is not None else None
     io.destroy()
     node.destroy_node()
     rclpy.shutdown()

@@ -25,13 +25,14 @@ from rvm_ros import fsutil, imaging
 from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.errors import RvmRosError
 from rvm_ros.fsutil import plan_output
+from rvm_ros.stamps import NS_PER_SEC
 
 if TYPE_CHECKING:
     from tqdm import tqdm
 from rvm_ros.imaging.video import FrameError, iter_video, video_properties
 
 # Stamp of the first frame of every video: 2023-11-14T22:13:20Z (fixed for determinism).
-DEFAULT_START_NS = 1_700_000_000 * 10**9
+DEFAULT_START_NS = 1_700_000_000 * NS_PER_SEC
 # Largest image side make-bag writes (``--width``, and the height it implies).
 MAX_SIDE = 8192
 # Share of the available memory / free disk a bag may take before it is refused.

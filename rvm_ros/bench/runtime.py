@@ -135,7 +135,21 @@ class _ResultRowFields(TypedDict):
 
 
 class ResultRow(_ResultRowFields, total=False):
-    """One configuration's row of the report (see `run_bench`)."""
+    """One configuration's row of the report of `run_bench`.
+
+    ``backend, precision, device, cameras, height, width, latency_ms {p50, p90, p99},
+    throughput_fps`` (camera-frames per second), ``steps_per_s``, ``peak_rss_mb``,
+    ``speedup_vs_torch_eager_fp32`` (reference p50 / p50, same batch size), ``cpu_ms_p50``
+    (process CPU time per step, all threads: less sensitive than wall time to other load on
+    a shared machine, but it counts spin-waiting threads), ``cosine_vs_fp32`` (mean
+    per-token cosine of the first `COMPARE_STEPS` steps of camera 0 against the reference),
+    ``round_p50_ms`` and ``speedup_paired`` (median over rounds of the reference's round p50
+    / this round p50: measured back to back, the figure least disturbed by drifting load),
+    ``per_camera_frame_vs_batch1`` (batched rows with a batch-1 row of the same
+    configuration: (p50 / cameras) / batch-1 p50), ``gflop_per_s`` and ``fraction_of_peak``
+    (with ``peaks``: per precision the median over rounds of each runtime's GFLOP/s and
+    ``peak``, the best), ``model_id``, ``reason``.
+    """
 
     per_camera_frame_vs_batch1: float
     gflop_per_frame: float
@@ -443,20 +457,8 @@ def run_bench(
         progress: called with a line of text after each measurement.
 
     Returns:
-        ``{"machine": {...}, "config": {...}, "results": [...]}`` (and ``"peaks"`` with
-        ``peaks=True``: per precision the median over rounds of each runtime's GFLOP/s and
-        ``peak``, the best); each result has ``backend, precision, device, cameras, height,
-        width, latency_ms {p50, p90, p99}, throughput_fps`` (camera-frames per second),
-        ``steps_per_s``, ``peak_rss_mb``, ``speedup_vs_torch_eager_fp32`` (reference p50 /
-        p50, same batch size), ``cpu_ms_p50`` (process CPU time per step, all threads: less
-        sensitive than wall time to other load on a shared machine, but it counts
-        spin-waiting threads), ``cosine_vs_fp32`` (mean per-token cosine of the first
-        `COMPARE_STEPS` steps of camera 0 against the reference), ``round_p50_ms`` and
-        ``speedup_paired`` (median over rounds of the reference's round p50 / this round
-        p50: measured back to back, the figure least disturbed by drifting load),
-        ``per_camera_frame_vs_batch1`` (batched rows with a batch-1 row of the same
-        configuration: (p50 / cameras) / batch-1 p50), ``gflop_per_s`` and
-        ``fraction_of_peak`` (with ``peaks``), ``model_id``, ``reason``.
+        ``{"machine", "config", "results"}`` (and ``"peaks"`` with ``peaks=True``); the
+        fields of each result are described in :class:`ResultRow`.
 
     Raises:
         ValueError: bad counts.
@@ -486,23 +488,34 @@ def run_bench(
     peak_table = _median_peaks(peak_rounds)
     report: BenchReport = {
         "machine": machine_info(),
-        "config": {
-            "checkpoint": checkpoint,
-            "frames": frames,
-            "warmup": warmup,
-            "rounds": rounds,
-            "threads": threads,
-            "isolated": isolate,
-            "video": video,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "loadavg_start": list(load_start) if load_start else None,
-            "loadavg_end": list(os.getloadavg()) if load_start else None,
-        },
+        "config": _run_config(checkpoint, frames, plan, video, load_start),
         "results": _result_rows(plan, collected, gflop, peak_table),
     }
     if peaks:
         report["peaks"] = peak_table
     return report
+
+
+def _run_config(
+    checkpoint: str,
+    frames: int,
+    plan: _BenchPlan,
+    video: str | None,
+    load_start: tuple[float, float, float] | None,
+) -> BenchConfig:
+    """The report's ``config`` section: what was asked for, when, and the machine's load."""
+    return {
+        "checkpoint": checkpoint,
+        "frames": frames,
+        "warmup": plan.warmup,
+        "rounds": plan.rounds,
+        "threads": plan.threads,
+        "isolated": plan.isolate,
+        "video": video,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "loadavg_start": list(load_start) if load_start else None,
+        "loadavg_end": list(os.getloadavg()) if load_start else None,
+    }
 
 
 def measure_order(targets: Sequence[Target], cameras: int) -> list[Target]:

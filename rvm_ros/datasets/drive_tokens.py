@@ -30,6 +30,7 @@ from rvm_ros.imaging.cdr import cdr_header_ns
 from rvm_ros.imaging.image_msg import image_to_array
 from rvm_ros.imaging.preprocess import fit_geometry, preprocess
 from rvm_ros.model.rvm import RVM
+from rvm_ros.stamps import header_ns
 
 __all__ = ["TOKEN_SOURCES", "DriveTokens", "extract_drive_tokens"]
 
@@ -140,7 +141,7 @@ def extract_drive_tokens(
         for m in reader.messages(list(wanted)):
             if m.msg is None:
                 continue
-            stamp = int(m.msg.header.stamp.sec) * 10**9 + int(m.msg.header.stamp.nanosec)
+            stamp = header_ns(m.msg.header)
             cam = wanted[m.topic]
             if (stamp, cam) not in index:
                 continue

@@ -40,6 +40,7 @@ from rvm_ros.bags import rosbag2 as bags
 from rvm_ros.errors import RvmRosError
 from rvm_ros.imaging.cdr import cdr_header_ns
 from rvm_ros.rotations import quaternion_to_matrix, quaternion_yaw
+from rvm_ros.stamps import header_ns
 from rvm_ros.wire.scene_tokens import scene_tokens_to_torch
 
 __all__ = ["POSE_TYPES", "DatasetError", "PoseTrack", "SceneTokenDataset"]
@@ -120,7 +121,7 @@ def read_pose_track(bag: Path, topic: str) -> PoseTrack | None:
                 continue
             pose = m.msg.pose.pose if msgtype == ODOMETRY_TYPE else m.msg.pose
             p, q = pose.position, pose.orientation
-            stamps.append(int(m.msg.header.stamp.sec) * 10**9 + int(m.msg.header.stamp.nanosec))
+            stamps.append(header_ns(m.msg.header))
             poses.append([p.x, p.y, p.z, q.x, q.y, q.z, q.w])
             frame = frame or str(m.msg.header.frame_id)
     finally:

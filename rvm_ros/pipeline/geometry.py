@@ -25,6 +25,7 @@ import numpy as np
 
 from rvm_ros.errors import RvmRosError
 from rvm_ros.imaging.preprocess import Geometry
+from rvm_ros.rotations import quaternion_to_matrix
 
 __all__ = [
     "DISTORTION_MODELS",
@@ -158,13 +159,8 @@ def pose_matrix(translation: Sequence[float], quaternion_xyzw: Sequence[float]) 
     norm = math.sqrt(sum(v * v for v in q))
     if not 0.99 <= norm <= 1.01:
         raise GeometryError(f"quaternion (x, y, z, w) {q} is not unit length (|q| = {norm:.4g})")
-    x, y, z, w = (v / norm for v in q)
     out = np.eye(4)
-    out[:3, :3] = [
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ]
+    out[:3, :3] = quaternion_to_matrix([v / norm for v in q])
     out[:3, 3] = t
     return out
 

@@ -27,6 +27,7 @@ from rvm_ros.checkpoint.builtin import resolve
 from rvm_ros.checkpoint.errors import CheckpointError
 from rvm_ros.checkpoint.npz import read_npz_header
 from rvm_ros.checkpoint.official import config_from_official_shapes, variant_of
+from rvm_ros.fsutil import not_a_file
 from rvm_ros.model import RVMConfig
 
 __all__ = [
@@ -243,6 +244,10 @@ def read_card(checkpoint: str | os.PathLike[str]) -> ModelCard:
     if spec.startswith("random:"):
         return UNKNOWN_CARD
     path = Path(spec)
+    if (why := not_a_file(path)) is not None:  # never open a FIFO or a device (it may block)
+        raise CheckpointError(
+            f"checkpoint {path} not found" if why == "no such file" else f"checkpoint {path}: {why}"
+        )
     if path.suffix == ".npz":
         return official_card(config_from_official_shapes(read_npz_header(path).shapes))
     if path.suffix != ".safetensors":

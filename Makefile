@@ -15,17 +15,8 @@ lint: setup
 typecheck: setup
 	$(ENV) mypy rvm_ros
 
-# Without PYTEST_ARGS the training tests run in a pytest process of their own: in one
-# process after every other package's tests, the interpreter died with a segmentation
-# fault inside test/training/test_trainer.py in 3 of 4 full runs (at different tests; not
-# yet root-caused: see the closing note of 2026-12-07); test/training alone passes.
 unit: setup
-ifeq ($(strip $(PYTEST_ARGS)),)
-	$(ENV) python -m pytest --ignore=test/training
-	$(ENV) python -m pytest test/training
-else
 	$(ENV) python -m pytest $(PYTEST_ARGS)
-endif
 
 test: setup lint typecheck unit
 

@@ -38,3 +38,24 @@ def test_off_the_main_thread_nothing_changes() -> None:
     t.start()
     t.join()
     assert seen == [before]
+
+
+def test_keep_signal_stack_puts_back_the_threads_stack() -> None:
+    import ctypes
+
+    from rvm_ros.signals import keep_signal_stack, signal_stack
+
+    before = signal_stack()
+    if before is None:
+        pytest.skip("sigaltstack is not available on this platform")
+
+    class StackT(ctypes.Structure):
+        _fields_ = (("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t))
+
+    buf = ctypes.create_string_buffer(64 * 1024)
+    other = StackT(ctypes.cast(buf, ctypes.c_void_p), 0, len(buf))
+    libc = ctypes.CDLL(None)
+    with keep_signal_stack():
+        assert libc.sigaltstack(ctypes.byref(other), None) == 0  # what native code does
+        assert signal_stack() == (ctypes.addressof(buf), len(buf), 0)
+    assert signal_stack() == before

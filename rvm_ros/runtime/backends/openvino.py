@@ -35,6 +35,7 @@ import numpy as np
 from rvm_ros.fsutil import atomic_write, staged_output
 from rvm_ros.runtime.base import BackendUnavailable, Encoder, EncoderInfo, InputError
 from rvm_ros.runtime.onnx.export import INPUT_NAMES, OUTPUT_NAMES
+from rvm_ros.signals import keep_signal_stack
 
 if TYPE_CHECKING:  # untyped packages: these names document the objects, mypy sees Any
     import openvino as ov
@@ -237,6 +238,21 @@ def quantize_ir(
     Raises:
         BackendUnavailable: nncf is not installed.
     """
+    with keep_signal_stack():  # NNCF and compiling replace the thread's signal stack
+        return _quantize_ir(onnx_path, dst, frames, source, tokens=tokens, dim=dim, threads=threads)
+
+
+def _quantize_ir(
+    onnx_path: Path,
+    dst: Path,
+    frames: np.ndarray,
+    source: str,
+    *,
+    tokens: int,
+    dim: int,
+    threads: int | None = None,
+) -> Calibration:
+    """:func:`quantize_ir` without the signal-stack guard."""
     ov_mod = _import_openvino()
     nncf = _import_nncf()
     start = time.perf_counter()
@@ -446,49 +462,51 @@ class OpenVINOEncoder(Encoder[np.ndarray]):
                 f"precision {precision!r} is not supported by the openvino backend "
                 f"(choose one of {list(OV_PRECISIONS)})"
             )
-        dev = device_name(device)
-        self._core = ov_mod.Core()
-        caps = device_capabilities(self._core, dev, precision)
-        path = Path(onnx_path)
-        if not path.is_file():
-            raise InputError(f"ONNX file not found: {path}")
-        self._tokens = 1 + (height // patch_size) * (width // patch_size)
-        self._dim = int(dim)
-        cache_root = Path(cache)
-        self.calibration: Calibration | None = None
-        if precision == "int8":
-            path, self.calibration = quantized_ir(
-                path,
-                calibration,
-                height=height,
-                width=width,
-                tokens=self._tokens,
-                dim=self._dim,
-                cache=cache_root,
-                threads=threads,
+        # Loading the CPU plugin and compiling replace the thread's alternate signal stack.
+        with keep_signal_stack():
+            dev = device_name(device)
+            self._core = ov_mod.Core()
+            caps = device_capabilities(self._core, dev, precision)
+            path = Path(onnx_path)
+            if not path.is_file():
+                raise InputError(f"ONNX file not found: {path}")
+            self._tokens = 1 + (height // patch_size) * (width // patch_size)
+            self._dim = int(dim)
+            cache_root = Path(cache)
+            self.calibration: Calibration | None = None
+            if precision == "int8":
+                path, self.calibration = quantized_ir(
+                    path,
+                    calibration,
+                    height=height,
+                    width=width,
+                    tokens=self._tokens,
+                    dim=self._dim,
+                    cache=cache_root,
+                    threads=threads,
+                )
+            self.model_path = path
+            self._config = compile_config(precision, dev, threads, "BF16" in caps)
+            self.blob_dir = blob_dir(cache_root, dev, self._config, ov_mod.get_version())
+            self.blob_dir.mkdir(parents=True, exist_ok=True)
+            self._core.set_property({"CACHE_DIR": str(self.blob_dir)})
+            self._model: ov.Model | None = self._core.read_model(str(path))
+            check_model_io(self._model, path, height, width)
+            self._device = dev
+            self._requests: dict[int, ov.InferRequest] = {}
+            info = EncoderInfo(
+                backend="openvino",
+                precision=precision,
+                device=dev.lower() if dev == "CPU" else dev,
+                model_id=model_id,
+                dim=int(dim),
+                patch_size=int(patch_size),
+                height=int(height),
+                width=int(width),
+                reason=reason,
             )
-        self.model_path = path
-        self._config = compile_config(precision, dev, threads, "BF16" in caps)
-        self.blob_dir = blob_dir(cache_root, dev, self._config, ov_mod.get_version())
-        self.blob_dir.mkdir(parents=True, exist_ok=True)
-        self._core.set_property({"CACHE_DIR": str(self.blob_dir)})
-        self._model: ov.Model | None = self._core.read_model(str(path))
-        check_model_io(self._model, path, height, width)
-        self._device = dev
-        self._requests: dict[int, ov.InferRequest] = {}
-        info = EncoderInfo(
-            backend="openvino",
-            precision=precision,
-            device=dev.lower() if dev == "CPU" else dev,
-            model_id=model_id,
-            dim=int(dim),
-            patch_size=int(patch_size),
-            height=int(height),
-            width=int(width),
-            reason=reason,
-        )
-        super().__init__(info, max_batch)
-        self._request(1)  # compile batch 1 now: a broken model fails at creation
+            super().__init__(info, max_batch)
+            self._request(1)  # compile batch 1 now: a broken model fails at creation
 
     def _request(self, batch: int) -> ov.InferRequest:
         """The infer request of ``batch`` frames (its model compiled on first use)."""
@@ -505,7 +523,9 @@ class OpenVINOEncoder(Encoder[np.ndarray]):
                 }
             )
             start = time.perf_counter()
-            compiled = self._core.compile_model(model, self._device, self._config)
+            with keep_signal_stack():  # compiling replaces the thread's signal stack
+                compiled = self._core.compile_model(model, self._device, self._config)
+                req = compiled.create_infer_request()
             log.info(
                 "openvino compiled batch %d on %s (%s) in %.1f s",
                 batch,
@@ -513,7 +533,6 @@ class OpenVINOEncoder(Encoder[np.ndarray]):
                 self.info.precision,
                 time.perf_counter() - start,
             )
-            req = compiled.create_infer_request()
             self._requests[batch] = req
         return req
 
@@ -536,5 +555,6 @@ class OpenVINOEncoder(Encoder[np.ndarray]):
         return features, [features[i].copy() for i in range(batch)]
 
     def _release(self) -> None:
-        self._requests.clear()
-        self._model = None
+        with keep_signal_stack():  # releasing a compiled model resets the signal stack
+            self._requests.clear()
+            self._model = None

@@ -276,3 +276,29 @@ def test_stopping_does_not_wait_long_for_a_stuck_tracker() -> None:
         assert time.monotonic() - t0 < 5.0
     finally:
         release.set()
+
+
+@pytest.mark.parametrize(
+    ("missing", "lost", "estimated", "overwritten"),
+    [(0, 0, False, 0), (14, 0, False, 14), (14, 4, False, 10), (3, 5, False, 0), (9, 9, True, 0)],
+    ids=["none", "all-overwritten", "some-lost", "event-ahead-of-gaps", "rmw-without-event"],
+)
+def test_overwritten_frames_are_the_gaps_transport_does_not_explain(
+    missing: int, lost: int, estimated: bool, overwritten: int
+) -> None:
+    from rvm_ros.node.diagnostics import CameraCounters
+
+    c = CameraCounters(received=20, lost=lost, lost_estimated=estimated, missing=missing)
+    assert c.overwritten == overwritten
+    assert c.published == 20 + lost + overwritten
+
+
+def test_a_restarted_gap_estimator_does_not_count_the_unstamped_frame() -> None:
+    from rvm_ros.node.diagnostics import StampGapEstimator
+
+    est = StampGapEstimator()
+    period = 33_000_000
+    assert sum(est.update(i * period) for i in range(12)) == 0
+    est.restart()  # frame 12 was received but unreadable: its stamp is unknown
+    assert est.update(13 * period) == 0  # no gap counted for it
+    assert est.update(16 * period) == 2  # frames 14 and 15 never arrived

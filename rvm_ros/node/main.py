@@ -23,10 +23,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.signals import SignalHandlerOptions
 
+    from rvm_ros.node.executor import make_executor
     from rvm_ros.node.node import RvmNode
     from rvm_ros.signals import raise_interrupt
 
@@ -38,7 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, raise_interrupt)
     node = RvmNode()
     log = node.get_logger()
-    executor = SingleThreadedExecutor()
+    executor, which = make_executor(str(node.get_parameter("executor").value))
+    log.info(f"spinning on {which}")
     executor.add_node(node)
     try:
         if node.get_parameter("autostart").value is True:

@@ -292,6 +292,7 @@ class NodeConfig:
         tracking_thread: Track points on a thread of their own (`Processor.track`).
         diagnostics_period_s: Period of ``/diagnostics`` (s).
         autostart: Configure and activate on start-up.
+        executor: ``auto`` | ``events`` | ``single_threaded`` (`rvm_ros.node.executor`).
         scene_tokens: The ``scene_tokens.*`` and per-camera geometry parameters.
     """
 
@@ -312,6 +313,7 @@ class NodeConfig:
     tracking_thread: bool = True
     diagnostics_period_s: float = 1.0
     autostart: bool = True
+    executor: str = "auto"
     tensorrt_accept_build_error: bool = False
     scene_tokens: SceneTokensConfig = field(default_factory=SceneTokensConfig)
 

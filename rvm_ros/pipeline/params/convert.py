@@ -159,6 +159,7 @@ def config_from_params(
         tracking_thread=values["tracking_thread"],
         diagnostics_period_s=values["diagnostics_period_s"],
         autostart=values["autostart"],
+        executor=values["executor"],
         tensorrt_accept_build_error=values["tensorrt.accept_build_error"],
         scene_tokens=scene_tokens_config(values, params, cameras, check_topic),
     )

@@ -346,6 +346,14 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("autostart", True, "bool", "Configure and activate on start-up"),
     ParamSpec(
+        "executor",
+        "auto",
+        "str",
+        "Executor rvm_node spins on: events (rclpy's EventsExecutor, Jazzy and later), "
+        "single_threaded, or auto (events where available)",
+        ("auto", "events", "single_threaded"),
+    ),
+    ParamSpec(
         "scene_tokens.enabled",
         False,
         "bool",

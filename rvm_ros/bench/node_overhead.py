@@ -3,10 +3,11 @@
 ``--cameras N`` publishes N cameras (each at ``--rate``). ``--variant`` picks the node's
 hot-path settings: ``ordinary`` (``raw_subscriptions:=false retain_large_buffers:=false``,
 the node before issue 17), ``ordinary+retain``, ``raw-only`` (serialized subscriptions,
-default malloc) and ``raw`` (both on, the default). ``--compare R`` runs R rounds of the
-``--variants`` (order rotating each round), each run in its own process (the malloc
-setting is process-wide), and reports medians and the median per-round ratio of each
-variant to ``ordinary``.
+default malloc) and ``raw`` (both on), all on ``SingleThreadedExecutor``, and ``events``
+(``raw`` on rclpy's EventsExecutor: the node's default where rclpy has it, issue 26).
+``--compare R`` runs R rounds of the ``--variants`` (order rotating each round), each run
+in its own process (the malloc setting is process-wide), and reports medians and the
+median per-round ratio of each variant to the first.
 
 Method (documented in docs/BENCHMARKS.md):
 
@@ -105,6 +106,7 @@ def run(
     raw_subscriptions: bool = True,
     retain_large_buffers: bool = True,
     tracking_thread: bool = True,
+    executor: str = "single_threaded",
 ) -> Figures:
     """Run the benchmark and return its figures (milliseconds, MiB, counts).
 
@@ -124,13 +126,14 @@ def run(
         retain_large_buffers: The node's ``retain_large_buffers``.
         tracking_thread: The node's ``tracking_thread`` (False: tracking on the inference
             thread, before the features are published).
+        executor: The node's ``executor`` (``events`` or ``single_threaded``).
     """
     if not 1 <= cameras <= len(CAMERA_NAMES):
         raise ValueError(f"cameras must be 1..{len(CAMERA_NAMES)}, got {cameras}")
     names = list(CAMERA_NAMES[:cameras])
     settings = _node_settings(
         checkpoint, backend, model_size, tracking, input_reliability, names,
-        raw_subscriptions, retain_large_buffers, tracking_thread,
+        raw_subscriptions, retain_large_buffers, tracking_thread, executor,
     )  # fmt: skip
     first_measured = FIRST_STAMP + round(int(warmup_s * rate_hz) / rate_hz * S)
     bench = _NodeUnderTest(settings, first_measured)
@@ -162,6 +165,7 @@ def run(
         "raw_subscriptions": raw_subscriptions,
         "tracking_thread": tracking_thread,
         "retain_large_buffers": retain_large_buffers,
+        "executor": executor,
         "input_reliability": input_reliability,
         **_measured_figures(bench, peer_out, cpu_end, warmup_s),
     }
@@ -179,6 +183,7 @@ def _node_settings(
     raw_subscriptions: bool,
     retain_large_buffers: bool,
     tracking_thread: bool,
+    executor: str,
 ) -> dict[str, object]:
     """The node's parameters for a run (see `run`)."""
     return {
@@ -195,6 +200,7 @@ def _node_settings(
         "raw_subscriptions": raw_subscriptions,
         "retain_large_buffers": retain_large_buffers,
         "tracking_thread": tracking_thread,
+        "executor": executor,
     }
 
 
@@ -227,6 +233,8 @@ def _measured_figures(
     }
     if snap is not None:
         result.update(counter_figures(snap["cameras"].values()))
+        # Published frames the node counted nowhere (received, lost or overwritten).
+        result["frames_unaccounted"] = len(t_pub) - int(result["node_published_estimate"])
         # node-level events by kind (publish_error, tracking_dropped, ...)
         result["node_errors"] = dict(snap.get("errors", {}))
     return result
@@ -337,9 +345,9 @@ class _NodeUnderTest:
         import rclpy
         import rclpy.lifecycle
         from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
 
+        from rvm_ros.node.executor import make_executor
         from rvm_ros.node.node import RvmNode
 
         self.domain = random.Random(os.getpid() ^ time.time_ns()).randint(1, 200)
@@ -349,7 +357,7 @@ class _NodeUnderTest:
         self.node = RvmNode(context=self.context, parameter_overrides=overrides)
         self.probes = _Probes(first_measured)
         self.probes.wrap_intake(self.node)
-        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor, _ = make_executor(str(settings["executor"]), self.context)
         self.executor.add_node(self.node)
         ok = rclpy.lifecycle.TransitionCallbackReturn.SUCCESS
         if self.node.trigger_configure() != ok or self.node.trigger_activate() != ok:
@@ -357,7 +365,10 @@ class _NodeUnderTest:
         self.runtime = self.node.runtime
         assert self.runtime is not None
         self.probes.wrap_runtime(self.runtime, list(self.node.cfg.cameras if self.node.cfg else ()))
-        self.spin = threading.Thread(target=self.executor.spin, daemon=True)
+        # spin_once in a loop, not spin(): rclpy's EventsExecutor deadlocks when shut down
+        # from another thread while spin() runs; the loop ends first, then it shuts down.
+        self._spinning = True
+        self.spin = threading.Thread(target=self._spin_loop, daemon=True)
         self.spin.start()
         while self.spin.ident is None:
             time.sleep(0.001)
@@ -387,13 +398,18 @@ class _NodeUnderTest:
             tracker.native_id if tracker is not None else None,
         )
 
+    def _spin_loop(self) -> None:
+        while self._spinning:
+            self.executor.spin_once(timeout_sec=0.05)
+
     def shutdown(self) -> None:
         """Deactivate the node and shut its context down."""
         import rclpy
 
         self.node.trigger_deactivate()
-        self.executor.shutdown()
+        self._spinning = False
         self.spin.join(10)
+        self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
 
@@ -594,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unknown variant(s) {unknown}; known: {', '.join(sorted(VARIANTS))}")
         res = compare(argv_common(args), variants, args.compare)
     else:
-        raw, retain = VARIANTS[args.variant]
+        raw, retain, executor = VARIANTS[args.variant]
         res = run(
             checkpoint=checkpoint,
             backend=args.backend,
@@ -609,6 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tracking_thread=not args.tracking_sync,
             raw_subscriptions=raw,
             retain_large_buffers=retain,
+            executor=executor,
         )
         res["variant"] = args.variant
     for key, value in res.items():

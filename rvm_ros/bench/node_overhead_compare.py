@@ -22,12 +22,13 @@ from rvm_ros.bench.node_overhead_figures import Figures
 
 __all__ = ["COMPARED", "VARIANTS", "argv_common", "compare"]
 
-#: Variant name -> (raw_subscriptions, retain_large_buffers).
+#: Variant name -> (raw_subscriptions, retain_large_buffers, executor).
 VARIANTS = {
-    "ordinary": (False, False),
-    "ordinary+retain": (False, True),
-    "raw-only": (True, False),
-    "raw": (True, True),
+    "ordinary": (False, False, "single_threaded"),
+    "ordinary+retain": (False, True, "single_threaded"),
+    "raw-only": (True, False, "single_threaded"),
+    "raw": (True, True, "single_threaded"),
+    "events": (True, True, "events"),
 }
 
 COMPARED = (
@@ -42,6 +43,8 @@ COMPARED = (
     "executor_minor_faults_per_frame",
     "inference_minor_faults_per_frame",
     "step_ms_p50",
+    "node_overwritten_in_queue",
+    "frames_unaccounted",
     "load_avg_1min_at_end",
 )
 

@@ -253,6 +253,9 @@ def counter_figures(cams: Iterable[CameraCounters]) -> Figures:
         "node_rejected_by_cause": dict(sum((c.rejected for c in cams), start=Counter())),
         "node_ignored_inactive": ignored,
         "node_lost_in_transport": sum(c.lost for c in cams),
+        "node_overwritten_in_queue": sum(c.overwritten for c in cams),
+        "node_missing_from_stamps": sum(c.missing for c in cams),
+        "node_published_estimate": sum(c.published for c in cams),
         "drops_equal_not_processed": (
             dropped == received - processed - rejected - skipped - ignored
         ),

@@ -14,10 +14,12 @@ from rvm_ros.bench.node_overhead_compare import VARIANTS
 from rvm_ros.bench.node_overhead_threads import cpu_delta, thread_cpu_s, thread_stats
 
 
-def test_variants_cover_both_settings() -> None:
-    assert VARIANTS["ordinary"] == (False, False)  # the node before issue 17
-    assert VARIANTS["raw"] == (True, True)  # the defaults
-    assert set(VARIANTS.values()) == {(a, b) for a in (False, True) for b in (False, True)}
+def test_variants_cover_both_settings_and_both_executors() -> None:
+    assert VARIANTS["ordinary"] == (False, False, "single_threaded")  # before issue 17
+    assert VARIANTS["raw"] == (True, True, "single_threaded")  # before issue 26
+    assert VARIANTS["events"] == (True, True, "events")  # the defaults
+    single = {(a, b) for a, b, e in VARIANTS.values() if e == "single_threaded"}
+    assert single == {(a, b) for a in (False, True) for b in (False, True)}
 
 
 def test_thread_cpu_is_attributed_to_the_busy_thread() -> None:

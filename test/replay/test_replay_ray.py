@@ -225,11 +225,12 @@ def test_node_removed_mid_bag_is_retried(
 ) -> None:
     node = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
-    # six bags for three workers: enough work that the new node's worker (placed last,
-    # it starts a fresh process) takes a bag before the other two have run them all
+    # nine long bags for three workers: enough work that the new node's worker (placed
+    # last, it starts a fresh process) takes a bag before the other two have run them all
+    # (with six bags of 40 frames a quiet machine sometimes finished every bag first)
     paths = [
         bag_factory(storage, compressed, frames)
-        for frames in (LONG, LONG + 1)
+        for frames in (3 * LONG - 2, 3 * LONG - 1, 3 * LONG)
         for storage, compressed in (("mcap", False), ("sqlite3", False), ("mcap", True))
     ]
     root = tmp_path / "out.partial"

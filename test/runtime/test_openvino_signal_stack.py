@@ -26,8 +26,9 @@ pytestmark = pytest.mark.skipif(not OV_OK, reason=f"OpenVINO cannot be imported 
 
 
 def _two_encoders_closed_in_creation_order(cache: Path) -> None:
+    # the same export twice (one ONNX export, cached): two compiled models are enough
     a = create_encoder("random:tiny", backend="openvino", height=32, width=32, cache_dir=cache)
-    b = create_encoder("random:tiny", backend="openvino", height=64, width=64, cache_dir=cache)
+    b = create_encoder("random:tiny", backend="openvino", height=32, width=32, cache_dir=cache)
     a.close()
     del a
     gc.collect()
@@ -36,13 +37,18 @@ def _two_encoders_closed_in_creation_order(cache: Path) -> None:
     gc.collect()
 
 
-def test_encoders_leave_the_threads_signal_stack_as_they_found_it(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ov_signal_stack_cache")
+
+
+def test_encoders_leave_the_threads_signal_stack_as_they_found_it(cache: Path) -> None:
     before = signal_stack()
-    _two_encoders_closed_in_creation_order(tmp_path)
+    _two_encoders_closed_in_creation_order(cache)
     assert signal_stack() == before
 
 
-def test_a_signal_after_openvino_runs_its_handler(tmp_path: Path) -> None:
+def test_a_signal_after_openvino_runs_its_handler(cache: Path) -> None:
     # In a child process: without the fix this is the crash itself (exit -11).
     script = textwrap.dedent(
         f"""
@@ -50,7 +56,7 @@ def test_a_signal_after_openvino_runs_its_handler(tmp_path: Path) -> None:
         faulthandler.enable()
         from pathlib import Path
         from test_openvino_signal_stack import _two_encoders_closed_in_creation_order
-        _two_encoders_closed_in_creation_order(Path({str(tmp_path)!r}))
+        _two_encoders_closed_in_creation_order(Path({str(cache)!r}))
         signal.signal(signal.SIGUSR1, lambda *_: print("handler ran", flush=True))
         os.kill(os.getpid(), signal.SIGUSR1)
         print("alive", flush=True)

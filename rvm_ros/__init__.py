@@ -18,7 +18,7 @@ __path__ = extend_path(__path__, __name__)
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> Any:  # Any: a module __getattr__ returns what it looks up
     """Lazy access to heavy API (``load_model``) so ``import rvm_ros`` stays light."""
     if name == "load_model":
         from rvm_ros.checkpoint.load import load_model

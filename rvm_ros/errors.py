@@ -24,16 +24,17 @@ class RvmRosError(Exception):
     cause: str = "error"
     exit_code: int = 1
 
-    def __init__(self, *args: Any, cause: str | None = None) -> None:
+    def __init__(self, *args: Any, cause: str | None = None) -> None:  # Any: as Exception
         super().__init__(*args)
         if cause is not None:
             self.cause = cause
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[Any, ...]:  # Any: pickle's reduce tuple
         # Keep the instance cause across pickling (errors cross worker-process boundaries).
         return (_rebuild, (type(self), self.args, self.__dict__))
 
 
+# Any: the exception's args and attributes, as pickled.
 def _rebuild(cls: type[RvmRosError], args: tuple[Any, ...], state: dict[str, Any]) -> RvmRosError:
     err = cls.__new__(cls)
     Exception.__init__(err, *args)
@@ -49,6 +50,7 @@ def listing(names: Iterable[str], limit: int | None = 8) -> str:
     return ", ".join(shown) + (f" (and {more} more)" if more > 0 else "")
 
 
+# Any: the compared values are whatever the caller's mappings hold (shapes, tensors, ...).
 def key_differences(
     expected: Mapping[str, Any] | Iterable[str],
     got: Mapping[str, Any] | Iterable[str],
@@ -148,7 +150,7 @@ def format_bytes(n: float) -> str:
 
 def check_size(
     what: str,
-    count: Any,
+    count: Any,  # Any: ints, numpy integers or sizes read from headers, checked below
     *,
     most: int | None = None,
     bytes_each: float = 1.0,

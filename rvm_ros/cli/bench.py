@@ -117,7 +117,8 @@ def _targets(backends: list[str], precisions: list[str], cameras: list[int]) -> 
 
 def run(args: argparse.Namespace) -> int:
     """Validate the arguments, run the benchmark, write the reports."""
-    from rvm_ros.bench.runtime import append_markdown, markdown_table, run_bench, write_json
+    from rvm_ros.bench.runtime import run_bench
+    from rvm_ros.bench.runtime_report import append_markdown, markdown_table, write_json
     from rvm_ros.checkpoint.card import model_input_size
     from rvm_ros.cli.validate import at_least, frame_sizes, model_patch_size
     from rvm_ros.runtime import BackendUnavailable, InputError

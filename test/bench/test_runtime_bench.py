@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rvm_ros.bench.runtime import Target, append_markdown, markdown_table, run_bench, write_json
+from rvm_ros.bench.runtime import Target, run_bench
+from rvm_ros.bench.runtime_report import append_markdown, markdown_table, write_json
 from rvm_ros.imaging.synthetic import synthetic_frames
 
 RESULT_KEYS = {

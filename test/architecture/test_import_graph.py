@@ -55,6 +55,7 @@ LAYER = {
 # Modules outside node/ and cli/ allowed to import rclpy, with the reason.
 RCLPY_ALLOWED = {
     "rvm_ros.bench.node_overhead": "benchmarks the node over real DDS",
+    "rvm_ros.bench.node_overhead_peer": "the benchmark's camera / consumer process",
 }
 ROS_MODULES = ("rclpy", "rvm_ros.msg", "rvm_ros.srv", "launch", "launch_ros")
 

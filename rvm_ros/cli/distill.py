@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rvm_ros.cli.run_config import add_config_arguments, add_stop_arguments
+
 
 def _run(args: argparse.Namespace) -> int:
     from rvm_ros.cli.run_config import is_main_rank, load_run_config
@@ -36,13 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "the same folder resumes exactly. Runs under `torchrun --nproc_per_node N -m "
         "rvm_ros.cli distill ...` as DDP.",
     )
-    p.add_argument("--config", default=None, help="YAML configuration (default: built-ins)")
-    p.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="overrides, e.g. steps=2000 data.bags=[a,b] student_height=96",
-    )
+    add_config_arguments(p, "steps=2000 data.bags=[a,b] student_height=96")
     p.add_argument("--teacher", default=None, help="teacher checkpoint (same as teacher=...)")
     p.add_argument(
         "--student",
@@ -51,10 +47,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "sizes), a .yaml with a model section, or a checkpoint to continue from",
     )
     p.add_argument("--out-dir", default=None, help="run folder (same as out_dir=...)")
-    p.add_argument(
-        "--stop-at",
-        type=int,
-        default=None,
-        help="stop after this many steps in total (schedule unchanged; resume later)",
-    )
+    add_stop_arguments(p)
     p.set_defaults(func=_run)

@@ -11,9 +11,25 @@ from typing import TypeVar
 
 from rvm_ros.cli import CliError
 
-__all__ = ["is_main_rank", "load_run_config"]
+__all__ = ["add_config_arguments", "add_stop_arguments", "is_main_rank", "load_run_config"]
 
 C = TypeVar("C")
+
+
+def add_config_arguments(p: argparse.ArgumentParser, example: str) -> None:
+    """``--config`` and the positional ``KEY=VALUE`` overrides (``example``: their help)."""
+    p.add_argument("--config", default=None, help="YAML configuration (default: built-ins)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=f"overrides, e.g. {example}")
+
+
+def add_stop_arguments(p: argparse.ArgumentParser) -> None:
+    """``--stop-at``: end the run early, resumable later."""
+    p.add_argument(
+        "--stop-at",
+        type=int,
+        default=None,
+        help="stop after this many steps in total (schedule unchanged; resume later)",
+    )
 
 
 def load_run_config(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from rvm_ros.cli.run_config import add_config_arguments, add_stop_arguments
+
 
 def _run(args: argparse.Namespace) -> int:
     from rvm_ros.cli.run_config import is_main_rank, load_run_config
@@ -52,21 +54,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "DDP (NCCL on GPUs, gloo on CPUs).",
     )
     p.__class__ = _Intermixed
-    p.add_argument("--config", default=None, help="YAML configuration (default: built-ins)")
-    p.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="overrides, e.g. steps=2000 optim.lr=3e-4 data.bags=[a,b]",
-    )
+    add_config_arguments(p, "steps=2000 optim.lr=3e-4 data.bags=[a,b]")
     p.add_argument("--init", default=None, help="start from this .npz / .safetensors (fine-tune)")
     p.add_argument("--out-dir", default=None, help="run folder (same as out_dir=...)")
-    p.add_argument(
-        "--stop-at",
-        type=int,
-        default=None,
-        help="stop after this many steps in total (schedule unchanged; resume later)",
-    )
+    add_stop_arguments(p)
     p.add_argument(
         "--force",
         action="store_true",

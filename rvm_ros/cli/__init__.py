@@ -36,6 +36,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "distill",
     "eval_distill",
     "eval_features",
+    "fit_center",
     "train_head",
     "eval_head",
     "e2e_table",

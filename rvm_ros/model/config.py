@@ -71,6 +71,9 @@ class RVMConfig:
         patch_size: Side of the square patches in pixels.
         pos_grid: Side of the grid the sinusoid position table is built for.
         variant: Name of the size (``S``, ``L``, ``tiny``, ... or ``custom``).
+        center_grid: Token grid ``(h, w)`` of the model's feature centre (the per-cell mean
+            state subtracted from the published features, :mod:`rvm_ros.model.center`);
+            None (official checkpoints): the features are the state.
     """
 
     dim: int
@@ -87,6 +90,7 @@ class RVMConfig:
     patch_size: int = DEFAULT_PATCH_SIZE
     pos_grid: int = 16
     variant: str = "custom"
+    center_grid: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -95,6 +99,9 @@ class RVMConfig:
                     raise ValueError(
                         f"RVMConfig.variant must be a non-empty string, got {self.variant!r}"
                     )
+                continue
+            if field.name == "center_grid":
+                self._check_center_grid()
                 continue
             value = getattr(self, field.name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -112,6 +119,23 @@ class RVMConfig:
                 raise ValueError(
                     f"RVMConfig: {part} width {width} is not divisible by {part}_heads {heads}"
                 )
+
+    def _check_center_grid(self) -> None:
+        """``center_grid``: None or two positive ints (a JSON list becomes a tuple)."""
+        grid = self.center_grid
+        if grid is None:
+            return
+        if (
+            not isinstance(grid, (tuple, list))
+            or len(grid) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in grid)
+        ):
+            raise ValueError(
+                f"RVMConfig.center_grid must be None or two positive integers, got {str(grid)[:40]}"
+            )
+        for v in grid:
+            check_size("RVMConfig.center_grid", v, most=_MOST["pos_grid"])
+        object.__setattr__(self, "center_grid", (int(grid[0]), int(grid[1])))
 
     def _check_memory(self) -> None:
         """Refuse sizes whose weights or position table would not fit (`TooLarge`)."""
@@ -198,8 +222,14 @@ class RVMConfig:
         )
 
     def to_dict(self) -> dict[str, object]:
-        """The fields as a plain dict."""
-        return dataclasses.asdict(self)
+        """The fields as a plain dict (``center_grid`` only when the model has a centre, so
+        configurations without one read as before)."""
+        out = dataclasses.asdict(self)
+        if self.center_grid is None:
+            del out["center_grid"]
+        else:
+            out["center_grid"] = list(self.center_grid)
+        return out
 
     def to_json(self) -> str:
         """The configuration as compact JSON (the ``rvm_config`` checkpoint metadata)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rvm_ros.model.center import FeatureCenter
 from rvm_ros.model.config import RVMConfig
 from rvm_ros.model.core import GatedCore
 from rvm_ros.model.decoder import NUM_DELTAS, Decoder
@@ -39,6 +40,10 @@ class RVM(nn.Module):
         self.encoder = Encoder(config)
         self.core = GatedCore(config)
         self.decoder: Decoder | None = Decoder(config) if with_decoder else None
+        grid = config.center_grid
+        self.feature_center: FeatureCenter | None = (
+            None if grid is None else FeatureCenter(config.dim, grid)
+        )
 
     def _param_ref(self) -> torch.Tensor:
         return self.encoder.cls_token
@@ -89,7 +94,8 @@ class RVM(nn.Module):
 
         Returns:
             ``(features, new_state)``, both ``[B, 1+h*w, D]`` (token 0 = CLS, the rest the
-            row-major patch grid); the features are the new state.
+            row-major patch grid); the features are the new state, minus the feature
+            centre when the model has one (``config.center_grid``).
         """
         if not is_tracing():
             # Validation on concrete shapes only; a traced / exported graph has fixed shapes.
@@ -105,7 +111,16 @@ class RVM(nn.Module):
         x = _frames_to_float(frames, dtype, "RVM.step")  # [B, H, W, 3]
         encoded = self.encoder(x)  # [B, N, D]
         new_state = self.core(encoded, state.to(dtype))  # [B, N, D]
-        return new_state, new_state
+        return self.features(new_state, x.shape[1], x.shape[2]), new_state
+
+    def features(self, state: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """The published features of a state ``[B, 1+h*w, D]`` of ``height x width`` frames:
+        the state minus the feature centre, or the state itself without one."""
+        if self.feature_center is None:
+            return state
+        p = self.config.patch_size
+        centre: torch.Tensor = self.feature_center(height // p, width // p)  # [N, D]
+        return state - centre.to(state.dtype)  # [B, N, D]
 
     def forward(
         self, frames: torch.Tensor, state: torch.Tensor
@@ -143,8 +158,8 @@ class RVM(nn.Module):
         state = self.init_state(b, int(source.shape[2]), int(source.shape[3]))
         outputs = []
         for i in range(int(source.shape[1])):
-            feats, state = self.step(source[:, i], state)
-            outputs.append(feats)
+            _, state = self.step(source[:, i], state)
+            outputs.append(state)  # the decoder reads the state, not the centred features
         src = torch.cat(outputs, dim=1)  # [B, K*N, D]
         kv = self.decoder.embed_source(src)  # [B, K*N, Dd]
 

@@ -142,7 +142,7 @@ class Encoder(abc.ABC, Generic[StateT]):
 
         Returns:
             ``np.float32 [B, 1 + h*w, D]`` features on the host (token 0 = CLS).
-            Each camera's state advances to these features.
+            Each camera's state advances to the step's new state.
 
         Raises:
             InputError: bad frames or camera names (nothing is changed then).

@@ -225,7 +225,7 @@ def _quantize(src: Path, out: Path, model: RVM, height: int, width: int) -> floa
     for t in range(len(frames)):
         state = sess.run(["new_state"], {"frames": frames[t], "state": state})[0]
         with torch.inference_mode():
-            ref, _ = model.step(torch.from_numpy(frames[t]), ref)
+            _, ref = model.step(torch.from_numpy(frames[t]), ref)  # compare the states
         r = ref.numpy()
         cos.append(
             (state * r).sum(-1) / (np.linalg.norm(state, axis=-1) * np.linalg.norm(r, axis=-1))

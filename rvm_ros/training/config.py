@@ -171,6 +171,10 @@ class LossSection:
         position: Weight of the position regulariser: the share of the source features'
             variance explained by the cell position alone across the batch's clips
             (:func:`rvm_ros.training.objective.position_share`); 0 turns it off.
+        center_correspondence: Remove the per-cell mean over the batch's clips from both
+            frames' features before the correspondence term (what a model with a feature
+            centre publishes, :mod:`rvm_ros.model.center`): the term then trains content
+            matching without fighting the position component the state needs.
     """
 
     pixel: float = 1.0
@@ -178,6 +182,7 @@ class LossSection:
     correspondence: float = 0.0
     temperature: float = 0.1
     position: float = 0.0
+    center_correspondence: bool = False
 
 
 @dataclass(frozen=True)

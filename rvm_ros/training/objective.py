@@ -229,9 +229,11 @@ def compute_loss(
             last = tgt[:, -1]  # [B, H, W, 3]
             encoded = model.encoder(last)  # [B, N, D]
             later = model.core(encoded, torch.zeros_like(encoded))  # [B, N, D]
-        corr, has = correspondence_loss(
-            feats[:, 0], later, correspondence[:, -1], weights.temperature
-        )
+        first = feats[:, 0]  # [B, N, D]
+        if weights.center_correspondence:  # a batch statistic, like the position term
+            cell_mean = 0.5 * (first.mean(0, keepdim=True) + later.mean(0, keepdim=True))
+            first, later = first - cell_mean, later - cell_mean  # [B, N, D]
+        corr, has = correspondence_loss(first, later, correspondence[:, -1], weights.temperature)
         per_clip = per_clip + weights.correspondence * corr
     total = per_clip.mean()
     if weights.position > 0:  # a batch statistic: the same for every clip

@@ -10,6 +10,7 @@ Starting a run in a folder that has ``last.state.pt`` resumes it exactly.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -116,6 +117,16 @@ def build_model(cfg: TrainConfig) -> RVM:
         from rvm_ros.checkpoint import load_model
 
         loaded = load_model(cfg.init)
+        if loaded.feature_center is not None:
+            from rvm_ros.training.center import without_center
+
+            # The centre is a statistic of the init weights; training makes it stale.
+            LOG.warning(
+                "init %s has a feature centre; it is dropped for training (fit a new one "
+                "on the result with `rvm-ros fit-center`)",
+                cfg.init,
+            )
+            loaded = without_center(loaded)
         if loaded.decoder is None:
             model = RVM(loaded.config, with_decoder=True, model_id=loaded.model_id)
             init_weights(model, cfg.seed)
@@ -442,5 +453,6 @@ def model_config(cfg: TrainConfig) -> RVMConfig:
     if cfg.init:
         from rvm_ros.checkpoint import read_config
 
-        return read_config(cfg.init)
+        # A centre in init is dropped for training (build_model).
+        return dataclasses.replace(read_config(cfg.init), center_grid=None)
     return cfg.model.rvm_config()

@@ -248,10 +248,12 @@ class OrtEncoder(Encoder[OrtState]):
         for i, s in enumerate(states):
             if s is not None:
                 state[i] = np.asarray(s)
-        features, _ = self._session().run(list(OUTPUT_NAMES), {"frames": frames, "state": state})
+        features, new_state = self._session().run(
+            list(OUTPUT_NAMES), {"frames": frames, "state": state}
+        )
         features = np.ascontiguousarray(features, dtype=np.float32)
-        # features == new state; copies so the caller may modify what it gets back.
-        return features, [features[i].copy() for i in range(batch)]
+        # The features are the new state minus the model's feature centre, if it has one.
+        return features, [np.array(new_state[i], dtype=np.float32) for i in range(batch)]
 
     def _run_cuda(
         self, frames: np.ndarray, states: list[OrtState | None]

@@ -205,7 +205,7 @@ def _stream(
     seen = [state]
     for frame in frames:
         request.infer({"frames": frame[None], "state": state})
-        state = np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        state = np.array(request.get_tensor("new_state").data, dtype=np.float32, copy=True)
         seen.append(state)
     return seen
 
@@ -551,8 +551,10 @@ class OpenVINOEncoder(Encoder[np.ndarray]):
                 np.copyto(state_in[i], s)
         req.infer()
         features = np.array(req.get_tensor("features").data, dtype=np.float32, copy=True)
-        # features == new state; one copy per camera so the caller may modify its result.
-        return features, [features[i].copy() for i in range(batch)]
+        # The features are the new state minus the model's feature centre, if it has one;
+        # one state copy per camera (the request's buffer is reused by the next step).
+        new_state = req.get_tensor("new_state").data
+        return features, [np.array(new_state[i], dtype=np.float32, copy=True) for i in range(batch)]
 
     def _release(self) -> None:
         with keep_signal_stack():  # releasing a compiled model resets the signal stack

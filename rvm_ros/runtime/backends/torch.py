@@ -77,6 +77,7 @@ class _Graph:
     frames: torch.Tensor  # uint8 [B, H, W, 3]
     state: torch.Tensor  # [B, N, D]
     features: torch.Tensor  # [B, N, D]
+    new_state: torch.Tensor  # [B, N, D] (the features plus the feature centre, if any)
 
 
 class TorchEncoder(Encoder[torch.Tensor]):
@@ -159,13 +160,14 @@ class TorchEncoder(Encoder[torch.Tensor]):
             g.frames.copy_(host, non_blocking=False)
             self._gather(states, out=g.state)
             g.graph.replay()
-            out = g.features
+            out, new_state = g.features, g.new_state
         else:
             x = host.to(self.device)
-            out, _ = self.model.step(x, self._gather(states))  # [B, N, D]
-        # The features are the new state; clone per camera so a later step (or graph
-        # replay, which overwrites its static output) cannot alias them.
-        new_states = [t.clone() for t in out.unbind(0)]
+            out, new_state = self.model.step(x, self._gather(states))  # [B, N, D] each
+        # The features are the new state minus the model's feature centre, if it has one.
+        # Clone per camera so a later step (or graph replay, which overwrites its static
+        # output) cannot alias them.
+        new_states = [t.clone() for t in new_state.unbind(0)]
         features = out.to(dtype=torch.float32).cpu().numpy()
         return features, new_states
 
@@ -185,9 +187,9 @@ class TorchEncoder(Encoder[torch.Tensor]):
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            features, _ = self.model.step(frames, state)
+            features, new_state = self.model.step(frames, state)
         log.info("captured a CUDA graph for batch %d at %dx%d", batch, info.height, info.width)
-        g = _Graph(graph=graph, frames=frames, state=state, features=features)
+        g = _Graph(graph=graph, frames=frames, state=state, features=features, new_state=new_state)
         self._graphs[batch] = g
         return g
 

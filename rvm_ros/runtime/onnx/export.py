@@ -59,7 +59,7 @@ class _StepModule(torch.nn.Module):
         x = frames.to(torch.float32) / 255.0  # uint8 [B, H, W, 3] -> [0, 1]
         encoded = self.model.encoder(x)  # [B, N, D]
         new_state = self.model.core(encoded, state)  # [B, N, D]
-        return new_state, new_state
+        return self.model.features(new_state, x.shape[1], x.shape[2]), new_state
 
 
 def export_onnx(

@@ -132,6 +132,13 @@ def masked_patch_errors(
     return pixel.reshape(b, t), norm.reshape(b, t)
 
 
+def center_cells(first: torch.Tensor, later: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both frames' features ``[B, N, D]`` minus the per-token mean over the batch's clips
+    and the two frames: what is the same at a cell in every clip (its position) is gone."""
+    cell_mean = 0.5 * (first.mean(0, keepdim=True) + later.mean(0, keepdim=True))  # [1, N, D]
+    return first - cell_mean, later - cell_mean
+
+
 def correspondence_loss(
     first: torch.Tensor, later: torch.Tensor, correspondence: torch.Tensor, temperature: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,8 +238,7 @@ def compute_loss(
             later = model.core(encoded, torch.zeros_like(encoded))  # [B, N, D]
         first = feats[:, 0]  # [B, N, D]
         if weights.center_correspondence:  # a batch statistic, like the position term
-            cell_mean = 0.5 * (first.mean(0, keepdim=True) + later.mean(0, keepdim=True))
-            first, later = first - cell_mean, later - cell_mean  # [B, N, D]
+            first, later = center_cells(first, later)
         corr, has = correspondence_loss(first, later, correspondence[:, -1], weights.temperature)
         per_clip = per_clip + weights.correspondence * corr
     total = per_clip.mean()

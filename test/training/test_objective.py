@@ -100,3 +100,37 @@ def test_position_term_adds_its_weight_times_the_share(tmp_path) -> None:  # typ
         share = position_share(source_features(model, batch.source.float() / 255))
     gap = float((with_term.total - plain.total).detach())
     assert gap == pytest.approx(0.5 * float(share), rel=1e-4)
+
+
+def test_center_cells_removes_what_every_clip_shares_at_a_cell() -> None:
+    from rvm_ros.training.objective import center_cells, correspondence_loss
+
+    gen = torch.Generator().manual_seed(0)
+    first = torch.randn(4, 17, 8, generator=gen)  # [B, 1 + 16 cells, D]
+    later = torch.randn(4, 17, 8, generator=gen)
+    position = 10 * torch.randn(1, 17, 8, generator=gen)  # the same in every clip
+    a, b = center_cells(first, later)
+    a2, b2 = center_cells(first + position, later + position)
+    torch.testing.assert_close(a2, a, atol=1e-5, rtol=0)
+    torch.testing.assert_close(b2, b, atol=1e-5, rtol=0)
+    torch.testing.assert_close(0.5 * (a.mean(0) + b.mean(0)), torch.zeros(17, 8), atol=1e-6, rtol=0)
+    # The uncentred term is dominated by the shared position code, the centred one is not.
+    corr = torch.arange(16).expand(4, 16)  # cell i of the later frame is cell i of the first
+    plain, _ = correspondence_loss(first + position, later + position, corr, 0.1)
+    centred, _ = correspondence_loss(a2, b2, corr, 0.1)
+    assert float(plain.mean()) < float(centred.mean())  # position "solves" the identity map
+
+
+def test_center_correspondence_changes_only_the_correspondence_term(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = small_config(tmp_path)
+    model = build_model(cfg)
+    batch = collate([ClipDataset(cfg.data, 0, 16)[i] for i in range(4)])
+    args = (batch.source, batch.target, batch.offsets, batch.visible, batch.correspondence)
+    out = {}
+    for centred in (False, True):
+        torch.manual_seed(0)
+        weights = LossSection(correspondence=0.5, center_correspondence=centred)
+        out[centred] = compute_loss(model, *args, weights, autocast=False)
+    assert torch.equal(out[False].pixel, out[True].pixel)
+    assert out[True].correspondence_count == out[False].correspondence_count > 0
+    assert not torch.allclose(out[False].correspondence, out[True].correspondence)

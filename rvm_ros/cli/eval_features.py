@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 def _sources(args: argparse.Namespace) -> list[FeatureSource]:
     """The checkpoints, random weights of the first one's architecture, raw pixels."""
     from rvm_ros.checkpoint import load_model
+    from rvm_ros.cli.fit_center import DEFAULT_DATA
     from rvm_ros.evaluation.feature_sources import FeatureSource, pixel_source, random_like
+    from rvm_ros.training.config import load_config
 
     models = [load_model(c) for c in args.checkpoint]
     patch = models[0].config.patch_size
@@ -27,7 +29,12 @@ def _sources(args: argparse.Namespace) -> list[FeatureSource]:
         FeatureSource(n if names.count(n) == 1 else f"{n} ({c})", m, patch, c)
         for n, m, c in zip(names, models, args.checkpoint, strict=False)
     ]
-    return [*out, random_like(models[0], args.seed), pixel_source(patch)]
+    # A centred checkpoint's random twin gets its own centre from the training defaults.
+    data = load_config(
+        None, [*DEFAULT_DATA, f"data.height={args.height}", f"data.width={args.width}"]
+    )
+    twin = random_like(models[0], args.seed, center_data=data.data)
+    return [*out, twin, pixel_source(patch)]
 
 
 def _run(args: argparse.Namespace) -> int:

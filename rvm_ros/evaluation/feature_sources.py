@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from rvm_ros.model import RVM
+from rvm_ros.training.config import DataSection
 from rvm_ros.training.objective import patchify
 
 __all__ = ["FeatureSource", "pixel_source", "random_like"]
@@ -60,9 +61,29 @@ def pixel_source(patch: int) -> FeatureSource:
     return FeatureSource("raw pixels", None, patch, "pixels")
 
 
-def random_like(model: RVM, seed: int = 0) -> FeatureSource:
-    """The same architecture with the project's deterministic random weights (``random:``)."""
+def random_like(model: RVM, seed: int = 0, center_data: DataSection | None = None) -> FeatureSource:
+    """The same architecture with the project's deterministic random weights (``random:``).
+
+    Args:
+        model: The model whose architecture is copied.
+        seed: Seed of the random weights.
+        center_data: When ``model`` has a feature centre, the baseline gets its own, fitted
+            on these training sequences (the same treatment, so the comparison is fair);
+            None: no centre.
+    """
     from rvm_ros.checkpoint.random import randomize_
 
-    twin = randomize_(RVM(model.config, with_decoder=False, model_id="random"), seed).eval()
-    return FeatureSource("random weights", twin, model.config.patch_size, f"random seed {seed}")
+    config = replace(model.config, center_grid=None)
+    twin = randomize_(RVM(config, with_decoder=False, model_id="random"), seed).eval()
+    spec = f"random seed {seed}"
+    if model.feature_center is not None and center_data is not None:
+        from rvm_ros.training.center import CenterFit, fit_center, sequence_data, with_center
+        from rvm_ros.training.data import ClipDataset
+
+        fit = CenterFit(clips=32)
+        dataset = ClipDataset(sequence_data(center_data, fit), fit.seed, config.patch_size)
+        grid = config.grid(center_data.height, center_data.width)
+        twin = with_center(twin, fit_center(twin, dataset, fit), grid)
+        spec += f", feature centre fitted on {fit.clips} training sequences"
+        return FeatureSource("random weights, centred", twin, config.patch_size, spec)
+    return FeatureSource("random weights", twin, config.patch_size, spec)

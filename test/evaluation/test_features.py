@@ -100,3 +100,25 @@ def test_eval_features_reads_a_bags_image_topic(
     bag_units = [u for u in data["units"] if u.startswith(bag.name)]
     assert len(bag_units) == 1 and "/image" in bag_units[0]
     assert sum(s.startswith(bag.name) for s in data["benchmark_sources"]) == 4
+
+
+def test_random_baseline_of_a_centred_model_gets_its_own_centre() -> None:
+    import torch
+
+    from rvm_ros.checkpoint import load_model
+    from rvm_ros.evaluation.feature_sources import random_like
+    from rvm_ros.training.center import with_center
+    from rvm_ros.training.config import DataSection
+
+    plain = load_model("random:tiny")
+    grid = plain.config.grid(64, 64)
+    centred = with_center(plain, torch.ones(1 + grid[0] * grid[1], plain.config.dim), grid)
+    data = DataSection(procedural=1.0, height=64, width=64, workers=0)
+    twin = random_like(centred, 0, center_data=data)
+    assert twin.name == "random weights, centred" and "feature centre" in twin.spec
+    assert twin.model is not None and twin.model.config.center_grid == grid
+    table = twin.model.feature_center.table  # type: ignore[union-attr]
+    assert not torch.equal(table, torch.ones_like(table))  # its own fit, not the model's
+    # Without a centre in the model (or without data) the baseline stays plain.
+    assert random_like(plain, 0, center_data=data).name == "random weights"
+    assert random_like(centred, 0).model.feature_center is None  # type: ignore[union-attr]

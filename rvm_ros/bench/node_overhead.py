@@ -150,6 +150,9 @@ def run(
     # End of the CPU window (the peer has sent everything and waited for the outputs).
     cpu_end = bench.probes.reading(len(bench.probes.t_cb))
     bench.stop_sampling()
+    # The counters are read once the camera has stopped and the node has drained its input:
+    # every camera's last frame reached the callback and nothing waits in a slot or a step.
+    drained = bench.drain(_last_stamps(peer_out["t_pub"]))
     result: Figures = {
         "checkpoint": checkpoint,
         "backend": backend,
@@ -164,6 +167,7 @@ def run(
         "retain_large_buffers": retain_large_buffers,
         "executor": executor,
         "input_reliability": input_reliability,
+        "drained": drained,
         **_measured_figures(bench, peer_out, cpu_end, warmup_s),
     }
     bench.shutdown()
@@ -223,21 +227,51 @@ def _measured_figures(
         ),
         "processed_stamps_increase": stamps_increase(probes.processed_order),
         "lost_before_node": len(t_pub) - len(probes.t_cb),
+        **_edge_figures(t_pub, probes.t_cb),
         **rss_figures(bench.rss, warmup_s),
         "cpu_count": os.cpu_count(),
         "load_avg_1min_at_end": os.getloadavg()[0],
         **cpu_figures(probes.window, cpu_end, *bench.thread_ids()),
     }
     if snap is not None:
-        result.update(counter_figures(snap["cameras"].values()))
-        # Published frames the node counted nowhere (received, lost or overwritten).
-        result["frames_unaccounted"] = len(t_pub) - int(result["node_published_estimate"])
+        result.update(counter_figures(snap["cameras"].values(), len(t_pub)))
         # node-level events by kind (publish_error, tracking_dropped, ...)
         result["node_errors"] = dict(snap.get("errors", {}))
     return result
 
 
 #: Stamp of the peer's first frame (ns): far from 0, so no stamp is ever negative.
+
+
+def _edge_figures(t_pub: dict[Frame, float], t_cb: dict[Frame, float]) -> Figures:
+    """Frames no stamp gap can show: per camera those sent before the first frame the
+    node's callback saw and after the last one; and the longest run of unseen frames."""
+    before = after = longest = 0
+    for cam in {c for c, _ in t_pub}:
+        seen = [(c, st) in t_cb for c, st in sorted(k for k in t_pub if k[0] == cam)]
+        if True not in seen:
+            before += len(seen)
+            continue
+        first, last = seen.index(True), len(seen) - 1 - seen[::-1].index(True)
+        before, after = before + first, after + len(seen) - 1 - last
+        run = 0
+        for s in seen[first:last]:
+            run = 0 if s else run + 1
+            longest = max(longest, run)
+    return {
+        "sent_before_first_received": before,
+        "sent_after_last_received": after,
+        "longest_unseen_run": longest,
+    }
+
+
+def _last_stamps(t_pub: dict[str, float]) -> dict[str, int]:
+    """Per camera, the stamp of the last frame the peer published."""
+    last: dict[str, int] = {}
+    for key in t_pub:
+        cam, st = _frame(key)
+        last[cam] = max(st, last.get(cam, st))
+    return last
 
 
 def _frame(text: str) -> Frame:
@@ -383,6 +417,21 @@ class _NodeUnderTest:
         """End the memory samples."""
         self._done.set()
         time.sleep(0.3)
+
+    def drain(self, last_stamps: dict[str, int], timeout_s: float = 15.0) -> bool:
+        """Wait until the node's callback saw each camera's last published frame and no
+        received frame is still in flight (in a slot or a step), then a moment for the
+        RMW's message-lost events to be taken; returns whether it drained in time."""
+        stats = self.node.stats
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            seen = all((cam, st) in self.probes.t_cb for cam, st in last_stamps.items())
+            snap = stats.snapshot()["cameras"] if stats is not None else {}
+            if seen and all(c.in_flight == 0 for c in snap.values()):
+                time.sleep(0.5)
+                return True
+            time.sleep(0.05)
+        return False
 
     def thread_ids(self) -> tuple[int | None, int | None, int | None]:
         """Native ids of the inference, executor and tracking threads."""

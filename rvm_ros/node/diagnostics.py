@@ -60,13 +60,15 @@ class CameraCounters:
     """Totals of one camera since the node was configured.
 
     Every received frame ends up in exactly one of: processed, dropped (replaced by a
-    newer frame before processing), ignored (node not active), rejected (by cause) or
-    skipped (by the processor, by reason). Frames the camera published that never reached
-    the callback are counted too: ``lost`` (lost in transport: the RMW's message-lost
-    event, or, where the RMW has none (``lost_estimated``), estimated from stamp gaps) and
-    :attr:`overwritten` (replaced in the subscription's DDS queue before the node read
-    them). ``missing`` counts the frames absent from the stamp sequence at the camera's
-    rate (:class:`StampGapEstimator`): transport loss and queue overwrites together.
+    newer frame before processing: the newest-frame rule), ignored (node not active),
+    rejected (by cause), skipped (by the processor, by reason) or stopped (waiting in the
+    newest-frame slot when the node was deactivated); until then it is
+    :attr:`in_flight`. Frames the camera published that never reached the callback are
+    counted too: ``lost`` (lost in transport: the RMW's message-lost event, or, where the
+    RMW has none (``lost_estimated``), estimated from stamp gaps) and :attr:`overwritten`
+    (replaced in the subscription's DDS queue before the node read them). ``missing``
+    counts the frames absent from the stamp sequence at the camera's rate
+    (:class:`StampGapEstimator`): transport loss and queue overwrites together.
     """
 
     received: int = 0
@@ -79,6 +81,15 @@ class CameraCounters:
     lost: int = 0
     lost_estimated: bool = False
     missing: int = 0
+    stopped: int = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Received frames not yet in a final bucket: waiting in the newest-frame slot or
+        in the step being run (0 once the node has drained its input)."""
+        settled = self.processed + self.dropped + self.ignored + self.stopped
+        settled += sum(self.rejected.values()) + sum(self.skipped.values())
+        return self.received - settled
 
     @property
     def overwritten(self) -> int:
@@ -109,6 +120,7 @@ class CameraCounters:
             self.lost,
             self.lost_estimated,
             self.missing,
+            self.stopped,
         )
 
 
@@ -177,6 +189,12 @@ class NodeStats:
         """``count`` frames of ``camera`` were replaced by newer ones before processing."""
         with self._lock:
             self._cams[camera].dropped += count
+
+    def stopped(self, camera: str, count: int) -> None:
+        """``count`` frames of ``camera`` were waiting, never processed, when the node
+        stopped processing (deactivated)."""
+        with self._lock:
+            self._cams[camera].stopped += count
 
     def ignored(self, camera: str) -> None:
         """A frame of ``camera`` arrived while the node was not active."""
@@ -295,25 +313,42 @@ class NodeStats:
 
 
 class StampGapEstimator:
-    """Frames lost before the node, estimated from gaps in one camera's stamp sequence.
+    """Frames missing before the node, counted from gaps in one camera's stamp sequence.
 
-    The camera's frame period is taken as a low percentile (the 10th) of the last
-    ``window`` stamp intervals, so it stays right when many frames are lost (as long as
-    some consecutive frames arrive). An interval longer than 1.5 periods counts
-    ``round(interval / period) - 1`` lost frames; intervals longer than ``max_gap_periods``
-    periods (the camera paused or restarted) and stamps that go backwards count none.
+    The camera's frame period is learnt from the stamp intervals themselves: the median of
+    the single-period intervals, those shorter than 1.5 times a low percentile (the 10th)
+    of the last ``window`` intervals. A plain median would be a multiple of the period
+    once more than half the intervals span a lost frame; the low percentile alone is
+    biased low by stamp jitter. An interval longer than 1.5 periods counts
+    ``round(interval / period) - 1`` missing frames; intervals longer than
+    ``max_gap_periods`` periods (the camera paused or restarted) and stamps that go
+    backwards count none.
+
+    While the period is being learnt (the first ``min_intervals`` intervals), the
+    intervals are kept; once it is learnt, the gaps among them are counted at once,
+    exactly once, so a burst in a camera's first frames is not missed.
+
+    Not visible to stamps: frames before the first received one and after the last
+    received one (until the next arrives), and frames in a pause longer than
+    ``max_gap_periods``.
 
     Args:
         window: Number of recent intervals the period is taken from.
-        min_intervals: Intervals needed before anything is counted.
-        max_gap_periods: Longest gap, in periods, still counted as loss.
+        min_intervals: Intervals needed before the period is known.
+        max_gap_periods: Longest gap, in periods, still counted as missing frames.
     """
 
     def __init__(self, window: int = 64, min_intervals: int = 8, max_gap_periods: int = 30) -> None:
-        self._intervals: deque[int] = deque(maxlen=window)
+        self._intervals: deque[int] = deque(maxlen=max(window, min_intervals))
         self._min = min_intervals
         self._max_gap = max_gap_periods
         self._last: int | None = None
+        self._learnt = False
+
+    @property
+    def period_ns(self) -> int | None:
+        """The learnt frame period (ns), or None while it is being learnt."""
+        return self._period() if self._learnt else None
 
     def restart(self) -> None:
         """Forget the last stamp: a frame was received but its stamp is not counted (node
@@ -321,19 +356,36 @@ class StampGapEstimator:
         self._last = None
 
     def update(self, stamp_ns: int) -> int:
-        """Record one received stamp; returns the number of frames estimated lost before it."""
+        """Record one received stamp; returns the number of frames newly counted missing.
+
+        Normally the frames missing just before this one; on the update that completes
+        the learning, those of every interval kept while learning.
+        """
         last, self._last = self._last, stamp_ns
         if last is None or stamp_ns <= last:
             return 0
         interval = stamp_ns - last
-        lost = 0
-        if len(self._intervals) >= self._min:
-            ordered = sorted(self._intervals)
-            period = ordered[len(ordered) // 10]
-            if period > 0 and 2 * interval > 3 * period and interval <= self._max_gap * period:
-                lost = round(interval / period) - 1
         self._intervals.append(interval)
-        return lost
+        if self._learnt:
+            return self._missing(interval, self._period())
+        if len(self._intervals) < self._min:
+            return 0
+        self._learnt = True
+        period = self._period()
+        return sum(self._missing(i, period) for i in self._intervals)
+
+    def _period(self) -> int:
+        """The frame period from the kept intervals (see the class docstring)."""
+        ordered = sorted(self._intervals)
+        low = ordered[len(ordered) // 10]
+        single = [i for i in ordered if 2 * i < 3 * low]
+        return single[len(single) // 2]
+
+    def _missing(self, interval: int, period: int) -> int:
+        """Frames missing within one interval, at ``period``."""
+        if period <= 0 or 2 * interval <= 3 * period or interval > self._max_gap * period:
+            return 0
+        return round(interval / period) - 1
 
 
 def _counter_text(counter: Counter[str] | dict[str, int]) -> str:
@@ -382,6 +434,8 @@ def summarize(
                     ("processed", str(c.processed)),
                     ("dropped", str(c.dropped)),
                     ("ignored_inactive", str(c.ignored)),
+                    ("stopped_unprocessed", str(c.stopped)),
+                    ("in_flight", str(c.in_flight)),
                     ("resets", str(sum(c.resets.values()))),
                     ("resets_by_reason", _counter_text(c.resets)),
                     ("rejected", str(sum(c.rejected.values()))),

@@ -12,6 +12,7 @@ the node has drained its input, every received frame is in exactly one bucket
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -173,3 +174,29 @@ def test_the_last_frame_is_counted_once_the_node_has_drained(camera: Camera) -> 
     camera.burst(6)  # the camera's last frames: only the very last one is read
     c = _assert_every_frame_in_one_bucket(camera)
     assert c.overwritten >= 3
+
+
+def test_a_frame_waiting_when_the_node_is_deactivated_is_counted_as_stopped(
+    camera: Camera,
+) -> None:
+    # Not as replaced by a newer frame (none came): as stopped unprocessed.
+    runtime = camera.node.runtime
+    assert runtime is not None
+    release, in_step = threading.Event(), threading.Event()
+    process = runtime.processor.process
+
+    def held_process(batch):  # type: ignore[no-untyped-def]
+        in_step.set()
+        release.wait(10)
+        return process(batch)
+
+    runtime.processor.process = held_process  # type: ignore[method-assign]
+    camera.send(spin=True)  # taken by the inference thread, held in its step
+    assert in_step.wait(10)
+    camera.send(spin=True)  # waits in the newest-frame slot
+    assert camera.counters().in_flight == 2
+    threading.Timer(0.3, release.set).start()  # the step ends once deactivation began
+    camera.node.trigger_deactivate()
+    c = camera.counters()
+    assert (c.processed, c.stopped, c.dropped, c.in_flight) == (1, 1, 0, 0)
+    assert c.received == c.published == camera.sent == 2

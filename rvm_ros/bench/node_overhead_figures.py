@@ -261,6 +261,7 @@ def counter_figures(cams: Iterable[CameraCounters], sent: int | None = None) -> 
         "node_lost_in_transport": sum(c.lost for c in cams),
         "node_overwritten_in_queue": sum(c.overwritten for c in cams),
         "node_missing_from_stamps": sum(c.missing for c in cams),
+        "node_lost_before_first_frame": sum(c.lost_before_first for c in cams),
         "node_published_estimate": sum(c.published for c in cams),
         "drops_equal_not_processed": (
             dropped == received - processed - rejected - skipped - ignored - stopped

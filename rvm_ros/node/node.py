@@ -113,6 +113,8 @@ class RvmNode(LifecycleNode):
         self._subs: list[Subscription[Image | CompressedImage]] = []
         # Cameras whose RMW reports no lost samples: loss estimated from stamp gaps.
         self._gap_estimators: dict[str, StampGapEstimator] = {}
+        # Per camera: frames lost in transport (RMW event) when its last frame arrived.
+        self._lost_seen: dict[str, int] = {}
         self._qos_in: QoSProfile | None = None
         self._qos_out: QoSProfile | None = None
         self._diag_pub: Publisher[DiagnosticArray] | None = None
@@ -232,6 +234,16 @@ class RvmNode(LifecycleNode):
             f"lost frames: {loss}"
         )
 
+    def _transport_loss_since_last_frame(self, cam: str) -> bool:
+        """Whether the RMW's message-lost event reported frames of ``cam`` since its last
+        frame arrived (a long stamp gap is then a stalled transport, not a pause)."""
+        stats = self.stats
+        if stats is None or cam in stats.estimated_cameras():
+            return False
+        lost = stats.lost_count(cam)
+        before, self._lost_seen[cam] = self._lost_seen.get(cam, 0), lost
+        return lost > before
+
     def _count_gap(self, cam: str, count: int) -> None:
         """``count`` frames missing before this one in ``cam``'s stamp sequence."""
         stats, cfg = self.stats, self.cfg
@@ -295,6 +307,7 @@ class RvmNode(LifecycleNode):
             self.destroy_subscription(sub)
         self._subs = []
         self._gap_estimators = {}
+        self._lost_seen = {}
         for io in self._io.values():
             for pub in (io.features, io.tracks, io.debug):
                 if pub is not None:
@@ -390,7 +403,10 @@ class RvmNode(LifecycleNode):
             self._reject(cam, exc)
             return
         if estimator is not None:
-            self._count_gap(cam, estimator.update(header_ns(parsed.header)))
+            if not estimator.started:
+                stats.first_frame(cam)
+            stalled = self._transport_loss_since_last_frame(cam)
+            self._count_gap(cam, estimator.update(header_ns(parsed.header), stalled))
         try:
             image = decode_image(parsed, compressed, cfg.processing.max_image_pixels)
         except ImageError as exc:

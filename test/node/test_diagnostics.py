@@ -366,3 +366,34 @@ def test_every_received_frame_is_in_flight_until_it_lands_in_one_bucket() -> Non
         "1",
         "2",
     )
+
+
+@pytest.mark.parametrize(("transport_loss", "expected"), [(False, 0), (True, 59)])
+def test_a_long_gap_counts_only_when_transport_lost_frames_within_it(
+    transport_loss: bool, expected: int
+) -> None:
+    # 60 periods without a frame: a camera pause (nothing counted), or, when the RMW
+    # reported frames lost within it, a reliable transport stalled on a resent frame
+    # while the camera went on publishing (every frame of it counted).
+    from rvm_ros.node.diagnostics import StampGapEstimator
+
+    est = StampGapEstimator()
+    period = 33_000_000
+    assert sum(est.update(i * period) for i in range(12)) == 0
+    assert est.update(71 * period, transport_loss) == expected
+    assert est.update(72 * period, transport_loss) == 0
+    assert est.update(500 * period, True) == 0  # longer than any stall: a restart
+
+
+def test_frames_lost_before_the_first_frame_explain_no_stamp_gap() -> None:
+    from rvm_ros.node.diagnostics import CameraCounters
+
+    # 3 lost in transport before the first frame arrived, 4 later; 10 missing from stamps.
+    c = CameraCounters(received=50, lost=7, missing=10, lost_before_first=3)
+    assert c.overwritten == 6
+    assert c.published == 50 + 7 + 6
+    stats = NodeStats(["front"])
+    stats.lost("front", 3)
+    stats.first_frame("front")
+    stats.lost("front", 4)
+    assert stats.snapshot()["cameras"]["front"].lost_before_first == 3

@@ -150,9 +150,6 @@ def run(
     # End of the CPU window (the peer has sent everything and waited for the outputs).
     cpu_end = bench.probes.reading(len(bench.probes.t_cb))
     bench.stop_sampling()
-    # The counters are read once the camera has stopped and the node has drained its input:
-    # every camera's last frame reached the callback and nothing waits in a slot or a step.
-    drained = bench.drain(_last_stamps(peer_out["t_pub"]))
     result: Figures = {
         "checkpoint": checkpoint,
         "backend": backend,
@@ -167,7 +164,6 @@ def run(
         "retain_large_buffers": retain_large_buffers,
         "executor": executor,
         "input_reliability": input_reliability,
-        "drained": drained,
         **_measured_figures(bench, peer_out, cpu_end, warmup_s),
     }
     bench.shutdown()
@@ -208,7 +204,12 @@ def _node_settings(
 def _measured_figures(
     bench: _NodeUnderTest, peer_out: PeerRecords, cpu_end: CpuReading, warmup_s: float
 ) -> Figures:
-    """Latencies, memory, CPU and the node's counters of a finished run."""
+    """Latencies, memory, CPU and the node's counters of a finished run.
+
+    The counters are read once the camera has stopped and the node has drained its input:
+    every camera's last frame reached the callback and nothing waits in a slot or a step.
+    """
+    drained = bench.drain(_last_stamps(peer_out["t_pub"]))
     t_pub = {_frame(k): v for k, v in peer_out["t_pub"].items()}
     t_recv = {_frame(k): v for k, v in peer_out["t_recv"].items()}
     measured = [_frame(x) for x in peer_out["measured"]]
@@ -216,6 +217,7 @@ def _measured_figures(
     stats = bench.node.stats
     snap = stats.snapshot() if stats else None
     result: Figures = {
+        "drained": drained,
         **latency_figures(
             measured,
             t_pub,

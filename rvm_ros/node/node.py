@@ -113,7 +113,9 @@ class RvmNode(LifecycleNode):
         self._subs: list[Subscription[Image | CompressedImage]] = []
         # Cameras whose RMW reports no lost samples: loss estimated from stamp gaps.
         self._gap_estimators: dict[str, StampGapEstimator] = {}
-        # Per camera: frames lost in transport (RMW event) when its last frame arrived.
+        # Cameras whose RMW reports lost messages, and per camera the frames it had
+        # reported lost when the camera's last frame arrived.
+        self._rmw_loss: set[str] = set()
         self._lost_seen: dict[str, int] = {}
         self._qos_in: QoSProfile | None = None
         self._qos_out: QoSProfile | None = None
@@ -222,7 +224,9 @@ class RvmNode(LifecycleNode):
         # overwritten in the subscription queue (rmw exposes no queue-overwrite status).
         self._gap_estimators[cam] = StampGapEstimator()
         loss = "RMW message-lost event; queue overwrites from stamp gaps"
-        if not rmw_loss:
+        if rmw_loss:
+            self._rmw_loss.add(cam)
+        else:
             assert self.stats is not None
             self.stats.estimate_loss(cam)
             loss = "estimated from stamp gaps (the RMW reports no lost samples)"
@@ -238,7 +242,7 @@ class RvmNode(LifecycleNode):
         """Whether the RMW's message-lost event reported frames of ``cam`` since its last
         frame arrived (a long stamp gap is then a stalled transport, not a pause)."""
         stats = self.stats
-        if stats is None or cam in stats.estimated_cameras():
+        if stats is None or cam not in self._rmw_loss:
             return False
         lost = stats.lost_count(cam)
         before, self._lost_seen[cam] = self._lost_seen.get(cam, 0), lost
@@ -307,6 +311,7 @@ class RvmNode(LifecycleNode):
             self.destroy_subscription(sub)
         self._subs = []
         self._gap_estimators = {}
+        self._rmw_loss = set()
         self._lost_seen = {}
         for io in self._io.values():
             for pub in (io.features, io.tracks, io.debug):

@@ -200,3 +200,24 @@ def test_a_frame_waiting_when_the_node_is_deactivated_is_counted_as_stopped(
     c = camera.counters()
     assert (c.processed, c.stopped, c.dropped, c.in_flight) == (1, 1, 0, 0)
     assert c.received == c.published == camera.sent == 2
+
+
+@pytest.mark.parametrize("transport_loss", [False, True], ids=["camera-pause", "stalled"])
+def test_a_long_gap_counts_when_transport_reported_loss_within_it(
+    camera: Camera, transport_loss: bool
+) -> None:
+    # 40 periods without a frame. Without transport loss: a camera pause, nothing missing.
+    # With the message-lost event reporting frames of this camera within the gap (entered
+    # here through the event callback's own counting, `_count_lost`: a stalled reliable
+    # transport cannot be produced on demand on one host): every frame of it missing.
+    for _ in range(12):
+        camera.send(spin=True)
+    camera.sent += 39  # the camera's stamps jump 40 periods
+    if transport_loss:
+        camera.node._count_lost("front", 30, estimated=False)
+    camera.send(spin=True)
+    c = camera.drain()
+    assert c.missing == (39 if transport_loss else 0)
+    assert c.lost == (30 if transport_loss else 0)
+    assert c.overwritten == (9 if transport_loss else 0)
+    assert c.published == (camera.sent if transport_loss else camera.sent - 39)

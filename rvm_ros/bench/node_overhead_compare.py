@@ -45,6 +45,10 @@ COMPARED = (
     "step_ms_p50",
     "node_overwritten_in_queue",
     "frames_unaccounted",
+    "node_dropped",
+    "node_lost_in_transport",
+    "node_processed",
+    "frames_neither_processed_nor_lost_pct",
     "load_avg_1min_at_end",
 )
 

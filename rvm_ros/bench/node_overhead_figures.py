@@ -229,12 +229,15 @@ def _cpu_by_thread(
     return by_name
 
 
-def counter_figures(cams: Iterable[CameraCounters]) -> Figures:
+def counter_figures(cams: Iterable[CameraCounters], sent: int | None = None) -> Figures:
     """The node's frame counters summed over cameras, and whether they add up.
 
     Args:
         cams: per camera the node diagnostics' counters (``received``, ``processed``,
             ``dropped``, ``ignored``, ``lost``, ``rejected`` and ``skipped`` by reason).
+        sent: frames the cameras published (the peer's count), when known: adds
+            ``frames_unaccounted`` (sent frames the node counted nowhere) and the share of
+            frames neither processed nor lost in transport, by cause.
     """
     cams = list(cams)
     received = sum(c.received for c in cams)
@@ -243,7 +246,8 @@ def counter_figures(cams: Iterable[CameraCounters]) -> Figures:
     ignored = sum(c.ignored for c in cams)
     rejected = sum(sum(c.rejected.values()) for c in cams)
     skipped = sum(sum(c.skipped.values()) for c in cams)
-    return {
+    stopped = sum(c.stopped for c in cams)
+    out: Figures = {
         "node_received": received,
         "node_processed": processed,
         "node_dropped": dropped,
@@ -252,11 +256,40 @@ def counter_figures(cams: Iterable[CameraCounters]) -> Figures:
         "node_skipped_by_reason": dict(sum((c.skipped for c in cams), start=Counter())),
         "node_rejected_by_cause": dict(sum((c.rejected for c in cams), start=Counter())),
         "node_ignored_inactive": ignored,
+        "node_stopped_unprocessed": stopped,
+        "node_in_flight": sum(c.in_flight for c in cams),
         "node_lost_in_transport": sum(c.lost for c in cams),
         "node_overwritten_in_queue": sum(c.overwritten for c in cams),
         "node_missing_from_stamps": sum(c.missing for c in cams),
+        "node_lost_before_first_frame": sum(c.lost_before_first for c in cams),
         "node_published_estimate": sum(c.published for c in cams),
         "drops_equal_not_processed": (
-            dropped == received - processed - rejected - skipped - ignored
+            dropped == received - processed - rejected - skipped - ignored - stopped
         ),
+    }
+    if sent is not None:
+        out.update(_accounting_figures(out, sent))
+    return out
+
+
+def _accounting_figures(counts: Figures, sent: int) -> Figures:
+    """Where the ``sent`` frames went: unaccounted, and not processed nor lost by cause."""
+    lost = int(counts["node_lost_in_transport"])
+    not_processed = {
+        "replaced_by_newer": int(counts["node_dropped"]),
+        "overwritten_in_queue": int(counts["node_overwritten_in_queue"]),
+        "rejected": int(counts["node_rejected"]),
+        "skipped": int(counts["node_skipped"]),
+        "ignored_inactive": int(counts["node_ignored_inactive"]),
+        "stopped_unprocessed": int(counts["node_stopped_unprocessed"]),
+        "in_flight": int(counts["node_in_flight"]),
+    }
+    neither = sent - int(counts["node_processed"]) - lost
+    return {
+        "frames_sent": sent,
+        # Sent frames the node counted nowhere (received, lost or overwritten).
+        "frames_unaccounted": sent - int(counts["node_published_estimate"]),
+        "frames_neither_processed_nor_lost": neither,
+        "frames_neither_processed_nor_lost_pct": 100.0 * neither / max(1, sent),
+        "frames_not_processed_by_cause": {k: v for k, v in not_processed.items() if v},
     }

@@ -100,9 +100,14 @@ def peer_main(args: PeerArgs) -> int:
         return 1
     time.sleep(0.5)
     _publish_frames(pubs, args, records)
-    end = time.monotonic() + 10  # let the last frames through
+    # Keep the writers until the features of every camera's last frame came back: a frame
+    # whose UDP fragments were dropped is resent only after the writer's next heartbeat
+    # (Fast DDS: every 3 s), and it is lost for good if the writer goes first.
+    end = time.monotonic() + 15
     measured, t_recv = records["measured"], records["t_recv"]
-    while measured and measured[-1] not in t_recv and time.monotonic() < end:
+    last = list(dict.fromkeys(k.split(":")[0] for k in measured))
+    last = [next(k for k in reversed(measured) if k.startswith(f"{c}:")) for c in last]
+    while any(k not in t_recv for k in last) and time.monotonic() < end:
         time.sleep(0.01)
     time.sleep(0.3)
     executor.shutdown()

@@ -60,13 +60,15 @@ class CameraCounters:
     """Totals of one camera since the node was configured.
 
     Every received frame ends up in exactly one of: processed, dropped (replaced by a
-    newer frame before processing), ignored (node not active), rejected (by cause) or
-    skipped (by the processor, by reason). Frames the camera published that never reached
-    the callback are counted too: ``lost`` (lost in transport: the RMW's message-lost
-    event, or, where the RMW has none (``lost_estimated``), estimated from stamp gaps) and
-    :attr:`overwritten` (replaced in the subscription's DDS queue before the node read
-    them). ``missing`` counts the frames absent from the stamp sequence at the camera's
-    rate (:class:`StampGapEstimator`): transport loss and queue overwrites together.
+    newer frame before processing: the newest-frame rule), ignored (node not active),
+    rejected (by cause), skipped (by the processor, by reason) or stopped (waiting in the
+    newest-frame slot when the node was deactivated); until then it is
+    :attr:`in_flight`. Frames the camera published that never reached the callback are
+    counted too: ``lost`` (lost in transport: the RMW's message-lost event, or, where the
+    RMW has none (``lost_estimated``), estimated from stamp gaps) and :attr:`overwritten`
+    (replaced in the subscription's DDS queue before the node read them). ``missing``
+    counts the frames absent from the stamp sequence at the camera's rate
+    (:class:`StampGapEstimator`): transport loss and queue overwrites together.
     """
 
     received: int = 0
@@ -79,16 +81,29 @@ class CameraCounters:
     lost: int = 0
     lost_estimated: bool = False
     missing: int = 0
+    stopped: int = 0
+    lost_before_first: int = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Received frames not yet in a final bucket: waiting in the newest-frame slot or
+        in the step being run (0 once the node has drained its input)."""
+        settled = self.processed + self.dropped + self.ignored + self.stopped
+        settled += sum(self.rejected.values()) + sum(self.skipped.values())
+        return self.received - settled
 
     @property
     def overwritten(self) -> int:
         """Frames overwritten in the subscription queue before the node read them.
 
-        The stamp gaps not explained by the RMW's message-lost event. Where the RMW has no
-        such event, every gap already counts as ``lost`` (the two causes cannot be told
-        apart), and this is 0.
+        The stamp gaps not explained by the RMW's message-lost event (less the frames it
+        reported lost before the camera's first received frame: they are in no gap).
+        Where the RMW has no such event, every gap already counts as ``lost`` (the two
+        causes cannot be told apart), and this is 0.
         """
-        return 0 if self.lost_estimated else max(0, self.missing - self.lost)
+        if self.lost_estimated:
+            return 0
+        return max(0, self.missing - (self.lost - self.lost_before_first))
 
     @property
     def published(self) -> int:
@@ -109,6 +124,8 @@ class CameraCounters:
             self.lost,
             self.lost_estimated,
             self.missing,
+            self.stopped,
+            self.lost_before_first,
         )
 
 
@@ -177,6 +194,12 @@ class NodeStats:
         """``count`` frames of ``camera`` were replaced by newer ones before processing."""
         with self._lock:
             self._cams[camera].dropped += count
+
+    def stopped(self, camera: str, count: int) -> None:
+        """``count`` frames of ``camera`` were waiting, never processed, when the node
+        stopped processing (deactivated)."""
+        with self._lock:
+            self._cams[camera].stopped += count
 
     def ignored(self, camera: str) -> None:
         """A frame of ``camera`` arrived while the node was not active."""
@@ -270,6 +293,18 @@ class NodeStats:
                 self._logged.add(key)
             return first
 
+    def first_frame(self, camera: str) -> None:
+        """``camera``'s first stamp is counted: the frames lost in transport until now came
+        before it, in no stamp gap."""
+        with self._lock:
+            cam = self._cams[camera]
+            cam.lost_before_first = cam.lost
+
+    def lost_count(self, camera: str) -> int:
+        """Frames of ``camera`` lost in transport so far."""
+        with self._lock:
+            return self._cams[camera].lost
+
     def estimated_cameras(self) -> frozenset[str]:
         """Cameras whose loss is estimated from stamp gaps (the RMW reports no lost
         samples)."""
@@ -295,45 +330,107 @@ class NodeStats:
 
 
 class StampGapEstimator:
-    """Frames lost before the node, estimated from gaps in one camera's stamp sequence.
+    """Frames missing before the node, counted from gaps in one camera's stamp sequence.
 
-    The camera's frame period is taken as a low percentile (the 10th) of the last
-    ``window`` stamp intervals, so it stays right when many frames are lost (as long as
-    some consecutive frames arrive). An interval longer than 1.5 periods counts
-    ``round(interval / period) - 1`` lost frames; intervals longer than ``max_gap_periods``
-    periods (the camera paused or restarted) and stamps that go backwards count none.
+    The camera's frame period is learnt from the stamp intervals themselves: the median of
+    the single-period intervals, those shorter than 1.5 times a low percentile (the 10th)
+    of the last ``window`` intervals. A plain median would be a multiple of the period
+    once more than half the intervals span a lost frame; the low percentile alone is
+    biased low by stamp jitter. An interval longer than 1.5 periods counts
+    ``round(interval / period) - 1`` missing frames. Stamps that go backwards count none;
+    so do intervals longer than ``max_gap_periods`` periods (the camera paused or
+    restarted), unless the RMW reported frames of this camera lost in transport within
+    the interval (``transport_loss``): then it is a reliable transport stalled on a frame
+    it resends (Fast DDS repairs a lost fragment after its writer's next heartbeat, every
+    3 s by default) while the camera went on publishing, and it counts up to
+    ``max_stall_periods`` periods.
+
+    While the period is being learnt (the first ``min_intervals`` intervals), the
+    intervals are kept; once it is learnt, the gaps among them are counted at once,
+    exactly once, so a burst in a camera's first frames is not missed.
+
+    Not visible to stamps: frames before the first received one and after the last
+    received one (until the next arrives), and frames in a pause longer than
+    ``max_gap_periods`` without transport loss.
 
     Args:
         window: Number of recent intervals the period is taken from.
-        min_intervals: Intervals needed before anything is counted.
-        max_gap_periods: Longest gap, in periods, still counted as loss.
+        min_intervals: Intervals needed before the period is known.
+        max_gap_periods: Longest gap, in periods, counted as missing frames.
+        max_stall_periods: Longest gap counted when transport lost frames within it.
     """
 
-    def __init__(self, window: int = 64, min_intervals: int = 8, max_gap_periods: int = 30) -> None:
-        self._intervals: deque[int] = deque(maxlen=window)
+    def __init__(
+        self,
+        window: int = 64,
+        min_intervals: int = 8,
+        max_gap_periods: int = 30,
+        max_stall_periods: int = 300,
+    ) -> None:
+        self._intervals: deque[int] = deque(maxlen=max(window, min_intervals))
         self._min = min_intervals
         self._max_gap = max_gap_periods
+        self._max_stall = max(max_stall_periods, max_gap_periods)
         self._last: int | None = None
+        self._started = False
+        # While learning: indices of the intervals within which transport lost frames.
+        self._stalls: set[int] | None = set()
+
+    @property
+    def started(self) -> bool:
+        """Whether a stamp was recorded (the camera's first frame arrived)."""
+        return self._started
+
+    @property
+    def period_ns(self) -> int | None:
+        """The learnt frame period (ns), or None while it is being learnt."""
+        return self._period() if self._stalls is None else None
 
     def restart(self) -> None:
         """Forget the last stamp: a frame was received but its stamp is not counted (node
         inactive, unreadable message), so the next gap must not count it as missing."""
         self._last = None
 
-    def update(self, stamp_ns: int) -> int:
-        """Record one received stamp; returns the number of frames estimated lost before it."""
+    def update(self, stamp_ns: int, transport_loss: bool = False) -> int:
+        """Record one received stamp; returns the number of frames newly counted missing.
+
+        Normally the frames missing just before this one; on the update that completes
+        the learning, those of every interval kept while learning.
+
+        Args:
+            stamp_ns: The frame's header stamp.
+            transport_loss: Whether the RMW reported frames of this camera lost in
+                transport since the previous received frame.
+        """
         last, self._last = self._last, stamp_ns
+        self._started = True
         if last is None or stamp_ns <= last:
             return 0
         interval = stamp_ns - last
-        lost = 0
-        if len(self._intervals) >= self._min:
-            ordered = sorted(self._intervals)
-            period = ordered[len(ordered) // 10]
-            if period > 0 and 2 * interval > 3 * period and interval <= self._max_gap * period:
-                lost = round(interval / period) - 1
         self._intervals.append(interval)
-        return lost
+        if self._stalls is None:
+            return self._missing(interval, self._period(), transport_loss)
+        if transport_loss:
+            self._stalls.add(len(self._intervals) - 1)
+        if len(self._intervals) < self._min:
+            return 0
+        stalls, self._stalls = self._stalls, None
+        period = self._period()
+        return sum(self._missing(v, period, i in stalls) for i, v in enumerate(self._intervals))
+
+    def _period(self) -> int:
+        """The frame period from the kept intervals (see the class docstring)."""
+        ordered = sorted(self._intervals)
+        low = ordered[len(ordered) // 10]
+        single = [i for i in ordered if 2 * i < 3 * low]
+        return single[len(single) // 2]
+
+    def _missing(self, interval: int, period: int, transport_loss: bool) -> int:
+        """Frames missing within one interval, at ``period``."""
+        longest = self._max_stall if transport_loss else self._max_gap
+        if period <= 0 or 2 * interval <= 3 * period or interval > longest * period:
+            return 0
+        return round(interval / period) - 1
 
 
 def _counter_text(counter: Counter[str] | dict[str, int]) -> str:
@@ -382,6 +479,8 @@ def summarize(
                     ("processed", str(c.processed)),
                     ("dropped", str(c.dropped)),
                     ("ignored_inactive", str(c.ignored)),
+                    ("stopped_unprocessed", str(c.stopped)),
+                    ("in_flight", str(c.in_flight)),
                     ("resets", str(sum(c.resets.values()))),
                     ("resets_by_reason", _counter_text(c.resets)),
                     ("rejected", str(sum(c.rejected.values()))),
@@ -391,6 +490,7 @@ def summarize(
                     ("lost_source", "estimate (stamp gaps)" if c.lost_estimated else "rmw event"),
                     ("overwritten_in_queue", str(c.overwritten)),
                     ("missing_from_stamps", str(c.missing)),
+                    ("lost_before_first_frame", str(c.lost_before_first)),
                     ("published_estimate", str(c.published)),
                 ),
             )

@@ -4,7 +4,8 @@
 backend, the `Processor`, the `LatestFrameSlots`, the `Outputs` with their tracking
 thread); `start` runs the inference loop on a thread of its own: take a batch of the
 newest frames, run ``Processor.process``, publish each result and the scene tokens.
-`stop` ends the thread, counts the frames still waiting as drops and releases the runtime.
+`stop` ends the thread, counts the frames still waiting (``stopped_unprocessed`` in
+/diagnostics) and releases the runtime.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ class InferenceRuntime:
         self.thread.start()
 
     def stop(self) -> None:
-        """Stop both threads, count the frames still waiting as drops, close the runtime."""
+        """Stop both threads, count the frames still waiting as stopped unprocessed (not as
+        replaced by a newer frame: none came), close the runtime."""
         self._stop.set()
         self.slots.wake()
         if self.thread is not None:
@@ -136,11 +138,11 @@ class InferenceRuntime:
                 self._log.error("inference thread did not stop within 30 s")
         self.thread = None
         self.outputs.stop()
-        # Frames still waiting are never processed: they count as drops.
+        # Frames still waiting are never processed: counted as stopped unprocessed.
         for cam, c in self.slots.counters().items():
             pending = c.received - c.taken - c.dropped
             if pending > 0 and cam in self._stats.cameras:
-                self._stats.dropped(cam, pending)
+                self._stats.stopped(cam, pending)
         self.encoder.close()
 
     # -- the inference thread ----------------------------------------------------------

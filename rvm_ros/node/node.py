@@ -113,6 +113,10 @@ class RvmNode(LifecycleNode):
         self._subs: list[Subscription[Image | CompressedImage]] = []
         # Cameras whose RMW reports no lost samples: loss estimated from stamp gaps.
         self._gap_estimators: dict[str, StampGapEstimator] = {}
+        # Cameras whose RMW reports lost messages, and per camera the frames it had
+        # reported lost when the camera's last frame arrived.
+        self._rmw_loss: set[str] = set()
+        self._lost_seen: dict[str, int] = {}
         self._qos_in: QoSProfile | None = None
         self._qos_out: QoSProfile | None = None
         self._diag_pub: Publisher[DiagnosticArray] | None = None
@@ -220,7 +224,9 @@ class RvmNode(LifecycleNode):
         # overwritten in the subscription queue (rmw exposes no queue-overwrite status).
         self._gap_estimators[cam] = StampGapEstimator()
         loss = "RMW message-lost event; queue overwrites from stamp gaps"
-        if not rmw_loss:
+        if rmw_loss:
+            self._rmw_loss.add(cam)
+        else:
             assert self.stats is not None
             self.stats.estimate_loss(cam)
             loss = "estimated from stamp gaps (the RMW reports no lost samples)"
@@ -231,6 +237,16 @@ class RvmNode(LifecycleNode):
             f"{'serialized CDR (zero-copy)' if cfg.raw_subscriptions else 'messages'}; "
             f"lost frames: {loss}"
         )
+
+    def _transport_loss_since_last_frame(self, cam: str) -> bool:
+        """Whether the RMW's message-lost event reported frames of ``cam`` since its last
+        frame arrived (a long stamp gap is then a stalled transport, not a pause)."""
+        stats = self.stats
+        if stats is None or cam not in self._rmw_loss:
+            return False
+        lost = stats.lost_count(cam)
+        before, self._lost_seen[cam] = self._lost_seen.get(cam, 0), lost
+        return lost > before
 
     def _count_gap(self, cam: str, count: int) -> None:
         """``count`` frames missing before this one in ``cam``'s stamp sequence."""
@@ -295,6 +311,8 @@ class RvmNode(LifecycleNode):
             self.destroy_subscription(sub)
         self._subs = []
         self._gap_estimators = {}
+        self._rmw_loss = set()
+        self._lost_seen = {}
         for io in self._io.values():
             for pub in (io.features, io.tracks, io.debug):
                 if pub is not None:
@@ -390,7 +408,10 @@ class RvmNode(LifecycleNode):
             self._reject(cam, exc)
             return
         if estimator is not None:
-            self._count_gap(cam, estimator.update(header_ns(parsed.header)))
+            if not estimator.started:
+                stats.first_frame(cam)
+            stalled = self._transport_loss_since_last_frame(cam)
+            self._count_gap(cam, estimator.update(header_ns(parsed.header), stalled))
         try:
             image = decode_image(parsed, compressed, cfg.processing.max_image_pixels)
         except ImageError as exc:

@@ -184,9 +184,9 @@ def test_lost_frames_warn_with_the_hint_and_say_where_the_count_comes_from(
     ("kept", "expected"),
     [
         (lambda i: True, 0),  # nothing lost
-        # Every third frame lost: frames 13, 16, ..., 97 (the 4 lost within the first 8
-        # intervals are not counted: no period known yet).
-        (lambda i: i % 3 != 1, 29),
+        # Every third frame lost: frames 1, 4, ..., 97 (those within the first 8
+        # intervals counted once the period is learnt).
+        (lambda i: i % 3 != 1, 33),
         # 8 of every 10 lost from frame 22 on: 22-29, 32-39, ..., 82-89.
         (lambda i: i < 20 or i % 10 == 0 or i % 10 == 1, 56),
         (lambda i: i < 50 or i >= 90, 0),  # a 40-frame pause: not counted as loss
@@ -302,3 +302,98 @@ def test_a_restarted_gap_estimator_does_not_count_the_unstamped_frame() -> None:
     est.restart()  # frame 12 was received but unreadable: its stamp is unknown
     assert est.update(13 * period) == 0  # no gap counted for it
     assert est.update(16 * period) == 2  # frames 14 and 15 never arrived
+
+
+@pytest.mark.parametrize(
+    ("kept", "expected"),
+    [
+        # A burst in the first frames: 2-6 missing while the period is still being learnt.
+        (lambda i: i < 2 or i > 6, 5),
+        # Frames 1 and 3 missing among the first (each a one-frame gap).
+        (lambda i: i not in (1, 3), 2),
+        # Heavy loss from the start: two of every four of the first 24 frames missing, so
+        # half the first intervals span 3 periods (a plain median would take 3 periods).
+        (lambda i: i >= 24 or i % 4 in (0, 1), 12),
+    ],
+    ids=["burst-at-start", "single-frames-at-start", "heavy-loss-at-start"],
+)
+def test_gaps_while_the_period_is_learnt_are_counted_once_it_is_known(kept, expected: int) -> None:
+    from rvm_ros.node.diagnostics import StampGapEstimator
+
+    est = StampGapEstimator()
+    rng = np.random.default_rng(1)
+    period = 33_333_333
+    counts = []
+    for i in range(60):
+        if kept(i):
+            jitter = int(rng.integers(-2_000_000, 2_000_000))  # +-2 ms
+            counts.append(est.update(10**12 + i * period + jitter))
+    assert sum(counts) == expected
+    assert est.period_ns is not None and abs(est.period_ns - period) < 2_000_000
+    # Nothing counted before the 8th interval; the gaps kept until then counted at it.
+    assert counts[:8] == [0] * 8 and counts[8] > 0
+
+
+def test_the_learning_count_is_not_repeated_after_a_restart() -> None:
+    from rvm_ros.node.diagnostics import StampGapEstimator
+
+    est = StampGapEstimator(min_intervals=4)
+    period = 10_000
+    assert [est.update(t * period) for t in (0, 1, 3, 4)] == [0, 0, 0, 0]
+    assert est.update(5 * period) == 1  # learnt: frame 2 counted now
+    est.restart()
+    assert [est.update(t * period) for t in (7, 8, 10)] == [0, 0, 1]
+    assert est.period_ns == period
+
+
+def test_every_received_frame_is_in_flight_until_it_lands_in_one_bucket() -> None:
+    stats = NodeStats(["front"])
+    for _ in range(7):
+        stats.received("front")
+    c = stats.snapshot()["cameras"]["front"]
+    assert c.in_flight == 7
+    stats.processed("front")
+    stats.dropped("front", 2)
+    stats.ignored("front")
+    stats.rejected("front", "empty")
+    stats.skipped("front", "non_finite")
+    stats.stopped("front", 1)
+    c = stats.snapshot()["cameras"]["front"]
+    assert c.in_flight == 0 and c.stopped == 1
+    values = dict(summarize(stats.snapshot(), None, 1.0, "/rvm", "torch", True)[1].values)
+    assert (values["in_flight"], values["stopped_unprocessed"], values["dropped"]) == (
+        "0",
+        "1",
+        "2",
+    )
+
+
+@pytest.mark.parametrize(("transport_loss", "expected"), [(False, 0), (True, 59)])
+def test_a_long_gap_counts_only_when_transport_lost_frames_within_it(
+    transport_loss: bool, expected: int
+) -> None:
+    # 60 periods without a frame: a camera pause (nothing counted), or, when the RMW
+    # reported frames lost within it, a reliable transport stalled on a resent frame
+    # while the camera went on publishing (every frame of it counted).
+    from rvm_ros.node.diagnostics import StampGapEstimator
+
+    est = StampGapEstimator()
+    period = 33_000_000
+    assert sum(est.update(i * period) for i in range(12)) == 0
+    assert est.update(71 * period, transport_loss) == expected
+    assert est.update(72 * period, transport_loss) == 0
+    assert est.update(500 * period, True) == 0  # longer than any stall: a restart
+
+
+def test_frames_lost_before_the_first_frame_explain_no_stamp_gap() -> None:
+    from rvm_ros.node.diagnostics import CameraCounters
+
+    # 3 lost in transport before the first frame arrived, 4 later; 10 missing from stamps.
+    c = CameraCounters(received=50, lost=7, missing=10, lost_before_first=3)
+    assert c.overwritten == 6
+    assert c.published == 50 + 7 + 6
+    stats = NodeStats(["front"])
+    stats.lost("front", 3)
+    stats.first_frame("front")
+    stats.lost("front", 4)
+    assert stats.snapshot()["cameras"]["front"].lost_before_first == 3

@@ -52,7 +52,6 @@ from rvm_ros.node.diagnostics import (
     OVERWRITE_HINT,
     NodeStats,
     Snapshot,
-    StampGapEstimator,
     summarize,
     to_diagnostic_array,
 )
@@ -72,6 +71,7 @@ from rvm_ros.node.qos import (
     make_qos,
 )
 from rvm_ros.node.services import answer_reset, answer_set_query_points
+from rvm_ros.node.stamp_gaps import StampGapEstimator
 from rvm_ros.node.topics import create_camera_publishers, subscribe_camera
 from rvm_ros.pipeline.config import ConfigError
 from rvm_ros.pipeline.params import NodeConfig, config_from_params, unknown_parameters

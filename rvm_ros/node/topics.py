@@ -1,7 +1,7 @@
 """One camera's image subscription and output publishers, with their QoS event callbacks.
 
 The subscription takes the RMW's message-lost event where the RMW has it; where it has
-none, the caller estimates loss from stamp gaps (`rvm_ros.node.diagnostics.StampGapEstimator`).
+none, the caller estimates loss from stamp gaps (`rvm_ros.node.stamp_gaps.StampGapEstimator`).
 """
 
 from __future__ import annotations

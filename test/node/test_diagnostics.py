@@ -193,7 +193,7 @@ def test_lost_frames_warn_with_the_hint_and_say_where_the_count_comes_from(
     ],
 )
 def test_stamp_gap_estimator_counts_missing_frames(kept, expected: int) -> None:
-    from rvm_ros.node.diagnostics import StampGapEstimator
+    from rvm_ros.node.stamp_gaps import StampGapEstimator
 
     est = StampGapEstimator()
     rng = np.random.default_rng(0)
@@ -207,7 +207,7 @@ def test_stamp_gap_estimator_counts_missing_frames(kept, expected: int) -> None:
 
 
 def test_stamp_gap_estimator_ignores_time_going_backwards() -> None:
-    from rvm_ros.node.diagnostics import StampGapEstimator
+    from rvm_ros.node.stamp_gaps import StampGapEstimator
 
     est = StampGapEstimator(min_intervals=2)
     for t in (0, 10, 20, 30, 5, 15):
@@ -294,7 +294,7 @@ def test_overwritten_frames_are_the_gaps_transport_does_not_explain(
 
 
 def test_a_restarted_gap_estimator_does_not_count_the_unstamped_frame() -> None:
-    from rvm_ros.node.diagnostics import StampGapEstimator
+    from rvm_ros.node.stamp_gaps import StampGapEstimator
 
     est = StampGapEstimator()
     period = 33_000_000
@@ -318,7 +318,7 @@ def test_a_restarted_gap_estimator_does_not_count_the_unstamped_frame() -> None:
     ids=["burst-at-start", "single-frames-at-start", "heavy-loss-at-start"],
 )
 def test_gaps_while_the_period_is_learnt_are_counted_once_it_is_known(kept, expected: int) -> None:
-    from rvm_ros.node.diagnostics import StampGapEstimator
+    from rvm_ros.node.stamp_gaps import StampGapEstimator
 
     est = StampGapEstimator()
     rng = np.random.default_rng(1)
@@ -335,7 +335,7 @@ def test_gaps_while_the_period_is_learnt_are_counted_once_it_is_known(kept, expe
 
 
 def test_the_learning_count_is_not_repeated_after_a_restart() -> None:
-    from rvm_ros.node.diagnostics import StampGapEstimator
+    from rvm_ros.node.stamp_gaps import StampGapEstimator
 
     est = StampGapEstimator(min_intervals=4)
     period = 10_000
@@ -375,7 +375,7 @@ def test_a_long_gap_counts_only_when_transport_lost_frames_within_it(
     # 60 periods without a frame: a camera pause (nothing counted), or, when the RMW
     # reported frames lost within it, a reliable transport stalled on a resent frame
     # while the camera went on publishing (every frame of it counted).
-    from rvm_ros.node.diagnostics import StampGapEstimator
+    from rvm_ros.node.stamp_gaps import StampGapEstimator
 
     est = StampGapEstimator()
     period = 33_000_000

@@ -32,8 +32,9 @@ from rvm_ros.checkpoint.safetensors import save_safetensors, write_card
 from rvm_ros.model import RVMConfig
 
 # sha256 of the data section (every tensor byte) of rvm_ros/weights/default.safetensors: the
-# weights of docs/TRAINING.md, unchanged when the model card was added to the header.
-DEFAULT_DATA_SHA256 = "062dd2861e549cc20ac98e2b8b318bbacb03f83f7c3d29537a619ce6b2bba9d4"
+# weights of docs/TRAINING.md plus the feature centre of `rvm-ros fit-center` (issue 29;
+# every other tensor byte-identical to the file before the centre).
+DEFAULT_DATA_SHA256 = "91b78394a5121174078de898bedd4507e64b73832bd53d4df561c2e7e2da2b89"
 
 CARD = ModelCard(
     input_size=(32, 48),

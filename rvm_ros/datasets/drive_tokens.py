@@ -156,7 +156,9 @@ def extract_drive_tokens(
             x = torch.from_numpy(frames).float() / 255.0
             encoded = model.encoder(x)  # [Ncam, 1+h*w, C]
             state = model.core(encoded, state)  # [Ncam, 1+h*w, C]
-            out["node"].append(_pool(state[:, 1:], gh, gw, pool).half().numpy())
+            # What the node publishes: the state minus the model's feature centre, if any.
+            published = model.features(state, frames.shape[1], frames.shape[2])
+            out["node"].append(_pool(published[:, 1:], gh, gw, pool).half().numpy())
             out["frame"].append(_pool(encoded[:, 1:], gh, gw, pool).half().numpy())
             out["pixels"].append(np.stack([_patches(f, gh, gw, pool) for f in frames]))
             if progress is not None:

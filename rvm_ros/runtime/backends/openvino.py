@@ -143,6 +143,25 @@ def blob_dir(cache: Path, device: str, config: OvConfig, version: str) -> Path:
 
 
 @dataclass(frozen=True)
+class LayerRecord:
+    """One executed layer of a compiled model (OpenVINO's performance counters).
+
+    Attributes:
+        name: the layer (its fused name in the compiled graph).
+        node_type: the plugin's node type (``FullyConnected``, ``Subgraph``, ``MVN``, ...).
+        exec_type: the kernel that ran (``brgemm_avx512_amx_I8``, ``jit_avx512_bf16``, ...).
+        real_us: wall time of the layer in microseconds.
+        fused: the source-model layers it runs (``originalLayersNames``, comma-separated).
+    """
+
+    name: str
+    node_type: str
+    exec_type: str
+    real_us: float
+    fused: str = ""
+
+
+@dataclass(frozen=True)
 class Calibration:
     """Frames used to calibrate int8 and what the quantised model kept of float32.
 
@@ -432,6 +451,8 @@ class OpenVINOEncoder(Encoder[np.ndarray]):
             ``<cache>/openvino``, beside the int8 IRs).
         calibration: int8 only: frames to calibrate on (video / ``.npy``), default synthetic.
         reason: recorded in `EncoderInfo.reason`.
+        options: extra OpenVINO compile properties laid over `compile_config`'s (e.g.
+            ``{"PERF_COUNT": True}`` for `profiling_info`).
 
     Raises:
         BackendUnavailable: OpenVINO (or nncf for int8) is missing, the device is absent,
@@ -455,6 +476,7 @@ class OpenVINOEncoder(Encoder[np.ndarray]):
         cache: str | Path,
         calibration: str | Path | None = None,
         reason: str = "requested",
+        options: OvConfig | None = None,
     ) -> None:
         ov_mod = _import_openvino()
         if precision not in OV_PRECISIONS:
@@ -487,6 +509,7 @@ class OpenVINOEncoder(Encoder[np.ndarray]):
                 )
             self.model_path = path
             self._config = compile_config(precision, dev, threads, "BF16" in caps)
+            self._config.update(options or {})
             self.blob_dir = blob_dir(cache_root, dev, self._config, ov_mod.get_version())
             self.blob_dir.mkdir(parents=True, exist_ok=True)
             self._core.set_property({"CACHE_DIR": str(self.blob_dir)})
@@ -535,6 +558,33 @@ class OpenVINOEncoder(Encoder[np.ndarray]):
             )
             self._requests[batch] = req
         return req
+
+    def profiling_info(self, batch: int = 1) -> list[LayerRecord]:
+        """Per-layer times of the last step of ``batch`` frames (OpenVINO's performance
+        counters: the encoder must be made with ``options={"PERF_COUNT": True}``).
+
+        Raises:
+            RuntimeError: no step of ``batch`` frames has run yet.
+        """
+        req = self._requests.get(batch)
+        if req is None:
+            raise RuntimeError(f"no openvino step of batch {batch} has run")
+        fused = {}
+        for op in req.get_compiled_model().get_runtime_model().get_ordered_ops():
+            info = op.get_rt_info()
+            if "originalLayersNames" in info:
+                fused[op.get_friendly_name()] = str(info["originalLayersNames"].astype(str))
+        return [
+            LayerRecord(
+                name=str(p.node_name),
+                node_type=str(p.node_type),
+                exec_type=str(p.exec_type),
+                real_us=p.real_time.total_seconds() * 1e6,
+                fused=fused.get(str(p.node_name), ""),
+            )
+            for p in req.get_profiling_info()
+            if p.status == p.Status.EXECUTED
+        ]
 
     def _run(
         self, frames: np.ndarray, states: list[np.ndarray | None]

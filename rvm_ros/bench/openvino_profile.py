@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rvm_ros.runtime.backends.openvino import LayerRecord, OpenVINOEncoder
+from rvm_ros.runtime.backends.openvino_int8 import DEFAULT_RECIPE, Int8Recipe, parse_recipe
 
 MATRIX_TYPES = ("FullyConnected", "MatMul", "Convolution", "GroupConvolution", "Deconvolution")
 LAYOUT_TYPES = ("Transpose", "Reshape", "Concat", "Split", "Gather", "Broadcast", "StridedSlice")
@@ -200,6 +201,7 @@ def open_encoder(
     threads: int | None,
     cache_dir: str | None,
     calibration: str | None,
+    recipe: Int8Recipe = DEFAULT_RECIPE,
 ) -> OpenVINOEncoder:
     """An OpenVINO encoder of ``checkpoint`` (its cached ONNX export) with counters on."""
     from rvm_ros.runtime.cache import cache_dir as resolve_cache
@@ -221,6 +223,7 @@ def open_encoder(
         cache=resolve_cache(cache_dir),
         calibration=calibration,
         options={"PERF_COUNT": True},
+        int8_recipe=recipe,
         reason="profile",
     )
 
@@ -237,6 +240,7 @@ def profile_step(
     video: str | None = None,
     calibration: str | None = None,
     cache_dir: str | None = None,
+    recipe: Int8Recipe = DEFAULT_RECIPE,
 ) -> list[PrecisionProfile]:
     """Profile the OpenVINO step of ``checkpoint`` at each precision on the same frames.
 
@@ -251,6 +255,7 @@ def profile_step(
         video: stream this video's frames (default: synthetic moving frames).
         calibration: int8 calibration frames (default: the backend's synthetic frames).
         cache_dir: cache of ONNX exports and int8 IRs.
+        recipe: the int8 NNCF recipe.
     """
     from rvm_ros.imaging.synthetic import synthetic_frames
 
@@ -270,6 +275,7 @@ def profile_step(
             threads=threads,
             cache_dir=cache_dir,
             calibration=calibration,
+            recipe=recipe,
         )
         try:
             profile, feats[precision] = profile_precision(encoder, clip, warmup)
@@ -352,6 +358,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--video", default=None, help="video frames (default: synthetic)")
     p.add_argument("--calibration", default=None, help="int8 calibration frames")
+    p.add_argument(
+        "--int8-recipe",
+        default=DEFAULT_RECIPE.key,
+        help="int8 NNCF preset and SmoothQuant alpha, <performance|mixed>:<alpha or -1> "
+        f"(default {DEFAULT_RECIPE.key})",
+    )
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--markdown", metavar="MD", help="write the markdown table here")
     p.add_argument("--json", metavar="OUT", help="write every layer's time here")
@@ -370,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
+        recipe = parse_recipe(args.int8_recipe)
         profiles = profile_step(
             args.checkpoint,
             args.precision,
@@ -381,11 +394,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             video=args.video,
             calibration=args.calibration,
             cache_dir=args.cache_dir,
+            recipe=recipe,
         )
     except (RvmRosError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     title = f"{args.checkpoint} at {args.height}x{args.width}, OpenVINO per-layer profile"
+    if "int8" in args.precision:
+        title += f" (int8 recipe {recipe.key})"
     text = markdown(profiles, title)
     print(text)
     if args.markdown:

@@ -123,3 +123,8 @@ def test_cli_writes_markdown_and_json(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_cli_refuses_fewer_frames_than_warmup(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--frames", "2", "--warmup", "2"]) == 2
     assert "--frames" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_bad_int8_recipe(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--int8-recipe", "fast:0.5", "--precision", "int8"]) == 1
+    assert "preset" in capsys.readouterr().err

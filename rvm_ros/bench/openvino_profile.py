@@ -222,7 +222,7 @@ def open_encoder(
         threads=threads,
         cache=resolve_cache(cache_dir),
         calibration=calibration,
-        options={"PERF_COUNT": True},
+        options={"PERF_COUNT": True, "CACHE_DIR": ""},  # a loaded blob lacks fused names
         int8_recipe=recipe,
         reason="profile",
     )

@@ -5,7 +5,8 @@ Precisions:
 - ``fp32``: ``INFERENCE_PRECISION_HINT f32`` (exact to ~1e-5 of torch).
 - ``bf16``: ``INFERENCE_PRECISION_HINT bf16`` (AMX / AVX-512 BF16 kernels on CPUs that
   have them; refused where the device does not report ``BF16``).
-- ``int8``: post-training quantisation with NNCF (`quantize_ir`; the layers NNCF leaves
+- ``int8``: post-training quantisation with NNCF (`quantize_ir`, the preset and SmoothQuant
+  of `rvm_ros.runtime.backends.openvino_int8.Int8Recipe`; the layers NNCF leaves
   unquantised run in bf16 where the CPU has it, else f32), calibrated on frames
   the user gives (``calibration=``: a video file or ``.npy``) or on synthetic frames; the
   quantised IR is cached next to the export, with a JSON record of its calibration data
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rvm_ros.fsutil import atomic_write, staged_output
+from rvm_ros.runtime.backends.openvino_int8 import DEFAULT_RECIPE, Int8Recipe, nncf_quantize
 from rvm_ros.runtime.base import BackendUnavailable, Encoder, EncoderInfo, InputError
 from rvm_ros.runtime.onnx.export import INPUT_NAMES, OUTPUT_NAMES
 from rvm_ros.signals import keep_signal_stack
@@ -47,7 +49,7 @@ OvConfig = dict[str, str | int | bool]
 
 OV_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
 OV_DEVICES: tuple[str, ...] = ("CPU", "GPU", "NPU", "AUTO")
-QUANTIZER_VERSION = 1  # bump when `quantize_ir` changes what it writes
+QUANTIZER_VERSION = 2  # bump when `quantize_ir` changes what it writes (2: `Int8Recipe`)
 CALIBRATION_FRAMES = 32  # frames streamed for calibration (the last quarter held out)
 
 _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "bf16"}
@@ -143,6 +145,25 @@ def blob_dir(cache: Path, device: str, config: OvConfig, version: str) -> Path:
 
 
 @dataclass(frozen=True)
+class LayerRecord:
+    """One executed layer of a compiled model (OpenVINO's performance counters).
+
+    Attributes:
+        name: the layer (its fused name in the compiled graph).
+        node_type: the plugin's node type (``FullyConnected``, ``Subgraph``, ``MVN``, ...).
+        exec_type: the kernel that ran (``brgemm_avx512_amx_I8``, ``jit_avx512_bf16``, ...).
+        real_us: wall time of the layer in microseconds.
+        fused: the source-model layers it runs (``originalLayersNames``, comma-separated).
+    """
+
+    name: str
+    node_type: str
+    exec_type: str
+    real_us: float
+    fused: str = ""
+
+
+@dataclass(frozen=True)
 class Calibration:
     """Frames used to calibrate int8 and what the quantised model kept of float32.
 
@@ -226,20 +247,23 @@ def quantize_ir(
     tokens: int,
     dim: int,
     threads: int | None = None,
+    recipe: Int8Recipe = DEFAULT_RECIPE,
 ) -> Calibration:
     """Quantise an ONNX step to an int8 OpenVINO IR with NNCF (static, per-channel weights).
 
     The float32 model streams ``frames`` from the zero state; the (frame, state) pairs of
     the first three quarters calibrate the activation ranges (``ModelType.TRANSFORMER``,
-    ``MIXED`` preset: symmetric weights, asymmetric activations); the last quarter is held
-    out to measure what the int8 model keeps of float32. ``dst`` (``.xml`` + ``.bin``) and
-    ``dst.json`` (the `Calibration`) are written beside and swapped in.
+    the preset and SmoothQuant of ``recipe``); the last quarter is held out to measure
+    what the int8 model keeps of float32. ``dst`` (``.xml`` + ``.bin``) and ``dst.json``
+    (the `Calibration`) are written beside and swapped in.
 
     Raises:
         BackendUnavailable: nncf is not installed.
     """
     with keep_signal_stack():  # NNCF and compiling replace the thread's signal stack
-        return _quantize_ir(onnx_path, dst, frames, source, tokens=tokens, dim=dim, threads=threads)
+        return _quantize_ir(
+            onnx_path, dst, frames, source, tokens=tokens, dim=dim, threads=threads, recipe=recipe
+        )
 
 
 def _quantize_ir(
@@ -251,6 +275,7 @@ def _quantize_ir(
     tokens: int,
     dim: int,
     threads: int | None = None,
+    recipe: Int8Recipe = DEFAULT_RECIPE,
 ) -> Calibration:
     """:func:`quantize_ir` without the signal-stack guard."""
     ov_mod = _import_openvino()
@@ -265,7 +290,7 @@ def _quantize_ir(
     fit = max(1, (len(frames) * 3) // 4)
     states = _stream(ref_req, frames, tokens, dim)
     items = [{"frames": frames[t][None], "state": states[t]} for t in range(fit)]
-    quantized = _nncf_quantize(nncf, model, items)
+    quantized = nncf_quantize(nncf, model, items, recipe)
     seconds = time.perf_counter() - start
     bf16 = "BF16" in list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     q_req = core.compile_model(
@@ -297,26 +322,6 @@ def _quantize_ir(
     return record
 
 
-def _nncf_quantize(
-    nncf: types.ModuleType, model: ov.Model, items: list[dict[str, np.ndarray]]
-) -> ov.Model:
-    """NNCF's static int8 quantisation of ``model`` calibrated on ``items`` (its own log
-    quietened to errors)."""
-    nncf_log = logging.getLogger("nncf")
-    level = nncf_log.level
-    nncf_log.setLevel(logging.ERROR)
-    try:
-        return nncf.quantize(
-            model,
-            nncf.Dataset(items),
-            model_type=nncf.ModelType.TRANSFORMER,
-            preset=nncf.QuantizationPreset.MIXED,
-            subset_size=len(items),
-        )
-    finally:
-        nncf_log.setLevel(level)
-
-
 def save_ir(model: ov.Model, dst: Path) -> None:
     """Save an OpenVINO IR as ``dst`` (``.xml``) and its ``.bin``, each built beside and
     swapped in (`rvm_ros.fsutil.staged_output`), the ``.bin`` first."""
@@ -341,11 +346,12 @@ def quantized_ir(
     dim: int,
     cache: Path,
     threads: int | None = None,
+    recipe: Int8Recipe = DEFAULT_RECIPE,
 ) -> tuple[Path, Calibration]:
     """The cached int8 IR of ``onnx_path`` for a calibration source (made when missing).
 
-    Keyed by the export file (path, size, mtime), the calibration frames' content and
-    `QUANTIZER_VERSION` with the nncf / openvino versions.
+    Keyed by the export file (path, size, mtime), the calibration frames' content, the
+    ``recipe`` and `QUANTIZER_VERSION` with the nncf / openvino versions.
     """
     import nncf
 
@@ -358,6 +364,7 @@ def quantized_ir(
         str(st.st_size),
         str(st.st_mtime_ns),
         str(QUANTIZER_VERSION),
+        recipe.key,
         nncf.__version__,
         ov.get_version(),
     ):
@@ -369,7 +376,9 @@ def quantized_ir(
         record = Calibration(**json.loads(meta.read_text()))
         return dst, record
     log.info("quantising %s to int8 with nncf (calibration: %s)", onnx_path.name, source)
-    record = quantize_ir(onnx_path, dst, frames, source, tokens=tokens, dim=dim, threads=threads)
+    record = quantize_ir(
+        onnx_path, dst, frames, source, tokens=tokens, dim=dim, threads=threads, recipe=recipe
+    )
     return dst, record
 
 
@@ -432,6 +441,9 @@ class OpenVINOEncoder(Encoder[np.ndarray]):
             ``<cache>/openvino``, beside the int8 IRs).
         calibration: int8 only: frames to calibrate on (video / ``.npy``), default synthetic.
         reason: recorded in `EncoderInfo.reason`.
+        int8_recipe: int8 only: the NNCF preset and SmoothQuant (`Int8Recipe`).
+        options: extra OpenVINO compile properties laid over `compile_config`'s (e.g.
+            ``{"PERF_COUNT": True}`` for `profiling_info`).
 
     Raises:
         BackendUnavailable: OpenVINO (or nncf for int8) is missing, the device is absent,
@@ -455,6 +467,8 @@ class OpenVINOEncoder(Encoder[np.ndarray]):
         cache: str | Path,
         calibration: str | Path | None = None,
         reason: str = "requested",
+        options: OvConfig | None = None,
+        int8_recipe: Int8Recipe = DEFAULT_RECIPE,
     ) -> None:
         ov_mod = _import_openvino()
         if precision not in OV_PRECISIONS:
@@ -484,9 +498,11 @@ class OpenVINOEncoder(Encoder[np.ndarray]):
                     dim=self._dim,
                     cache=cache_root,
                     threads=threads,
+                    recipe=int8_recipe,
                 )
             self.model_path = path
             self._config = compile_config(precision, dev, threads, "BF16" in caps)
+            self._config.update(options or {})
             self.blob_dir = blob_dir(cache_root, dev, self._config, ov_mod.get_version())
             self.blob_dir.mkdir(parents=True, exist_ok=True)
             self._core.set_property({"CACHE_DIR": str(self.blob_dir)})
@@ -535,6 +551,33 @@ class OpenVINOEncoder(Encoder[np.ndarray]):
             )
             self._requests[batch] = req
         return req
+
+    def profiling_info(self, batch: int = 1) -> list[LayerRecord]:
+        """Per-layer times of the last step of ``batch`` frames (OpenVINO's performance
+        counters: the encoder must be made with ``options={"PERF_COUNT": True}``).
+
+        Raises:
+            RuntimeError: no step of ``batch`` frames has run yet.
+        """
+        req = self._requests.get(batch)
+        if req is None:
+            raise RuntimeError(f"no openvino step of batch {batch} has run")
+        fused = {}
+        for op in req.get_compiled_model().get_runtime_model().get_ordered_ops():
+            info = op.get_rt_info()
+            if "originalLayersNames" in info:
+                fused[op.get_friendly_name()] = str(info["originalLayersNames"].astype(str))
+        return [
+            LayerRecord(
+                name=str(p.node_name),
+                node_type=str(p.node_type),
+                exec_type=str(p.exec_type),
+                real_us=p.real_time.total_seconds() * 1e6,
+                fused=fused.get(str(p.node_name), ""),
+            )
+            for p in req.get_profiling_info()
+            if p.status == p.Status.EXECUTED
+        ]
 
     def _run(
         self, frames: np.ndarray, states: list[np.ndarray | None]

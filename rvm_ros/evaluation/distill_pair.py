@@ -84,13 +84,18 @@ def ping_pong(frames: np.ndarray, count: int) -> np.ndarray:
 
 @torch.no_grad()
 def stream_features(model: RVM, frames: np.ndarray) -> torch.Tensor:
-    """Features of every frame streamed from the zero state: ``[F, N, D]`` float32."""
+    """Recurrent states of every frame streamed from the zero state: ``[F, N, D]`` float32.
+
+    The state is what distillation trains (and, for a model without a feature centre,
+    exactly the published features); a centred teacher's features are its state minus a
+    statistic of its own, which a student gets from ``rvm-ros fit-center`` afterwards.
+    """
     height, width = frames.shape[1:3]
     state = model.init_state(1, height, width)
     out = []
     for frame in frames:
-        feats, state = model.step(torch.from_numpy(np.ascontiguousarray(frame))[None], state)
-        out.append(feats[0].float())
+        _, state = model.step(torch.from_numpy(np.ascontiguousarray(frame))[None], state)
+        out.append(state[0].float())
     return torch.stack(out)
 
 

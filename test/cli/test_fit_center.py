@@ -34,19 +34,24 @@ def test_fit_center_writes_a_centred_copy(centred: Path, fixtures_dir: Path) -> 
     assert "feature centre: mean state of 3 training sequences" in read_card(centred).notes
 
 
+@pytest.mark.parametrize("size", [(64, 64), (64, 96)], ids=["fitted grid", "resized centre"])
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
 def test_backends_publish_the_centred_features(
-    centred: Path, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    centred: Path,
+    backend: str,
+    size: tuple[int, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("RVM_ROS_CACHE", str(tmp_path / "cache"))
     rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    frames = rng.integers(0, 256, (3, *size, 3), dtype=np.uint8)
     np.save(tmp_path / "f.npy", frames)
     out = tmp_path / "feats.npy"
     args = ["--checkpoint", str(centred), "--input", str(tmp_path / "f.npy")]
     assert main(["encode", *args, "--output", str(out), "--backend", backend]) == 0
     model = load_model(centred)
-    state = model.init_state(1, 64, 64)
+    state = model.init_state(1, *size)
     want = []
     with torch.no_grad():
         for t in range(3):
@@ -55,7 +60,8 @@ def test_backends_publish_the_centred_features(
     got = np.load(out)[0]  # [T, N, D]
     np.testing.assert_allclose(got, np.stack(want), atol=1e-4)
     # The centre is really applied: the state differs from the features by it.
-    table = model.feature_center.table.numpy()  # type: ignore[union-attr]
+    grid = model.config.grid(*size)
+    table = model.feature_center(*grid).numpy()  # type: ignore[misc]
     np.testing.assert_allclose(got[-1] + table, state[0].numpy(), atol=1e-4)
 
 

@@ -104,6 +104,7 @@ def run(
     retain_large_buffers: bool = True,
     tracking_thread: bool = True,
     executor: str = "single_threaded",
+    opencv_threads: int = 0,
 ) -> Figures:
     """Run the benchmark and return its figures (milliseconds, MiB, counts).
 
@@ -124,13 +125,14 @@ def run(
         tracking_thread: The node's ``tracking_thread`` (False: tracking on the inference
             thread, before the features are published).
         executor: The node's ``executor`` (``events`` or ``single_threaded``).
+        opencv_threads: The node's ``opencv_threads`` (0: OpenCV's own pool).
     """
     if not 1 <= cameras <= len(CAMERA_NAMES):
         raise ValueError(f"cameras must be 1..{len(CAMERA_NAMES)}, got {cameras}")
     names = list(CAMERA_NAMES[:cameras])
     settings = _node_settings(
         checkpoint, backend, model_size, tracking, input_reliability, names,
-        raw_subscriptions, retain_large_buffers, tracking_thread, executor,
+        raw_subscriptions, retain_large_buffers, tracking_thread, executor, opencv_threads,
     )  # fmt: skip
     first_measured = FIRST_STAMP + round(int(warmup_s * rate_hz) / rate_hz * S)
     bench = _NodeUnderTest(settings, first_measured)
@@ -163,6 +165,7 @@ def run(
         "tracking_thread": tracking_thread,
         "retain_large_buffers": retain_large_buffers,
         "executor": executor,
+        "opencv_threads": opencv_threads,
         "input_reliability": input_reliability,
         **_measured_figures(bench, peer_out, cpu_end, warmup_s),
     }
@@ -181,6 +184,7 @@ def _node_settings(
     retain_large_buffers: bool,
     tracking_thread: bool,
     executor: str,
+    opencv_threads: int,
 ) -> dict[str, object]:
     """The node's parameters for a run (see `run`)."""
     return {
@@ -198,6 +202,7 @@ def _node_settings(
         "retain_large_buffers": retain_large_buffers,
         "tracking_thread": tracking_thread,
         "executor": executor,
+        "opencv_threads": opencv_threads,
     }
 
 
@@ -506,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unknown variant(s) {unknown}; known: {', '.join(sorted(VARIANTS))}")
         res = compare(argv_common(args), variants, args.compare)
     else:
-        raw, retain, executor = VARIANTS[args.variant]
+        raw, retain, executor, cv_threads = VARIANTS[args.variant]
         res = run(
             checkpoint=checkpoint,
             backend=args.backend,
@@ -522,6 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raw_subscriptions=raw,
             retain_large_buffers=retain,
             executor=executor,
+            opencv_threads=cv_threads,
         )
         res["variant"] = args.variant
     for key, value in res.items():

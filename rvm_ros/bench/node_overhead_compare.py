@@ -22,13 +22,16 @@ from rvm_ros.bench.node_overhead_figures import Figures
 
 __all__ = ["COMPARED", "VARIANTS", "argv_common", "compare"]
 
-#: Variant name -> (raw_subscriptions, retain_large_buffers, executor).
+#: Variant name -> (raw_subscriptions, retain_large_buffers, executor, opencv_threads).
+#: opencv_threads 0 is OpenCV's own pool (what the node did before the parameter);
+#: ``default`` is the node's defaults today.
 VARIANTS = {
-    "ordinary": (False, False, "single_threaded"),
-    "ordinary+retain": (False, True, "single_threaded"),
-    "raw-only": (True, False, "single_threaded"),
-    "raw": (True, True, "single_threaded"),
-    "events": (True, True, "events"),
+    "ordinary": (False, False, "single_threaded", 0),
+    "ordinary+retain": (False, True, "single_threaded", 0),
+    "raw-only": (True, False, "single_threaded", 0),
+    "raw": (True, True, "single_threaded", 0),
+    "events": (True, True, "events", 0),
+    "default": (True, True, "events", 1),
 }
 
 COMPARED = (

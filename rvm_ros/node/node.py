@@ -58,6 +58,7 @@ from rvm_ros.node.diagnostics import (
 from rvm_ros.node.inference import ActivationError, InferenceRuntime
 from rvm_ros.node.intake import decode_image, parse_image, ros_header
 from rvm_ros.node.memory import retain_large_buffers
+from rvm_ros.node.opencv_threads import apply_opencv_threads
 from rvm_ros.node.outputs import CameraIO, Outputs
 from rvm_ros.node.parameters import (
     declare_camera_parameters,
@@ -185,6 +186,7 @@ class RvmNode(LifecycleNode):
                 "retain_large_buffers: the C library has no glibc mallopt; image buffers "
                 "are mapped afresh per frame (more CPU per frame)"
             )
+        apply_opencv_threads(cfg.opencv_threads)  # process-wide, like retain_large_buffers
         self._qos_in = make_qos(cfg.input_reliability, cfg.input_depth)
         self._qos_out = make_qos(cfg.output_reliability, cfg.output_depth)
         for cam in cfg.cameras:

@@ -286,6 +286,7 @@ class NodeConfig:
         input_depth: History depth of the image subscriptions.
         raw_subscriptions: Subscribe to images in serialized form (zero-copy CDR decoding).
         retain_large_buffers: Raise glibc's mmap / trim thresholds (`rvm_ros.node.memory`).
+        opencv_threads: OpenCV's worker threads (process-wide; 0: OpenCV's default).
         output_reliability: ``best_effort`` | ``reliable`` (publishers).
         output_depth: History depth of the publishers.
         publish_debug_image: Publish debug images while subscribed.
@@ -307,6 +308,7 @@ class NodeConfig:
     input_depth: int = 1
     raw_subscriptions: bool = True
     retain_large_buffers: bool = True
+    opencv_threads: int = 1
     output_reliability: str = "reliable"
     output_depth: int = 5
     publish_debug_image: bool = True

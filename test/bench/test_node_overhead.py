@@ -15,10 +15,11 @@ from rvm_ros.bench.node_overhead_threads import cpu_delta, thread_cpu_s, thread_
 
 
 def test_variants_cover_both_settings_and_both_executors() -> None:
-    assert VARIANTS["ordinary"] == (False, False, "single_threaded")  # before issue 17
-    assert VARIANTS["raw"] == (True, True, "single_threaded")  # before issue 26
-    assert VARIANTS["events"] == (True, True, "events")  # the defaults
-    single = {(a, b) for a, b, e in VARIANTS.values() if e == "single_threaded"}
+    assert VARIANTS["ordinary"] == (False, False, "single_threaded", 0)  # before issue 17
+    assert VARIANTS["raw"] == (True, True, "single_threaded", 0)  # before issue 26
+    assert VARIANTS["events"] == (True, True, "events", 0)  # issue 26's executor
+    assert VARIANTS["default"] == (True, True, "events", 1)  # the node's defaults
+    single = {(a, b) for a, b, e, _ in VARIANTS.values() if e == "single_threaded"}
     assert single == {(a, b) for a in (False, True) for b in (False, True)}
 
 

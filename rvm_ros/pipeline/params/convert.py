@@ -153,6 +153,7 @@ def config_from_params(
         input_depth=values["input_depth"],
         raw_subscriptions=values["raw_subscriptions"],
         retain_large_buffers=values["retain_large_buffers"],
+        opencv_threads=values["opencv_threads"],
         output_reliability=values["output_reliability"],
         output_depth=values["output_depth"],
         publish_debug_image=values["publish_debug_image"],

@@ -323,6 +323,17 @@ PARAMS: tuple[ParamSpec, ...] = (
         "mallopt) instead of mapping fresh pages for every frame",
     ),
     ParamSpec(
+        "opencv_threads",
+        1,
+        "int",
+        "OpenCV worker threads for the node's image work (process-wide cv2.setNumThreads): "
+        "1 runs tracking, colour conversion and resizing on the calling thread (per frame "
+        "they are too small to gain from a pool, which only adds CPU); 0 leaves OpenCV's "
+        "default (one per core)",
+        min_value=0,
+        max_value=256,
+    ),
+    ParamSpec(
         "output_reliability",
         "reliable",
         "str",

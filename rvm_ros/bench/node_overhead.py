@@ -86,6 +86,15 @@ __all__ = ["main", "run"]
 S = NS_PER_SEC
 
 CAMERA_NAMES = ("front", "front_left", "front_right", "rear", "rear_left", "rear_right")
+#: The node settings repeated in each run's figures.
+_REPORTED_SETTINGS = (
+    "raw_subscriptions",
+    "tracking_thread",
+    "retain_large_buffers",
+    "executor",
+    "opencv_threads",
+    "input_reliability",
+)
 
 
 def run(
@@ -161,12 +170,7 @@ def run(
         "rate_hz": rate_hz,
         "seconds": seconds,
         "cameras": cameras,
-        "raw_subscriptions": raw_subscriptions,
-        "tracking_thread": tracking_thread,
-        "retain_large_buffers": retain_large_buffers,
-        "executor": executor,
-        "opencv_threads": opencv_threads,
-        "input_reliability": input_reliability,
+        **{k: settings[k] for k in _REPORTED_SETTINGS},
         **_measured_figures(bench, peer_out, cpu_end, warmup_s),
     }
     bench.shutdown()

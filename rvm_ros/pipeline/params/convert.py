@@ -83,6 +83,21 @@ def checkpoint_patch_size(checkpoint: str) -> int:
         return DEFAULT_PATCH_SIZE
 
 
+def _resolve_model_size(
+    checkpoint: str, height: int, width: int, warn: Callable[[str], object] | None
+) -> tuple[int, int]:
+    """``(model_height, model_width)``: 0 becomes the model card's size; both must be
+    multiples of the checkpoint's patch size (``ConfigError`` otherwise)."""
+    from rvm_ros.checkpoint.card import model_input_size
+
+    patch = checkpoint_patch_size(checkpoint)
+    size = model_input_size(checkpoint, height, width, (128, 128), warn)
+    for key, value in zip(("model_height", "model_width"), size, strict=True):
+        if value % patch:
+            raise ConfigError(key, f"must be a multiple of {patch} (the patch size), got {value}")
+    return size
+
+
 def config_from_params(
     params: Mapping[str, object], warn: Callable[[str], object] | None = None
 ) -> NodeConfig:
@@ -111,17 +126,9 @@ def config_from_params(
         raise ConfigError(
             "checkpoint", "must be set (a .npz / .safetensors path or random:<variant>)"
         )
-    from rvm_ros.checkpoint.card import model_input_size
-
-    patch = checkpoint_patch_size(values["checkpoint"])
-    values["model_height"], values["model_width"] = model_input_size(  # 0: the model card's
-        values["checkpoint"], values["model_height"], values["model_width"], (128, 128), warn
+    values["model_height"], values["model_width"] = _resolve_model_size(
+        values["checkpoint"], values["model_height"], values["model_width"], warn
     )
-    for key in ("model_height", "model_width"):
-        if values[key] % patch:
-            raise ConfigError(
-                key, f"must be a multiple of {patch} (the patch size), got {values[key]}"
-            )
     cameras: tuple[str, ...] = values["cameras"]
     topics, transports = _cameras(params, cameras)
     tracker = _tracker_config(values)

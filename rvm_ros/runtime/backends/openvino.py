@@ -34,7 +34,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rvm_ros.fsutil import atomic_write, staged_output
-from rvm_ros.runtime.backends.openvino_int8 import DEFAULT_RECIPE, Int8Recipe, nncf_quantize
+from rvm_ros.runtime.backends.openvino_int8 import (
+    DEFAULT_RECIPE,
+    Calibration,
+    Int8Recipe,
+    calibration_frames,
+    nncf_quantize,
+    stream_states,
+    token_cosine,
+)
 from rvm_ros.runtime.base import BackendUnavailable, Encoder, EncoderInfo, InputError
 from rvm_ros.runtime.onnx.export import INPUT_NAMES, OUTPUT_NAMES
 from rvm_ros.signals import keep_signal_stack
@@ -50,7 +58,6 @@ OvConfig = dict[str, str | int | bool]
 OV_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
 OV_DEVICES: tuple[str, ...] = ("CPU", "GPU", "NPU", "AUTO")
 QUANTIZER_VERSION = 2  # bump when `quantize_ir` changes what it writes (2: `Int8Recipe`)
-CALIBRATION_FRAMES = 32  # frames streamed for calibration (the last quarter held out)
 
 _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "bf16"}
 _CAPABILITY = {"bf16": "BF16", "fp16": "FP16", "int8": "INT8"}
@@ -163,81 +170,6 @@ class LayerRecord:
     fused: str = ""
 
 
-@dataclass(frozen=True)
-class Calibration:
-    """Frames used to calibrate int8 and what the quantised model kept of float32.
-
-    Attributes:
-        source: ``synthetic:<seed>`` or the frames file.
-        frames: frames streamed from the zero state (the first ``fit`` calibrate).
-        fit: frames whose (frame, state) pairs were given to NNCF.
-        cosine: mean per-token cosine of int8 vs float32 features on the held-out frames.
-        cosine_min: the worst token's cosine there.
-        seconds: time the quantisation took.
-    """
-
-    source: str
-    frames: int
-    fit: int
-    cosine: float
-    cosine_min: float
-    seconds: float
-
-
-def calibration_frames(
-    source: str | Path | None, height: int, width: int, count: int = CALIBRATION_FRAMES
-) -> tuple[np.ndarray, str]:
-    """``uint8 [T, H, W, 3]`` calibration frames and their description.
-
-    Args:
-        source: a video file or ``.npy`` of frames (resized to ``height x width``), or
-            ``None`` / ``synthetic[:<seed>]`` for the package's synthetic moving frames.
-        height: model input height.
-        width: model input width.
-        count: frames to keep (fewer when the source is shorter).
-
-    Raises:
-        InputError: the frames cannot be read.
-    """
-    spec = str(source) if source is not None else "synthetic:0"
-    if spec.startswith("synthetic"):
-        from rvm_ros.imaging.synthetic import synthetic_frames
-
-        seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
-        return synthetic_frames(count, 1, height, width, seed)[:, 0], f"synthetic:{seed}"
-    from rvm_ros.errors import RvmRosError
-    from rvm_ros.imaging.frames import load_frames
-
-    try:
-        frames = load_frames(spec, height, width, max_frames=count)[0]
-    except RvmRosError as exc:
-        raise InputError(f"cannot read int8 calibration frames: {exc}") from exc
-    if len(frames) < 4:
-        raise InputError(f"int8 calibration needs at least 4 frames, {spec} has {len(frames)}")
-    return frames, str(Path(spec).resolve())
-
-
-def _stream(
-    request: ov.InferRequest, frames: np.ndarray, tokens: int, dim: int
-) -> list[np.ndarray]:
-    """States seen while streaming ``frames`` from the zero state: state before each frame,
-    then the final one (``len(frames) + 1`` arrays ``[1, N, D]``)."""
-    state = np.zeros((1, tokens, dim), np.float32)
-    seen = [state]
-    for frame in frames:
-        request.infer({"frames": frame[None], "state": state})
-        state = np.array(request.get_tensor("new_state").data, dtype=np.float32, copy=True)
-        seen.append(state)
-    return seen
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    num = (a.astype(np.float64) * b).sum(-1)
-    return np.asarray(
-        num / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
-    )
-
-
 def quantize_ir(
     onnx_path: Path,
     dst: Path,
@@ -288,7 +220,7 @@ def _quantize_ir(
     ref = core.compile_model(model, "CPU", compile_config("fp32", "CPU", threads))
     ref_req = ref.create_infer_request()
     fit = max(1, (len(frames) * 3) // 4)
-    states = _stream(ref_req, frames, tokens, dim)
+    states = stream_states(ref_req, frames, tokens, dim)
     items = [{"frames": frames[t][None], "state": states[t]} for t in range(fit)]
     quantized = nncf_quantize(nncf, model, items, recipe)
     seconds = time.perf_counter() - start
@@ -297,9 +229,9 @@ def _quantize_ir(
         quantized, "CPU", compile_config("int8", "CPU", threads, bf16)
     ).create_infer_request()
     held = frames[fit:]
-    want = np.concatenate(_stream(ref_req, held, tokens, dim)[1:])
-    got = np.concatenate(_stream(q_req, held, tokens, dim)[1:])
-    cos = _cosine(got, want)
+    want = np.concatenate(stream_states(ref_req, held, tokens, dim)[1:])
+    got = np.concatenate(stream_states(q_req, held, tokens, dim)[1:])
+    cos = token_cosine(got, want)
     record = Calibration(
         source=source,
         frames=len(frames),

@@ -1,4 +1,4 @@
-"""The NNCF recipe of the OpenVINO int8 step: quantisation preset and SmoothQuant.
+"""The OpenVINO int8 step's NNCF recipe (preset, SmoothQuant) and its calibration data.
 
 `Int8Recipe` names the two NNCF settings that were measured to matter for the RVM step
 (docs/BENCHMARKS.md, issue 26): the preset (``performance``: symmetric int8 activations;
@@ -13,14 +13,18 @@ from __future__ import annotations
 import logging
 import types
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from rvm_ros.runtime.base import InputError
 
 if TYPE_CHECKING:  # untyped package: the name documents the object, mypy sees Any
     import openvino as ov
 
 PRESETS = ("performance", "mixed")
+CALIBRATION_FRAMES = 32  # frames streamed for calibration (the last quarter held out)
 
 
 @dataclass(frozen=True)
@@ -95,3 +99,79 @@ def nncf_quantize(
         )
     finally:
         nncf_log.setLevel(level)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Frames used to calibrate int8 and what the quantised model kept of float32.
+
+    Attributes:
+        source: ``synthetic:<seed>`` or the frames file.
+        frames: frames streamed from the zero state (the first ``fit`` calibrate).
+        fit: frames whose (frame, state) pairs were given to NNCF.
+        cosine: mean per-token cosine of int8 vs float32 states on the held-out frames.
+        cosine_min: the worst token's cosine there.
+        seconds: time the quantisation took.
+    """
+
+    source: str
+    frames: int
+    fit: int
+    cosine: float
+    cosine_min: float
+    seconds: float
+
+
+def calibration_frames(
+    source: str | Path | None, height: int, width: int, count: int = CALIBRATION_FRAMES
+) -> tuple[np.ndarray, str]:
+    """``uint8 [T, H, W, 3]`` calibration frames and their description.
+
+    Args:
+        source: a video file or ``.npy`` of frames (resized to ``height x width``), or
+            ``None`` / ``synthetic[:<seed>]`` for the package's synthetic moving frames.
+        height: model input height.
+        width: model input width.
+        count: frames to keep (fewer when the source is shorter).
+
+    Raises:
+        InputError: the frames cannot be read.
+    """
+    spec = str(source) if source is not None else "synthetic:0"
+    if spec.startswith("synthetic"):
+        from rvm_ros.imaging.synthetic import synthetic_frames
+
+        seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
+        return synthetic_frames(count, 1, height, width, seed)[:, 0], f"synthetic:{seed}"
+    from rvm_ros.errors import RvmRosError
+    from rvm_ros.imaging.frames import load_frames
+
+    try:
+        frames = load_frames(spec, height, width, max_frames=count)[0]
+    except RvmRosError as exc:
+        raise InputError(f"cannot read int8 calibration frames: {exc}") from exc
+    if len(frames) < 4:
+        raise InputError(f"int8 calibration needs at least 4 frames, {spec} has {len(frames)}")
+    return frames, str(Path(spec).resolve())
+
+
+def stream_states(
+    request: ov.InferRequest, frames: np.ndarray, tokens: int, dim: int
+) -> list[np.ndarray]:
+    """States seen while streaming ``frames`` from the zero state: state before each frame,
+    then the final one (``len(frames) + 1`` arrays ``[1, N, D]``)."""
+    state = np.zeros((1, tokens, dim), np.float32)
+    seen = [state]
+    for frame in frames:
+        request.infer({"frames": frame[None], "state": state})
+        state = np.array(request.get_tensor("new_state").data, dtype=np.float32, copy=True)
+        seen.append(state)
+    return seen
+
+
+def token_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine per token of two ``[..., D]`` arrays (float64 sums; 0-safe)."""
+    num = (a.astype(np.float64) * b).sum(-1)
+    return np.asarray(
+        num / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
+    )

@@ -100,20 +100,20 @@ def with_center(model: RVM, table: torch.Tensor, grid: tuple[int, int]) -> RVM:
             f"with_center: table {tuple(table.shape)} does not fit grid {grid} and "
             f"D {model.config.dim}"
         )
-    config = replace(model.config, center_grid=grid)
-    out = RVM(config, with_decoder=model.decoder is not None, model_id=model.model_id)
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("feature_center.")}
-    state["feature_center.table"] = table.detach().to(torch.float32).cpu()
-    out.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    return out.eval()
+    return _rebuilt(model, grid, table).eval()
 
 
 def without_center(model: RVM) -> RVM:
     """A copy of ``model`` without a feature centre (its features are the state)."""
-    if model.feature_center is None:
-        return model
-    config = replace(model.config, center_grid=None)
+    return model if model.feature_center is None else _rebuilt(model, None, None)
+
+
+def _rebuilt(model: RVM, grid: tuple[int, int] | None, table: torch.Tensor | None) -> RVM:
+    """``model``'s weights in a model whose ``center_grid`` is ``grid`` (centre ``table``)."""
+    config = replace(model.config, center_grid=grid)
     out = RVM(config, with_decoder=model.decoder is not None, model_id=model.model_id)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("feature_center.")}
-    out.load_state_dict(state, strict=True)
+    if table is not None:
+        state["feature_center.table"] = table.detach().to(torch.float32).cpu()
+    out.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return out

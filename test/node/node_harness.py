@@ -30,6 +30,7 @@ from std_msgs.msg import Header
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 60.0
+ATTEMPT_S = 5.0  # a repeatable request is sent again after this long (see RosPeer.call)
 
 
 def pick_domain_id(seed: str) -> int:
@@ -204,6 +205,7 @@ class RosPeer:
         self.node = rclpy.create_node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
+        self._clients: dict[str, Any] = {}
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -225,17 +227,49 @@ class RosPeer:
         """Wait until ``pub`` has a subscriber."""
         wait_until(lambda: pub.get_subscription_count() > 0, timeout, f"{pub.topic_name} matched")
 
-    def call(self, srv_type: Any, name: str, request: Any, timeout: float = TIMEOUT_S) -> Any:
-        """Call a service and return the response."""
-        client = self.node.create_client(srv_type, name)
-        try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise AssertionError(f"service {name} not available within {timeout:.0f} s")
+    def call(
+        self,
+        srv_type: Any,
+        name: str,
+        request: Any,
+        timeout: float = TIMEOUT_S,
+        *,
+        repeat: bool = True,
+    ) -> Any:
+        """Call a service and return the response.
+
+        Fast DDS drops a response when the server has not yet matched the client's response
+        reader ("failed to send response (timeout)": rmw waits only the writer's
+        max_blocking_time, 100 ms, for the match, and ``wait_for_service`` checks the
+        client's side only). So one client per service is kept for the peer's life, and a
+        request that is safe to repeat (``repeat``) is sent again every `ATTEMPT_S` until
+        one is answered. A request that is not (a lifecycle transition, an append of query
+        points) must follow an answered request to the same service on the same server.
+        """
+        client = self._client(srv_type, name, timeout)
+        end = time.monotonic() + timeout
+        while True:
             future = client.call_async(request)
-            wait_until(future.done, timeout, f"the response of {name}")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+            attempt = timeout if not repeat else min(ATTEMPT_S, max(end - time.monotonic(), 0))
+            try:
+                wait_until(future.done, attempt, f"the response of {name}")
+                return future.result()
+            except AssertionError:
+                client.remove_pending_request(future)
+                if not repeat or time.monotonic() >= end:
+                    raise AssertionError(
+                        f"timed out after {timeout:.0f} s waiting for the response of {name}"
+                    ) from None
+
+    def _client(self, srv_type: Any, name: str, timeout: float) -> Any:
+        """The kept client of ``name``, created and waited for on first use."""
+        if name not in self._clients:
+            client = self.node.create_client(srv_type, name)
+            if not client.wait_for_service(timeout_sec=timeout):
+                self.node.destroy_client(client)
+                raise AssertionError(f"service {name} not available within {timeout:.0f} s")
+            self._clients[name] = client
+        return self._clients[name]
 
     def close(self) -> None:
         """Shut the context down and join the spin thread."""

@@ -64,6 +64,7 @@ def peer(domain: int) -> Iterator[RosPeer]:
 class Lifecycle:
     def __init__(self, peer: RosPeer) -> None:
         self.peer = peer
+        self._matched = False
 
     def state(self) -> str:
         return str(
@@ -71,8 +72,12 @@ class Lifecycle:
         )
 
     def change(self, transition: int) -> bool:
+        if not self._matched:  # a no-op first, safe to repeat (see RosPeer.call)
+            noop = ChangeState.Request(transition=Transition(label="rvm_test_no_such_transition"))
+            assert not self.peer.call(ChangeState, "/rvm/change_state", noop).success
+            self._matched = True
         req = ChangeState.Request(transition=Transition(id=transition))
-        return bool(self.peer.call(ChangeState, "/rvm/change_state", req).success)
+        return bool(self.peer.call(ChangeState, "/rvm/change_state", req, repeat=False).success)
 
     def try_param(self, name: str, value: ParameterValue) -> tuple[bool, str]:
         req = SetParameters.Request(parameters=[Parameter(name=name, value=value)])

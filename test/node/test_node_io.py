@@ -309,7 +309,7 @@ def test_set_query_points_and_its_errors(env: Env) -> None:
     assert set(resp.ids) <= set(ids) and ids == sorted(ids)
     # camera "" adds the same points (same ids) to every camera.
     req = SetQueryPoints.Request(camera="", x=[5.0], y=[5.0], append=True)
-    every = env.peer.call(SetQueryPoints, "/rvm/set_query_points", req)
+    every = env.peer.call(SetQueryPoints, "/rvm/set_query_points", req, repeat=False)
     assert every.success and len(every.ids) == 1 and every.ids[0] not in resp.ids
     t2 = t + 100_000_000
     env.send_wait("front", image_msg(t2, "front"))

@@ -20,7 +20,7 @@ import numpy as np
 
 from rvm_ros.bench.node_overhead_figures import Figures
 
-__all__ = ["COMPARED", "VARIANTS", "argv_common", "compare"]
+__all__ = ["COMPARED", "RATIO_FIGURES", "VARIANTS", "argv_common", "compare", "summarise"]
 
 #: Variant name -> (raw_subscriptions, retain_large_buffers, executor, opencv_threads).
 #: opencv_threads 0 is OpenCV's own pool (what the node did before the parameter);
@@ -54,6 +54,9 @@ COMPARED = (
     "frames_neither_processed_nor_lost_pct",
     "load_avg_1min_at_end",
 )
+
+#: The `COMPARED` figures that are times or CPU per frame, which get same-round ratios.
+RATIO_FIGURES = frozenset(k for k in COMPARED if k.endswith(("_ms_p50", "_ms_p99", "_per_frame")))
 
 
 def argv_common(args: argparse.Namespace) -> list[str]:
@@ -111,24 +114,51 @@ def compare(common: list[str], variants: list[str], rounds: int) -> Figures:
                     f"load {res['load_avg_1min_at_end']:.2f}",
                     file=sys.stderr,
                 )
+    out = summarise(runs, variants, rounds)
+    out["rounds"] = runs
+    return out
+
+
+def summarise(runs: list[Figures], variants: list[str], rounds: int) -> Figures:
+    """Medians per variant, and the same-round ratios of the `RATIO_FIGURES` to ``variants[0]``.
+
+    Counts (frames lost, dropped, ...) and the machine load get medians only: a ratio of
+    two counts is no figure of merit, and one whose reference round counted 0 has none.
+
+    Args:
+        runs: every run's figures, each with its ``variant`` and ``round``.
+        variants: the variants compared; the first is the ratios' reference.
+        rounds: how many rounds were run.
+
+    Returns:
+        ``{v}_{key}_median`` per variant and figure, ``ratio_{v}_over_{ref}_{key}_median``
+        per other variant and ratio figure, outputs over frames sent and frames lost
+        before the node per run.
+    """
     out: Figures = {"compare_rounds": rounds, "variants": variants}
     ref = variants[0]
     for key in COMPARED:
         for v in variants:
             vals = [x.get(key, float("nan")) for x in runs if x["variant"] == v]
             out[f"{v}_{key}_median"] = float(np.median(vals))
+        if key not in RATIO_FIGURES:
+            continue
         for v in variants[1:]:
-            ratios = []
-            for r in range(rounds):
-                a = next(x for x in runs if x["round"] == r and x["variant"] == ref)
-                b = next(x for x in runs if x["round"] == r and x["variant"] == v)
-                if a.get(key) and key != "load_avg_1min_at_end":
-                    ratios.append(b.get(key, float("nan")) / a[key])
+            ratios = [_ratio(runs, r, ref, v, key) for r in range(rounds)]
+            ratios = [x for x in ratios if np.isfinite(x)]
             if ratios:
                 out[f"ratio_{v}_over_{ref}_{key}_median"] = float(np.median(ratios))
     for v in variants:
         sel = [x for x in runs if x["variant"] == v]
         out[f"{v}_outputs_over_sent"] = [f"{x['received_outputs']}/{x['published']}" for x in sel]
         out[f"{v}_lost_before_node"] = [x["lost_before_node"] for x in sel]
-    out["rounds"] = runs
     return out
+
+
+def _ratio(runs: list[Figures], r: int, ref: str, v: str, key: str) -> float:
+    """``v``'s figure over ``ref``'s in round ``r``; NaN where either is missing or ref is 0."""
+    a = next(x for x in runs if x["round"] == r and x["variant"] == ref).get(key)
+    b = next(x for x in runs if x["round"] == r and x["variant"] == v).get(key)
+    if not a or b is None:
+        return float("nan")
+    return float(b) / float(a)

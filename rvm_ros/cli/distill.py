@@ -22,6 +22,12 @@ def _run(args: argparse.Namespace) -> int:
             f"{result.final_cosine:.4f}; student {result.checkpoint} "
             f"({result.train_seconds / 60:.1f} min of distillation)"
         )
+        if result.teacher_centred:
+            print(
+                "the teacher publishes centred features and the student learnt its state: "
+                "give the student its own centre with `rvm-ros fit-center --checkpoint "
+                f"{result.checkpoint} --out STUDENT.safetensors` (docs/TRAINING.md)"
+            )
     return 0
 
 

@@ -97,7 +97,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "eval-reconstruction",
         help="held-out masked-reconstruction MSE vs mean-colour and copy-last-frame baselines",
-        description="Cut clips from held-out videos (inside shots), mask 95 %% of each "
+        description="Cut clips from held-out videos (inside shots), mask 95 % of each "
         "target and report the masked-patch MSE of the model, of filling with the visible "
         "patches' mean colour, and of copying the last source frame, per target-offset "
         "bucket (all on the same masks). --correspondence adds nearest-neighbour patch "

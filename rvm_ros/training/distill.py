@@ -93,6 +93,8 @@ class DistillResult:
         final_loss: Mean total loss of the last logged interval.
         final_cosine: Mean student-teacher feature cosine of the last logged interval.
         train_seconds: Wall-clock seconds spent distilling, summed over resumed runs.
+        teacher_centred: The teacher publishes centred features (a feature centre); the
+            student learnt its state and has none until ``rvm-ros fit-center`` gives it one.
     """
 
     out_dir: Path
@@ -101,6 +103,7 @@ class DistillResult:
     final_loss: float
     final_cosine: float
     train_seconds: float
+    teacher_centred: bool = False
 
 
 def build_student(cfg: DistillConfig, teacher: RVM) -> RVM:
@@ -450,4 +453,5 @@ def _loop(
         progress.close()
         log.close()
     loss, cosine = float(log.last["loss"]), float(log.last["cosine"])
-    return DistillResult(run.out_dir, last_ckpt, step, loss, cosine, run.train_seconds)
+    centred = run.targets.teacher.feature_center is not None
+    return DistillResult(run.out_dir, last_ckpt, step, loss, cosine, run.train_seconds, centred)

@@ -289,3 +289,26 @@ def test_cli_distill_then_eval_distill(tmp_path: Path, moving_video: Path) -> No
     before = (same / "metrics.json").read_text()
     assert main([*args[:3], "--student", str(teacher), *args[5:6], str(same), *args[7:]]) == 2
     assert (same / "metrics.json").read_text() == before
+
+
+@pytest.mark.parametrize("centred", [False, True], ids=["plain", "centred"])
+def test_cli_distill_says_when_the_student_needs_its_own_centre(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], centred: bool
+) -> None:
+    from rvm_ros.cli import main
+    from rvm_ros.training.center import with_center
+
+    model = random_model("tiny", seed=1)
+    if centred:
+        grid = model.config.grid(32, 32)
+        table = torch.randn(1 + grid[0] * grid[1], model.config.dim)
+        model = with_center(model, table, grid)
+    teacher = tmp_path / "teacher.safetensors"
+    save_safetensors(model.state_dict(), model.config, teacher)
+    overrides = [o for o in TINY if not o.startswith("teacher=")]
+    run = tmp_path / "run"
+    args = ["distill", "--teacher", str(teacher), *overrides, "steps=1", f"out_dir={run}"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert ("rvm-ros fit-center --checkpoint" in out) is centred
+    assert load_model(run / "last.safetensors").feature_center is None

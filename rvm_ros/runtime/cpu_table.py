@@ -45,6 +45,34 @@ CPU_TABLE: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ),
     ("amx", "fp16"): (("torch", "fp16 needs a GPU"),),
 }
+# The "avx512_bf16" rows (AVX-512 BF16 and VNNI, no AMX): one `rvm-ros bench` run on the
+# 2-core AMD EPYC (Zen 4 class), 2026-12-07 22:59 UTC, load average 1.1-1.4, p50 at batch 1
+# (docs/BENCHMARKS.md, "backend=auto on AVX-512 BF16 without AMX"); fp32 pools the rounds
+# of that run and the one before it (22:56 UTC).
+_ZEN = "RVM-S 256x256, 2 cores, AMD EPYC, 2026-12-07"
+CPU_TABLE |= {
+    ("avx512_bf16", "fp32"): (
+        (
+            "onnxruntime",
+            "ONNX Runtime fp32 ties OpenVINO fp32 (medians of 6 rounds 99.6 vs 100.1 ms; "
+            f"ONNX Runtime steadier, 35 % less memory) and beats torch eager 127 ms ({_ZEN})",
+        ),
+        ("openvino", "OpenVINO fp32 measured as fast as ONNX Runtime fp32"),
+        ("torch", "torch eager fp32"),
+    ),
+    ("avx512_bf16", "bf16"): (
+        ("openvino", f"OpenVINO bf16 measured fastest: 60.4 ms vs torch bf16 76.1 ms ({_ZEN})"),
+        ("torch", "torch bf16 (oneDNN AVX-512 BF16 kernels)"),
+    ),
+    ("avx512_bf16", "int8"): (
+        (
+            "openvino",
+            f"OpenVINO int8 (NNCF) measured fastest: 37.5 ms vs ONNX Runtime 47.4 ms ({_ZEN})",
+        ),
+        ("onnxruntime", "ONNX Runtime dynamic int8"),
+    ),
+    ("avx512_bf16", "fp16"): (("torch", "fp16 needs a GPU"),),
+}
 _OLDER: dict[str, tuple[tuple[str, str], ...]] = {
     "fp32": (
         ("onnxruntime", "ONNX Runtime fp32 measured faster than torch eager fp32 on AVX-512"),
@@ -54,7 +82,7 @@ _OLDER: dict[str, tuple[tuple[str, str], ...]] = {
     "int8": (("onnxruntime", "int8 on CPU runs on ONNX Runtime dynamic quantization"),),
     "fp16": (("torch", "fp16 needs a GPU"),),
 }
-for _features in ("avx512_bf16", "avx512", "avx2", "generic"):
+for _features in ("avx512", "avx2", "generic"):
     for _precision, _rows in _OLDER.items():
         CPU_TABLE[(_features, _precision)] = _rows
 

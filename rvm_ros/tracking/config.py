@@ -120,7 +120,7 @@ class TrackerConfig:
     fb_threshold: float = 1.0
     template_radius: int = 8
     search_radius: float = 8.0
-    feature_weight: float = 0.35
+    feature_weight: float = 0.2
     feature_relocalise: bool = False
     n_context: int = 20
     temperature: float = 0.7

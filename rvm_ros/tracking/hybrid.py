@@ -40,7 +40,8 @@ Per frame:
 After :meth:`reset` (a gap, a resolution change, a recurrent-state reset) the points and
 their templates are kept. A next frame of the same size is still tracked from the last
 one (Lucas-Kanade's pyramid reaches tens of pixels; the step gate is off for that frame)
-and every point is searched for around its candidate; a frame of another size starts
+and every point is searched for around its candidate (that frame's Lucas-Kanade step
+uses one pyramid level more, to reach the larger jump); a frame of another size starts
 from the last estimates. With ``feature_relocalise``, when no motion can be estimated
 from the tracked points (after a reset to another size, or too few tracked), the points
 are found again through their features over the whole grid (a similarity transform
@@ -75,6 +76,11 @@ _GATE = 2.0  # pixels: a step further than this from a solid motion prior is "of
 _REFRESH = 0.3  # query-template match needed to refresh a point's latest template
 _MAX_SEARCH = 16  # template searches per frame at most (points take turns)
 _MAX_SEARCH_RELOCALISED = 64  # on a frame the points were relocalised on (all are searched)
+# Extra pyramid levels for the Lucas-Kanade step into the first frame after a reset (a gap
+# in the stream: the jump is larger than one frame's motion). Development seeds 1 / 2, gap
+# split, hybrid AJ with 0 -> 1 extra level: 640x480 0.713 -> 0.817 / 0.714 -> 0.689,
+# 256x256 0.780 -> 0.806 / 0.748 -> 0.769 (docs/BENCHMARKS.md); other frames keep lk_levels.
+_GAP_LEVELS = 1
 _LK_HIDDEN = False  # Lucas-Kanade for hidden points too (measured: no gain, and they cost most)
 # Steps off the background's motion (measured per split in docs/BENCHMARKS.md): "score"
 # (default) keeps the better-matching of the step and the background's prediction,
@@ -307,7 +313,8 @@ class HybridTracker(ImagePointTracker):
         new = prev_xy.copy()
         ok = np.zeros(n, bool)
         fb = np.full(n, np.inf, np.float32)
-        new[live], ok[live], fb[live] = self._lk.track(prev, pyr, prev_xy[live])
+        levels = self.config.lk_levels + _GAP_LEVELS if gap else None
+        new[live], ok[live], fb[live] = self._lk.track(prev, pyr, prev_xy[live], levels=levels)
         good = ok & (fb < self.config.fb_threshold)
         reliable = good & self._visible
         motion, solid = fit_motion(prev_xy[reliable], new[reliable], _MOTION_THRESHOLD)

@@ -42,7 +42,12 @@ class LucasKanade:
         return grey
 
     def track(
-        self, prev: np.ndarray, cur: np.ndarray, xy: np.ndarray, guess: np.ndarray | None = None
+        self,
+        prev: np.ndarray,
+        cur: np.ndarray,
+        xy: np.ndarray,
+        guess: np.ndarray | None = None,
+        levels: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Track ``xy`` from pyramid ``prev`` into ``cur``.
 
@@ -51,6 +56,7 @@ class LucasKanade:
             cur: pyramid of the new frame.
             xy: float32 ``[P, 2]`` positions in the earlier frame.
             guess: float32 ``[P, 2]`` initial positions in the new frame (default ``xy``).
+            levels: pyramid levels for this call (default: the tracker's ``levels``).
 
         Returns:
             ``(new xy [P, 2] float32, ok [P] bool, fb_error [P] float32)``: ``ok`` when both
@@ -60,6 +66,7 @@ class LucasKanade:
         p0 = np.ascontiguousarray(xy, dtype=np.float32).reshape(-1, 1, 2)
         if p0.shape[0] == 0:
             return np.zeros((0, 2), np.float32), np.zeros(0, bool), np.zeros(0, np.float32)
+        max_level = self.levels if levels is None else int(levels)
         flags = 0
         p1 = p0.copy()  # output buffer (and the initial guess with the flag)
         if guess is not None:
@@ -71,7 +78,7 @@ class LucasKanade:
             p0,
             p1,
             winSize=self.window,
-            maxLevel=self.levels,
+            maxLevel=max_level,
             criteria=_CRITERIA,
             minEigThreshold=self.min_eig,
             flags=flags,
@@ -82,7 +89,7 @@ class LucasKanade:
             p1,
             p0.copy(),
             winSize=self.window,
-            maxLevel=self.levels,
+            maxLevel=max_level,
             criteria=_CRITERIA,
             minEigThreshold=self.min_eig,
             flags=cv2.OPTFLOW_USE_INITIAL_FLOW,

@@ -12,6 +12,7 @@ import pytest
 from rvm_ros.tracking.config import TrackerConfig
 from rvm_ros.tracking.factory import create_tracker
 from rvm_ros.tracking.hybrid import HybridTracker
+from rvm_ros.tracking.lucas_kanade import LucasKanade
 
 SIZE = 128
 UP = 4  # the base image is rendered UP x larger; shifts are multiples of 1 / UP pixel
@@ -214,6 +215,32 @@ def test_hybrid_tracks_across_a_reset_with_a_large_jump(
     assert np.median(err[inside & state.visible]) < 0.5
 
 
+def test_the_frame_after_a_reset_reaches_one_pyramid_level_further(base: np.ndarray) -> None:
+    """A jump beyond the reach of the configured pyramid is followed on the frame after a
+    reset (the node resets on a stream gap), whose Lucas-Kanade step takes one level more;
+    the template search is off, so the reach is Lucas-Kanade's (and the motion fitted to
+    the points it brings over)."""
+    shift = (28.0, -10.0)
+    q = corners(view(base, 0.0, 0.0), 20)
+    truth = q + np.array(shift, np.float32)
+    inside = (truth.min(axis=1) > 8) & (truth.max(axis=1) < SIZE - 8)
+    assert inside.sum() >= 8
+    config = replace(IMAGE_ONLY, lk_levels=0, search_radius=0.0)
+    tracker = HybridTracker(config)
+    tracker.add_queries(q, np.arange(q.shape[0]))
+    tracker.update(view(base, 0.0, 0.0))
+    tracker.update(view(base, *shift))  # no reset: out of reach, the points are lost
+    assert tracker.update(view(base, *shift)).visible[inside].mean() < 0.2
+    tracker = HybridTracker(config)
+    tracker.add_queries(q, np.arange(q.shape[0]))
+    tracker.update(view(base, 0.0, 0.0))
+    tracker.reset()
+    state = tracker.update(view(base, *shift))
+    err = np.linalg.norm(state.xy - truth, axis=1)
+    assert state.visible[inside].mean() > 0.8
+    assert np.median(err[inside & state.visible]) < 0.5
+
+
 def test_hybrid_relocalises_through_the_features_when_motion_is_unknown(base: np.ndarray) -> None:
     """After a reset to a new frame size nothing can be tracked from the last frame; with
     ``feature_relocalise`` the points are found again through their feature vectors
@@ -379,3 +406,21 @@ def test_max_side_downscales_but_positions_stay_in_image_pixels(
     s1 = tracker.update(f1)
     err = np.linalg.norm(s1.xy - (q + np.array([3.0, -2.0], np.float32)), axis=1)
     assert s1.visible.mean() > 0.8 and np.median(err[s1.visible]) < 0.5, err
+
+
+@pytest.mark.parametrize("shift", [(3.0, -2.0), (14.0, -9.0)])
+def test_lucas_kanade_levels_per_call(base: np.ndarray, shift: tuple[float, float]) -> None:
+    """``levels`` overrides the pyramid of one call; the default is the tracker's."""
+    q = corners(view(base, 0.0, 0.0), 20)
+    truth = q + np.array(shift, np.float32)
+    grey0, grey1 = (cv2.cvtColor(view(base, *d), cv2.COLOR_RGB2GRAY) for d in ((0, 0), shift))
+    lk = LucasKanade(9, 0)
+    hits = {}
+    for levels in (None, 0, 2):
+        new, ok, _ = lk.track(grey0, grey1, q, levels=levels)
+        hits[levels] = float((ok & (np.linalg.norm(new - truth, axis=1) < 0.5)).mean())
+    assert hits[None] == hits[0]
+    assert hits[2] > 0.8
+    if max(map(abs, shift)) > 9:  # beyond a 9-pixel window without a pyramid
+        assert hits[0] < 0.5
+    assert lk.levels == 0

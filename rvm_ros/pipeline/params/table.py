@@ -239,7 +239,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "tracker.feature_weight",
-        0.35,
+        0.2,
         "float",
         "Tracker (hybrid): weight of the RVM-feature similarity (frame-centred features) in a "
         "point's confidence",

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from markers import needs_openvino
 
 from rvm_ros.bench.openvino_profile import (
     LayerTime,
@@ -16,10 +17,7 @@ from rvm_ros.bench.openvino_profile import (
     profile_step,
     summarise,
 )
-from rvm_ros.runtime.backends.openvino import LayerRecord, openvino_available
-
-OV_OK, OV_WHY = openvino_available()
-needs_ov = pytest.mark.skipif(not OV_OK, reason=f"OpenVINO cannot be imported here: {OV_WHY}")
+from rvm_ros.runtime.backends.openvino import LayerRecord
 
 
 @pytest.mark.parametrize(
@@ -82,7 +80,7 @@ def test_summarise_lists_matrix_layers_left_out_of_int8() -> None:
     assert summarise("bf16", layers, [1.0]).float_matrix_layers == []
 
 
-@needs_ov
+@needs_openvino
 def test_profile_of_a_tiny_model_at_each_precision(tmp_path: Path) -> None:
     profiles = profile_step(
         "random:tiny",
@@ -107,7 +105,7 @@ def test_profile_of_a_tiny_model_at_each_precision(tmp_path: Path) -> None:
     assert all(layer.precision != "int8" for layer in by["int8"].float_matrix_layers)
 
 
-@needs_ov
+@needs_openvino
 def test_cli_writes_markdown_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     md, js = tmp_path / "p.md", tmp_path / "p.json"
     args = ["--checkpoint", "random:tiny", "--height", "32", "--width", "32", "--frames", "3"]

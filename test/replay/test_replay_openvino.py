@@ -7,15 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from markers import needs_openvino
 from replay_helpers import FRAMES
 
 from rvm_ros.cli import main as cli_main
-from rvm_ros.runtime.backends.openvino import openvino_available
-
-OV_OK, OV_WHY = openvino_available()
 
 
-@pytest.mark.skipif(not OV_OK, reason=f"OpenVINO cannot be imported here: {OV_WHY}")
+@needs_openvino
 def test_replay_runs_on_openvino(
     bag_factory: Callable[..., Path],
     tmp_path: Path,

@@ -8,15 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from markers import needs_openvino
 
 from rvm_ros.imaging.synthetic import synthetic_frames
 from rvm_ros.model import RVM
 from rvm_ros.runtime import BackendUnavailable, InputError, create_encoder, encode_video
 from rvm_ros.runtime.backends.openvino import compile_config, openvino_available
 from rvm_ros.runtime.cpu_table import cpu_choice, cpu_feature_set
-
-OV_OK, OV_WHY = openvino_available()
-needs_ov = pytest.mark.skipif(not OV_OK, reason=f"OpenVINO cannot be imported here: {OV_WHY}")
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -33,7 +31,7 @@ def calibration_npy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@needs_ov
+@needs_openvino
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 def test_reproduces_official_stream_at_its_precision(
     precision: str,
@@ -62,7 +60,7 @@ def test_reproduces_official_stream_at_its_precision(
         assert np.abs(feats - want).max() > 1e-4  # really ran at reduced precision
 
 
-@needs_ov
+@needs_openvino
 def test_batch_of_cameras_and_partial_batches_continue_states(
     tiny_model: RVM, tiny_io: dict[str, Any], onnx_cache: Path
 ) -> None:
@@ -84,7 +82,7 @@ def test_batch_of_cameras_and_partial_batches_continue_states(
     )
 
 
-@needs_ov
+@needs_openvino
 def test_int8_records_its_calibration_and_reuses_the_cached_ir(
     tiny_model: RVM, onnx_cache: Path, calibration_npy: Path
 ) -> None:
@@ -114,7 +112,7 @@ def test_int8_records_its_calibration_and_reuses_the_cached_ir(
     assert not list(ir.parent.glob("*.part*"))  # no half-written files left behind
 
 
-@needs_ov
+@needs_openvino
 @pytest.mark.parametrize(
     ("device", "message"),
     [
@@ -129,7 +127,7 @@ def test_unknown_devices_are_refused(
         create_encoder(tiny_model, backend="openvino", device=device, cache_dir=onnx_cache)
 
 
-@needs_ov
+@needs_openvino
 def test_absent_device_names_the_present_ones(tiny_model: RVM, onnx_cache: Path) -> None:
     import openvino as ov
 
@@ -139,7 +137,7 @@ def test_absent_device_names_the_present_ones(tiny_model: RVM, onnx_cache: Path)
         create_encoder(tiny_model, backend="openvino", device="NPU", cache_dir=onnx_cache)
 
 
-@needs_ov
+@needs_openvino
 def test_bad_calibration_frames_are_one_clear_error(
     tiny_model: RVM, onnx_cache: Path, tmp_path: Path
 ) -> None:
@@ -204,7 +202,7 @@ def test_cpu_threads_are_not_pinned() -> None:
     assert "INFERENCE_NUM_THREADS" not in compile_config("fp32", "GPU", 2)
 
 
-@needs_ov
+@needs_openvino
 def test_compiled_model_cache_is_per_configuration_and_reused(
     tiny_model: RVM, tiny_io: dict[str, Any], tmp_path: Path
 ) -> None:

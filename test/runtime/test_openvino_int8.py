@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from markers import needs_openvino
 
 from rvm_ros.imaging.synthetic import synthetic_frames
 from rvm_ros.model import RVM
 from rvm_ros.runtime import create_encoder
-from rvm_ros.runtime.backends.openvino import OpenVINOEncoder, openvino_available
+from rvm_ros.runtime.backends.openvino import OpenVINOEncoder
 from rvm_ros.runtime.backends.openvino_int8 import (
     DEFAULT_RECIPE,
     PREVIOUS_RECIPE,
@@ -18,9 +19,6 @@ from rvm_ros.runtime.backends.openvino_int8 import (
     parse_recipe,
 )
 from rvm_ros.runtime.cache import cached_export_of
-
-OV_OK, OV_WHY = openvino_available()
-needs_ov = pytest.mark.skipif(not OV_OK, reason=f"OpenVINO cannot be imported here: {OV_WHY}")
 
 
 @pytest.mark.parametrize(
@@ -43,7 +41,7 @@ def test_parse_recipe_refuses(text: str) -> None:
         parse_recipe(text)
 
 
-@needs_ov
+@needs_openvino
 def test_each_recipe_gets_its_own_int8_ir(
     tiny_model: RVM, onnx_cache: Path, tmp_path: Path
 ) -> None:
